@@ -1,0 +1,94 @@
+"""Integer primitives shared by every op. Nothing else in the verifier rounds or saturates.
+
+Representation (docs/fixed-point.md, section "Values"): a tensor is an int64 array q with a
+fractional bit count `frac`; its real value is q * 2**-frac. Activations are kept in a signed
+`bits`-wide range (default ACT_BITS = 16: |q| <= 2**15 - 1); accumulators are int64.
+
+Rounding (one rule everywhere): round half away from zero, computed with integer ops only:
+    round_shift(x, s) = sign(x) * ((|x| + 2**(s-1)) >> s)      for s > 0
+Overflow: saturate to the declared range; an int64 intermediate that could overflow is a compile
+error (the compiler proves bounds), never a silent wrap.
+"""
+
+import numpy as np
+
+from verifier.errors import OutOfRangeError
+
+ACT_BITS = 16
+WEIGHT_BITS = 16
+INT64_SAFE = (1 << 62) - 1  # intermediates stay below this so one more addition cannot wrap
+
+
+def qmax(bits: int) -> int:
+    """Largest magnitude of a signed `bits`-wide value (symmetric range, -qmax..qmax)."""
+    return (1 << (bits - 1)) - 1
+
+
+def saturate(x: np.ndarray, bits: int = ACT_BITS) -> np.ndarray:
+    """Clamp to [-qmax(bits), qmax(bits)]."""
+    limit = qmax(bits)
+    return np.clip(x, -limit, limit)
+
+
+def round_shift(x: np.ndarray, shift: int) -> np.ndarray:
+    """x / 2**shift rounded half away from zero (shift > 0); x * 2**-shift exactly (shift <= 0)."""
+    x = np.asarray(x, dtype=np.int64)
+    if shift <= 0:
+        if shift < 0:
+            _check_headroom(x, -shift)
+        return x << -shift
+    magnitude = (np.abs(x) + (1 << (shift - 1))) >> shift
+    return np.where(x < 0, -magnitude, magnitude)
+
+
+def requantize(x: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BITS) -> np.ndarray:
+    """Move q from scale 2**-from_frac to 2**-to_frac, rounding, then saturate to `bits`."""
+    return saturate(round_shift(x, from_frac - to_frac), bits)
+
+
+def mul_round(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    """x * multiplier / 2**shift, rounded half away from zero: scaling by a constant."""
+    x = np.asarray(x, dtype=np.int64)
+    _check_headroom(x, max(int(abs(multiplier)).bit_length(), 0))
+    return round_shift(x * np.int64(multiplier), shift)
+
+
+def rounding_divide(numerator: np.ndarray, denominator: np.ndarray | int) -> np.ndarray:
+    """numerator / denominator (denominator > 0) rounded half away from zero, integers only."""
+    numerator = np.asarray(numerator, dtype=np.int64)
+    denominator = np.asarray(denominator, dtype=np.int64)
+    magnitude = (2 * np.abs(numerator) + denominator) // (2 * denominator)
+    return np.where(numerator < 0, -magnitude, magnitude)
+
+
+def quantize(real: np.ndarray, frac: int, bits: int = ACT_BITS) -> np.ndarray:
+    """Float -> fixed point with round half away from zero, saturated. Compile time and feeds only:
+    the run itself never touches floats."""
+    scaled = np.asarray(real, dtype=np.float64) * np.float64(2.0**frac)
+    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+    limit = qmax(bits)
+    return np.clip(rounded, -limit, limit).astype(np.int64)
+
+
+def dequantize(q: np.ndarray, frac: int) -> np.ndarray:
+    """Fixed point -> float32, for the onnxruntime-style `run` only."""
+    return (np.asarray(q, dtype=np.float64) * 2.0**-frac).astype(np.float32)
+
+
+def frac_for_range(max_abs: float, bits: int = ACT_BITS, headroom: float = 1.0) -> int:
+    """Largest frac such that max_abs * headroom still fits in `bits` (at least one integer step)."""
+    bound = float(max_abs) * headroom
+    if not np.isfinite(bound):
+        raise OutOfRangeError(f"range {max_abs} is not finite")
+    if bound <= 0.0:
+        return bits - 2
+    limit = qmax(bits)
+    frac = int(np.floor(np.log2(limit / bound)))
+    while bound * 2.0**frac > limit:  # guard log2 rounding at exact powers of two
+        frac -= 1
+    return frac
+
+
+def _check_headroom(x: np.ndarray, extra_bits: int) -> None:
+    if x.size and int(np.max(np.abs(x))) >= (INT64_SAFE >> extra_bits):
+        raise OutOfRangeError(f"intermediate would exceed int64 after scaling by 2**{extra_bits}")
