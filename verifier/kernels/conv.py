@@ -1,0 +1,117 @@
+"""Exact integer convolution with ONNX Conv semantics (1-D, 2-D, 3-D; groups; no bias).
+
+Fast path: im2col into a preallocated float buffer (one vectorized copy per kernel offset), then one
+batched exact BLAS product per group (see gemm.py for why that is exact); depthwise convolutions
+are a vectorized multiply-accumulate over kernel offsets. Reference path: the direct definition,
+out[n, o, p] = sum over kernel offsets and input channels of w * x, in int64 loops.
+"""
+
+import numpy as np
+
+from verifier.kernels import window
+from verifier.kernels.gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
+
+
+def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int) -> GemmPlan:
+    """The exact path of a convolution: its dot products have length C/group * kernel size."""
+    return plan_gemm(int(np.prod(w_shape[1:])), x_bound, w_bound)
+
+
+def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
+         x_bound: int | None = None, w_bound: int | None = None, path: str = "fast") -> np.ndarray:
+    """ONNX Conv on integers: x (N, C, *spatial), w (OC, C/group, *kernel) -> int64 (N, OC, *out).
+
+    pads in ONNX order [begin..., end...]; x_bound / w_bound are proven max |value| (computed from
+    the data when None). path: "fast" or "reference"; both give the same bits."""
+    x = _as_int64(x)
+    w_values = w.values if isinstance(w, Prepared) else _as_int64(w)
+    _check_shapes(x, w_values, group)
+    rank = x.ndim - 2
+    strides, pads, dilations = window.normalize(rank, strides, pads, dilations)
+    kernel = w_values.shape[2:]
+    out_shape = window.output_shape(x.shape[2:], kernel, strides, pads, dilations)
+    if x_bound is None:
+        x_bound = _max_abs(x)
+    if w_bound is None:
+        w_bound = w.bound if isinstance(w, Prepared) else _max_abs(w_values)
+    plan = plan_conv(x.shape, w_values.shape, group, x_bound, w_bound)
+    geometry = (strides, pads, dilations, out_shape)
+    if path == "reference" or (path == "fast" and plan.path == "int64"):
+        return _conv_reference(x, w_values, group, *geometry)
+    if path != "fast":
+        raise ValueError(f"conv: unknown path {path!r}; use 'fast' or 'reference'")
+    dtype = np.float64 if plan.path == "float64" else np.float32
+    w_float = w.as_float(dtype) if isinstance(w, Prepared) else w_values.astype(dtype)
+    if w_values.shape[1] == 1 and group > 1:
+        return _conv_depthwise(x, w_float, group, dtype, *geometry)
+    return _conv_im2col(x, w_float, group, plan, dtype, *geometry)
+
+
+def _check_shapes(x, w, group):
+    if x.ndim < 3 or w.ndim != x.ndim:
+        raise ValueError(f"conv: x must be (N, C, *spatial) and w (OC, C/group, *kernel), got {x.shape}, {w.shape}")
+    if group < 1 or x.shape[1] % group or w.shape[0] % group or w.shape[1] * group != x.shape[1]:
+        raise ValueError(f"conv: {x.shape[1]} input / {w.shape[0]} output channels do not split into "
+                         f"{group} groups with weight {w.shape}")
+
+
+def _conv_im2col(x, w_float, group, plan, dtype, strides, pads, dilations, out_shape):
+    N, C = x.shape[:2]
+    rank = x.ndim - 2
+    kernel = w_float.shape[2:]
+    OC, Cg = w_float.shape[:2]
+    K = Cg * window.kernel_size(kernel)
+    L = int(np.prod(out_shape))
+    xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype)
+    if window.kernel_size(kernel) == 1 and all(s == 1 for s in strides):
+        cols = xp.reshape(N, group, K, L)  # 1x1 stride-1 convolution: the input already is the matrix
+    else:
+        cols = np.empty((N, C) + tuple(kernel) + tuple(out_shape), dtype=dtype)
+        lead = (slice(None), slice(None))
+        for offset in window.offsets(kernel):
+            cols[lead + offset] = xp[lead + window.window_slices(offset, out_shape, strides, dilations)]
+        cols = cols.reshape(N, group, K, L)
+    weights = w_float.reshape(group, OC // group, K)
+    if plan.chunk >= K:
+        out = np.matmul(weights, cols).astype(np.int64)
+    else:
+        out = np.zeros((N, group, OC // group, L), dtype=np.int64)
+        for start in range(0, K, plan.chunk):
+            stop = min(start + plan.chunk, K)
+            out += np.matmul(weights[:, :, start:stop], cols[:, :, start:stop]).astype(np.int64)
+    return out.reshape((N, OC) + tuple(out_shape))
+
+
+def _conv_depthwise(x, w_float, group, dtype, strides, pads, dilations, out_shape):
+    """Each output channel reads one input channel: multiply-accumulate the kernel offsets."""
+    N, C = x.shape[:2]
+    rank = x.ndim - 2
+    kernel = w_float.shape[2:]
+    multiplier = w_float.shape[0] // group
+    xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype)
+    weights = w_float.reshape((1, C, multiplier) + tuple(kernel))
+    acc = np.zeros((N, C, multiplier) + tuple(out_shape), dtype=dtype)
+    term = np.empty_like(acc)
+    expand = (slice(None), slice(None), None)
+    trailing = (None,) * rank
+    for offset in window.offsets(kernel):
+        patch = xp[(slice(None), slice(None)) + window.window_slices(offset, out_shape, strides, dilations)]
+        np.multiply(patch[expand], weights[(slice(None), slice(None), slice(None)) + offset + trailing], out=term)
+        acc += term
+    return acc.astype(np.int64).reshape((N, C * multiplier) + tuple(out_shape))
+
+
+def _conv_reference(x, w, group, strides, pads, dilations, out_shape):
+    """The definition, in int64: for every kernel offset, add w[o, c, offset] * x[n, c, shifted]."""
+    N, C = x.shape[:2]
+    rank = x.ndim - 2
+    OC, Cg = w.shape[:2]
+    xp = window.padded(x, pads[:rank], pads[rank:], 0, np.int64)
+    x_groups = xp.reshape((N, group, Cg) + xp.shape[2:])
+    w_groups = w.reshape((group, OC // group, Cg) + w.shape[2:])
+    out = np.zeros((N, group, OC // group) + tuple(out_shape), dtype=np.int64)
+    lead = (slice(None),) * 3
+    for offset in window.offsets(w.shape[2:]):
+        patch = x_groups[lead + window.window_slices(offset, out_shape, strides, dilations)]
+        out += np.einsum("goc,ngc...->ngo...", w_groups[lead + offset], patch)
+    return out.reshape((N, OC) + tuple(out_shape))

@@ -1,0 +1,197 @@
+"""Exact integer matrix products, fast and reference.
+
+Integer arithmetic is exact, so the order of a sum does not change its value as long as no partial
+sum leaves the exactly representable range. A float64 BLAS product of integer operands is therefore
+exact while every partial sum stays below 2**53 (float32: below 2**24): the product of two values
+is exact, and so is every addition of exact integers in range, in whatever order and with whatever
+FMA or blocking the BLAS chooses, on any number of threads. `plan_gemm` proves that bound from the
+operands' magnitude bounds and picks the cheapest exact path; when K is too long for one pass it is
+split into chunks that each satisfy the bound, and the chunk results are summed in int64.
+
+The reference path is numpy's int64 matmul (no BLAS, plain integer loops): the definition the
+fast path is tested against, bit for bit.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from verifier.errors import OutOfRangeError
+from verifier.fixedpoint import INT64_SAFE
+
+FLOAT64_EXACT = 1 << 53  # every integer of magnitude <= 2**53 is a float64
+FLOAT32_EXACT = 1 << 24
+# A chunked float path pays one int64 conversion and addition of the M x N result per chunk; below
+# these chunk lengths that overhead makes it slower than the next path (measured by
+# scripts/bench_kernels.py).
+MIN_FLOAT64_CHUNK = 16
+MIN_FLOAT32_CHUNK = 1 << 30  # chunked float32 never beat one-pass float64 here: single pass only
+
+PATHS = ("float32", "float64", "int64")
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    """How a product with inner dimension K is computed, and why that is exact.
+
+    path: "float32" / "float64" (BLAS on exact integers) or "int64" (the reference loops);
+    chunk: the K-chunk length summed in one float pass (K when no chunking);
+    reason: a human-readable proof, shown by `vinfer inspect`.
+    """
+
+    path: str
+    chunk: int
+    reason: str
+
+
+def plan_gemm(K: int, a_bound: int, b_bound: int) -> GemmPlan:
+    """The fastest exact path for sum_k a[k] * b[k] with |a| <= a_bound, |b| <= b_bound, k < K.
+
+    Raises OutOfRangeError when the sum itself may not fit int64 (no path is exact then)."""
+    K, a_bound, b_bound = int(K), int(a_bound), int(b_bound)
+    if K < 0 or a_bound < 0 or b_bound < 0:
+        raise ValueError(f"plan_gemm needs K, a_bound, b_bound >= 0, got {K}, {a_bound}, {b_bound}")
+    product = a_bound * b_bound
+    total = K * product
+    if total > INT64_SAFE:
+        raise OutOfRangeError(
+            f"a dot product of length {K} with |a| <= {a_bound}, |b| <= {b_bound} may reach {total}, "
+            f"beyond the int64 accumulator (2**62)"
+        )
+    given = f"K={K}, |a|<={a_bound}, |b|<={b_bound}"
+    if product == 0 or K == 0:
+        return GemmPlan("float64", max(K, 1), f"{given}: all products are 0, trivially exact")
+    if total < FLOAT32_EXACT:
+        return GemmPlan("float32", K, f"{given}: K*|a|*|b| = {total} < 2**24, float32 BLAS exact in one pass")
+    chunk32 = (FLOAT32_EXACT - 1) // product
+    if chunk32 >= MIN_FLOAT32_CHUNK:
+        return GemmPlan("float32", chunk32, f"{given}: chunks of {chunk32} keep partial sums < 2**24, float32 BLAS")
+    if total < FLOAT64_EXACT:
+        return GemmPlan("float64", K, f"{given}: K*|a|*|b| = {total} < 2**53, float64 BLAS exact in one pass")
+    chunk64 = (FLOAT64_EXACT - 1) // product
+    if chunk64 >= MIN_FLOAT64_CHUNK:
+        return GemmPlan(
+            "float64", chunk64,
+            f"{given}: chunks of {chunk64} keep partial sums < 2**53, float64 BLAS summed in int64",
+        )
+    return GemmPlan("int64", K, f"{given}: |a|*|b| = {product} too large for an exact float chunk, int64 loops")
+
+
+class Prepared:
+    """An integer operand converted once (e.g. a weight at program load) for repeated products.
+
+    Holds the int64 values, their proven bound and lazily cached exact float copies, so a layer
+    does not re-convert its weights on every run."""
+
+    __slots__ = ("values", "bound", "_floats")
+
+    def __init__(self, values: np.ndarray, bound: int | None = None):
+        self.values = _as_int64(values)
+        self.bound = _max_abs(self.values) if bound is None else int(bound)
+        self._floats: dict = {}
+
+    @property
+    def shape(self):
+        return self.values.shape
+
+    def as_float(self, dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        if dtype not in self._floats:
+            self._floats[dtype] = self.values.astype(dtype)
+        return self._floats[dtype]
+
+    def reshape(self, *shape) -> "Prepared":
+        """A view with another shape that shares the cached float copies' reshaped views."""
+        out = Prepared.__new__(Prepared)
+        out.values = self.values.reshape(*shape)
+        out.bound = self.bound
+        out._floats = {k: v.reshape(*shape) for k, v in self._floats.items()}
+        return out
+
+
+def prepare(values: np.ndarray, bound: int | None = None) -> Prepared:
+    """Wrap a constant integer operand so its float copies are made once and reused."""
+    return values if isinstance(values, Prepared) else Prepared(values, bound)
+
+
+def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: str = "fast") -> np.ndarray:
+    """Exact integer a @ b with np.matmul's broadcasting; int64 result.
+
+    a: (..., M, K), b: (K, N) or (..., K, N), integer arrays or `Prepared` operands.
+    a_bound / b_bound: proven max |value| of each operand (computed from the data when None).
+    path: "fast" (the plan's exact BLAS path), "reference" (int64 loops), or a forced plan path
+    ("float64" / "float32"), which raises ValueError when its bound does not hold."""
+    a_values, a_bound = _operand(a, a_bound)
+    b_values, b_bound = _operand(b, b_bound)
+    K = a_values.shape[-1]
+    b_k_axis = b_values.ndim - 2 if b_values.ndim >= 2 else 0
+    if b_values.shape[b_k_axis] != K:
+        raise ValueError(f"gemm: inner dimensions differ: a {a_values.shape} @ b {b_values.shape}")
+    plan = plan_gemm(K, a_bound, b_bound)
+    if path == "reference":
+        return np.matmul(a_values, b_values)
+    if path == "fast":
+        chosen = plan
+    elif path in ("float64", "float32"):
+        chosen = _forced_plan(path, K, a_bound * b_bound)
+    else:
+        raise ValueError(f"gemm: unknown path {path!r}; use 'fast', 'reference', 'float64' or 'float32'")
+    if chosen.path == "int64":
+        return np.matmul(a_values, b_values)
+    dtype = np.float64 if chosen.path == "float64" else np.float32
+    a_float = _float_of(a, a_values, dtype)
+    b_float = _float_of(b, b_values, dtype)
+    if chosen.chunk >= K:
+        return np.matmul(a_float, b_float).astype(np.int64)
+    return _chunked(a_float, b_float, b_k_axis, K, chosen.chunk)
+
+
+def _chunked(a_float, b_float, b_k_axis, K, chunk) -> np.ndarray:
+    total = None
+    for start in range(0, K, chunk):
+        stop = min(start + chunk, K)
+        b_part = b_float[(slice(None),) * b_k_axis + (slice(start, stop),)]
+        part = np.matmul(a_float[..., start:stop], b_part).astype(np.int64)
+        if total is None:
+            total = part
+        else:
+            total += part
+    return total
+
+
+def _forced_plan(path: str, K: int, product: int) -> GemmPlan:
+    exact = FLOAT64_EXACT if path == "float64" else FLOAT32_EXACT
+    if product == 0:
+        return GemmPlan(path, max(K, 1), "forced; all products are 0")
+    chunk = (exact - 1) // product
+    if chunk < 1:
+        raise ValueError(f"gemm: path {path!r} is not exact for products up to {product}")
+    return GemmPlan(path, min(chunk, max(K, 1)), f"forced {path}, chunks of {chunk}")
+
+
+def _operand(x, bound):
+    if isinstance(x, Prepared):
+        return x.values, (x.bound if bound is None else int(bound))
+    values = _as_int64(x)
+    return values, (_max_abs(values) if bound is None else int(bound))
+
+
+def _float_of(original, values, dtype) -> np.ndarray:
+    if isinstance(original, Prepared):
+        return original.as_float(dtype)
+    return values.astype(dtype)
+
+
+def _as_int64(x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == np.int64:
+        return x
+    if x.dtype.kind not in "iub" or x.dtype == np.uint64:
+        raise TypeError(f"integer kernels take signed integer arrays (up to int64), got {x.dtype}")
+    return x.astype(np.int64)
+
+
+def _max_abs(x: np.ndarray) -> int:
+    if x.size == 0:
+        return 0
+    return max(int(x.max()), -int(x.min()))

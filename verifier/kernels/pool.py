@@ -1,0 +1,79 @@
+"""Integer pooling with ONNX MaxPool / AveragePool semantics (kernel, strides, pads, dilations,
+ceil_mode), vectorized over kernel offsets.
+
+avg_pool_sum returns the window sums and the divisor of each output position; the caller divides
+with the fixed-point rounding rule (verifier.fixedpoint.rounding_divide), so the only rounding
+stays in one place.
+"""
+
+import numpy as np
+
+from verifier.kernels import window
+from verifier.kernels.gemm import _as_int64
+
+_EMPTY = np.iinfo(np.int64).min  # the padding of a max pool: below every value
+
+
+def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False) -> np.ndarray:
+    """Max over each window of x (N, C, *spatial); padding never wins. int64 (N, C, *out)."""
+    x = _as_int64(x)
+    kernel, strides, pads, dilations, out_shape = _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
+    xp = _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, _EMPTY)
+    out = None
+    lead = (slice(None), slice(None))
+    for offset in window.offsets(kernel):
+        patch = xp[lead + window.window_slices(offset, out_shape, strides, dilations)]
+        out = patch.copy() if out is None else np.maximum(out, patch, out=out)
+    if out.size and (out == _EMPTY).any():
+        raise ValueError(f"max_pool: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
+    return out
+
+
+def avg_pool_sum(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False,
+                 count_include_pad: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of each window and its element count: (sums int64 (N, C, *out), counts int64 (*out)).
+
+    counts: the window taps inside the input, plus (count_include_pad) those in the explicit pads;
+    taps past the end padding that ceil_mode adds are never counted (onnxruntime / PyTorch)."""
+    x = _as_int64(x)
+    kernel, strides, pads, dilations, out_shape = _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
+    xp = _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, 0)
+    rank = x.ndim - 2
+    spatial = xp.shape[2:]
+    counted = np.zeros(spatial, dtype=np.int64)
+    if count_include_pad:
+        counted[tuple(slice(0, s + pads[i] + pads[i + rank]) for i, s in enumerate(x.shape[2:]))] = 1
+    else:
+        counted[tuple(slice(pads[i], pads[i] + s) for i, s in enumerate(x.shape[2:]))] = 1
+    sums = np.zeros(x.shape[:2] + out_shape, dtype=np.int64)
+    counts = np.zeros(out_shape, dtype=np.int64)
+    for offset in window.offsets(kernel):
+        slices = window.window_slices(offset, out_shape, strides, dilations)
+        sums += xp[(slice(None), slice(None)) + slices]
+        counts += counted[slices]
+    if counts.size and counts.min() == 0:
+        raise ValueError(f"avg_pool_sum: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
+    return sums, counts
+
+
+def _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode):
+    if x.ndim < 3:
+        raise ValueError(f"pooling needs x of shape (N, C, *spatial), got {x.shape}")
+    rank = x.ndim - 2
+    kernel = tuple(int(k) for k in kernel_shape)
+    if len(kernel) != rank or min(kernel) < 1:
+        raise ValueError(f"pooling kernel {kernel} does not fit input {x.shape}")
+    strides, pads, dilations = window.normalize(rank, strides, pads, dilations)
+    out_shape = window.output_shape(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
+    return kernel, strides, pads, dilations, out_shape
+
+
+def _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, fill):
+    """Pad the begin side as declared and the end side exactly as far as the last window reaches
+    (further than the declared pads when ceil_mode adds a partial window)."""
+    rank = x.ndim - 2
+    ends = []
+    for i, size in enumerate(x.shape[2:]):
+        reach = (out_shape[i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1
+        ends.append(max(reach - size - pads[i], 0))
+    return window.padded(x, pads[:rank], ends, fill, np.int64)

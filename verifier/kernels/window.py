@@ -1,0 +1,65 @@
+"""Sliding-window geometry shared by convolution and pooling (ONNX semantics)."""
+
+import itertools
+from math import prod
+
+import numpy as np
+
+
+def normalize(spatial_rank: int, strides, pads, dilations):
+    """Default and validate strides / pads ([begin..., end...]) / dilations for `spatial_rank` dims."""
+    strides = tuple(int(s) for s in (strides if strides is not None else (1,) * spatial_rank))
+    dilations = tuple(int(d) for d in (dilations if dilations is not None else (1,) * spatial_rank))
+    pads = tuple(int(p) for p in (pads if pads is not None else (0,) * (2 * spatial_rank)))
+    if len(strides) != spatial_rank or len(dilations) != spatial_rank or len(pads) != 2 * spatial_rank:
+        raise ValueError(
+            f"expected {spatial_rank} strides/dilations and {2 * spatial_rank} pads, "
+            f"got strides={strides}, dilations={dilations}, pads={pads}"
+        )
+    if min(strides) < 1 or min(dilations) < 1 or min(pads, default=0) < 0:
+        raise ValueError(f"strides and dilations must be >= 1 and pads >= 0: {strides}, {dilations}, {pads}")
+    return strides, pads, dilations
+
+
+def output_shape(in_shape, kernel, strides, pads, dilations, ceil_mode=False):
+    """ONNX output spatial shape. With ceil_mode a last window that would start inside the end
+    padding is dropped (onnxruntime and PyTorch rule)."""
+    rank = len(in_shape)
+    out = []
+    for i in range(rank):
+        span = dilations[i] * (kernel[i] - 1) + 1
+        room = in_shape[i] + pads[i] + pads[i + rank] - span
+        if room < 0:
+            raise ValueError(f"kernel extent {span} exceeds padded input {in_shape[i] + pads[i] + pads[i + rank]}")
+        n = (-(-room // strides[i]) if ceil_mode else room // strides[i]) + 1
+        if ceil_mode and (n - 1) * strides[i] >= in_shape[i] + pads[i]:
+            n -= 1
+        out.append(n)
+    return tuple(out)
+
+
+def padded(x: np.ndarray, pads_begin, pads_end, fill, dtype) -> np.ndarray:
+    """x (N, C, *spatial) in `dtype`, padded on the spatial axes with `fill`."""
+    lead, spatial = x.shape[:2], x.shape[2:]
+    if not any(pads_begin) and not any(pads_end):
+        return x.astype(dtype, copy=False)
+    shape = lead + tuple(s + b + e for s, b, e in zip(spatial, pads_begin, pads_end))
+    out = np.full(shape, fill, dtype=dtype)
+    out[(slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(pads_begin, spatial))] = x
+    return out
+
+
+def offsets(kernel):
+    """Every kernel offset (k_1, ..., k_n), in C order."""
+    return itertools.product(*(range(k) for k in kernel))
+
+
+def window_slices(offset, out_shape, strides, dilations):
+    """Spatial slices of the padded input that kernel `offset` sees across all output positions."""
+    return tuple(
+        slice(k * d, k * d + s * (o - 1) + 1, s) for k, o, s, d in zip(offset, out_shape, strides, dilations)
+    )
+
+
+def kernel_size(kernel) -> int:
+    return prod(kernel)
