@@ -89,6 +89,27 @@ def frac_for_range(max_abs: float, bits: int = ACT_BITS, headroom: float = 1.0) 
     return frac
 
 
+def round_shift_each(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """x / 2**shifts elementwise (broadcast), rounded half away from zero; every shift in 0..62.
+    The per-element form of round_shift, for values normalised by their own bit length."""
+    x = np.asarray(x, dtype=np.int64)
+    shifts = np.asarray(shifts, dtype=np.int64)
+    half = np.where(shifts > 0, np.left_shift(np.int64(1), np.maximum(shifts - 1, 0)), 0)
+    magnitude = (np.abs(x) + half) >> shifts
+    return np.where(x < 0, -magnitude, magnitude)
+
+
+def bit_length(x: np.ndarray) -> np.ndarray:
+    """Elementwise bit length of non-negative int64 values (0 -> 0), by a branch-free binary search."""
+    x = np.asarray(x, dtype=np.int64)
+    length = np.zeros(x.shape, dtype=np.int64)
+    for step in (32, 16, 8, 4, 2, 1):
+        big = (x >> step) > 0
+        x = np.where(big, x >> step, x)
+        length += np.where(big, step, 0)
+    return length + (x > 0)
+
+
 def _check_headroom(x: np.ndarray, extra_bits: int) -> None:
     if x.size and int(np.max(np.abs(x))) >= (INT64_SAFE >> extra_bits):
         raise OutOfRangeError(f"intermediate would exceed int64 after scaling by 2**{extra_bits}")
