@@ -1,0 +1,171 @@
+"""verifier.kernels.conv: ONNX Conv semantics on integers. The fast path (im2col + exact BLAS,
+vectorized depthwise) equals the direct int64 reference bit for bit, and both equal onnxruntime's
+float Conv on small integer-valued inputs, where float32 is exact as well."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from verifier.fixedpoint import qmax
+from verifier.kernels import conv, plan_conv, prepare
+
+Q15 = qmax(16)
+
+
+def onnxruntime_conv(x, w, strides, pads, dilations, group):
+    rank = x.ndim - 2
+    node = helper.make_node(
+        "Conv", ["x", "w"], ["y"], strides=list(strides), pads=list(pads), dilations=list(dilations),
+        group=group, kernel_shape=list(w.shape[2:]),
+    )
+    graph = helper.make_graph(
+        [node], "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(w.astype(np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    assert rank in (1, 2, 3)
+    return session.run(None, {"x": x.astype(np.float32)})[0]
+
+
+def edge_values(rng, shape, bound):
+    values = rng.integers(-bound, bound + 1, size=shape)
+    edges = rng.random(shape) < 0.5
+    return np.where(edges, np.where(rng.random(shape) < 0.5, bound, -bound), values).astype(np.int64)
+
+
+CASES = [
+    # (x shape, w shape, strides, pads, dilations, group)
+    ((1, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ((2, 4, 9, 7), (6, 4, 3, 2), (2, 1), (1, 0, 2, 1), (1, 2), 1),
+    ((1, 6, 10, 10), (6, 2, 3, 3), (1, 2), (0, 1, 1, 0), (2, 1), 3),
+    ((2, 8, 7, 7), (8, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 8),  # depthwise
+    ((1, 4, 9, 9), (8, 1, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4),  # depthwise, multiplier 2
+    ((1, 5, 6, 6), (7, 5, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1: no im2col copy
+    ((1, 5, 7, 7), (7, 5, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),  # 1x1 strided (ResNet downsample)
+    ((3, 4, 20), (6, 2, 5), (3,), (2, 1), (2,), 2),  # 1-D
+    ((1, 2, 5, 6, 4), (3, 2, 2, 3, 2), (1, 2, 1), (1, 0, 1, 0, 1, 1), (2, 1, 1), 1),  # 3-D
+    ((1, 3, 4, 4), (2, 3, 4, 4), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # kernel covers the input
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,strides,pads,dilations,group", CASES)
+def test_fast_equals_reference_at_the_16_bit_edge(x_shape, w_shape, strides, pads, dilations, group):
+    rng = np.random.default_rng(sum(x_shape) + sum(w_shape))
+    x, w = edge_values(rng, x_shape, Q15), edge_values(rng, w_shape, Q15)
+    geometry = dict(strides=strides, pads=pads, dilations=dilations, group=group)
+    fast = conv(x, w, **geometry)
+    assert fast.dtype == np.int64
+    assert np.array_equal(fast, conv(x, w, path="reference", **geometry))
+
+
+@pytest.mark.parametrize("x_shape,w_shape,strides,pads,dilations,group", CASES)
+def test_matches_onnxruntime_where_float_is_exact(x_shape, w_shape, strides, pads, dilations, group):
+    rng = np.random.default_rng(7 + sum(w_shape))
+    x, w = rng.integers(-15, 16, x_shape), rng.integers(-15, 16, w_shape)
+    assert np.prod(w_shape[1:]) * 15 * 15 < 2**24  # onnxruntime's float32 sums are exact too
+    expected = onnxruntime_conv(x, w, strides, pads, dilations, group)
+    geometry = dict(strides=strides, pads=pads, dilations=dilations, group=group)
+    for path in ("fast", "reference"):
+        got = conv(x, w, path=path, **geometry)
+        assert got.shape == expected.shape
+        assert np.array_equal(got, expected.astype(np.int64))
+
+
+def test_long_kernels_of_large_values_are_chunked_and_exact():
+    rng = np.random.default_rng(8)
+    bound = 1 << 24
+    x, w = edge_values(rng, (1, 40, 5, 5), bound), edge_values(rng, (3, 40, 3, 3), bound)
+    plan = plan_conv(x.shape, w.shape, 1, bound, bound)
+    assert plan.path == "float64" and plan.chunk < 360
+    geometry = dict(strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), group=1)
+    assert np.array_equal(conv(x, w, **geometry), conv(x, w, path="reference", **geometry))
+
+
+def test_small_values_use_float32_and_stay_exact():
+    rng = np.random.default_rng(9)
+    x, w = edge_values(rng, (2, 8, 6, 6), 127), edge_values(rng, (4, 8, 3, 3), 127)
+    assert plan_conv(x.shape, w.shape, 1, 127, 127).path == "float32"
+    geometry = dict(strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), group=1)
+    assert np.array_equal(conv(x, w, **geometry), conv(x, w, path="reference", **geometry))
+
+
+def test_prepared_weights_give_the_same_bits():
+    rng = np.random.default_rng(10)
+    x, w = edge_values(rng, (1, 4, 6, 6), Q15), edge_values(rng, (4, 1, 3, 3), Q15)
+    geometry = dict(strides=(1, 1), pads=(1, 1, 1, 1), group=4)
+    assert np.array_equal(conv(x, prepare(w), **geometry), conv(x, w, path="reference", **geometry))
+
+
+def test_defaults_are_unit_strides_no_pads():
+    x = np.arange(16, dtype=np.int64).reshape(1, 1, 4, 4)
+    w = np.ones((1, 1, 2, 2), dtype=np.int64)
+    assert np.array_equal(conv(x, w)[0, 0], x[0, 0, :3, :3] + x[0, 0, 1:, :3] + x[0, 0, :3, 1:] + x[0, 0, 1:, 1:])
+
+
+def test_channels_that_do_not_split_into_groups_are_rejected():
+    with pytest.raises(ValueError, match="groups"):
+        conv(np.zeros((1, 6, 4, 4), dtype=np.int64), np.zeros((4, 4, 3, 3), dtype=np.int64), group=2)
+
+
+def test_kernel_larger_than_padded_input_is_rejected():
+    with pytest.raises(ValueError, match="exceeds"):
+        conv(np.zeros((1, 1, 2, 2), dtype=np.int64), np.zeros((1, 1, 3, 3), dtype=np.int64))
+
+
+def test_wrong_number_of_pads_is_rejected():
+    with pytest.raises(ValueError, match="pads"):
+        conv(np.zeros((1, 1, 4, 4), dtype=np.int64), np.zeros((1, 1, 3, 3), dtype=np.int64), pads=(1, 1))
+
+
+@st.composite
+def conv_problems(draw):
+    rank = draw(st.integers(1, 2))
+    group = draw(st.sampled_from([1, 2, 3]))
+    cg, ocg = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kernel = [draw(st.integers(1, 3)) for _ in range(rank)]
+    dilations = [draw(st.integers(1, 2)) for _ in range(rank)]
+    strides = [draw(st.integers(1, 3)) for _ in range(rank)]
+    pads = [draw(st.integers(0, 2)) for _ in range(2 * rank)]
+    spatial = [
+        draw(st.integers(max(1, d * (k - 1) + 1 - pads[i] - pads[i + rank]), 9))
+        for i, (k, d) in enumerate(zip(kernel, dilations))
+    ]
+    x_shape = (draw(st.integers(1, 2)), cg * group, *spatial)
+    w_shape = (ocg * group, cg, *kernel)
+    return x_shape, w_shape, strides, pads, dilations, group
+
+
+@settings(max_examples=40, deadline=None)
+@given(problem=conv_problems(), bits=st.sampled_from([4, 8, 16]), seed=st.integers(0, 2**32 - 1))
+def test_fast_equals_reference_on_random_geometries(problem, bits, seed):
+    x_shape, w_shape, strides, pads, dilations, group = problem
+    rng = np.random.default_rng(seed)
+    x, w = edge_values(rng, x_shape, qmax(bits)), edge_values(rng, w_shape, qmax(bits))
+    geometry = dict(strides=strides, pads=pads, dilations=dilations, group=group)
+    assert np.array_equal(conv(x, w, **geometry), conv(x, w, path="reference", **geometry))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(8))
+def test_random_geometries_match_onnxruntime(seed):
+    rng = np.random.default_rng(100 + seed)
+    rank = 1 + seed % 3
+    group = [1, 2, 4][seed % 3]
+    kernel = rng.integers(1, 4, rank)
+    dilations, strides = rng.integers(1, 3, rank), rng.integers(1, 3, rank)
+    pads = rng.integers(0, 2, 2 * rank)
+    spatial = [int(d * (k - 1) + 1 + rng.integers(0, 5)) for k, d in zip(kernel, dilations)]
+    x_shape = (2, 2 * group, *spatial)
+    w_shape = (3 * group, 2, *kernel)
+    x, w = rng.integers(-15, 16, x_shape), rng.integers(-15, 16, w_shape)
+    expected = onnxruntime_conv(x, w, strides, pads, dilations, group)
+    assert np.array_equal(conv(x, w, strides=strides, pads=pads, dilations=dilations, group=group), expected)

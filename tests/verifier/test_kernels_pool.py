@@ -1,0 +1,98 @@
+"""verifier.kernels pooling: max_pool and avg_pool_sum follow onnxruntime's MaxPool / AveragePool
+(pads, strides, dilations, ceil_mode, count_include_pad) on integer-valued inputs."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from verifier.kernels import avg_pool_sum, max_pool
+
+
+def onnxruntime_pool(op, x, **attributes):
+    node = helper.make_node(op, ["x"], ["y"], **attributes)
+    graph = helper.make_graph(
+        [node], "pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x.astype(np.float32)})[0]
+
+
+GEOMETRIES = [
+    # (x shape, kernel, strides, pads, dilations, ceil_mode)
+    ((1, 2, 8, 8), (2, 2), (2, 2), (0, 0, 0, 0), (1, 1), False),
+    ((2, 3, 9, 9), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), False),
+    ((1, 2, 9, 8), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), True),
+    ((1, 1, 13, 13), (3, 3), (2, 2), (0, 0, 0, 0), (1, 1), True),  # SqueezeNet's ceil_mode pools
+    ((1, 2, 10, 7), (3, 2), (2, 3), (1, 0, 2, 1), (1, 1), True),
+    ((1, 2, 11), (3,), (2,), (1, 1), (1,), True),  # 1-D
+    ((1, 1, 5, 6, 7), (2, 3, 2), (2, 1, 2), (0, 1, 1, 1, 0, 0), (1, 1, 1), False),  # 3-D
+]
+
+
+@pytest.mark.parametrize("x_shape,kernel,strides,pads,dilations,ceil_mode", GEOMETRIES)
+def test_max_pool_matches_onnxruntime(x_shape, kernel, strides, pads, dilations, ceil_mode):
+    rng = np.random.default_rng(sum(x_shape))
+    x = rng.integers(-32767, 32768, x_shape)
+    expected = onnxruntime_pool("MaxPool", x, kernel_shape=list(kernel), strides=list(strides), pads=list(pads),
+                                dilations=list(dilations), ceil_mode=int(ceil_mode))
+    got = max_pool(x, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode)
+    assert got.dtype == np.int64
+    assert np.array_equal(got, expected.astype(np.int64))
+
+
+def test_max_pool_with_dilation_matches_onnxruntime():
+    x = np.random.default_rng(3).integers(-100, 100, (1, 2, 10, 9))
+    attributes = dict(kernel_shape=[2, 3], strides=[1, 2], pads=[1, 0, 0, 1], dilations=[2, 2])
+    expected = onnxruntime_pool("MaxPool", x, **attributes)
+    got = max_pool(x, (2, 3), strides=(1, 2), pads=(1, 0, 0, 1), dilations=(2, 2))
+    assert np.array_equal(got, expected.astype(np.int64))
+
+
+def test_max_pool_padding_never_wins_over_negative_values():
+    x = np.full((1, 1, 3, 3), -5, dtype=np.int64)
+    assert np.all(max_pool(x, (3, 3), pads=(1, 1, 1, 1)) == -5)
+
+
+@pytest.mark.parametrize("count_include_pad", [False, True])
+@pytest.mark.parametrize("x_shape,kernel,strides,pads,dilations,ceil_mode",
+                         [g for g in GEOMETRIES if set(g[4]) == {1}])
+def test_avg_pool_sums_and_counts_match_onnxruntime(x_shape, kernel, strides, pads, dilations, ceil_mode,
+                                                    count_include_pad):
+    rng = np.random.default_rng(sum(x_shape) + 1)
+    x = rng.integers(-1000, 1000, x_shape)
+    expected = onnxruntime_pool("AveragePool", x, kernel_shape=list(kernel), strides=list(strides),
+                                pads=list(pads), ceil_mode=int(ceil_mode), count_include_pad=int(count_include_pad))
+    sums, counts = avg_pool_sum(x, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode,
+                                count_include_pad=count_include_pad)
+    assert sums.dtype == counts.dtype == np.int64
+    assert counts.shape == sums.shape[2:]
+    np.testing.assert_allclose(sums / counts, expected, rtol=1e-6, atol=0)
+
+
+def test_avg_pool_counts_only_real_elements_by_default():
+    x = np.ones((1, 1, 3, 3), dtype=np.int64)
+    sums, counts = avg_pool_sum(x, (3, 3), pads=(1, 1, 1, 1))
+    assert np.array_equal(sums[0, 0], counts)
+    assert counts[0, 0] == 4 and counts[1, 1] == 9
+
+
+def test_avg_pool_includes_explicit_pads_when_asked():
+    x = np.ones((1, 1, 3, 3), dtype=np.int64)
+    _, counts = avg_pool_sum(x, (3, 3), pads=(1, 1, 1, 1), count_include_pad=True)
+    assert np.all(counts == 9)
+
+
+def test_window_entirely_in_padding_is_rejected():
+    with pytest.raises(ValueError, match="padding"):
+        max_pool(np.zeros((1, 1, 2, 2), dtype=np.int64), (2, 2), pads=(2, 2, 0, 0))
+
+
+def test_kernel_rank_must_match_input():
+    with pytest.raises(ValueError, match="kernel"):
+        max_pool(np.zeros((1, 1, 4, 4), dtype=np.int64), (2,))

@@ -1,0 +1,67 @@
+"""The kernels give the same bits at any BLAS thread count: exactness, not luck. Checked in fresh
+processes with OMP/OpenBLAS/MKL thread counts 1 and 2, and in-process with threadpoolctl."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from verifier.kernels import conv, gemm, single_threaded
+
+PROBE = r"""
+import hashlib, sys
+import numpy as np
+from threadpoolctl import threadpool_info
+from verifier.kernels import conv, gemm
+rng = np.random.default_rng(2024)
+edge = lambda shape: np.where(rng.random(shape) < 0.5, 32767, rng.integers(-32767, 32768, shape)) * rng.choice([-1, 1], shape)
+a, b = edge((300, 1200)), edge((1200, 160))
+x, w = edge((2, 32, 20, 20)), edge((48, 32, 3, 3))
+digest = hashlib.sha256()
+digest.update(gemm(a, b, path=sys.argv[1]).tobytes())
+digest.update(conv(x, w, pads=(1, 1, 1, 1), path=sys.argv[1]).tobytes())
+threads = max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+print(threads, digest.hexdigest())
+"""
+
+
+def run_probe(threads: int, path: str = "fast") -> tuple[int, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    result = subprocess.run([sys.executable, "-c", PROBE, path], env=env, capture_output=True, text=True,
+                            timeout=120, check=True)
+    blas_threads, digest = result.stdout.split()
+    return int(blas_threads), digest
+
+
+def test_fresh_processes_with_one_and_two_blas_threads_agree_with_the_reference():
+    one_thread, two_threads = run_probe(1), run_probe(2)
+    assert one_thread[0] == 1
+    if (os.cpu_count() or 1) >= 2:
+        assert two_threads[0] == 2  # the second process really ran a 2-thread BLAS
+    assert one_thread[1] == two_threads[1]
+    assert run_probe(1, "reference")[1] == one_thread[1]
+
+
+def test_in_process_thread_limits_do_not_change_the_bits():
+    rng = np.random.default_rng(5)
+    a = rng.integers(-32767, 32768, (257, 999))
+    b = rng.integers(-32767, 32768, (999, 129))
+    x = rng.integers(-32767, 32768, (1, 16, 24, 24))
+    w = rng.integers(-32767, 32768, (32, 16, 3, 3))
+    digests = []
+    for limit in (1, 2):
+        with threadpool_limits(limits=limit):
+            out = np.concatenate([gemm(a, b).ravel(), conv(x, w, strides=(2, 2)).ravel()])
+            digests.append(hashlib.sha256(out.tobytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_single_threaded_limits_blas_inside_the_block_only():
+    before = [info["num_threads"] for info in threadpool_info()]
+    with single_threaded():
+        assert all(info["num_threads"] == 1 for info in threadpool_info())
+    assert [info["num_threads"] for info in threadpool_info()] == before
