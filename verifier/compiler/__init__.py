@@ -1,0 +1,41 @@
+"""compile_model: ONNX -> integer Program, one pass a file, run in this order:
+
+    load.py       read (external data too), check, infer shapes
+    fold.py       constant folding (incl. Shape subgraphs), Identity/Dropout aliases
+    batchnorm.py  BatchNormalization folded into the Conv/Gemm before it
+    ranges.py     value ranges from calibration (or synthetic inputs) for scale selection
+    lower.py      each op's compile step -> Program (frozen bytes)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from verifier.compiler.batchnorm import fold_batchnorm
+from verifier.compiler.fold import fold_constants, refresh_shapes
+from verifier.compiler.load import load_model, to_graph
+from verifier.compiler.lower import lower
+from verifier.compiler.ranges import value_ranges
+from verifier.program import Program
+
+
+def prepare_graph(model_or_path):
+    """Passes 1-3: the float graph the program is lowered from."""
+    graph = to_graph(load_model(model_or_path))
+    graph = fold_constants(graph)
+    refresh_shapes(graph)
+    return fold_batchnorm(graph)
+
+
+def compile_model(model_or_path, calibration: dict | None = None) -> Program:
+    """Compile an ONNX model (path, bytes or ModelProto) to a fixed-point Program.
+
+    `calibration`: input name -> array of representative inputs (batch on axis 0); it sets the scales.
+    """
+    if calibration is not None:
+        calibration = {name: np.asarray(value) for name, value in dict(calibration).items()}
+    graph = prepare_graph(model_or_path)
+    ranges, input_ranges = value_ranges(graph, calibration)
+    program = lower(graph, ranges, input_ranges, calibrated=calibration is not None)
+    program.to_bytes()  # freeze now: a program that cannot serialize fails at compile time
+    return program

@@ -1,0 +1,131 @@
+"""Pass 2: constant folding. A node whose inputs are all known at compile time (initializers, Constant
+nodes, Shape/Size of a tensor whose shape is fully static) is evaluated here with float math, by the onnx
+reference evaluator, and becomes a constant. Identity and inference-time Dropout become aliases."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from verifier.compiler.load import Graph
+from verifier.errors import CompileError
+
+NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+ALIASES = {"Identity", "Dropout"}
+
+
+def fold_constants(graph: Graph) -> Graph:
+    kept = []
+    rename: dict[str, str] = {}
+    for node in graph.nodes:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+        if node.op_type in ALIASES and node.input[0] not in graph.constants and _dropout_is_inference(node, graph):
+            if node.output[0] in graph.outputs:
+                kept.append(_identity(node))
+            else:
+                rename[node.output[0]] = node.input[0]
+            continue
+        value = _static_value(node, graph)
+        if value is not None:
+            for name, array in zip(node.output, value):
+                graph.constants[name] = array
+                graph.shapes[name] = tuple(array.shape)
+            continue
+        kept.append(node)
+    graph.nodes = kept
+    graph.outputs = [rename.get(o, o) for o in graph.outputs]
+    graph.aliases = rename
+    return graph
+
+
+def _dropout_is_inference(node, graph: Graph) -> bool:
+    if node.op_type != "Dropout" or len(node.input) < 3 or not node.input[2]:
+        return True
+    training = graph.constants.get(node.input[2])
+    return training is not None and not bool(np.asarray(training).any())
+
+
+def _identity(node):
+    return helper.make_node("Identity", [node.input[0]], [node.output[0]], name=node.name)
+
+
+def _static_value(node, graph: Graph):
+    if node.op_type in NEVER_FOLD:
+        return None
+    if node.op_type == "Shape":
+        shape = graph.shapes.get(node.input[0])
+        if shape is None or any(d is None for d in shape):
+            return None
+        start = _attr(node, "start", 0)
+        end = _attr(node, "end", None)
+        return [np.array(shape[start:end], dtype=np.int64)]
+    if node.op_type == "Size":
+        shape = graph.shapes.get(node.input[0])
+        if shape is None or any(d is None for d in shape):
+            return None
+        return [np.array(int(np.prod(shape)), dtype=np.int64)]
+    if node.op_type == "Constant" or all(not n or n in graph.constants for n in node.input):
+        return evaluate_node(node, [graph.constants.get(n) if n else None for n in node.input], graph.opset)
+    return None
+
+
+def evaluate_node(node, inputs, opset: int):
+    """Run one node on numpy values with the onnx reference evaluator (compile time only)."""
+    from onnx.reference import ReferenceEvaluator
+
+    names = [f"in{i}" if value is not None else "" for i, value in enumerate(inputs)]
+    clone = onnx.NodeProto()
+    clone.CopyFrom(node)
+    del clone.input[:]
+    clone.input.extend(names)
+    graph_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+                    for n, v in zip(names, inputs) if n]
+    graph_outputs = [helper.make_empty_tensor_value_info(o) for o in clone.output if o]
+    model = helper.make_model(helper.make_graph([clone], "fold", graph_inputs, graph_outputs),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    try:
+        results = ReferenceEvaluator(model).run(None, {n: v for n, v in zip(names, inputs) if n})
+    except Exception as exc:
+        raise CompileError(f"cannot fold constant node {node.name!r} ({node.op_type}): {exc}") from exc
+    return [np.asarray(r) for r in results]
+
+
+def _attr(node, name, default):
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return helper.get_attribute_value(attribute)
+    return default
+
+
+def refresh_shapes(graph: Graph) -> None:
+    """Shape inference again on the folded graph, so ops see the shapes of folded Reshape targets."""
+    model = to_model(graph, expose_all=False)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:
+        return
+    from verifier.compiler.load import _shape_of
+
+    for info in list(inferred.graph.value_info) + list(inferred.graph.output):
+        shape = _shape_of(info)
+        if shape is not None and (graph.shapes.get(info.name) is None or None in graph.shapes[info.name]):
+            graph.shapes[info.name] = shape
+
+
+def to_model(graph: Graph, expose_all: bool) -> onnx.ModelProto:
+    """The working graph as an ONNX model again (for calibration and shape inference)."""
+    used = {n for node in graph.nodes for n in node.input} | set(graph.outputs)
+    initializers = [numpy_helper.from_array(np.asarray(v), name) for name, v in graph.constants.items() if name in used]
+    inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)),
+                                            None if shape is None else [d if d is not None else f"d{i}"
+                                                                        for i, d in enumerate(shape)])
+              for name, shape, dtype in graph.inputs]
+    outputs = list(graph.outputs)
+    if expose_all:
+        outputs += [o for node in graph.nodes for o in node.output if o and o not in outputs]
+    graph_outputs = [helper.make_empty_tensor_value_info(name) for name in outputs]
+    return helper.make_model(helper.make_graph(graph.nodes, "vinfer", inputs, graph_outputs, initializers),
+                             opset_imports=[helper.make_opsetid("", graph.opset)], ir_version=8)

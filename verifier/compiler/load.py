@@ -1,0 +1,94 @@
+"""Pass 1: read the ONNX model (external data too), check it, infer shapes, and put it in the compiler's
+working form: a list of nodes, the constant values, and the known shape of every tensor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from verifier.errors import ModelLoadError, UnsupportedOpError
+
+MIN_OPSET, MAX_OPSET = 7, 23
+
+
+@dataclass
+class Graph:
+    """The model as the passes see it: nodes in topological order, constants as numpy values."""
+
+    nodes: list  # onnx.NodeProto
+    constants: dict  # name -> np.ndarray
+    inputs: list  # (name, shape, numpy dtype)
+    outputs: list  # names
+    output_dtypes: dict
+    shapes: dict  # name -> tuple (None for a symbolic dim) or None when unknown
+    opset: int
+    producer: str = ""
+    aliases: dict = field(default_factory=dict)
+
+
+def load_model(model_or_path) -> onnx.ModelProto:
+    if isinstance(model_or_path, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(model_or_path)
+        return model
+    if isinstance(model_or_path, (bytes, bytearray)):
+        try:
+            return onnx.load_from_string(bytes(model_or_path))
+        except Exception as exc:  # protobuf raises its own DecodeError
+            raise ModelLoadError(f"malformed ONNX model: {exc}") from exc
+    path = Path(model_or_path)
+    if not path.is_file():
+        raise ModelLoadError(f"no such model file: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=True)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load ONNX model {path}: {exc}") from exc
+
+
+def to_graph(model: onnx.ModelProto) -> Graph:
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise ModelLoadError(f"invalid ONNX model: {str(exc).splitlines()[0]}") from exc
+    opset = next((op.version for op in model.opset_import if op.domain in ("", "ai.onnx")), None)
+    if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ModelLoadError(f"default-domain opset {opset} is outside the supported {MIN_OPSET}..{MAX_OPSET}")
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(f"{node.domain}.{node.op_type}", node.name or node.output[0], opset,
+                                     "custom domains are not supported")
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            raise UnsupportedOpError(node.op_type, node.name or node.output[0], opset, "control flow subgraphs")
+    try:
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:
+        pass  # shapes are refined again after folding; a model ORT can run still lowers
+    graph = model.graph
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    for node in graph.node:  # give every node a name so errors and traces can point at it
+        if not node.name:
+            node.name = f"{node.op_type}_{node.output[0]}"
+    shapes: dict = {}
+    dtypes: dict = {}
+    for info in list(graph.value_info) + list(graph.input) + list(graph.output):
+        shapes[info.name] = _shape_of(info)
+        if info.type.tensor_type.elem_type:
+            dtypes[info.name] = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
+    for name, value in constants.items():
+        shapes[name] = tuple(value.shape)
+    inputs = [(i.name, shapes[i.name], dtypes.get(i.name, np.dtype("float32")))
+              for i in graph.input if i.name not in constants]
+    return Graph(nodes=list(graph.node), constants=constants, inputs=inputs, outputs=[o.name for o in graph.output],
+                 output_dtypes={o.name: dtypes.get(o.name, np.dtype("float32")) for o in graph.output},
+                 shapes=shapes, opset=opset, producer=model.producer_name)
+
+
+def _shape_of(info: onnx.ValueInfoProto):
+    tensor_type = info.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim)

@@ -1,0 +1,78 @@
+"""Checking and quantizing feeds: the one place where user tensors enter the integer world."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from verifier.errors import FeedError, OutOfRangeError
+from verifier.fixedpoint import ACT_BITS, qmax, quantize
+from verifier.program import Program, TensorInfo
+
+
+def check_names(program: Program, feeds: dict) -> None:
+    expected = [info.name for info in program.inputs]
+    missing = [n for n in expected if n not in feeds]
+    extra = [n for n in feeds if n not in expected]
+    if missing:
+        raise FeedError(f"missing input(s) {missing}; the program takes {expected}")
+    if extra:
+        raise FeedError(f"unknown input(s) {extra}; the program takes {expected}")
+
+
+def check_shape(info: TensorInfo, shape: tuple) -> None:
+    declared = tuple(info.shape)
+    if len(declared) != len(shape) or any(d is not None and d != s for d, s in zip(declared, shape)):
+        shown = tuple("?" if d is None else d for d in declared)
+        raise FeedError(f"input {info.name!r}: shape {tuple(shape)} does not match the program's {shown}")
+
+
+def integer_feeds(program: Program, feeds: dict) -> dict[str, np.ndarray]:
+    """Validated int64 feeds in program order. Float arrays are quantized with the input's scale; integer
+    arrays are taken as already encoded (fixed-point inputs) or as plain integers (integer inputs)."""
+    check_names(program, feeds)
+    result = {}
+    for info in program.inputs:
+        value = np.asarray(feeds[info.name])
+        check_shape(info, value.shape)
+        if value.dtype.kind == "f":
+            result[info.name] = _quantize_float(info, value)
+        elif value.dtype.kind in "iu":
+            result[info.name] = _check_integers(info, value)
+        else:
+            raise FeedError(f"input {info.name!r}: dtype {value.dtype} is not a number type ({info.type} expected)")
+    return result
+
+
+def check_encoded(program: Program, tensors: dict) -> dict[str, np.ndarray]:
+    """Validated feeds decoded from canonical input bytes (what a worker receives)."""
+    check_names(program, tensors)
+    result = {}
+    for info in program.inputs:
+        value = tensors[info.name]
+        check_shape(info, value.shape)
+        result[info.name] = _check_integers(info, value)
+    return result
+
+
+def _quantize_float(info: TensorInfo, value: np.ndarray) -> np.ndarray:
+    if info.frac is None:
+        raise FeedError(f"input {info.name!r} takes integers ({info.type}), got {value.dtype}")
+    if not np.all(np.isfinite(value)):
+        raise FeedError(f"input {info.name!r} contains NaN or inf")
+    limit = qmax(ACT_BITS)
+    q = quantize(value, info.frac, bits=63)
+    if q.size and int(np.max(np.abs(q))) > limit:
+        worst = float(np.max(np.abs(value)))
+        raise OutOfRangeError(f"input {info.name!r}: |value| up to {worst:g} is outside the program's range "
+                              f"±{limit * 2.0 ** -info.frac:g} (scale 2^-{info.frac}); recompile with "
+                              f"calibration data that covers it")
+    return q
+
+
+def _check_integers(info: TensorInfo, value: np.ndarray) -> np.ndarray:
+    value = value.astype(np.int64)
+    if info.frac is not None:
+        limit = qmax(ACT_BITS)
+        if value.size and int(np.max(np.abs(value))) > limit:
+            raise OutOfRangeError(f"input {info.name!r}: encoded values must lie in ±{limit}")
+    return value

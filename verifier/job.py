@@ -1,0 +1,55 @@
+"""execute_job: what a worker runs. Never raises on a hostile program or input: anything that cannot run
+gives the deterministic error outcome (docs/fixed-point.md, "Job outcome"), the same bytes on every
+honest machine, so workers still agree on the result hash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from verifier.encoding import decode_tensors, encode_tensors, keccak_hex
+from verifier.errors import (CompileError, CostLimitError, FeedError, ModelLoadError, OutOfRangeError,
+                             ProgramFormatError, UnsupportedOpError, VerifierError)
+from verifier.feeds import check_encoded
+from verifier.interpreter import MAX_COST, execute
+from verifier.program import Program
+
+ERROR_TENSOR = "vinfer.error"
+# error code per class: part of the protocol (the bytes of the error outcome), never renumber
+ERROR_CODES = {ProgramFormatError: 1, UnsupportedOpError: 2, CostLimitError: 3, FeedError: 4,
+               OutOfRangeError: 5, ModelLoadError: 6, CompileError: 7}
+INTERNAL_ERROR = 99  # an op failed on malformed attributes or constants of a hostile program
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    output_bytes: bytes
+    result_hash: str
+    ok: bool
+    error: str | None = None
+    error_code: int = 0
+
+
+def error_outcome_bytes(code: int) -> bytes:
+    return encode_tensors({ERROR_TENSOR: np.array([code], dtype=np.int64)})
+
+
+def execute_job(program_bytes: bytes, input_bytes: bytes, *, max_cost: int = MAX_COST) -> JobOutcome:
+    try:
+        program = Program.from_bytes(program_bytes)
+        feeds = check_encoded(program, decode_tensors(input_bytes))
+        outputs = execute(program, feeds, max_cost=max_cost)
+        data = encode_tensors(outputs)
+        return JobOutcome(data, keccak_hex(data), True)
+    except VerifierError as exc:
+        code = next((c for cls, c in ERROR_CODES.items() if isinstance(exc, cls)), INTERNAL_ERROR)
+        return _failed(code, str(exc))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, ZeroDivisionError, OverflowError,
+            MemoryError, RecursionError) as exc:
+        return _failed(INTERNAL_ERROR, f"program failed to run: {type(exc).__name__}: {exc}")
+
+
+def _failed(code: int, message: str) -> JobOutcome:
+    data = error_outcome_bytes(code)
+    return JobOutcome(data, keccak_hex(data), False, message, code)

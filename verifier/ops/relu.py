@@ -1,0 +1,16 @@
+import numpy as np
+
+from verifier.ops import CompileContext, Lowering
+
+
+class Relu:
+    """y = max(q, 0). The output keeps the input's frac, so no rounding happens."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        return Lowering(out_fracs=[ctx.inputs[0].frac])
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        (x,) = inputs
+        return [np.maximum(x, 0)]

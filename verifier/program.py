@@ -1,0 +1,196 @@
+"""The compiled program: its parts, and its frozen bytes (docs/fixed-point.md, "Program bytes").
+
+    magic    b"VFP" + version byte (1)
+    header   u32 length + UTF-8 JSON, keys sorted, no whitespace, integers and strings only
+    tensors  canonical tensor bytes (verifier.encoding) of every integer array the program carries:
+             "c/<name>" for constant tensors, "n<index>/<key>" for node constants (weights, tables)
+
+Program.hash is keccak256 of these bytes. Arrays are stored in the narrowest canonical integer dtype that
+holds them (a deterministic choice from their values) and widened to int64 when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from verifier.encoding import decode_tensors, encode_tensors, keccak_hex
+from verifier.errors import ProgramFormatError, VerifierError
+
+MAGIC = b"VFP"
+VERSION = 1
+MAX_HEADER = 64 << 20
+
+_ONNX_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "float16": "tensor(float16)",
+               "int64": "tensor(int64)", "int32": "tensor(int32)", "int8": "tensor(int8)", "uint8": "tensor(uint8)",
+               "bool": "tensor(bool)"}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A program input or output. `dtype` is the model's own dtype (what `run` takes and returns);
+    `frac` is the fixed-point fraction bits of its integer form (None for plain integer tensors)."""
+
+    name: str
+    shape: tuple
+    dtype: str
+    frac: int | None
+
+    @property
+    def scale(self) -> float | None:
+        return None if self.frac is None else 2.0 ** -self.frac
+
+    @property
+    def type(self) -> str:  # onnxruntime's NodeArg.type
+        return _ONNX_TYPES.get(self.dtype, f"tensor({self.dtype})")
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "frac": self.frac}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TensorInfo:
+        return cls(data["name"], tuple(data["shape"]), data["dtype"], data["frac"])
+
+
+@dataclass
+class ProgramNode:
+    op: str
+    name: str
+    inputs: list  # tensor names; "" for an absent optional input or an absorbed constant
+    outputs: list
+    attrs: dict = field(default_factory=dict)
+    consts: dict = field(default_factory=dict)
+    out_fracs: list = field(default_factory=list)
+
+
+@dataclass
+class Program:
+    inputs: list
+    outputs: list
+    nodes: list
+    constants: dict = field(default_factory=dict)  # name -> int64 array fed like a tensor
+    fracs: dict = field(default_factory=dict)  # tensor name -> frac (None: plain integer)
+    meta: dict = field(default_factory=dict)  # opset, producer, compile notes: informative, still hashed
+    _bytes: bytes | None = field(default=None, repr=False, compare=False)
+
+    # -- bytes ---------------------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        if self._bytes is None:
+            self._bytes = self._serialize()
+        return self._bytes
+
+    @property
+    def hash(self) -> str:
+        return keccak_hex(self.to_bytes())
+
+    def save(self, path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path) -> Program:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ProgramFormatError(f"cannot read program {path}: {exc.strerror}") from exc
+        return cls.from_bytes(data)
+
+    @staticmethod
+    def is_program(data: bytes) -> bool:
+        return len(data) >= 8 and data[:3] == MAGIC
+
+    def _serialize(self) -> bytes:
+        arrays: dict[str, np.ndarray] = {}
+        for name, value in self.constants.items():
+            arrays[f"c/{name}"] = _narrow(value)
+        nodes = []
+        for index, node in enumerate(self.nodes):
+            for key, value in node.consts.items():
+                arrays[f"n{index}/{key}"] = _narrow(value)
+            nodes.append({"op": node.op, "name": node.name, "inputs": list(node.inputs),
+                          "outputs": list(node.outputs), "attrs": node.attrs, "consts": sorted(node.consts),
+                          "out_fracs": list(node.out_fracs)})
+        header = {"inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs],
+                  "nodes": nodes, "constants": list(self.constants), "fracs": self.fracs, "meta": self.meta}
+        _check_integer_only(header)
+        header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        return MAGIC + bytes([VERSION]) + struct.pack("<I", len(header_bytes)) + header_bytes + encode_tensors(arrays)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Program:
+        data = bytes(data)
+        if not cls.is_program(data):
+            raise ProgramFormatError("not a vinfer program (bad magic)")
+        if data[3] != VERSION:
+            raise ProgramFormatError(f"program format version {data[3]}, this verifier reads {VERSION}")
+        (length,) = struct.unpack("<I", data[4:8])
+        if length > MAX_HEADER or 8 + length > len(data):
+            raise ProgramFormatError("program header is truncated")
+        try:
+            header = json.loads(data[8 : 8 + length].decode("utf-8"))
+            arrays = decode_tensors(data[8 + length :])
+            program = cls._from_parts(header, arrays)
+        except ProgramFormatError:
+            raise
+        except (VerifierError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProgramFormatError(f"malformed program: {exc}") from exc
+        program._bytes = data
+        return program
+
+    @classmethod
+    def _from_parts(cls, header: dict, arrays: dict) -> Program:
+        nodes = []
+        for index, raw in enumerate(header["nodes"]):
+            consts = {key: arrays.pop(f"n{index}/{key}").astype(np.int64) for key in raw["consts"]}
+            if not isinstance(raw["op"], str) or not all(isinstance(n, str) for n in raw["inputs"] + raw["outputs"]):
+                raise ProgramFormatError(f"node {index}: malformed")
+            nodes.append(ProgramNode(raw["op"], str(raw["name"]), list(raw["inputs"]), list(raw["outputs"]),
+                                     dict(raw["attrs"]), consts, list(raw["out_fracs"])))
+        constants = {name: arrays.pop(f"c/{name}").astype(np.int64) for name in header["constants"]}
+        if arrays:
+            raise ProgramFormatError(f"unreferenced arrays in program: {sorted(arrays)[:3]}")
+        return cls(inputs=[TensorInfo.from_json(t) for t in header["inputs"]],
+                   outputs=[TensorInfo.from_json(t) for t in header["outputs"]],
+                   nodes=nodes, constants=constants, fracs=dict(header["fracs"]), meta=dict(header["meta"]))
+
+    # -- summary ---------------------------------------------------------------------------------------
+    def parameter_count(self) -> int:
+        total = sum(int(v.size) for v in self.constants.values())
+        return total + sum(int(v.size) for node in self.nodes for v in node.consts.values())
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.nodes:
+            counts[node.op] = counts.get(node.op, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def _narrow(value: np.ndarray) -> np.ndarray:
+    value = np.asarray(value)
+    if value.dtype.kind not in "iub":
+        raise ProgramFormatError(f"program arrays must be integers, got {value.dtype}")
+    value = value.astype(np.int64)
+    if value.size == 0:
+        return value
+    low, high = int(value.min()), int(value.max())
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return value.astype(dtype)
+    return value
+
+
+def _check_integer_only(value, where: str = "header") -> None:
+    if isinstance(value, float):
+        raise ProgramFormatError(f"float in program {where}: the run is integer-only")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_integer_only(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_integer_only(item, where)
+    elif isinstance(value, (np.integer, np.floating, np.ndarray)):
+        raise ProgramFormatError(f"numpy value in program {where}: convert to int/list")
