@@ -112,6 +112,9 @@ class GatewayBlobs:
                 response.raise_for_status()
             except Exception as exc:  # noqa: BLE001 - any login or transport failure is retried
                 problem = f"{type(exc).__name__}: {exc}"
+                invalidate = getattr(self._token, "invalidate", None)
+                if invalidate is not None:  # an expired or revoked token: log in again next attempt
+                    invalidate()
                 continue
             stored = str(response.json().get("hash", "")).lower()
             if stored != expected:

@@ -11,7 +11,7 @@ def worker_report(client: Any, address: str) -> dict[str, Any]:
     """Stake, activity, open assignments, rewards earned/pending and slashes of `address`."""
     me = address.lower()
     assigned: dict[int, int] = {}
-    slashed_wei, slashes, withdrawn_wei = 0, [], 0
+    slashed_wei, slashes, withdrawn_wei, earned_wei = 0, [], 0, 0
     for event in client.events():
         args = event.args
         who = str(args.get("worker", args.get("account", args.get("to", "")))).lower()
@@ -22,6 +22,8 @@ def worker_report(client: Any, address: str) -> dict[str, Any]:
         elif event.name == "Slashed":
             slashed_wei += int(args["amount"])
             slashes.append(f"job {args['jobId']}: {args['amount']} wei")
+        elif event.name == "Rewarded":
+            earned_wei += int(args["amount"])
         elif event.name == "Withdrawn":
             withdrawn_wei += int(args["amount"])
     open_jobs = []
@@ -36,6 +38,7 @@ def worker_report(client: Any, address: str) -> dict[str, Any]:
         "active": client.is_active(address),
         "open assignments": ", ".join(open_jobs) or "none",
         "jobs assigned": len(assigned),
+        "earned (wei)": earned_wei,
         "pending (wei)": pending,
         "withdrawn (wei)": withdrawn_wei,
         "slashed (wei)": slashed_wei,

@@ -1,0 +1,186 @@
+"""`vinfer demo`: the whole system in one process, from wallet login to a verified result.
+
+Embedded py-evm chain, the market contract, the gateway on loopback and N worker threads; then, as
+a requester, log in with Sign-In with Ethereum, upload the bundled digits model, submit a batch with
+redundancy 3, follow it on chain, and check the result. `--byzantine N` makes N workers lie, to show
+the escalation round, the slash and the still-correct result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SHOWN_PHASES = {"commit", "reveal", "assign", "finalize", "refuse", "silent", "missed"}
+SLASH_REASONS = {1: "revealed a wrong result", 2: "stayed silent"}
+
+
+@dataclass
+class DemoResult:
+    job_id: int
+    status: str
+    rounds: int
+    result_hash: str
+    predictions: list[int]
+    labels: list[int]
+    verified: bool
+    slashed: dict[str, int] = field(default_factory=dict)
+    gas_used: int = 0
+    seconds: float = 0.0
+    liars: list[str] = field(default_factory=list)
+
+
+def example_files() -> dict[str, Path]:
+    """The bundled digits model: the ONNX file, calibration inputs and a labelled batch."""
+    root = Path(str(resources.files("verifier").joinpath("examples")))
+    files = {"model": root / "digits_cnn.onnx", "inputs": root / "digits_inputs.npz", "calibration": root / "digits_calibration.npz"}
+    missing = [str(path) for path in files.values() if not path.exists()]
+    if missing:
+        raise FileNotFoundError(f"the bundled example model is missing ({', '.join(missing)}): run `make example`")
+    return files
+
+
+def workers_needed(byzantine: int, redundancy: int) -> int:
+    """Enough workers that the wide round can outvote the liars left after the first round by the
+    2/3 quorum: with L liars among the R fresh workers, R - L >= 2R/3, so R >= 3L (and R >= 2)."""
+    return redundancy + max(2, 3 * (byzantine - 1))
+
+
+def run_demo(workers: int = 5, byzantine: int = 0, batch: int = 16, redundancy: int = 3, console: Any = None,
+             market_params: dict | None = None, attempts: int = 4) -> DemoResult:
+    from rich.console import Console
+
+    from sdk import Client
+    from worker.network import LocalNetwork
+
+    console = console or Console()
+    files = example_files()
+    started = time.monotonic()
+    workers = max(workers, workers_needed(byzantine, redundancy)) if byzantine else workers
+    with LocalNetwork(market_params=market_params, on_event=lambda e: _show_worker_event(console, e)) as net:
+        console.rule("[bold]vinfer demo")
+        console.print(f"chain      embedded py-evm (chain id {net.w3.eth.chain_id})")
+        console.print(f"market     {net.market_address}")
+        console.print(f"gateway    {net.gateway_url}")
+        liars = []
+        for index in range(workers):
+            handle = net.add_worker(byzantine="lie" if index < byzantine else None)
+            if handle.byzantine:
+                liars.append(handle.address)
+        console.print(f"workers    {workers} registered with 1 ETH stake each"
+                      + (f", {byzantine} of them lying: {', '.join(_short(a) for a in liars)}" if byzantine else ""))
+
+        console.rule("requester")
+        client = Client.login(net.gateway_url, net.w3, net.requester.key, net.market_address)
+        console.print(f"logged in  {net.requester.address} with Sign-In with Ethereum")
+        calibration = dict(np.load(files["calibration"]))
+        model = client.upload_model(files["model"], calibration=calibration)
+        console.print(f"model      {files['model'].name} compiled to a fixed-point program {model.hash}")
+        data = np.load(files["inputs"])
+        feeds = {name: data[name][:batch] for name in data.files if name != "labels"}
+        labels = [int(v) for v in data["labels"][:batch]]
+
+        for attempt in range(1, attempts + 1):
+            job = client.submit(model, feeds, redundancy=redundancy)
+            console.print(f"submitted  job {job.job_id}: a batch of {batch} digits, redundancy {redundancy}")
+            job.track_progress()
+            first_round = _assigned_in_round(net, job.job_id, 1)
+            if not byzantine or any(a in first_round for a in liars) or attempt == attempts:
+                break
+            console.print("[yellow]no lying worker was drawn for this job (sampling is random); submitting again")
+
+        outputs = job.result(verify=True)
+        predictions = [int(v) for v in np.argmax(outputs[0].reshape(len(labels), -1), axis=1)]
+        verification = client.verify(job.job_id)
+        result = _summarise(net, job.job_id, predictions, labels, verification, liars)
+        result.seconds = time.monotonic() - started
+        _print_result(console, net, result, verification)
+        return result
+
+
+def _assigned_in_round(net: Any, job_id: int, round_: int) -> set[str]:
+    return {e.args["worker"] for e in net.client(net.requester).events(job_id=job_id)
+            if e.name == "WorkerAssigned" and int(e.args["round"]) == round_}
+
+
+def _summarise(net: Any, job_id: int, predictions: list[int], labels: list[int], verification: Any, liars: list[str]) -> DemoResult:
+    client = net.client(net.requester)
+    job = client.get_job(job_id)
+    slashed: dict[str, int] = {}
+    blocks: set[int] = set()
+    for event in client.events(job_id=job_id):
+        blocks.add(event.block_number)
+        if event.name == "Slashed":
+            slashed[event.args["worker"]] = slashed.get(event.args["worker"], 0) + int(event.args["amount"])
+    gas = _gas_of_job_transactions(net, job_id)
+    return DemoResult(job_id=job_id, status=job.status.name, rounds=int(job.round), result_hash=_hex(job.result_hash),
+                      predictions=predictions, labels=labels, verified=bool(getattr(verification, "ok", True)),
+                      slashed=slashed, gas_used=gas, liars=liars)
+
+
+def _gas_of_job_transactions(net: Any, job_id: int) -> int:
+    """Gas of every transaction that touched this job (submit, assign, commits, reveals, finalize)."""
+    client = net.client(net.requester)
+    tx_hashes = {_hex(e.tx_hash) for e in client.events(job_id=job_id)}
+    return sum(int(net.w3.eth.get_transaction_receipt(tx)["gasUsed"]) for tx in tx_hashes)
+
+
+def _print_result(console: Any, net: Any, result: DemoResult, verification: Any) -> None:
+    from rich.table import Table
+
+    console.rule("result")
+    table = Table(title=f"job {result.job_id}: predictions vs true labels")
+    table.add_column("#", justify="right")
+    table.add_column("predicted", justify="center")
+    table.add_column("label", justify="center")
+    for index, (pred, label) in enumerate(zip(result.predictions, result.labels)):
+        table.add_row(str(index), str(pred), str(label) + ("" if pred == label else "  [red]x"))
+    console.print(table)
+    correct = sum(p == l for p, l in zip(result.predictions, result.labels))
+    console.print(f"accuracy      {correct}/{len(result.labels)}")
+    console.print(f"status        {result.status} after {result.rounds} round(s)")
+    console.print(f"result hash   {result.result_hash} (on chain)")
+    for name, passed, detail in _checks(verification):
+        mark = "[green]ok  [/green]" if passed else "[red]FAIL[/red]"
+        console.print(f"check  {mark} {name}" + (f": {detail}" if detail else ""))
+    for worker, amount in result.slashed.items():
+        tag = "liar" if worker in result.liars else "worker"
+        console.print(f"[red]slashed[/red]      {tag} {_short(worker)} lost {amount / 1e18:.3f} ETH")
+    console.print(f"gas           {result.gas_used:,} for the job's transactions")
+    console.print(f"time          {result.seconds:.1f} s")
+
+
+def _checks(verification: Any) -> list[tuple[str, bool, str]]:
+    """(name, passed, detail) rows from the SDK's Verification."""
+    rows = []
+    for check in getattr(verification, "checks", []) or []:
+        if isinstance(check, tuple):
+            name, passed, *rest = check
+            rows.append((str(name), bool(passed), str(rest[0]) if rest else ""))
+        else:
+            rows.append((str(getattr(check, "name", check)), bool(getattr(check, "passed", getattr(check, "ok", False))),
+                         str(getattr(check, "detail", "") or "")))
+    return rows
+
+
+def _show_worker_event(console: Any, event: dict) -> None:
+    if event.get("phase") not in SHOWN_PHASES:
+        return
+    parts = [f"worker {event.get('index', '?')} {_short(event['worker'])}", f"{event['phase']:<8}"]
+    for key in ("job", "round", "gas", "error", "note"):
+        if key in event:
+            parts.append(f"{key}={event[key]}")
+    console.print("  " + " ".join(parts), style="dim" if event["phase"] not in ("refuse", "missed") else "yellow", highlight=False)
+
+
+def _short(address: str) -> str:
+    return f"{address[:6]}..{address[-4:]}"
+
+
+def _hex(value: Any) -> str:
+    return "0x" + bytes(value).hex() if isinstance(value, (bytes, bytearray)) else str(value)
