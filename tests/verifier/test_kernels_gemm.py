@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from verifier.errors import OutOfRangeError
 from verifier.fixedpoint import qmax
 from verifier.kernels import gemm, plan_gemm, prepare
-from verifier.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT
+from verifier.kernels.exact_gemm import FLOAT32_EXACT, FLOAT64_EXACT
 
 Q15 = qmax(16)  # 32767, the edge of the 16-bit activation / weight range
 

@@ -1,15 +1,15 @@
 """Exact integer kernels of the verifier: GEMM, convolution and pooling.
 
 Each has a fast path (float BLAS on integers under a proven exactness bound, im2col, vectorized
-window loops) and a reference path (plain int64), and the two agree bit for bit; see gemm.py for
+window loops) and a reference path (plain int64), and the two agree bit for bit; see exact_gemm.py for
 the argument and tests/verifier/test_kernels*.py for the evidence.
 """
 
 from contextlib import contextmanager
 
-from verifier.kernels.conv import conv, plan_conv
-from verifier.kernels.gemm import GemmPlan, Prepared, gemm, plan_gemm, prepare
-from verifier.kernels.pool import avg_pool_sum, max_pool
+from verifier.kernels.convolution import conv, plan_conv
+from verifier.kernels.exact_gemm import GemmPlan, Prepared, gemm, plan_gemm, prepare
+from verifier.kernels.pooling import avg_pool_sum, max_pool
 
 __all__ = [
     "GemmPlan", "Prepared", "avg_pool_sum", "conv", "gemm", "max_pool", "plan_conv", "plan_gemm",

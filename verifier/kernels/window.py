@@ -1,6 +1,7 @@
 """Sliding-window geometry shared by convolution and pooling (ONNX semantics)."""
 
 import itertools
+import threading
 from math import prod
 
 import numpy as np
@@ -38,13 +39,22 @@ def output_shape(in_shape, kernel, strides, pads, dilations, ceil_mode=False):
     return tuple(out)
 
 
-def padded(x: np.ndarray, pads_begin, pads_end, fill, dtype) -> np.ndarray:
-    """x (N, C, *spatial) in `dtype`, padded on the spatial axes with `fill`."""
+def padded(x: np.ndarray, pads_begin, pads_end, fill, dtype, workspace: str | None = None) -> np.ndarray:
+    """x (N, C, *spatial) in `dtype`, padded on the spatial axes with `fill` (in the named scratch
+    buffer when `workspace` is given: valid until the next use of that name on this thread)."""
     lead, spatial = x.shape[:2], x.shape[2:]
     if not any(pads_begin) and not any(pads_end):
-        return x.astype(dtype, copy=False)
+        if workspace is None or x.dtype == dtype:
+            return x.astype(dtype, copy=False)
+        out = scratch(workspace, x.shape, dtype)
+        out[...] = x
+        return out
     shape = lead + tuple(s + b + e for s, b, e in zip(spatial, pads_begin, pads_end))
-    out = np.full(shape, fill, dtype=dtype)
+    if workspace is None:
+        out = np.full(shape, fill, dtype=dtype)
+    else:
+        out = scratch(workspace, shape, dtype)
+        out.fill(fill)
     out[(slice(None), slice(None)) + tuple(slice(b, b + s) for b, s in zip(pads_begin, spatial))] = x
     return out
 
@@ -63,3 +73,21 @@ def window_slices(offset, out_shape, strides, dilations):
 
 def kernel_size(kernel) -> int:
     return prod(kernel)
+
+
+_workspace = threading.local()
+
+
+def scratch(name: str, shape, dtype) -> np.ndarray:
+    """A reusable per-thread buffer for an intermediate (im2col columns, padded input): fresh
+    allocations this large cost a page fault and a zeroing pass per page on every call. The contents
+    are garbage; the caller overwrites every element it reads. Not for results handed back."""
+    dtype = np.dtype(dtype)
+    need = int(np.prod(shape)) * dtype.itemsize
+    buffers = getattr(_workspace, "buffers", None)
+    if buffers is None:
+        buffers = _workspace.buffers = {}
+    buffer = buffers.get(name)
+    if buffer is None or buffer.nbytes < need:
+        buffer = buffers[name] = np.empty(max(need, 1), dtype=np.uint8)
+    return buffer[:need].view(dtype).reshape(shape)

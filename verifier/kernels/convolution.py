@@ -1,15 +1,15 @@
 """Exact integer convolution with ONNX Conv semantics (1-D, 2-D, 3-D; groups; no bias).
 
 Fast path: im2col into a preallocated float buffer (one vectorized copy per kernel offset), then one
-batched exact BLAS product per group (see gemm.py for why that is exact); depthwise convolutions
+batched exact BLAS product per group (see exact_gemm.py for why that is exact); depthwise convolutions
 are a vectorized multiply-accumulate over kernel offsets. Reference path: the direct definition,
 out[n, o, p] = sum over kernel offsets and input channels of w * x, in int64 loops.
 """
 
 import numpy as np
 
-from verifier.kernels import window
-from verifier.kernels.gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
+from verifier.kernels import exact_gemm, window
+from verifier.kernels.exact_gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
 
 
 def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int) -> GemmPlan:
@@ -62,24 +62,18 @@ def _conv_im2col(x, w_float, group, plan, dtype, strides, pads, dilations, out_s
     OC, Cg = w_float.shape[:2]
     K = Cg * window.kernel_size(kernel)
     L = int(np.prod(out_shape))
-    xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype)
-    if window.kernel_size(kernel) == 1 and all(s == 1 for s in strides):
-        cols = xp.reshape(N, group, K, L)  # 1x1 stride-1 convolution: the input already is the matrix
+    if window.kernel_size(kernel) == 1 and all(s == 1 for s in strides) and not any(pads):
+        cols = window.scratch("conv_cols", x.shape, dtype)  # 1x1 stride 1: the input is the matrix
+        cols[...] = x
     else:
-        cols = np.empty((N, C) + tuple(kernel) + tuple(out_shape), dtype=dtype)
+        xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype, workspace="conv_padded")
+        cols = window.scratch("conv_cols", (N, C) + tuple(kernel) + tuple(out_shape), dtype)
         lead = (slice(None), slice(None))
         for offset in window.offsets(kernel):
             cols[lead + offset] = xp[lead + window.window_slices(offset, out_shape, strides, dilations)]
-        cols = cols.reshape(N, group, K, L)
+    cols = cols.reshape(N, group, K, L)
     weights = w_float.reshape(group, OC // group, K)
-    if plan.chunk >= K:
-        out = np.matmul(weights, cols).astype(np.int64)
-    else:
-        out = np.zeros((N, group, OC // group, L), dtype=np.int64)
-        for start in range(0, K, plan.chunk):
-            stop = min(start + plan.chunk, K)
-            out += np.matmul(weights[:, :, start:stop], cols[:, :, start:stop]).astype(np.int64)
-    return out.reshape((N, OC) + tuple(out_shape))
+    return exact_gemm.matmul_chunked(weights, cols, K, plan.chunk, b_k_axis=2).reshape((N, OC) + tuple(out_shape))
 
 
 def _conv_depthwise(x, w_float, group, dtype, strides, pads, dilations, out_shape):

@@ -9,7 +9,7 @@ stays in one place.
 import numpy as np
 
 from verifier.kernels import window
-from verifier.kernels.gemm import _as_int64
+from verifier.kernels.exact_gemm import _as_int64
 
 _EMPTY = np.iinfo(np.int64).min  # the padding of a max pool: below every value
 

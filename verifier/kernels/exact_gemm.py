@@ -18,6 +18,7 @@ import numpy as np
 
 from verifier.errors import OutOfRangeError
 from verifier.fixedpoint import INT64_SAFE
+from verifier.kernels import window
 
 FLOAT64_EXACT = 1 << 53  # every integer of magnitude <= 2**53 is a float64
 FLOAT32_EXACT = 1 << 24
@@ -25,7 +26,7 @@ FLOAT32_EXACT = 1 << 24
 # these chunk lengths that overhead makes it slower than the next path (measured by
 # scripts/bench_kernels.py).
 MIN_FLOAT64_CHUNK = 16
-MIN_FLOAT32_CHUNK = 1 << 30  # chunked float32 never beat one-pass float64 here: single pass only
+MIN_FLOAT32_CHUNK = 64  # float32 BLAS runs ~2x float64; chunks of 64 still win, 32 break even
 
 PATHS = ("float32", "float64", "int64")
 
@@ -65,16 +66,27 @@ def plan_gemm(K: int, a_bound: int, b_bound: int) -> GemmPlan:
         return GemmPlan("float32", K, f"{given}: K*|a|*|b| = {total} < 2**24, float32 BLAS exact in one pass")
     chunk32 = (FLOAT32_EXACT - 1) // product
     if chunk32 >= MIN_FLOAT32_CHUNK:
-        return GemmPlan("float32", chunk32, f"{given}: chunks of {chunk32} keep partial sums < 2**24, float32 BLAS")
+        chunk = _balanced(K, chunk32)
+        return GemmPlan(
+            "float32", chunk,
+            f"{given}: chunks of {chunk} keep partial sums < 2**24, float32 BLAS summed in int64",
+        )
     if total < FLOAT64_EXACT:
         return GemmPlan("float64", K, f"{given}: K*|a|*|b| = {total} < 2**53, float64 BLAS exact in one pass")
     chunk64 = (FLOAT64_EXACT - 1) // product
     if chunk64 >= MIN_FLOAT64_CHUNK:
+        chunk = _balanced(K, chunk64)
         return GemmPlan(
-            "float64", chunk64,
-            f"{given}: chunks of {chunk64} keep partial sums < 2**53, float64 BLAS summed in int64",
+            "float64", chunk,
+            f"{given}: chunks of {chunk} keep partial sums < 2**53, float64 BLAS summed in int64",
         )
     return GemmPlan("int64", K, f"{given}: |a|*|b| = {product} too large for an exact float chunk, int64 loops")
+
+
+def _balanced(K: int, longest: int) -> int:
+    """Equal chunks no longer than `longest` (no short tail chunk)."""
+    count = -(-K // longest)
+    return -(-K // count)
 
 
 class Prepared:
@@ -139,24 +151,37 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
     if chosen.path == "int64":
         return np.matmul(a_values, b_values)
     dtype = np.float64 if chosen.path == "float64" else np.float32
-    a_float = _float_of(a, a_values, dtype)
-    b_float = _float_of(b, b_values, dtype)
-    if chosen.chunk >= K:
-        return np.matmul(a_float, b_float).astype(np.int64)
-    return _chunked(a_float, b_float, b_k_axis, K, chosen.chunk)
+    a_float = _float_of(a, a_values, dtype, "gemm_a")
+    b_float = _float_of(b, b_values, dtype, "gemm_b")
+    return matmul_chunked(a_float, b_float, K, chosen.chunk, b_k_axis)
 
 
-def _chunked(a_float, b_float, b_k_axis, K, chunk) -> np.ndarray:
+def matmul_chunked(a_float, b_float, K: int, chunk: int, b_k_axis: int) -> np.ndarray:
+    """int64 result of the float product a @ b, summing K-chunks of length `chunk` in int64.
+    The caller has proven every chunk's partial sums exact (plan_gemm)."""
+    if chunk >= K:
+        product = np.matmul(a_float, b_float, out=_product_buffer(a_float, b_float, b_k_axis))
+        return product.astype(np.int64)
     total = None
     for start in range(0, K, chunk):
         stop = min(start + chunk, K)
         b_part = b_float[(slice(None),) * b_k_axis + (slice(start, stop),)]
-        part = np.matmul(a_float[..., start:stop], b_part).astype(np.int64)
+        part = np.matmul(a_float[..., start:stop], b_part, out=_product_buffer(a_float, b_float, b_k_axis))
         if total is None:
-            total = part
+            total = part.astype(np.int64)
         else:
-            total += part
+            as_int = window.scratch("gemm_part", part.shape, np.int64)
+            np.copyto(as_int, part, casting="unsafe")
+            total += as_int
     return total
+
+
+def _product_buffer(a_float, b_float, b_k_axis):
+    """Scratch space for one float product of a and b (np.matmul's output shape)."""
+    if a_float.ndim < 2 or b_float.ndim < 2:
+        return None
+    batch = np.broadcast_shapes(a_float.shape[:-2], b_float.shape[:-2])
+    return window.scratch("gemm_product", batch + (a_float.shape[-2], b_float.shape[-1]), a_float.dtype)
 
 
 def _forced_plan(path: str, K: int, product: int) -> GemmPlan:
@@ -176,10 +201,12 @@ def _operand(x, bound):
     return values, (_max_abs(values) if bound is None else int(bound))
 
 
-def _float_of(original, values, dtype) -> np.ndarray:
+def _float_of(original, values, dtype, workspace: str) -> np.ndarray:
     if isinstance(original, Prepared):
         return original.as_float(dtype)
-    return values.astype(dtype)
+    converted = window.scratch(workspace, values.shape, dtype)
+    converted[...] = values
+    return converted
 
 
 def _as_int64(x) -> np.ndarray:

@@ -1,0 +1,156 @@
+"""Benchmark the exact integer kernels on the Conv / Gemm layers of real models.
+
+For every distinct Conv and Gemm/MatMul layer of light_resnet50 and light_squeezenet (the models
+shipped in the onnx wheel; shapes read from the model by shape inference) it times, single-threaded,
+in this process, on the same 16-bit edge-of-range integer input:
+  ort   onnxruntime float32 Conv / Gemm of the same shape (the speed to match),
+  fast  verifier.kernels fast path (exact float BLAS under the proven bound; weights prepared once),
+  ref   verifier.kernels reference path (int64 loops),
+checks fast == ref bit for bit, and prints a table, per-model totals (weighted by how often each
+shape occurs) and the ratios fast/ort and ref/fast.
+
+    .venv/bin/python scripts/bench_kernels.py [--models light_resnet50 light_squeezenet] [--repeat 5] [--no-reference]
+"""
+
+import argparse
+import collections
+import pathlib
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper, shape_inference
+from threadpoolctl import threadpool_info
+
+from verifier.fixedpoint import qmax
+from verifier.kernels import conv, gemm, plan_conv, plan_gemm, prepare, single_threaded
+
+BOUND = qmax(16)
+LIGHT = pathlib.Path(onnx.__file__).parent / "backend/test/data/light"
+
+
+def layer_shapes(model_name: str):
+    """(kind, x shape, w shape, attributes) of every Conv and 2-D Gemm/MatMul, with multiplicity."""
+    model = shape_inference.infer_shapes(onnx.load(LIGHT / f"{model_name}.onnx"))
+    graph = model.graph
+    shapes = {}
+    for info in list(graph.input) + list(graph.value_info) + list(graph.output):
+        dims = info.type.tensor_type.shape.dim
+        shapes[info.name] = tuple(d.dim_value for d in dims)
+    for init in graph.initializer:
+        shapes[init.name] = tuple(init.dims)
+    layers = collections.Counter()
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Conv":
+            x, w = shapes[node.input[0]], shapes[node.input[1]]
+            rank = len(x) - 2
+            key = ("conv", x, w, tuple(attrs.get("strides", [1] * rank)), tuple(attrs.get("pads", [0] * 2 * rank)),
+                   tuple(attrs.get("dilations", [1] * rank)), int(attrs.get("group", 1)))
+            if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise SystemExit(f"{model_name}: auto_pad Conv not handled by this bench")
+            layers[key] += 1
+        elif node.op_type in ("Gemm", "MatMul"):
+            a, b = shapes[node.input[0]], shapes[node.input[1]]
+            if attrs.get("transB", 0):
+                b = b[::-1]
+            layers[("gemm", a, b)] += 1
+    return layers
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def ort_session(node, x_shape, initializers):
+    graph = helper.make_graph(
+        [node], "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def edge_values(rng, shape):
+    values = rng.integers(-BOUND, BOUND + 1, size=shape)
+    return np.where(rng.random(shape) < 0.25, BOUND, values).astype(np.int64)
+
+
+def bench_layer(key, repeat: int, with_reference: bool, rng):
+    kind, x_shape, w_shape = key[:3]
+    x, w = edge_values(rng, x_shape), edge_values(rng, w_shape)
+    w_prepared = prepare(w, BOUND)
+    x_float = x.astype(np.float32)
+    if kind == "conv":
+        strides, pads, dilations, group = key[3:]
+        geometry = dict(strides=strides, pads=pads, dilations=dilations, group=group)
+        node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=list(w_shape[2:]), **{
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in geometry.items()})
+        session = ort_session(node, x_shape, [numpy_helper.from_array(w.astype(np.float32), "w")])
+        fast = lambda: conv(x, w_prepared, x_bound=BOUND, w_bound=BOUND, **geometry)  # noqa: E731
+        ref = lambda: conv(x, w, x_bound=BOUND, w_bound=BOUND, path="reference", **geometry)  # noqa: E731
+        plan = plan_conv(x_shape, w_shape, group, BOUND, BOUND)
+        label = f"conv x{x_shape[1:]} w{w_shape} s{strides[0]} p{pads[0]} g{group}"
+    else:
+        node = helper.make_node("MatMul", ["x", "w"], ["y"])
+        session = ort_session(node, x_shape, [numpy_helper.from_array(w.astype(np.float32), "w")])
+        fast = lambda: gemm(x, w_prepared, a_bound=BOUND, b_bound=BOUND)  # noqa: E731
+        ref = lambda: gemm(x, w, a_bound=BOUND, b_bound=BOUND, path="reference")  # noqa: E731
+        plan = plan_gemm(x_shape[-1], BOUND, BOUND)
+        label = f"gemm {x_shape} @ {w_shape}"
+    t_ort = best_time(lambda: session.run(None, {"x": x_float}), repeat)
+    t_fast = best_time(fast, repeat)
+    t_ref = None
+    if with_reference:
+        start = time.perf_counter()
+        reference = ref()
+        t_ref = time.perf_counter() - start
+        if not np.array_equal(fast(), reference):
+            raise SystemExit(f"MISMATCH fast != reference on {label}")
+    return label, plan.path, t_ort, t_fast, t_ref
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["light_resnet50", "light_squeezenet"])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-reference", action="store_true", help="skip the slow int64 reference timing")
+    args = parser.parse_args()
+    blas = [f"{i['internal_api']} {i['version']} ({i.get('architecture')})" for i in threadpool_info()
+            if i["user_api"] == "blas"]
+    print(f"BLAS: {', '.join(blas)}; onnxruntime {ort.__version__}; all single-threaded; best of {args.repeat}")
+    rng = np.random.default_rng(0)
+    with single_threaded():
+        for model_name in args.models:
+            layers = layer_shapes(model_name)
+            print(f"\n{model_name}: {sum(layers.values())} layers, {len(layers)} distinct shapes")
+            header = f"{'layer':58} {'n':>3} {'path':>7} {'ort ms':>8} {'fast ms':>8} {'ref ms':>9} {'fast/ort':>8} {'ref/fast':>8}"
+            print(header)
+            totals = collections.Counter()
+            for key, count in layers.items():
+                label, path, t_ort, t_fast, t_ref = bench_layer(key, args.repeat, not args.no_reference, rng)
+                totals["ort"] += count * t_ort
+                totals["fast"] += count * t_fast
+                totals["ref"] += count * (t_ref or 0)
+                ref_ms = f"{t_ref * 1e3:9.2f}" if t_ref is not None else f"{'-':>9}"
+                ratio_ref = f"{t_ref / t_fast:8.1f}" if t_ref is not None else f"{'-':>8}"
+                print(f"{label:58.58} {count:3d} {path:>7} {t_ort * 1e3:8.2f} {t_fast * 1e3:8.2f} {ref_ms} "
+                      f"{t_fast / t_ort:8.2f} {ratio_ref}")
+            ref_total = f"{totals['ref'] * 1e3:9.1f}" if not args.no_reference else f"{'-':>9}"
+            ref_ratio = f"{totals['ref'] / totals['fast']:8.1f}" if not args.no_reference else f"{'-':>8}"
+            print(f"{'TOTAL ' + model_name:58} {sum(layers.values()):3d} {'':>7} {totals['ort'] * 1e3:8.1f} "
+                  f"{totals['fast'] * 1e3:8.1f} {ref_total} {totals['fast'] / totals['ort']:8.2f} {ref_ratio}")
+
+
+if __name__ == "__main__":
+    main()
