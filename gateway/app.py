@@ -2,7 +2,7 @@
 blob store, token key and (optionally) chain connection."""
 
 import logging
-from importlib import resources
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -16,6 +16,7 @@ from gateway.settings import GatewaySettings
 
 log = logging.getLogger("vinfer.gateway")
 DEFAULT_CHAIN_ID = 1
+LOGIN_PAGE = Path(__file__).parent / "static" / "login.html"
 
 
 def create_app(settings: GatewaySettings | None = None, *, w3=None) -> FastAPI:
@@ -50,7 +51,7 @@ def create_app(settings: GatewaySettings | None = None, *, w3=None) -> FastAPI:
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page() -> str:
-        return resources.files("gateway").joinpath("static/login.html").read_text()
+        return LOGIN_PAGE.read_text()
 
     return app
 
