@@ -1,0 +1,140 @@
+"""Integer exp2 and log2 by range reduction, and the reductions built on them.
+
+Every constant below is a spec constant (docs/fixed-point-nonlinear.md, "Spec constants"): an exact
+value computed with Python's `decimal` module (platform independent, no libm) and rounded half away
+from zero. They are the same for every program, so they are not stored in the program bytes.
+
+Internal precisions: mantissas and log2 results carry MANT = 30 fraction bits; the base-2 exponent
+handed to exp2 carries EXP2_ARG_FRAC = 24.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from functools import cache
+
+import numpy as np
+
+from verifier.fixedpoint import (
+    ACT_BITS, INT64_SAFE, bit_length, round_shift, round_shift_each, rounding_divide, saturate,
+)
+
+MANT = 30
+EXP2_ARG_FRAC = 24
+EXP_NEG_MAX_ARG = (1 << 17) - 1  # |x - max| of two 16-bit activations always fits
+LOG2_TABLE_BITS = 12
+LOG2E_SHIFT = 43
+LN2_SHIFT = 25
+
+
+def _round_decimal(value: Decimal) -> int:
+    """Round half away from zero (ROUND_HALF_UP in decimal's terms is away from zero)."""
+    return int(value.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+@cache
+def spec_constants() -> dict[str, np.ndarray | int]:
+    """The exp2 tables (2**(i / 2**8), 2**(i / 2**16), 2**(i / 2**24) for i < 256, at 2**-30), the
+    log2 table (log2(1 + i / 4096) for i <= 4096, at 2**-30), log2(e) at 2**-43 and ln(2) at 2**-25."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        one, two, scale = Decimal(1), Decimal(2), Decimal(1 << MANT)
+        ln2 = two.ln()
+        exp2_tables = [
+            np.array([_round_decimal((ln2 * i / (1 << level)).exp() * scale) for i in range(256)], dtype=np.int64)
+            for level in (8, 16, 24)
+        ]
+        steps = 1 << LOG2_TABLE_BITS
+        log2_table = np.array(
+            [_round_decimal((one + Decimal(i) / steps).ln() / ln2 * scale) for i in range(steps + 1)], dtype=np.int64
+        )
+        return {
+            "exp2_hi": exp2_tables[0], "exp2_mid": exp2_tables[1], "exp2_lo": exp2_tables[2],
+            "log2": log2_table,
+            "log2e": _round_decimal(Decimal(1 << LOG2E_SHIFT) / ln2),
+            "ln2": _round_decimal(ln2 * (1 << LN2_SHIFT)),
+        }
+
+
+def _exp2_mantissa(r: np.ndarray) -> np.ndarray:
+    """2**(r / 2**24) at 2**-30 for 0 <= r < 2**24: three table lookups on 8-bit slices, two rounded products."""
+    c = spec_constants()
+    hi, mid, lo = r >> 16, (r >> 8) & 0xFF, r & 0xFF
+    partial = round_shift(c["exp2_hi"][hi] * c["exp2_mid"][mid], MANT)
+    return round_shift(partial * c["exp2_lo"][lo], MANT)
+
+
+def exp2(w: np.ndarray, out_frac: int = MANT) -> np.ndarray:
+    """2**(w * 2**-24) at 2**-out_frac. Results above INT64_SAFE saturate to it; tiny ones round to 0."""
+    w = np.asarray(w, dtype=np.int64)
+    n = w >> EXP2_ARG_FRAC  # floor
+    mantissa = _exp2_mantissa(w & ((1 << EXP2_ARG_FRAC) - 1))  # in [2**30, 2**31)
+    shift = MANT - out_frac - n
+    down = round_shift_each(mantissa, np.clip(shift, 0, 62))
+    up = mantissa << np.clip(-shift, 0, 31)
+    result = np.where(shift >= 0, down, up)
+    return np.where(shift < -31, INT64_SAFE, result)
+
+
+def exp_neg(t: np.ndarray, in_frac: int) -> np.ndarray:
+    """exp(-t * 2**-in_frac) at 2**-30 for t >= 0 (t clipped to 0..2**17-1): t*log2(e) rounded to 2**-24,
+    then exp2. exp(0) is exactly 2**30."""
+    t = np.clip(np.asarray(t, dtype=np.int64), 0, EXP_NEG_MAX_ARG)
+    w = round_shift(t * spec_constants()["log2e"], LOG2E_SHIFT + in_frac - EXP2_ARG_FRAC)
+    return exp2(-w, MANT)
+
+
+def log2(x: np.ndarray) -> np.ndarray:
+    """log2(x) at 2**-30 for integers x >= 1 (smaller x are taken as 1): x normalised to [2**30, 2**31]
+    by its bit length, then the 4097-entry table with linear interpolation on the low 18 bits."""
+    x = np.maximum(np.asarray(x, dtype=np.int64), 1)
+    k = bit_length(x) - 1
+    normalised = np.where(k > MANT, round_shift_each(x, np.maximum(k - MANT, 0)), x << np.maximum(MANT - k, 0))
+    offset = normalised - (1 << MANT)  # in [0, 2**30]
+    rem_bits = MANT - LOG2_TABLE_BITS
+    index = np.minimum(offset >> rem_bits, (1 << LOG2_TABLE_BITS) - 1)
+    rem = offset - (index << rem_bits)
+    table = spec_constants()["log2"]
+    fraction = table[index] + round_shift((table[index + 1] - table[index]) * rem, rem_bits)
+    return (k << MANT) + fraction
+
+
+def pow_positive(x: np.ndarray, x_frac: int, exponent_m: int, exponent_shift: int, out_frac: int) -> np.ndarray:
+    """(x * 2**-x_frac) ** p at 2**-out_frac for x >= 1, p = exponent_m * 2**-exponent_shift:
+    exp2(round(p * log2) at 2**-24); results saturate at INT64_SAFE."""
+    log_value = log2(x) - (np.int64(x_frac) << MANT)
+    w = round_shift(log_value * np.int64(exponent_m), exponent_shift + MANT - EXP2_ARG_FRAC)
+    return exp2(w, out_frac)
+
+
+def exponent_multiplier(p: float) -> tuple[int, int]:
+    """Compile time: (m, shift) with m * 2**-shift == p rounded to 24 significant bits (|m| < 2**24)."""
+    if p == 0.0:
+        return 0, 0
+    shift = 23 - int(np.ceil(np.log2(abs(p))))
+    while abs(round(p * 2.0**shift)) >= 1 << 24:
+        shift -= 1
+    shift = min(shift, 40)
+    m = int(np.sign(p) * np.floor(abs(p) * 2.0**shift + 0.5))
+    return m, shift
+
+
+def softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = ACT_BITS) -> np.ndarray:
+    """e_i = exp_neg(max - x_i); y_i = rounding_divide(e_i * 2**out_frac, sum e), saturated. Needs out_frac <= 31."""
+    x = np.asarray(x, dtype=np.int64)
+    if x.size == 0:
+        return x.copy()
+    e = exp_neg(np.max(x, axis=axis, keepdims=True) - x, in_frac)
+    total = np.sum(e, axis=axis, keepdims=True)
+    return saturate(rounding_divide(e << out_frac, total), bits)
+
+
+def log_softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = ACT_BITS) -> np.ndarray:
+    """y_i = -(max - x_i) - ln(sum exp_neg(max - x)) at 2**-30, then rounded to 2**-out_frac and saturated.
+    ln(s) = (log2(s) - 30) * ln2, the product rounded back to 2**-30."""
+    x = np.asarray(x, dtype=np.int64)
+    if x.size == 0:
+        return x.copy()
+    t = np.max(x, axis=axis, keepdims=True) - x
+    total = np.sum(exp_neg(t, in_frac), axis=axis, keepdims=True)  # >= 2**30: the max contributes exactly that
+    log_total = round_shift((log2(total) - (MANT << MANT)) * spec_constants()["ln2"], LN2_SHIFT)
+    value = -round_shift(t, in_frac - MANT) - log_total
+    return saturate(round_shift(value, MANT - out_frac), bits)
