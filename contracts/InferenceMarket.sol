@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IInferenceMarket} from "./IInferenceMarket.sol";
+
+/// @title InferenceMarket
+/// @notice Staked workers, sampled at random, run the same integer program on the same input; the chain
+/// compares their commit-revealed result hashes, escalates any disagreement to a wider round of fresh
+/// workers, pays those who agree with the final result and slashes those who do not.
+/// @dev Read top-down in lifecycle order: registry, submission, assignment, commit, reveal, finalize,
+/// payments, views. docs/protocol.md states the rules and their security analysis.
+contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
+    uint256 private constant BPS = 10_000;
+    uint256 private constant MAX_SEATS = type(uint16).max;
+
+    // ticket = state (bits 248..255) | round (bits 240..247) | 224-bit tag
+    uint256 private constant ASSIGNED = 1;
+    uint256 private constant COMMITTED = 2;
+    uint256 private constant REVEALED = 3;
+    uint8 private constant REASON_WRONG = 1;
+    uint8 private constant REASON_SILENT = 2;
+
+    uint256 public immutable minStake;
+    uint64 public immutable commitWindow;
+    uint64 public immutable revealWindow;
+    uint64 public immutable unbondingPeriod;
+    uint16 public immutable slashBps;
+    uint16 public immutable silentSlashBps;
+    uint8 public immutable maxRounds;
+    uint16 public immutable quorumBps;
+    uint8 public immutable growth;
+    /// @notice Receives rounding dust and stake slashed from jobs without a result (never the requester).
+    address public immutable dustSink;
+
+    struct Worker {
+        uint96 stake;
+        uint40 unbondAt; // 0 while bonded
+        uint32 openJobs; // jobs holding an assignment of this worker that are not closed yet
+        uint32 activeSlot; // 1-based position in _active, 0 when not eligible for new jobs
+    }
+
+    struct Job {
+        // slot 0
+        address requester;
+        uint40 seedBlock;
+        uint8 redundancy;
+        uint8 round;
+        JobStatus status;
+        uint16 leadCount; // Boyer-Moore majority counter of this round's reveals; resultHash is its candidate
+        // slot 1
+        uint96 fee;
+        uint40 commitDeadline;
+        uint16 seats; // workers assigned over all rounds
+        uint16 roundStart; // first seat of the current round
+        uint16 target; // size the current round asks for
+        uint16 committed;
+        uint16 revealed;
+        // slots 2..4
+        bytes32 programHash;
+        bytes32 inputHash;
+        bytes32 resultHash;
+    }
+
+    mapping(address => Worker) private _workers;
+    address[] private _active;
+    mapping(uint256 => Job) private _jobs;
+    mapping(uint256 => mapping(uint256 => address)) private _seats;
+    mapping(uint256 => mapping(address => uint256)) private _tickets;
+    /// @notice Ether an account can pull with `withdraw()` (rewards, refunds, dust).
+    mapping(address => uint256) public pendingWithdrawal;
+    /// @notice Number of jobs submitted so far; job ids run from 1 to jobCount.
+    uint256 public jobCount;
+
+    constructor(
+        uint256 minStake_,
+        uint64 commitWindow_,
+        uint64 revealWindow_,
+        uint64 unbondingPeriod_,
+        uint16 slashBps_,
+        uint16 silentSlashBps_,
+        uint8 maxRounds_,
+        uint16 quorumBps_,
+        uint8 growth_
+    ) {
+        if (minStake_ == 0 || minStake_ > type(uint96).max) revert InvalidParameter("minStake");
+        if (commitWindow_ == 0) revert InvalidParameter("commitWindow");
+        if (revealWindow_ == 0) revert InvalidParameter("revealWindow");
+        if (slashBps_ > BPS) revert InvalidParameter("slashBps");
+        // staying silent must never be cheaper than being wrong, or a losing worker would just not reveal
+        if (silentSlashBps_ < slashBps_ || silentSlashBps_ > BPS) revert InvalidParameter("silentSlashBps");
+        if (maxRounds_ == 0) revert InvalidParameter("maxRounds");
+        // above one half, at most one hash can reach the quorum of a round
+        if (quorumBps_ <= BPS / 2 || quorumBps_ > BPS) revert InvalidParameter("quorumBps");
+        if (growth_ == 0) revert InvalidParameter("growth");
+        if (uint256(unbondingPeriod_) <= uint256(maxRounds_) * (uint256(commitWindow_) + revealWindow_)) {
+            revert InvalidParameter("unbondingPeriod");
+        }
+        uint256 size = type(uint8).max;
+        uint256 total = size;
+        for (uint256 r = 1; r < maxRounds_; ++r) {
+            size = size * growth_ + 1;
+            total += size;
+            if (total > MAX_SEATS) revert InvalidParameter("maxRounds");
+        }
+        minStake = minStake_;
+        commitWindow = commitWindow_;
+        revealWindow = revealWindow_;
+        unbondingPeriod = unbondingPeriod_;
+        slashBps = slashBps_;
+        silentSlashBps = silentSlashBps_;
+        maxRounds = maxRounds_;
+        quorumBps = quorumBps_;
+        growth = growth_;
+        dustSink = msg.sender;
+    }
+
+    // ------------------------------------------------------------------ worker registry
+
+    /// @notice Stake msg.value and become eligible for jobs (or top up; cancels a pending unbond).
+    function register() external payable {
+        if (msg.value == 0) revert ZeroValue();
+        Worker memory w = _workers[msg.sender];
+        uint256 stake = uint256(w.stake) + msg.value;
+        if (stake > type(uint96).max) revert ValueTooLarge(stake, type(uint96).max);
+        if (stake < minStake) revert StakeBelowMinimum(stake, minStake);
+        w.stake = uint96(stake);
+        w.unbondAt = 0;
+        if (w.activeSlot == 0) {
+            _active.push(msg.sender);
+            w.activeSlot = uint32(_active.length);
+        }
+        _workers[msg.sender] = w;
+        emit WorkerRegistered(msg.sender, msg.value, stake);
+    }
+
+    /// @notice Stop taking new jobs and start the unbonding period; stake stays slashable until withdrawn.
+    function requestUnbond() external {
+        Worker storage w = _workers[msg.sender];
+        if (w.stake == 0) revert NotRegistered(msg.sender);
+        if (w.unbondAt != 0) revert AlreadyUnbonding(msg.sender);
+        w.unbondAt = uint40(block.timestamp);
+        _deactivate(msg.sender, w);
+        emit UnbondRequested(msg.sender, block.timestamp + unbondingPeriod);
+    }
+
+    /// @notice Withdraw the whole stake once the unbonding period is over and no assigned job is open.
+    function withdrawStake() external nonReentrant {
+        Worker storage w = _workers[msg.sender];
+        // INVARIANT: stake leaves only after unbonding, and never while a job could still slash it
+        if (w.unbondAt == 0) revert NotUnbonding(msg.sender);
+        uint256 availableAt = uint256(w.unbondAt) + unbondingPeriod;
+        if (block.timestamp < availableAt) revert UnbondingNotFinished(msg.sender, availableAt, block.timestamp);
+        if (w.openJobs != 0) revert StakeLocked(msg.sender, w.openJobs);
+        uint256 amount = w.stake;
+        delete _workers[msg.sender];
+        emit StakeWithdrawn(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ job submission
+
+    /// @notice Ask `redundancy` random workers to run `programHash` on `inputHash`; msg.value is the fee.
+    function submitJob(bytes32 programHash, bytes32 inputHash, uint8 redundancy)
+        external
+        payable
+        returns (uint256 jobId)
+    {
+        if (msg.value == 0) revert ZeroValue();
+        if (msg.value > type(uint96).max) revert ValueTooLarge(msg.value, type(uint96).max);
+        if (redundancy == 0) revert InvalidRedundancy(redundancy);
+        if (redundancy > _active.length) revert NotEnoughWorkers(redundancy, _active.length);
+        jobId = ++jobCount;
+        Job storage job = _jobs[jobId];
+        job.requester = msg.sender;
+        // the sample comes from a block after this one, which the requester cannot choose
+        job.seedBlock = uint40(block.number + 1);
+        job.redundancy = redundancy;
+        job.round = 1;
+        job.status = JobStatus.Submitted;
+        job.fee = uint96(msg.value);
+        job.target = redundancy;
+        job.programHash = programHash;
+        job.inputHash = inputHash;
+        emit JobSubmitted(jobId, msg.sender, programHash, inputHash, redundancy, msg.value);
+    }
+
+    // ------------------------------------------------------------------ assignment
+
+    /// @notice Draw the current round's workers from the seed block's hash; callable by anyone.
+    /// @dev Costs O(round size + workers already in this job), never O(all workers). When the seed block
+    /// is older than 256 blocks its hash is gone: the job is re-seeded from the next block instead.
+    function assign(uint256 jobId) external {
+        Job storage job = _jobs[jobId];
+        // INVARIANT: a round is drawn once, from a block mined after the request
+        if (job.status != JobStatus.Submitted) revert WrongStatus(jobId, _statusOf(job));
+        uint256 seedBlock = job.seedBlock;
+        if (block.number <= seedBlock) revert SeedNotReady(jobId, seedBlock, block.number);
+        bytes32 seedHash = blockhash(seedBlock);
+        if (seedHash == 0) {
+            job.seedBlock = uint40(block.number + 1);
+            emit Reseeded(jobId, block.number + 1);
+            return;
+        }
+        uint8 round = job.round;
+        uint256 seats = job.seats;
+        uint256 target = job.target;
+        uint256 excluded = round == 1 ? 0 : _countActive(jobId, seats);
+        uint256 available = _active.length - excluded;
+        uint256 size = target;
+        if (available < target) {
+            if (round == 1 || available < _quorumVotes(target)) {
+                _close(jobId, job, false);
+                return;
+            }
+            size = available;
+        }
+        _draw(jobId, uint256(keccak256(abi.encode(seedHash, jobId, round))), size, seats, round);
+        job.roundStart = uint16(seats);
+        job.seats = uint16(seats + size);
+        job.status = JobStatus.Committing;
+        job.commitDeadline = uint40(block.timestamp + commitWindow);
+    }
+
+    // ------------------------------------------------------------------ commit
+
+    /// @notice Commit to a result: commitment = makeCommitment(jobId, resultHash, salt, msg.sender).
+    function commit(uint256 jobId, bytes32 commitment) external {
+        Job storage job = _jobs[jobId];
+        uint256 round = job.round;
+        uint256 ticket = _tickets[jobId][msg.sender];
+        if (ticket == 0 || _roundOf(ticket) != round) revert NotAssigned(jobId, msg.sender);
+        if (_stateOf(ticket) != ASSIGNED) revert AlreadyCommitted(jobId, msg.sender);
+        if (job.status != JobStatus.Committing) revert WrongStatus(jobId, _statusOf(job));
+        if (block.timestamp > job.commitDeadline) revert CommitTooLate(jobId, job.commitDeadline, block.timestamp);
+        _tickets[jobId][msg.sender] = _ticket(COMMITTED, round, uint224(uint256(commitment)));
+        uint16 committed = job.committed + 1;
+        job.committed = committed;
+        if (committed == job.seats - job.roundStart) job.status = JobStatus.Revealing;
+        emit Committed(jobId, msg.sender, uint8(round));
+    }
+
+    // ------------------------------------------------------------------ reveal
+
+    /// @notice Reveal the committed result, once every worker of the round committed or the commit window closed.
+    function reveal(uint256 jobId, bytes32 resultHash, bytes32 salt) external {
+        Job storage job = _jobs[jobId];
+        uint256 round = job.round;
+        uint256 ticket = _tickets[jobId][msg.sender];
+        if (ticket == 0 || _roundOf(ticket) != round) revert NotAssigned(jobId, msg.sender);
+        uint256 state = _stateOf(ticket);
+        if (state == ASSIGNED) revert NotCommitted(jobId, msg.sender);
+        if (state == REVEALED) revert AlreadyRevealed(jobId, msg.sender);
+        uint256 commitDeadline = job.commitDeadline;
+        if (job.status == JobStatus.Committing && block.timestamp <= commitDeadline) {
+            revert RevealTooEarly(jobId, commitDeadline, block.timestamp);
+        }
+        if (block.timestamp > commitDeadline + revealWindow) {
+            revert RevealTooLate(jobId, commitDeadline + revealWindow, block.timestamp);
+        }
+        // the commitment binds msg.sender, so a copied commitment or reveal is worthless to anyone else
+        if (uint224(uint256(makeCommitment(jobId, resultHash, salt, msg.sender))) != uint224(ticket)) {
+            revert RevealMismatch(jobId, msg.sender);
+        }
+        _tickets[jobId][msg.sender] = _ticket(REVEALED, round, _tag(resultHash));
+        job.revealed += 1;
+        uint16 lead = job.leadCount;
+        if (lead == 0) {
+            job.resultHash = resultHash;
+            job.leadCount = 1;
+        } else if (job.resultHash == resultHash) {
+            job.leadCount = lead + 1;
+        } else {
+            job.leadCount = lead - 1;
+        }
+        emit Revealed(jobId, msg.sender, resultHash);
+    }
+
+    // ------------------------------------------------------------------ finalize / escalate
+
+    /// @notice Close the round once all revealed or its reveal window passed: finalize, escalate or give up.
+    /// @dev Round 1 needs every assigned worker to reveal the same hash; a later round needs a hash revealed
+    /// by quorumBps of the size that round asked for, silent workers counting against.
+    function finalize(uint256 jobId) external {
+        Job storage job = _jobs[jobId];
+        JobStatus status = job.status;
+        if (status != JobStatus.Committing && status != JobStatus.Revealing) revert WrongStatus(jobId, _statusOf(job));
+        uint256 start = job.roundStart;
+        uint256 seats = job.seats;
+        uint256 revealDeadline = uint256(job.commitDeadline) + revealWindow;
+        if (job.revealed < seats - start && block.timestamp <= revealDeadline) {
+            revert FinalizeTooEarly(jobId, revealDeadline, block.timestamp);
+        }
+        bool decided;
+        if (job.round == 1) {
+            decided = job.leadCount == seats - start; // all revealed, all equal
+        } else if (job.revealed > 0) {
+            // only the Boyer-Moore candidate can hold more than half of the votes
+            decided = _votes(jobId, start, seats, _tag(job.resultHash)) >= _quorumVotes(job.target);
+        }
+        if (decided) {
+            _close(jobId, job, true);
+        } else if (job.round < maxRounds) {
+            _escalate(jobId, job);
+        } else {
+            _close(jobId, job, false);
+        }
+    }
+
+    // ------------------------------------------------------------------ payments
+
+    /// @notice Pull the caller's rewards, refunds and dust.
+    function withdraw() external nonReentrant {
+        uint256 amount = pendingWithdrawal[msg.sender];
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        pendingWithdrawal[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The commitment a worker sends: keccak256(abi.encode(jobId, resultHash, salt, worker)).
+    function makeCommitment(uint256 jobId, bytes32 resultHash, bytes32 salt, address worker)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(jobId, resultHash, salt, worker));
+    }
+
+    /// @notice Everything a verifier needs about a job; resultHash is zero unless finalized.
+    function getJob(uint256 jobId) external view returns (JobView memory v) {
+        Job storage job = _jobs[jobId];
+        v.requester = job.requester;
+        v.programHash = job.programHash;
+        v.inputHash = job.inputHash;
+        v.redundancy = job.redundancy;
+        v.fee = job.fee;
+        v.status = _statusOf(job);
+        v.round = job.round;
+        if (job.status == JobStatus.Finalized) v.resultHash = job.resultHash;
+        if (job.status != JobStatus.Submitted && job.status != JobStatus.None) {
+            v.commitDeadline = job.commitDeadline;
+            v.revealDeadline = job.commitDeadline + revealWindow;
+        }
+        v.seedBlock = job.seedBlock;
+        v.roundSize = job.seats - job.roundStart;
+        v.committed = job.committed;
+        v.revealed = job.revealed;
+    }
+
+    /// @notice The job's status: None, Submitted, Committing, Revealing, Finalized, Unresolved.
+    function jobStatus(uint256 jobId) external view returns (uint8) {
+        return uint8(_statusOf(_jobs[jobId]));
+    }
+
+    /// @notice The finalized result hash, for consumer contracts; reverts unless the job is finalized.
+    function resultOf(uint256 jobId) external view returns (bytes32) {
+        Job storage job = _jobs[jobId];
+        if (job.status != JobStatus.Finalized) revert NotFinalized(jobId, _statusOf(job));
+        return job.resultHash;
+    }
+
+    /// @notice Workers of the current (or last) round of a job.
+    function assignedWorkers(uint256 jobId) external view returns (address[] memory workers) {
+        Job storage job = _jobs[jobId];
+        uint256 start = job.roundStart;
+        workers = new address[](job.seats - start);
+        for (uint256 i; i < workers.length; ++i) {
+            workers[i] = _seats[jobId][start + i];
+        }
+    }
+
+    /// @notice True when `assign(jobId)` would draw workers (or re-seed) in the next block.
+    function canAssign(uint256 jobId) external view returns (bool) {
+        Job storage job = _jobs[jobId];
+        return job.status == JobStatus.Submitted && block.number > job.seedBlock;
+    }
+
+    /// @notice True when `finalize(jobId)` would succeed now.
+    function canFinalize(uint256 jobId) external view returns (bool) {
+        Job storage job = _jobs[jobId];
+        if (job.status != JobStatus.Committing && job.status != JobStatus.Revealing) return false;
+        return job.revealed == job.seats - job.roundStart
+            || block.timestamp > uint256(job.commitDeadline) + revealWindow;
+    }
+
+    /// @notice Stake of a worker (including any part above minStake).
+    function stakeOf(address worker) external view returns (uint256) {
+        return _workers[worker].stake;
+    }
+
+    /// @notice Whether a worker can be drawn for new jobs.
+    function isActive(address worker) external view returns (bool) {
+        return _workers[worker].activeSlot != 0;
+    }
+
+    /// @notice Number of workers that can be drawn for new jobs.
+    function activeWorkerCount() external view returns (uint256) {
+        return _active.length;
+    }
+
+    /// @notice A worker's registry record.
+    function workerInfo(address worker)
+        external
+        view
+        returns (uint256 stake, uint256 unbondAt, uint256 openJobs, bool active)
+    {
+        Worker storage w = _workers[worker];
+        return (w.stake, w.unbondAt, w.openJobs, w.activeSlot != 0);
+    }
+
+    // ------------------------------------------------------------------ private helpers
+
+    /// @dev Partial Fisher-Yates shuffle of the active list, kept virtual in memory: each step draws a
+    /// position not drawn before, so a worker never appears twice; workers already in the job are skipped.
+    /// Steps <= size + workers of the job still active <= active count, so `n - i` never reaches zero.
+    function _draw(uint256 jobId, uint256 seed, uint256 size, uint256 firstSeat, uint256 round) private {
+        uint256 n = _active.length;
+        uint256 steps = size + (round == 1 ? 0 : firstSeat);
+        uint256[] memory movedTo = new uint256[](steps);
+        uint256[] memory movedValue = new uint256[](steps);
+        uint256 picked;
+        for (uint256 i; picked < size; ++i) {
+            uint256 j = i + uint256(keccak256(abi.encode(seed, i))) % (n - i);
+            uint256 drawn = _virtualAt(movedTo, movedValue, i, j);
+            movedTo[i] = j;
+            movedValue[i] = _virtualAt(movedTo, movedValue, i, i);
+            address worker = _active[drawn];
+            if (round != 1 && _tickets[jobId][worker] != 0) continue;
+            _seat(jobId, firstSeat + picked, worker, round);
+            unchecked {
+                ++picked; // picked < size <= MAX_SEATS
+            }
+        }
+    }
+
+    function _seat(uint256 jobId, uint256 seat, address worker, uint256 round) private {
+        _seats[jobId][seat] = worker;
+        _tickets[jobId][worker] = _ticket(ASSIGNED, round, 0);
+        _workers[worker].openJobs += 1;
+        emit WorkerAssigned(jobId, worker, uint8(round));
+    }
+
+    function _virtualAt(uint256[] memory movedTo, uint256[] memory movedValue, uint256 count, uint256 position)
+        private
+        pure
+        returns (uint256)
+    {
+        for (uint256 e = count; e > 0;) {
+            unchecked {
+                --e; // e > 0
+            }
+            if (movedTo[e] == position) return movedValue[e];
+        }
+        return position;
+    }
+
+    function _escalate(uint256 jobId, Job storage job) private {
+        uint8 round = job.round + 1;
+        uint256 target = uint256(job.target) * growth + 1; // fits: bounded in the constructor
+        job.round = round;
+        job.target = uint16(target);
+        job.status = JobStatus.Submitted;
+        job.seedBlock = uint40(block.number + 1);
+        job.roundStart = job.seats;
+        job.committed = 0;
+        job.revealed = 0;
+        job.leadCount = 0;
+        job.resultHash = 0;
+        emit Escalated(jobId, round, target);
+    }
+
+    /// @dev Settles every worker of every round: winners share fee + slashed stake, wrong ones lose slashBps,
+    /// silent ones silentSlashBps. Without a result only silence is punished and the fee goes back.
+    /// Loops over the job's own seats only (bounded by the round sizes), and moves no ether.
+    function _close(uint256 jobId, Job storage job, bool finalized) private {
+        uint256 seats = job.seats;
+        uint256 resultTag = finalized ? _tag(job.resultHash) : 0;
+        address[] memory winners = new address[](seats);
+        uint256 winnerCount;
+        uint256 slashed;
+        for (uint256 s; s < seats; ++s) {
+            (bool won, address worker, uint256 amount) = _settleSeat(jobId, s, finalized, resultTag);
+            if (won) winners[winnerCount++] = worker;
+            slashed += amount;
+        }
+        if (finalized) {
+            job.status = JobStatus.Finalized;
+            uint256 payout = uint256(job.fee) + slashed;
+            uint256 share = payout / winnerCount; // winnerCount >= 1: the result was revealed by someone
+            for (uint256 i; i < winnerCount; ++i) {
+                pendingWithdrawal[winners[i]] += share;
+                emit Rewarded(jobId, winners[i], share);
+            }
+            uint256 dust = payout - share * winnerCount;
+            if (dust != 0) pendingWithdrawal[dustSink] += dust;
+            emit JobFinalized(jobId, job.resultHash);
+        } else {
+            job.status = JobStatus.Unresolved;
+            pendingWithdrawal[job.requester] += job.fee;
+            // the requester must gain nothing from workers failing: slashed stake goes to the sink
+            if (slashed != 0) pendingWithdrawal[dustSink] += slashed;
+            emit JobUnresolved(jobId);
+        }
+    }
+
+    /// @dev One worker's share of `_close`: releases its stake lock and slashes it if wrong or silent.
+    function _settleSeat(uint256 jobId, uint256 seat, bool finalized, uint256 resultTag)
+        private
+        returns (bool won, address worker, uint256 amount)
+    {
+        worker = _seats[jobId][seat];
+        uint256 ticket = _tickets[jobId][worker];
+        delete _tickets[jobId][worker];
+        Worker storage w = _workers[worker];
+        w.openJobs -= 1;
+        uint256 bps;
+        uint8 reason = REASON_WRONG;
+        if (_stateOf(ticket) != REVEALED) {
+            bps = silentSlashBps;
+            reason = REASON_SILENT;
+        } else if (!finalized) {
+            return (false, worker, 0); // without a result nobody can be called wrong
+        } else if (uint224(ticket) == resultTag) {
+            return (true, worker, 0);
+        } else {
+            bps = slashBps;
+        }
+        uint256 stake = w.stake;
+        amount = stake * bps / BPS;
+        if (amount == 0) return (false, worker, 0);
+        w.stake = uint96(stake - amount);
+        emit Slashed(jobId, worker, amount, reason);
+        if (stake - amount < minStake) _deactivate(worker, w);
+    }
+
+    function _deactivate(address worker, Worker storage w) private {
+        uint256 slot = w.activeSlot;
+        if (slot == 0) return;
+        address last = _active[_active.length - 1];
+        if (last != worker) {
+            _active[slot - 1] = last;
+            _workers[last].activeSlot = uint32(slot);
+        }
+        _active.pop();
+        w.activeSlot = 0;
+        emit WorkerDeactivated(worker, w.stake);
+    }
+
+    function _countActive(uint256 jobId, uint256 seats) private view returns (uint256 count) {
+        for (uint256 s; s < seats; ++s) {
+            if (_workers[_seats[jobId][s]].activeSlot != 0) ++count;
+        }
+    }
+
+    function _votes(uint256 jobId, uint256 start, uint256 end, uint256 tag) private view returns (uint256 count) {
+        for (uint256 s = start; s < end; ++s) {
+            uint256 ticket = _tickets[jobId][_seats[jobId][s]];
+            if (_stateOf(ticket) == REVEALED && uint224(ticket) == tag) ++count;
+        }
+    }
+
+    function _quorumVotes(uint256 size) private view returns (uint256) {
+        return (size * quorumBps + BPS - 1) / BPS;
+    }
+
+    function _statusOf(Job storage job) private view returns (JobStatus) {
+        JobStatus status = job.status;
+        if (status == JobStatus.Committing && block.timestamp > job.commitDeadline) return JobStatus.Revealing;
+        return status;
+    }
+
+    function _send(address to, uint256 amount) private {
+        if (amount == 0) return;
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert TransferFailed(to, amount);
+    }
+
+    /// @dev Revealed results are kept as a 224-bit tag of their hash: a different result with the same tag
+    /// would be a 224-bit second preimage of keccak256.
+    function _tag(bytes32 resultHash) private pure returns (uint224) {
+        return uint224(uint256(keccak256(abi.encode(resultHash))));
+    }
+
+    function _ticket(uint256 state, uint256 round, uint224 tag) private pure returns (uint256) {
+        return (state << 248) | (round << 240) | tag;
+    }
+
+    function _stateOf(uint256 ticket) private pure returns (uint256) {
+        return ticket >> 248;
+    }
+
+    function _roundOf(uint256 ticket) private pure returns (uint256) {
+        return (ticket >> 240) & 0xff;
+    }
+}
