@@ -25,14 +25,28 @@ def value_ranges(graph: Graph, calibration: dict | None) -> tuple[dict, dict]:
         if np.dtype(dtype).kind == "f":
             observed = float(np.max(np.abs(feeds[name]))) if feeds[name].size else 0.0
             input_ranges[name] = DEFAULT_INPUT_RANGE if calibration is None else observed * HEADROOM
-    results = _run_float(graph, feeds)
-    ranges = {}
-    for name, value in results.items():
-        value = np.asarray(value)
-        if value.dtype.kind == "f":
-            finite = value[np.isfinite(value)]
-            ranges[name] = float(np.max(np.abs(finite))) * headroom if finite.size else 0.0
-    return ranges, input_ranges
+    observed: dict[str, float] = {}
+    for batch in _batches(graph, feeds):
+        for name, value in _run_float(graph, batch).items():
+            value = np.asarray(value)
+            if value.dtype.kind == "f":
+                finite = np.abs(value[np.isfinite(value)])
+                observed[name] = max(observed.get(name, 0.0), float(finite.max()) if finite.size else 0.0)
+    return {name: value * headroom for name, value in observed.items()}, input_ranges
+
+
+def _batches(graph: Graph, feeds: dict):
+    """The calibration set in batches the graph accepts: whole, or in slices of a static batch dim."""
+    static = {shape[0] for _, shape, _ in graph.inputs if shape and shape[0] is not None}
+    total = min((len(v) for v in feeds.values() if np.ndim(v)), default=1)
+    if not static:
+        yield feeds
+        return
+    step = static.pop()
+    if total % step:
+        raise CompileError(f"calibration batch {total} is not a multiple of the model's fixed batch size {step}")
+    for start in range(0, total, step):
+        yield {name: value[start : start + step] for name, value in feeds.items()}
 
 
 def _calibration_feeds(graph: Graph, calibration: dict | None):

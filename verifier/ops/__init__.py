@@ -105,7 +105,12 @@ class CompileContext:
 
 
 def default_cost(shapes, attrs, consts) -> int:
-    return sum(int(np.prod(s, dtype=np.int64)) for s in shapes if s is not None)
+    # (no builtins such as sum/slice in this module: the op submodules sum.py, slice.py shadow them here)
+    total = 0
+    for shape in shapes:
+        if shape is not None:
+            total += int(np.prod(shape, dtype=np.int64))
+    return total
 
 
 def _discover() -> dict[str, type]:

@@ -35,8 +35,7 @@ def multiplier_for(real: float, target_bits: int = 30) -> tuple[int, int]:
         return 0, 0
     shift = int(np.floor(target_bits - 1 - np.log2(abs(real))))
     shift = max(min(shift, MAX_SHIFT), -MAX_SHIFT)
-    m = int(quantize(np.array([real]), shift, 63)[0]) if shift >= 0 else int(round(real / 2.0**-shift))
-    return m, shift
+    return int(quantize(np.array([real]), shift, 63)[0]), shift
 
 
 def broadcast_shape(*shapes):
@@ -45,3 +44,63 @@ def broadcast_shape(*shapes):
 
 def size(shape) -> int:
     return int(np.prod(shape, dtype=np.int64))
+
+
+# -- run-time helpers ------------------------------------------------------------------------------
+
+_PREPARED: dict = {}
+
+
+def prepared(array: np.ndarray):
+    """A constant operand wrapped once for the kernels (its float copies cached while the array lives)."""
+    import weakref
+
+    from verifier.kernels import prepare
+
+    key = id(array)
+    if key not in _PREPARED:
+        _PREPARED[key] = prepare(array)
+        weakref.finalize(array, _PREPARED.pop, key, None)
+    return _PREPARED[key]
+
+
+def kernel_path() -> str:
+    """The execution path of GEMM/conv kernels: a forced one (tests, `--path`) or the fast exact plan."""
+    from verifier.interpreter import current_forced_path
+
+    return current_forced_path() or "fast"
+
+
+def auto_pads(ctx, kernel, strides, dilations) -> list:
+    """Explicit ONNX pads [begin..., end...] for an auto_pad attribute (needs static spatial dims)."""
+    mode = ctx.attr("auto_pad", "NOTSET")
+    rank = len(kernel)
+    if mode in ("NOTSET", ""):
+        return list(ctx.attr("pads", [0] * (2 * rank)))
+    if mode == "VALID":
+        return [0] * (2 * rank)
+    shape = ctx.inputs[0].shape
+    if shape is None or any(d is None for d in shape[2:]):
+        ctx.unsupported(f"auto_pad={mode} needs static spatial input dims")
+    begin, end = [], []
+    for size_i, k, s, d in zip(shape[2:], kernel, strides, dilations):
+        out = -(-size_i // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - size_i, 0)
+        small, large = total // 2, total - total // 2
+        begin.append(large if mode == "SAME_LOWER" else small)
+        end.append(small if mode == "SAME_LOWER" else large)
+    return begin + end
+
+
+def int_list(value) -> list:
+    return [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+def const_ints(ctx, index: int, what: str) -> list | None:
+    """A constant integer input (axes, shape, pads...) as a list; None when absent."""
+    if index >= len(ctx.inputs) or ctx.inputs[index] is None:
+        return None
+    operand = ctx.inputs[index]
+    if not operand.is_const:
+        return None
+    return int_list(operand.value)

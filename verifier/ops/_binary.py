@@ -1,0 +1,76 @@
+"""Lowering shared by the elementwise sums (Add, Sub, Sum) and products (Mul): numpy broadcasting,
+constants absorbed at the scale the op computes in, one rounding at the end."""
+
+import numpy as np
+
+from verifier.fixedpoint import requantize, round_shift
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._common import quantize_const, weight_frac
+
+WIDE_BITS = 40  # absorbed addends live at the sum's scale; they may be wider than an activation
+
+
+def lower_sum(ctx: CompileContext, signs: list[int]) -> Lowering:
+    """sum_i sign_i * x_i, every operand moved exactly to the common frac c = max(fracs, out frac)."""
+    operands = ctx.inputs
+    if all(o.frac is None for o in operands):  # plain integers (shape arithmetic): exact, no scale
+        return Lowering(out_fracs=[None], attrs={"signs": signs, "integer": 1})
+    if any(o.frac is None and not o.is_const for o in operands):
+        ctx.unsupported("mixes plain integer and fixed-point tensors")
+    out_frac = ctx.out_frac()
+    common = max([o.frac for o in operands if not o.is_const] + [out_frac])
+    consts, absorbed, shifts = {}, set(), []
+    for index, operand in enumerate(operands):
+        if operand.is_const:
+            consts[f"k{index}"] = quantize_const(operand.value, common, WIDE_BITS)
+            absorbed.add(index)
+            shifts.append(0)
+        else:
+            shifts.append(common - operand.frac)
+    attrs = {"signs": signs, "shifts": shifts, "acc_frac": common, "out_frac": out_frac}
+    return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
+
+
+def run_sum(inputs, attrs, consts):
+    total = None
+    for index, (x, sign) in enumerate(zip(inputs, attrs["signs"])):
+        if x is None:
+            x = consts[f"k{index}"]
+        elif not attrs.get("integer"):
+            x = round_shift(x, -attrs["shifts"][index])
+        term = x if sign > 0 else -x
+        total = term if total is None else total + term
+    if attrs.get("integer"):
+        return [total]
+    return [requantize(total, attrs["acc_frac"], attrs["out_frac"])]
+
+
+def lower_product(ctx: CompileContext) -> Lowering:
+    a, b = ctx.inputs
+    if a.frac is None and b.frac is None:  # plain integers
+        return Lowering(out_fracs=[None], attrs={"integer": 1})
+    consts, absorbed, fracs = {}, set(), []
+    for index, operand in enumerate((a, b)):
+        if operand.is_const:
+            if operand.value.dtype.kind != "f":
+                ctx.unsupported("multiplies a fixed-point tensor by an integer constant tensor; cast it first")
+            frac = weight_frac(operand.value)
+            consts[f"k{index}"] = quantize_const(operand.value, frac, 16)
+            absorbed.add(index)
+            fracs.append(frac)
+        elif operand.frac is None:
+            ctx.unsupported("multiplies a plain integer tensor with a fixed-point one")
+        else:
+            fracs.append(operand.frac)
+    out_frac = ctx.out_frac()
+    attrs = {"acc_frac": fracs[0] + fracs[1], "out_frac": out_frac}
+    return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
+
+
+def run_product(inputs, attrs, consts):
+    a = inputs[0] if inputs[0] is not None else consts["k0"]
+    b = inputs[1] if inputs[1] is not None else consts["k1"]
+    product = np.multiply(a, b, dtype=np.int64)
+    if attrs.get("integer"):
+        return [product]
+    return [requantize(product, attrs["acc_frac"], attrs["out_frac"])]

@@ -1,0 +1,28 @@
+from verifier.fixedpoint import rounding_divide
+from verifier.kernels import avg_pool_sum
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._common import auto_pads
+
+
+class AveragePool:
+    """y = rounding_divide(window sum, window count): the exact int64 sum of each window divided by the
+    number of taps counted (inside the input, plus the explicit pads when count_include_pad=1; never the
+    extra end padding of ceil_mode), rounded half away from zero. Output frac = input frac."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        kernel = list(ctx.attr("kernel_shape"))
+        rank = len(kernel)
+        strides = list(ctx.attr("strides", [1] * rank))
+        dilations = list(ctx.attr("dilations", [1] * rank))
+        attrs = {"kernel_shape": kernel, "strides": strides, "dilations": dilations,
+                 "pads": auto_pads(ctx, kernel, strides, dilations), "ceil_mode": int(ctx.attr("ceil_mode", 0)),
+                 "count_include_pad": int(ctx.attr("count_include_pad", 0))}
+        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs=attrs)
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        sums, counts = avg_pool_sum(inputs[0], attrs["kernel_shape"], strides=attrs["strides"], pads=attrs["pads"],
+                                    dilations=attrs["dilations"], ceil_mode=bool(attrs["ceil_mode"]),
+                                    count_include_pad=bool(attrs["count_include_pad"]))
+        return [rounding_divide(sums, counts)]

@@ -1,0 +1,37 @@
+import numpy as np
+
+from verifier.fixedpoint import requantize
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._common import quantize_const, weight_frac
+
+BIAS_BITS = 48
+
+
+class BatchNormalization:
+    """Inference BatchNormalization not folded into a Conv/Gemm: a per-channel (axis 1) affine map.
+    s = gamma / sqrt(var + eps) is quantized at its 16-bit frac fs, t = beta - mean * s at fx + fs;
+    y = requantize(x * s[c] + t[c], fx + fs, fy)."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        x = ctx.inputs[0]
+        params = ctx.inputs[1:5]
+        if any(p is None or not p.is_const for p in params) or ctx.attr("training_mode", 0):
+            ctx.unsupported("needs constant scale, bias, mean and variance (inference mode)")
+        if x.frac is None:
+            ctx.unsupported("plain integer input")
+        gamma, beta, mean, var = (np.asarray(p.value, dtype=np.float64) for p in params)
+        scale = gamma / np.sqrt(var + float(ctx.attr("epsilon", 1e-5)))
+        shift = beta - mean * scale
+        s_frac = weight_frac(scale)
+        out_frac = ctx.out_frac()
+        consts = {"scale": quantize_const(scale, s_frac, 16), "shift": quantize_const(shift, x.frac + s_frac, BIAS_BITS)}
+        return Lowering(out_fracs=[out_frac], attrs={"acc_frac": x.frac + s_frac, "out_frac": out_frac},
+                        consts=consts, absorbed={1, 2, 3, 4})
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        x = inputs[0]
+        channel = (1, -1) + (1,) * (x.ndim - 2)
+        acc = x * consts["scale"].reshape(channel) + consts["shift"].reshape(channel)
+        return [requantize(acc, attrs["acc_frac"], attrs["out_frac"])]

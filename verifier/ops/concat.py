@@ -1,0 +1,27 @@
+import numpy as np
+
+from verifier.fixedpoint import ACT_BITS, requantize
+from verifier.ops import CompileContext, Lowering
+
+
+class Concat:
+    """Join along `axis`. Fixed-point inputs move to the smallest input frac f = min(f_i) (requantize:
+    round half away from zero, saturate; exact for inputs already at f); plain integer tensors join as is."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        fracs = [o.frac for o in ctx.inputs]
+        axis = int(ctx.attr("axis"))
+        if all(f is None for f in fracs):
+            return Lowering(out_fracs=[None], attrs={"axis": axis})
+        if any(f is None for f in fracs):
+            ctx.unsupported("joins plain integer and fixed-point tensors")
+        out_frac = min(fracs)
+        return Lowering(out_fracs=[out_frac], attrs={"axis": axis, "fracs": fracs, "out_frac": out_frac})
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        if "fracs" in attrs:
+            inputs = [x if f == attrs["out_frac"] else requantize(x, f, attrs["out_frac"], ACT_BITS)
+                      for x, f in zip(inputs, attrs["fracs"])]
+        return [np.concatenate(inputs, axis=attrs["axis"])]

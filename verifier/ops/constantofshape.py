@@ -1,0 +1,28 @@
+import numpy as np
+
+from verifier.fixedpoint import quantize
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._common import weight_frac
+
+
+class ConstantOfShape:
+    """A tensor of the run-time shape filled with one value: a float value is quantized at its own 16-bit
+    frac; an integer value stays a plain integer. (Folded at compile time when the shape is constant.)"""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        value = ctx.attr("value")
+        value = np.zeros(1, dtype=np.float32) if value is None else np.asarray(value).reshape(-1)
+        if value.dtype.kind == "f":
+            frac = weight_frac(value)
+            return Lowering(out_fracs=[frac], attrs={"value": int(quantize(value, frac)[0])})
+        return Lowering(out_fracs=[None], attrs={"value": int(value[0])})
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        shape = [int(d) for d in inputs[0].reshape(-1)]
+        return [np.full(shape, attrs["value"], dtype=np.int64)]
+
+    @staticmethod
+    def cost(shapes, attrs, consts):
+        return 1 << 62  # a run-time output size cannot be bounded from the program: only folded forms run

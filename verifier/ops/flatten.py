@@ -1,0 +1,17 @@
+import numpy as np
+
+from verifier.ops import CompileContext, Lowering
+
+
+class Flatten:
+    """Reshape to (prod(dims[:axis]), prod(dims[axis:])); values and frac unchanged."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs={"axis": int(ctx.attr("axis", 1))})
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        x = inputs[0]
+        axis = attrs["axis"] % x.ndim if x.ndim and attrs["axis"] < 0 else attrs["axis"]
+        return [x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)]

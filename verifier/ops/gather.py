@@ -1,0 +1,23 @@
+import numpy as np
+
+from verifier.ops import CompileContext, Lowering
+
+
+class Gather:
+    """y = take(data, indices, axis), negative indices counting from the end; an index outside the axis
+    is a run error. Output frac = data frac (row lookups of embeddings, shape arithmetic)."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        if ctx.inputs[1].frac is not None:
+            ctx.unsupported("indices must be an integer tensor")
+        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs={"axis": int(ctx.attr("axis", 0))})
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        data, indices = inputs
+        axis = attrs["axis"] % data.ndim
+        size = data.shape[axis]
+        if indices.size and (indices.min() < -size or indices.max() >= size):
+            raise IndexError(f"Gather index outside [-{size}, {size})")
+        return [np.take(data, np.where(indices < 0, indices + size, indices), axis=axis)]

@@ -1,0 +1,63 @@
+import numpy as np
+
+from verifier.fixedpoint import ACT_BITS, qmax, requantize
+from verifier.kernels import gemm, plan_gemm
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._common import kernel_path, prepared, quantize_const, weight_frac
+
+
+class MatMul:
+    """y = requantize(a @ b, fa + fb, fy), numpy matmul semantics (batch broadcasting, 1-D operands
+    promoted and squeezed). The product is exact int64 (fast float BLAS path under the proven bound,
+    or int64 loops; identical bits). A constant operand is quantized at its own 16-bit frac."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        a, b = ctx.inputs
+        consts, absorbed, fracs, bounds = {}, set(), [], []
+        for index, operand in enumerate((a, b)):
+            if operand.is_const:
+                frac = weight_frac(operand.value)
+                consts[f"k{index}"] = quantize_const(np.asarray(operand.value, dtype=np.float64), frac, 16)
+                absorbed.add(index)
+                fracs.append(frac)
+                bounds.append(int(np.max(np.abs(consts[f"k{index}"]))) if operand.value.size else 0)
+            elif operand.frac is None:
+                ctx.unsupported("MatMul on plain integer tensors")
+            else:
+                fracs.append(operand.frac)
+                bounds.append(qmax(ACT_BITS))
+        k = (a.shape or (None,))[-1]
+        plan = plan_gemm(k or 1, bounds[0], bounds[1])
+        out_frac = ctx.out_frac()
+        attrs = {"acc_frac": fracs[0] + fracs[1], "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
+        return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        a = inputs[0] if inputs[0] is not None else prepared(consts["k0"])
+        b = inputs[1] if inputs[1] is not None else prepared(consts["k1"])
+        a_vector, b_vector = np.ndim(_values(a)) == 1, np.ndim(_values(b)) == 1
+        if a_vector:
+            a = _values(a)[None, :]
+        if b_vector:
+            b = _values(b)[:, None]
+        acc = gemm(a, b, path=kernel_path())
+        if a_vector:
+            acc = acc[..., 0, :]
+        if b_vector:
+            acc = acc[..., 0]
+        return [requantize(acc, attrs["acc_frac"], attrs["out_frac"])]
+
+    @staticmethod
+    def cost(shapes, attrs, consts):
+        a = shapes[0] if shapes[0] is not None else consts["k0"].shape
+        b = shapes[1] if shapes[1] is not None else consts["k1"].shape
+        batch = np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2])) if len(a) > 2 or len(b) > 2 else ()
+        m = a[-2] if len(a) > 1 else 1
+        n = b[-1] if len(b) > 1 else 1
+        return int(np.prod(batch, dtype=np.int64)) * int(m) * int(a[-1]) * int(n)
+
+
+def _values(x):
+    return x.values if hasattr(x, "values") else x

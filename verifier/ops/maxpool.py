@@ -1,0 +1,25 @@
+from verifier.kernels import max_pool
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._common import auto_pads
+
+
+class MaxPool:
+    """y = max over each window (kernel_shape, strides, pads incl. auto_pad, dilations, ceil_mode); padding
+    never wins. Output frac = input frac; no rounding. The Indices output is not supported."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        if len(ctx.output_names) > 1 and ctx.output_names[1]:
+            ctx.unsupported("the Indices output")
+        kernel = list(ctx.attr("kernel_shape"))
+        rank = len(kernel)
+        strides = list(ctx.attr("strides", [1] * rank))
+        dilations = list(ctx.attr("dilations", [1] * rank))
+        attrs = {"kernel_shape": kernel, "strides": strides, "dilations": dilations,
+                 "pads": auto_pads(ctx, kernel, strides, dilations), "ceil_mode": int(ctx.attr("ceil_mode", 0))}
+        return Lowering(out_fracs=[ctx.inputs[0].frac] + [None] * (len(ctx.output_names) - 1), attrs=attrs)
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        return [max_pool(inputs[0], attrs["kernel_shape"], strides=attrs["strides"], pads=attrs["pads"],
+                         dilations=attrs["dilations"], ceil_mode=bool(attrs["ceil_mode"]))]

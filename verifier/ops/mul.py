@@ -1,0 +1,15 @@
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._binary import lower_product, run_product
+
+
+class Mul:
+    """y = requantize(a * b, fa + fb, fy): the exact int64 product, rounded once. A constant operand is
+    quantized at its own 16-bit frac (weight_frac). x * sigmoid(x) (SiLU) is this op on two tensors."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        return lower_product(ctx)
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        return run_product(inputs, attrs, consts)

@@ -1,0 +1,27 @@
+import numpy as np
+
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._common import const_ints
+
+
+class Reshape:
+    """Values and frac unchanged. The target shape is a constant (in the program) or a run-time integer
+    tensor; 0 copies the input dim (unless allowzero=1) and -1 is inferred, as ONNX."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        attrs = {"allowzero": int(ctx.attr("allowzero", 0))}
+        shape = const_ints(ctx, 1, "shape") if len(ctx.inputs) > 1 else list(ctx.attr("shape", []))
+        absorbed = set()
+        if shape is not None:
+            attrs["shape"] = shape
+            absorbed.add(1)
+        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs=attrs, absorbed=absorbed)
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        x = inputs[0]
+        shape = attrs["shape"] if "shape" in attrs else [int(v) for v in inputs[1].reshape(-1)]
+        if not attrs["allowzero"]:
+            shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+        return [x.reshape(shape)]

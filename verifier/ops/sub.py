@@ -1,0 +1,14 @@
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._binary import lower_sum, run_sum
+
+
+class Sub:
+    """y = requantize((a << (c - fa)) - (b << (c - fb)), c, fy), c = max(fa, fb, fy); as Add."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        return lower_sum(ctx, [1, -1])
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        return run_sum(inputs, attrs, consts)

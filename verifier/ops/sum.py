@@ -1,0 +1,14 @@
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._binary import lower_sum, run_sum
+
+
+class Sum:
+    """y = requantize(sum_i (x_i << (c - f_i)), c, fy), c = max(f_i, fy); n-ary Add with broadcasting."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        return lower_sum(ctx, [1] * len(ctx.inputs))
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        return run_sum(inputs, attrs, consts)

@@ -1,0 +1,15 @@
+from verifier.ops import CompileContext, Lowering
+
+
+class Transpose:
+    """Permute axes (default: reverse them); values and frac unchanged."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        perm = ctx.attr("perm")
+        attrs = {} if perm is None else {"perm": [int(p) for p in perm]}
+        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs=attrs)
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        return [inputs[0].transpose(attrs.get("perm"))]
