@@ -49,6 +49,9 @@ CASES = [
     ((1, 6, 10, 10), (6, 2, 3, 3), (1, 2), (0, 1, 1, 0), (2, 1), 3),
     ((2, 8, 7, 7), (8, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 8),  # depthwise
     ((1, 4, 9, 9), (8, 1, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 4),  # depthwise, multiplier 2
+    ((2, 3, 11, 10), (3, 1, 5, 3), (3, 2), (2, 0, 1, 2), (2, 3), 3),  # depthwise, strides 3/2, dilated
+    ((1, 4, 13), (8, 1, 4), (2,), (3, 0), (2,), 4),  # depthwise 1-D
+    ((1, 2, 5, 6, 7), (2, 1, 3, 2, 3), (2, 1, 3), (1, 0, 2, 1, 1, 0), (1, 2, 1), 2),  # depthwise 3-D
     ((1, 5, 6, 6), (7, 5, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1: no im2col copy
     ((1, 5, 7, 7), (7, 5, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),  # 1x1 strided (ResNet downsample)
     ((3, 4, 20), (6, 2, 5), (3,), (2, 1), (2,), 2),  # 1-D
@@ -144,7 +147,7 @@ def conv_problems(draw):
     return x_shape, w_shape, strides, pads, dilations, group
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(problem=conv_problems(), bits=st.sampled_from([4, 8, 16]), seed=st.integers(0, 2**32 - 1))
 def test_fast_equals_reference_on_random_geometries(problem, bits, seed):
     x_shape, w_shape, strides, pads, dilations, group = problem

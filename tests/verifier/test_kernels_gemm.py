@@ -146,7 +146,7 @@ def test_empty_inner_dimension_gives_zeros():
     assert out.dtype == np.int64 and np.array_equal(out, np.zeros((3, 2)))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     m=st.integers(1, 6), k=st.integers(1, 70), n=st.integers(1, 6),
     bits=st.sampled_from([2, 8, 12, 16, 25]), seed=st.integers(0, 2**32 - 1),

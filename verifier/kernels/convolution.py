@@ -77,22 +77,56 @@ def _conv_im2col(x, w_float, group, plan, dtype, strides, pads, dilations, out_s
 
 
 def _conv_depthwise(x, w_float, group, dtype, strides, pads, dilations, out_shape):
-    """Each output channel reads one input channel: multiply-accumulate the kernel offsets."""
+    """Each output channel reads one input channel: a (multiplier x taps) @ (taps x positions)
+    product per channel, over columns gathered with one contiguous copy per kernel tap.
+
+    The padded input is split into stride phases (phase r holds padded positions r, r + s, ...),
+    each flattened over its spatial axes. A tap at padded offset p = k * d reads phase p % s
+    shifted by p // s, which in the flattened phase is one contiguous slice covering every output
+    position (plus a few wrap-around columns, cut off at the end)."""
     N, C = x.shape[:2]
-    rank = x.ndim - 2
     kernel = w_float.shape[2:]
     multiplier = w_float.shape[0] // group
-    xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype)
-    weights = w_float.reshape((1, C, multiplier) + tuple(kernel))
-    acc = np.zeros((N, C, multiplier) + tuple(out_shape), dtype=dtype)
-    term = np.empty_like(acc)
-    expand = (slice(None), slice(None), None)
-    trailing = (None,) * rank
-    for offset in window.offsets(kernel):
-        patch = xp[(slice(None), slice(None)) + window.window_slices(offset, out_shape, strides, dilations)]
-        np.multiply(patch[expand], weights[(slice(None), slice(None), slice(None)) + offset + trailing], out=term)
-        acc += term
-    return acc.astype(np.int64).reshape((N, C * multiplier) + tuple(out_shape))
+    phases, phase_shape = _stride_phases(x, kernel, strides, pads, dilations, out_shape, dtype)
+    row = int(np.prod(phase_shape[1:]))
+    length = out_shape[0] * row
+    flat_strides = [int(np.prod(phase_shape[i + 1:])) for i in range(len(phase_shape))]
+    taps = window.kernel_size(kernel)
+    cols = window.scratch("depthwise_cols", (N, C, taps, length), dtype)
+    for index, offset in enumerate(window.offsets(kernel)):
+        positions = [k * d for k, d in zip(offset, dilations)]
+        phase = phases[tuple(p % s for p, s in zip(positions, strides))]
+        shift = sum((p // s) * f for p, s, f in zip(positions, strides, flat_strides))
+        cols[:, :, index] = phase[:, :, shift:shift + length]
+    acc = np.matmul(w_float.reshape(C, multiplier, taps), cols)  # (N, C, multiplier, length)
+    acc = acc.reshape((N, C * multiplier, out_shape[0]) + tuple(phase_shape[1:]))
+    return acc[(Ellipsis,) + tuple(slice(0, o) for o in out_shape[1:])].astype(np.int64)
+
+
+def _stride_phases(x, kernel, strides, pads, dilations, out_shape, dtype):
+    """The zero-padded input split by stride phase: phases[r] (N, C, prod(phase_shape)) holds padded
+    positions j * s + r. Each phase is long enough for every tap's shifted slice (one spare row on
+    the first axis absorbs the flattened wrap-around)."""
+    rank = x.ndim - 2
+    N, C = x.shape[:2]
+    phase_shape = [o + (d * (k - 1)) // s for o, k, s, d in zip(out_shape, kernel, strides, dilations)]
+    phase_shape[0] += 1
+    buffer = window.scratch("depthwise_phases", tuple(strides) + (N, C) + tuple(phase_shape), dtype)
+    buffer.fill(0)
+    for r in window.offsets(strides):
+        target, source = [], []
+        for i in range(rank):
+            s, begin, size = strides[i], pads[i], x.shape[2 + i]
+            first = max(-(-(begin - r[i]) // s), 0)  # first j with j * s + r - begin >= 0
+            stop = min(-(-(size + begin - r[i]) // s), phase_shape[i])  # j * s + r - begin < size
+            if stop <= first:
+                break
+            target.append(slice(first, stop))
+            source.append(slice(first * s + r[i] - begin, (stop - 1) * s + r[i] - begin + 1, s))
+        else:
+            buffer[r + (slice(None), slice(None)) + tuple(target)] = x[(slice(None), slice(None)) + tuple(source)]
+    flat = buffer.reshape(tuple(strides) + (N, C, -1))
+    return flat, phase_shape
 
 
 def _conv_reference(x, w, group, strides, pads, dilations, out_shape):
