@@ -1,0 +1,17 @@
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._table import lower_table, run_table
+
+
+class Selu:
+    """f(x) = gamma * x for x > 0, gamma * alpha * (exp(x) - 1) otherwise (float32 attributes, ONNX defaults).
+    A lookup table over every 16-bit input q (docs/fixed-point-nonlinear.md, "Tables"):
+    T[i] = round_half_away(f((lo + i) * 2**-f_in) * 2**f_out), saturated to 16 bits, equal tails trimmed;
+    y = T[clip(q, lo, lo + len(T) - 1) - lo]. Error: at most 0.5 output step from f of the input's exact value."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        alpha = float(ctx.attr("alpha", 1.67326319217681884765625))
+        gamma = float(ctx.attr("gamma", 1.05070102214813232421875))
+        return lower_table(ctx, lambda x, m: gamma * m.where(x > 0, x, alpha * m.expm1(m.minimum(x, 0))))
+
+    run = staticmethod(run_table)

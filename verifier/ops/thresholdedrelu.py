@@ -1,0 +1,16 @@
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._table import lower_table, run_table
+
+
+class ThresholdedRelu:
+    """f(x) = x for x > alpha, 0 otherwise (alpha: float32 attribute, default 1).
+    A lookup table over every 16-bit input q (docs/fixed-point-nonlinear.md, "Tables"):
+    T[i] = round_half_away(f((lo + i) * 2**-f_in) * 2**f_out), saturated to 16 bits, equal tails trimmed;
+    y = T[clip(q, lo, lo + len(T) - 1) - lo]. Error: at most 0.5 output step from f of the input's exact value."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        alpha = float(ctx.attr("alpha", 1.0))
+        return lower_table(ctx, lambda x, m: m.where(x > alpha, x, 0 * x))
+
+    run = staticmethod(run_table)
