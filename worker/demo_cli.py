@@ -25,7 +25,7 @@ def demo_cmd(
     except FileNotFoundError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1)
-    if result.status != "Finalized" or not result.verified:
+    if result.status != "FINALIZED" or not result.verified:
         typer.echo(f"job {result.job_id} ended {result.status}; verified={result.verified}", err=True)
         raise typer.Exit(1)
 

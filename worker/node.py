@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
+from contracts import JobStatus, MarketError, make_commitment
 from verifier.encoding import keccak_hex
 from worker import slot
 from worker.blobs import BlobUnavailable, GatewayBlobs
@@ -38,7 +39,8 @@ log = logging.getLogger("vinfer.worker")
 
 Byzantine = Literal["lie", "silent"]
 BYZANTINE_MODES = ("lie", "silent")
-FINAL_STATUSES = ("Finalized", "Unresolved")
+FINAL_STATUSES = (JobStatus.FINALIZED, JobStatus.UNRESOLVED)
+WATCHED_EVENTS = ("WorkerAssigned", "JobSubmitted", "Escalated")
 # Reverts that mean "someone (maybe our own earlier attempt) already did it": not worth a retry.
 ALREADY_DONE_ERRORS = ("AlreadyCommitted", "AlreadyRevealed", "AlreadyAssigned", "AlreadyFinalized")
 
@@ -134,7 +136,7 @@ class WorkerNode:
         start = self.state.last_block + 1 if self.state.last_block >= 0 else self.config.start_block
         while start <= latest:
             end = min(latest, start + self.config.max_block_range - 1)
-            for event in self.market.events(from_block=start, to_block=end):
+            for event in self.market.events(from_block=start, to_block=end, names=WATCHED_EVENTS):
                 self._on_chain_event(event)
             self.state.last_block = end
             start = end + 1
@@ -153,17 +155,16 @@ class WorkerNode:
 
     def _advance(self, a: Assignment) -> None:
         job = self.market.get_job(a.job_id)
-        status = job.status.name
-        if job.round != a.round or status in FINAL_STATUSES:
+        if job.round != a.round or job.status in FINAL_STATUSES:
             self._close_round(a, job)
             return
         if a.phase == "assigned":
             a = self._compute(a, job)
-        if a is not None and a.phase == "sealed":
+        if a is not None and a.phase == "sealed" and not self.stopping:
             a = self._commit(a, job)
-        if a is not None and a.phase == "committed" and self.market.job_status(a.job_id).name == "Revealing":
+        if a is not None and a.phase == "committed" and not self.stopping and self.market.job_status(a.job_id) == JobStatus.REVEALING:
             a = self._reveal(a)
-        if a is not None and a.phase == "revealed" and not a.uploaded:
+        if a is not None and a.phase == "revealed" and not a.uploaded and not self.stopping:
             self._upload(a)
 
     def _compute(self, a: Assignment, job: Any) -> Assignment | None:
@@ -172,7 +173,7 @@ class WorkerNode:
             self.state.mark(a.job_id, a.round, "silent")
             self.emit("silent", job=a.job_id, round=a.round, note="byzantine: will not commit")
             return None
-        if job.status.name != "Committing":
+        if job.status != JobStatus.COMMITTING:
             return None
         future = self._computing.get(key)
         if future is None:
@@ -203,10 +204,8 @@ class WorkerNode:
         return started, slot.execute(program, data)
 
     def _commit(self, a: Assignment, job: Any) -> Assignment | None:
-        if job.status.name != "Committing":
+        if job.status != JobStatus.COMMITTING:
             return None
-        from contracts import make_commitment
-
         commitment = make_commitment(a.job_id, a.result_hash, a.salt, self.address)
         receipt = self._transact("commit", a, self.market.commit, a.job_id, commitment)
         if receipt is None:
@@ -247,8 +246,7 @@ class WorkerNode:
     # --- 3. assign / finalize -------------------------------------------------------------------
 
     def _housekeep(self, job_id: int) -> None:
-        status = self.market.job_status(job_id).name
-        if status in FINAL_STATUSES:
+        if self.market.job_status(job_id) in FINAL_STATUSES:
             self.state.unwatch(job_id)
             self._due_since.pop(("assign", job_id), None)
             self._due_since.pop(("finalize", job_id), None)
@@ -271,8 +269,6 @@ class WorkerNode:
 
     def _transact(self, phase: str, a: Assignment | None, method: Callable, *args: Any, job_id: int | None = None) -> Any:
         """Send one transaction; a revert is logged (and "already done" counts as done), never raised."""
-        from contracts import MarketError
-
         job = a.job_id if a else job_id
         round_ = a.round if a else None
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-FINAL = ("Finalized", "Unresolved")
+FINAL = ("FINALIZED", "UNRESOLVED")
 
 
 def worker_report(client: Any, address: str) -> dict[str, Any]:
