@@ -14,8 +14,7 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
     uint256 private constant BPS = 10_000;
     uint256 private constant MAX_SEATS = type(uint16).max;
 
-    // ticket = state (bits 248..255) | round (bits 240..247) | 224-bit tag
-    uint256 private constant ASSIGNED = 1;
+    // ticket = state (bits 248..255) | round (bits 240..247) | 224-bit tag (of the commitment, then of the result)
     uint256 private constant COMMITTED = 2;
     uint256 private constant REVEALED = 3;
     uint8 private constant REASON_WRONG = 1;
@@ -34,28 +33,32 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
     address public immutable dustSink;
 
     struct Worker {
+        // slot A: the registry
         uint96 stake;
         uint40 unbondAt; // 0 while bonded
-        uint32 openJobs; // jobs holding an assignment of this worker that are not closed yet
         uint32 activeSlot; // 1-based position in _active, 0 when not eligible for new jobs
+        uint32 id; // permanent, from 1; seats and the active list store ids (8 to a storage slot)
+        // slot B: job bookkeeping, already warm when a reward is credited
+        uint128 reward; // withdrawable, like _pending
+        uint32 openJobs; // jobs holding an assignment of this worker that are not closed yet
     }
 
     struct Job {
-        // slot 0
-        address requester;
+        // slot 0: the round state, the only slot that assign, commit and reveal write
         uint40 seedBlock;
+        uint40 commitDeadline;
         uint8 redundancy;
         uint8 round;
         JobStatus status;
         uint16 leadCount; // Boyer-Moore majority counter of this round's reveals; resultHash is its candidate
-        // slot 1
-        uint96 fee;
-        uint40 commitDeadline;
+        uint16 revealed;
+        uint16 committed;
         uint16 seats; // workers assigned over all rounds
         uint16 roundStart; // first seat of the current round
         uint16 target; // size the current round asks for
-        uint16 committed;
-        uint16 revealed;
+        // slot 1
+        address requester;
+        uint96 fee;
         // slots 2..4
         bytes32 programHash;
         bytes32 inputHash;
@@ -63,12 +66,13 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
     }
 
     mapping(address => Worker) private _workers;
-    address[] private _active;
+    mapping(uint256 => address) private _addressOf; // worker id => address
+    uint256 private _lastWorkerId;
+    uint32[] private _active; // ids of the workers that can be drawn
     mapping(uint256 => Job) private _jobs;
-    mapping(uint256 => mapping(uint256 => address)) private _seats;
-    mapping(uint256 => mapping(address => uint256)) private _tickets;
-    /// @notice Ether an account can pull with `withdraw()` (rewards, refunds, dust).
-    mapping(address => uint256) public pendingWithdrawal;
+    mapping(uint256 => mapping(uint256 => uint256)) private _seatWords; // job => word => 8 packed worker ids
+    mapping(uint256 => mapping(address => uint256)) private _tickets; // written at commit, overwritten at reveal
+    mapping(address => uint256) private _pending; // refunds and dust; workers' rewards live in Worker.reward
     /// @notice Number of jobs submitted so far; job ids run from 1 to jobCount.
     uint256 public jobCount;
 
@@ -126,8 +130,12 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
         if (stake < minStake) revert StakeBelowMinimum(stake, minStake);
         w.stake = uint96(stake);
         w.unbondAt = 0;
+        if (w.id == 0) {
+            w.id = uint32(++_lastWorkerId);
+            _addressOf[w.id] = msg.sender;
+        }
         if (w.activeSlot == 0) {
-            _active.push(msg.sender);
+            _active.push(w.id);
             w.activeSlot = uint32(_active.length);
         }
         _workers[msg.sender] = w;
@@ -153,7 +161,8 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
         if (block.timestamp < availableAt) revert UnbondingNotFinished(msg.sender, availableAt, block.timestamp);
         if (w.openJobs != 0) revert StakeLocked(msg.sender, w.openJobs);
         uint256 amount = w.stake;
-        delete _workers[msg.sender];
+        w.stake = 0;
+        w.unbondAt = 0; // the id stays: old seats still name it
         emit StakeWithdrawn(msg.sender, amount);
         _send(msg.sender, amount);
     }
@@ -172,14 +181,14 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
         if (redundancy > _active.length) revert NotEnoughWorkers(redundancy, _active.length);
         jobId = ++jobCount;
         Job storage job = _jobs[jobId];
-        job.requester = msg.sender;
         // the sample comes from a block after this one, which the requester cannot choose
         job.seedBlock = uint40(block.number + 1);
         job.redundancy = redundancy;
         job.round = 1;
         job.status = JobStatus.Submitted;
-        job.fee = uint96(msg.value);
         job.target = redundancy;
+        job.requester = msg.sender;
+        job.fee = uint96(msg.value);
         job.programHash = programHash;
         job.inputHash = inputHash;
         emit JobSubmitted(jobId, msg.sender, programHash, inputHash, redundancy, msg.value);
@@ -205,8 +214,8 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
         uint8 round = job.round;
         uint256 seats = job.seats;
         uint256 target = job.target;
-        uint256 excluded = round == 1 ? 0 : _countActive(jobId, seats);
-        uint256 available = _active.length - excluded;
+        uint32[] memory prior = _seatIds(jobId, 0, seats);
+        uint256 available = _active.length - _countActive(prior);
         uint256 size = target;
         if (available < target) {
             if (round == 1 || available < _quorumVotes(target)) {
@@ -215,7 +224,13 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
             }
             size = available;
         }
-        _draw(jobId, uint256(keccak256(abi.encode(seedHash, jobId, round))), size, seats, round);
+        uint32[] memory drawn = _draw(uint256(keccak256(abi.encode(seedHash, jobId, round))), size, prior);
+        _writeSeats(jobId, seats, drawn);
+        for (uint256 i; i < size; ++i) {
+            address worker = _addressOf[drawn[i]];
+            _workers[worker].openJobs += 1;
+            emit WorkerAssigned(jobId, worker, round);
+        }
         job.roundStart = uint16(seats);
         job.seats = uint16(seats + size);
         job.status = JobStatus.Committing;
@@ -229,8 +244,12 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
         Job storage job = _jobs[jobId];
         uint256 round = job.round;
         uint256 ticket = _tickets[jobId][msg.sender];
-        if (ticket == 0 || _roundOf(ticket) != round) revert NotAssigned(jobId, msg.sender);
-        if (_stateOf(ticket) != ASSIGNED) revert AlreadyCommitted(jobId, msg.sender);
+        // INVARIANT: one commitment per assigned worker and round; workers of a job never repeat across rounds
+        if (ticket != 0) {
+            if (_roundOf(ticket) == round) revert AlreadyCommitted(jobId, msg.sender);
+            revert NotAssigned(jobId, msg.sender);
+        }
+        if (!_inCurrentRound(jobId, job, msg.sender)) revert NotAssigned(jobId, msg.sender);
         if (job.status != JobStatus.Committing) revert WrongStatus(jobId, _statusOf(job));
         if (block.timestamp > job.commitDeadline) revert CommitTooLate(jobId, job.commitDeadline, block.timestamp);
         _tickets[jobId][msg.sender] = _ticket(COMMITTED, round, uint224(uint256(commitment)));
@@ -247,10 +266,12 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
         Job storage job = _jobs[jobId];
         uint256 round = job.round;
         uint256 ticket = _tickets[jobId][msg.sender];
-        if (ticket == 0 || _roundOf(ticket) != round) revert NotAssigned(jobId, msg.sender);
-        uint256 state = _stateOf(ticket);
-        if (state == ASSIGNED) revert NotCommitted(jobId, msg.sender);
-        if (state == REVEALED) revert AlreadyRevealed(jobId, msg.sender);
+        if (ticket == 0) {
+            if (_inCurrentRound(jobId, job, msg.sender)) revert NotCommitted(jobId, msg.sender);
+            revert NotAssigned(jobId, msg.sender);
+        }
+        if (_roundOf(ticket) != round) revert NotAssigned(jobId, msg.sender);
+        if (_stateOf(ticket) == REVEALED) revert AlreadyRevealed(jobId, msg.sender);
         uint256 commitDeadline = job.commitDeadline;
         if (job.status == JobStatus.Committing && block.timestamp <= commitDeadline) {
             revert RevealTooEarly(jobId, commitDeadline, block.timestamp);
@@ -311,9 +332,10 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
 
     /// @notice Pull the caller's rewards, refunds and dust.
     function withdraw() external nonReentrant {
-        uint256 amount = pendingWithdrawal[msg.sender];
+        uint256 amount = _pending[msg.sender] + _workers[msg.sender].reward;
         if (amount == 0) revert NothingToWithdraw(msg.sender);
-        pendingWithdrawal[msg.sender] = 0;
+        _pending[msg.sender] = 0;
+        _workers[msg.sender].reward = 0;
         emit Withdrawn(msg.sender, amount);
         _send(msg.sender, amount);
     }
@@ -365,10 +387,10 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
     /// @notice Workers of the current (or last) round of a job.
     function assignedWorkers(uint256 jobId) external view returns (address[] memory workers) {
         Job storage job = _jobs[jobId];
-        uint256 start = job.roundStart;
-        workers = new address[](job.seats - start);
-        for (uint256 i; i < workers.length; ++i) {
-            workers[i] = _seats[jobId][start + i];
+        uint32[] memory ids = _seatIds(jobId, job.roundStart, job.seats);
+        workers = new address[](ids.length);
+        for (uint256 i; i < ids.length; ++i) {
+            workers[i] = _addressOf[ids[i]];
         }
     }
 
@@ -384,6 +406,11 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
         if (job.status != JobStatus.Committing && job.status != JobStatus.Revealing) return false;
         return job.revealed == job.seats - job.roundStart
             || block.timestamp > uint256(job.commitDeadline) + revealWindow;
+    }
+
+    /// @notice Ether an account can pull with `withdraw()` (rewards, refunds, dust).
+    function pendingWithdrawal(address account) external view returns (uint256) {
+        return _pending[account] + _workers[account].reward;
     }
 
     /// @notice Stake of a worker (including any part above minStake).
@@ -416,31 +443,25 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
     /// @dev Partial Fisher-Yates shuffle of the active list, kept virtual in memory: each step draws a
     /// position not drawn before, so a worker never appears twice; workers already in the job are skipped.
     /// Steps <= size + workers of the job still active <= active count, so `n - i` never reaches zero.
-    function _draw(uint256 jobId, uint256 seed, uint256 size, uint256 firstSeat, uint256 round) private {
+    function _draw(uint256 seed, uint256 size, uint32[] memory prior) private view returns (uint32[] memory drawn) {
         uint256 n = _active.length;
-        uint256 steps = size + (round == 1 ? 0 : firstSeat);
+        uint256 steps = size + prior.length;
         uint256[] memory movedTo = new uint256[](steps);
         uint256[] memory movedValue = new uint256[](steps);
+        drawn = new uint32[](size);
         uint256 picked;
         for (uint256 i; picked < size; ++i) {
             uint256 j = i + uint256(keccak256(abi.encode(seed, i))) % (n - i);
-            uint256 drawn = _virtualAt(movedTo, movedValue, i, j);
+            uint256 position = _virtualAt(movedTo, movedValue, i, j);
             movedTo[i] = j;
             movedValue[i] = _virtualAt(movedTo, movedValue, i, i);
-            address worker = _active[drawn];
-            if (round != 1 && _tickets[jobId][worker] != 0) continue;
-            _seat(jobId, firstSeat + picked, worker, round);
+            uint32 id = _active[position];
+            if (_contains(prior, id)) continue;
+            drawn[picked] = id;
             unchecked {
                 ++picked; // picked < size <= MAX_SEATS
             }
         }
-    }
-
-    function _seat(uint256 jobId, uint256 seat, address worker, uint256 round) private {
-        _seats[jobId][seat] = worker;
-        _tickets[jobId][worker] = _ticket(ASSIGNED, round, 0);
-        _workers[worker].openJobs += 1;
-        emit WorkerAssigned(jobId, worker, uint8(round));
     }
 
     function _virtualAt(uint256[] memory movedTo, uint256[] memory movedValue, uint256 count, uint256 position)
@@ -476,13 +497,13 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
     /// silent ones silentSlashBps. Without a result only silence is punished and the fee goes back.
     /// Loops over the job's own seats only (bounded by the round sizes), and moves no ether.
     function _close(uint256 jobId, Job storage job, bool finalized) private {
-        uint256 seats = job.seats;
+        uint32[] memory ids = _seatIds(jobId, 0, job.seats);
         uint256 resultTag = finalized ? _tag(job.resultHash) : 0;
-        address[] memory winners = new address[](seats);
+        address[] memory winners = new address[](ids.length);
         uint256 winnerCount;
         uint256 slashed;
-        for (uint256 s; s < seats; ++s) {
-            (bool won, address worker, uint256 amount) = _settleSeat(jobId, s, finalized, resultTag);
+        for (uint256 s; s < ids.length; ++s) {
+            (bool won, address worker, uint256 amount) = _settleSeat(jobId, ids[s], finalized, resultTag);
             if (won) winners[winnerCount++] = worker;
             slashed += amount;
         }
@@ -491,29 +512,29 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
             uint256 payout = uint256(job.fee) + slashed;
             uint256 share = payout / winnerCount; // winnerCount >= 1: the result was revealed by someone
             for (uint256 i; i < winnerCount; ++i) {
-                pendingWithdrawal[winners[i]] += share;
+                _workers[winners[i]].reward += uint128(share); // share <= ether in this contract < 2**128
                 emit Rewarded(jobId, winners[i], share);
             }
             uint256 dust = payout - share * winnerCount;
-            if (dust != 0) pendingWithdrawal[dustSink] += dust;
+            if (dust != 0) _pending[dustSink] += dust;
             emit JobFinalized(jobId, job.resultHash);
         } else {
             job.status = JobStatus.Unresolved;
-            pendingWithdrawal[job.requester] += job.fee;
+            _pending[job.requester] += job.fee;
             // the requester must gain nothing from workers failing: slashed stake goes to the sink
-            if (slashed != 0) pendingWithdrawal[dustSink] += slashed;
+            if (slashed != 0) _pending[dustSink] += slashed;
             emit JobUnresolved(jobId);
         }
     }
 
     /// @dev One worker's share of `_close`: releases its stake lock and slashes it if wrong or silent.
-    function _settleSeat(uint256 jobId, uint256 seat, bool finalized, uint256 resultTag)
+    function _settleSeat(uint256 jobId, uint32 id, bool finalized, uint256 resultTag)
         private
         returns (bool won, address worker, uint256 amount)
     {
-        worker = _seats[jobId][seat];
+        worker = _addressOf[id];
         uint256 ticket = _tickets[jobId][worker];
-        delete _tickets[jobId][worker];
+        if (ticket != 0) delete _tickets[jobId][worker];
         Worker storage w = _workers[worker];
         w.openJobs -= 1;
         uint256 bps;
@@ -539,25 +560,66 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
     function _deactivate(address worker, Worker storage w) private {
         uint256 slot = w.activeSlot;
         if (slot == 0) return;
-        address last = _active[_active.length - 1];
-        if (last != worker) {
+        uint32 last = _active[_active.length - 1];
+        if (last != w.id) {
             _active[slot - 1] = last;
-            _workers[last].activeSlot = uint32(slot);
+            _workers[_addressOf[last]].activeSlot = uint32(slot);
         }
         _active.pop();
         w.activeSlot = 0;
         emit WorkerDeactivated(worker, w.stake);
     }
 
-    function _countActive(uint256 jobId, uint256 seats) private view returns (uint256 count) {
-        for (uint256 s; s < seats; ++s) {
-            if (_workers[_seats[jobId][s]].activeSlot != 0) ++count;
+    /// @dev Seats are worker ids packed 8 to a storage word: a round of k costs k/8 fresh slots, not k.
+    function _writeSeats(uint256 jobId, uint256 first, uint32[] memory ids) private {
+        uint256 end = first + ids.length;
+        for (uint256 word = first >> 3; word << 3 < end; ++word) {
+            uint256 packed = first > word << 3 ? _seatWords[jobId][word] : 0; // keep an earlier round's ids
+            for (uint256 s = word << 3; s < (word + 1) << 3 && s < end; ++s) {
+                if (s >= first) packed |= uint256(ids[s - first]) << ((s & 7) * 32);
+            }
+            _seatWords[jobId][word] = packed;
+        }
+    }
+
+    function _seatIds(uint256 jobId, uint256 start, uint256 end) private view returns (uint32[] memory ids) {
+        ids = new uint32[](end - start);
+        uint256 packed;
+        for (uint256 s = start; s < end; ++s) {
+            if (s == start || s & 7 == 0) packed = _seatWords[jobId][s >> 3];
+            ids[s - start] = uint32(packed >> ((s & 7) * 32));
+        }
+    }
+
+    function _inCurrentRound(uint256 jobId, Job storage job, address worker) private view returns (bool) {
+        uint256 id = _workers[worker].id;
+        if (id == 0) return false;
+        uint256 end = job.seats;
+        uint256 packed;
+        for (uint256 s = job.roundStart; s < end; ++s) {
+            if (packed == 0 || s & 7 == 0) packed = _seatWords[jobId][s >> 3];
+            if ((packed >> ((s & 7) * 32)) & 0xffffffff == id) return true;
+        }
+        return false;
+    }
+
+    function _contains(uint32[] memory ids, uint32 id) private pure returns (bool) {
+        for (uint256 i; i < ids.length; ++i) {
+            if (ids[i] == id) return true;
+        }
+        return false;
+    }
+
+    function _countActive(uint32[] memory ids) private view returns (uint256 count) {
+        for (uint256 i; i < ids.length; ++i) {
+            if (_workers[_addressOf[ids[i]]].activeSlot != 0) ++count;
         }
     }
 
     function _votes(uint256 jobId, uint256 start, uint256 end, uint256 tag) private view returns (uint256 count) {
-        for (uint256 s = start; s < end; ++s) {
-            uint256 ticket = _tickets[jobId][_seats[jobId][s]];
+        uint32[] memory ids = _seatIds(jobId, start, end);
+        for (uint256 i; i < ids.length; ++i) {
+            uint256 ticket = _tickets[jobId][_addressOf[ids[i]]];
             if (_stateOf(ticket) == REVEALED && uint224(ticket) == tag) ++count;
         }
     }

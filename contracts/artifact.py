@@ -15,7 +15,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 ARTIFACT_PATH = PACKAGE_DIR / "build" / "InferenceMarket.json"
 CONTRACT_NAME = "InferenceMarket"
 SOURCE_FILES = ("IInferenceMarket.sol", "InferenceMarket.sol")
-SOLC_SETTINGS = {"optimizer": {"enabled": True, "runs": 1000}, "evmVersion": "cancun"}
+SOLC_SETTINGS = {"optimizer": {"enabled": True, "runs": 1000}, "evmVersion": "cancun", "viaIR": True}
 
 
 def source_hash() -> str:
