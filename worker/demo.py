@@ -36,9 +36,11 @@ class DemoResult:
 
 
 def example_files() -> dict[str, Path]:
-    """The bundled digits model: the ONNX file, calibration inputs and a labelled batch."""
-    root = Path(str(resources.files("verifier").joinpath("examples")))
-    files = {"model": root / "digits_cnn.onnx", "inputs": root / "digits_inputs.npz", "calibration": root / "digits_calibration.npz"}
+    """The bundled digits model and its calibration images (verifier/examples), and a labelled batch of
+    held-out test images (worker/data: scikit-learn digits from the split the model was not trained on)."""
+    examples = Path(str(resources.files("verifier").joinpath("examples")))
+    files = {"model": examples / "digits_cnn.onnx", "calibration": examples / "digits_calibration.npz",
+             "inputs": Path(str(resources.files("worker").joinpath("data"))) / "digits_test.npz"}
     missing = [str(path) for path in files.values() if not path.exists()]
     if missing:
         raise FileNotFoundError(f"the bundled example model is missing ({', '.join(missing)}): run `make example`")
