@@ -36,17 +36,20 @@ def value_ranges(graph: Graph, calibration: dict | None) -> tuple[dict, dict]:
 
 
 def _batches(graph: Graph, feeds: dict):
-    """The calibration set in batches the graph accepts: whole, or in slices of a static batch dim."""
-    static = {shape[0] for _, shape, _ in graph.inputs if shape and shape[0] is not None}
-    total = min((len(v) for v in feeds.values() if np.ndim(v)), default=1)
-    if not static:
+    """The calibration set in batches the graph accepts: whole when every input fits its declared shape,
+    else sliced along axis 0 in steps of the model's fixed batch size."""
+    oversized = {name: shape[0] for name, shape, _ in graph.inputs
+                 if shape and shape[0] is not None and np.ndim(feeds[name]) and len(feeds[name]) != shape[0]}
+    if not oversized:
         yield feeds
         return
-    step = static.pop()
-    if total % step:
-        raise CompileError(f"calibration batch {total} is not a multiple of the model's fixed batch size {step}")
+    steps = set(oversized.values())
+    totals = {len(feeds[name]) for name in oversized}
+    step, total = steps.pop(), totals.pop()
+    if steps or totals or total % step:
+        raise CompileError(f"calibration batch {total} does not split into the model's fixed batch size {step}")
     for start in range(0, total, step):
-        yield {name: value[start : start + step] for name, value in feeds.items()}
+        yield {name: (value[start : start + step] if name in oversized else value) for name, value in feeds.items()}
 
 
 def _calibration_feeds(graph: Graph, calibration: dict | None):

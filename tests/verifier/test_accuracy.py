@@ -1,0 +1,46 @@
+"""Whole digits models: fixed-point top-1 agrees with onnxruntime float and keeps its accuracy."""
+
+import numpy as np
+import pytest
+
+from verifier_helpers import EXAMPLES, ort_run
+from verifier import InferenceSession, compile_model
+
+MODELS = ["cnn_torchscript", "cnn_dynamo", "mlp_torchscript", "mlp_dynamo"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fixed_point_top1_agrees_with_onnxruntime_on_digits(name, digits_models, digits):
+    x_train, x_test, _, y_test = digits
+    path = digits_models[name]
+    session = InferenceSession(compile_model(path, calibration={"input": x_train[:256]}))
+    fixed = session.run(None, {"input": x_test})[0]
+    reference = ort_run(path, {"input": x_test})[0]
+    agreement = float(np.mean(fixed.argmax(1) == reference.argmax(1)))
+    assert agreement >= 0.995, f"{name}: top-1 agreement {agreement:.4f}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fixed_point_accuracy_drops_at_most_half_a_point(name, digits_models, digits):
+    x_train, x_test, _, y_test = digits
+    path = digits_models[name]
+    session = InferenceSession(compile_model(path, calibration={"input": x_train[:256]}))
+    fixed_accuracy = float(np.mean(session.run(None, {"input": x_test})[0].argmax(1) == y_test))
+    float_accuracy = float(np.mean(ort_run(path, {"input": x_test})[0].argmax(1) == y_test))
+    assert float_accuracy > 0.9
+    assert fixed_accuracy >= float_accuracy - 0.005
+
+
+def test_bundled_example_model_classifies_its_inputs_like_onnxruntime(example_program, example_inputs):
+    fixed = InferenceSession(example_program).run(None, example_inputs)[0]
+    reference = ort_run(EXAMPLES / "digits_cnn.onnx", example_inputs)[0]
+    assert np.array_equal(fixed.argmax(1), reference.argmax(1))
+    assert np.max(np.abs(fixed - reference)) < 0.05 * np.max(np.abs(reference))
+
+
+def test_uncalibrated_compile_still_classifies_digits(digits_models, digits):
+    _, x_test, _, _ = digits
+    path = digits_models["mlp_torchscript"]
+    fixed = InferenceSession(compile_model(path)).run(None, {"input": x_test})[0]
+    reference = ort_run(path, {"input": x_test})[0]
+    assert float(np.mean(fixed.argmax(1) == reference.argmax(1))) >= 0.98
