@@ -99,7 +99,7 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         session = ort_session(node, x_shape, [numpy_helper.from_array(w.astype(np.float32), "w")])
         fast = lambda: conv(x, w_prepared, x_bound=BOUND, w_bound=BOUND, **geometry)  # noqa: E731
         ref = lambda: conv(x, w, x_bound=BOUND, w_bound=BOUND, path="reference", **geometry)  # noqa: E731
-        plan = plan_conv(x_shape, w_shape, group, BOUND, BOUND)
+        plan = plan_conv(x_shape, w_shape, group, BOUND, BOUND, strides=strides, pads=pads, dilations=dilations)
         label = f"conv x{x_shape[1:]} w{w_shape} s{strides[0]} p{pads[0]} g{group}"
     else:
         node = helper.make_node("MatMul", ["x", "w"], ["y"])
@@ -117,7 +117,7 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         t_ref = time.perf_counter() - start
         if not np.array_equal(fast(), reference):
             raise SystemExit(f"MISMATCH fast != reference on {label}")
-    return label, plan.path, t_ort, t_fast, t_ref
+    return label, f"{plan.path[-2:]}/{plan.algorithm[:4]}", t_ort, t_fast, t_ref
 
 
 def main():
@@ -134,7 +134,7 @@ def main():
         for model_name in args.models:
             layers = layer_shapes(model_name)
             print(f"\n{model_name}: {sum(layers.values())} layers, {len(layers)} distinct shapes")
-            header = f"{'layer':58} {'n':>3} {'path':>7} {'ort ms':>8} {'fast ms':>8} {'ref ms':>9} {'fast/ort':>8} {'ref/fast':>8}"
+            header = f"{'layer':58} {'n':>3} {'path':>9} {'ort ms':>8} {'fast ms':>8} {'ref ms':>9} {'fast/ort':>8} {'ref/fast':>8}"
             print(header)
             totals = collections.Counter()
             for key, count in layers.items():
@@ -144,11 +144,11 @@ def main():
                 totals["ref"] += count * (t_ref or 0)
                 ref_ms = f"{t_ref * 1e3:9.2f}" if t_ref is not None else f"{'-':>9}"
                 ratio_ref = f"{t_ref / t_fast:8.1f}" if t_ref is not None else f"{'-':>8}"
-                print(f"{label:58.58} {count:3d} {path:>7} {t_ort * 1e3:8.2f} {t_fast * 1e3:8.2f} {ref_ms} "
+                print(f"{label:58.58} {count:3d} {path:>9} {t_ort * 1e3:8.2f} {t_fast * 1e3:8.2f} {ref_ms} "
                       f"{t_fast / t_ort:8.2f} {ratio_ref}")
             ref_total = f"{totals['ref'] * 1e3:9.1f}" if not args.no_reference else f"{'-':>9}"
             ref_ratio = f"{totals['ref'] / totals['fast']:8.1f}" if not args.no_reference else f"{'-':>8}"
-            print(f"{'TOTAL ' + model_name:58} {sum(layers.values()):3d} {'':>7} {totals['ort'] * 1e3:8.1f} "
+            print(f"{'TOTAL ' + model_name:58} {sum(layers.values()):3d} {'':>9} {totals['ort'] * 1e3:8.1f} "
                   f"{totals['fast'] * 1e3:8.1f} {ref_total} {totals['fast'] / totals['ort']:8.2f} {ref_ratio}")
 
 

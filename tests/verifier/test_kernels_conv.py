@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from verifier.fixedpoint import qmax
-from verifier.kernels import conv, plan_conv, prepare
+from verifier.kernels import conv, plan_conv, prepare, winograd
 
 Q15 = qmax(16)
 
@@ -172,3 +172,65 @@ def test_random_geometries_match_onnxruntime(seed):
     x, w = rng.integers(-15, 16, x_shape), rng.integers(-15, 16, w_shape)
     expected = onnxruntime_conv(x, w, strides, pads, dilations, group)
     assert np.array_equal(conv(x, w, strides=strides, pads=pads, dilations=dilations, group=group), expected)
+
+
+@pytest.fixture
+def winograd_for_small_shapes(monkeypatch):
+    """Take the Winograd path for the small shapes a test can afford to check against the reference
+    (in production it only runs where it is faster: many channels and tiles)."""
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
+
+
+WINOGRAD_CASES = [
+    # (x shape, w shape, pads): 3x3 stride-1 convolutions the Winograd path takes
+    ((1, 16, 12, 12), (16, 16, 3, 3), (1, 1, 1, 1)),
+    ((2, 16, 11, 13), (24, 16, 3, 3), (1, 1, 1, 1)),  # odd output sizes: the last tile is cropped
+    ((1, 20, 14, 11), (16, 20, 3, 3), (0, 2, 1, 0)),  # asymmetric pads
+    ((1, 16, 16, 16), (16, 16, 3, 3), (0, 0, 0, 0)),  # no pads
+    ((1, 3, 5, 4), (2, 3, 3, 3), (0, 0, 0, 0)),  # a single row of tiles
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,pads", WINOGRAD_CASES)
+def test_winograd_path_equals_reference_at_the_16_bit_edge(x_shape, w_shape, pads, winograd_for_small_shapes):
+    assert winograd.applies(x_shape, w_shape, (1, 1), pads, (1, 1), 1)
+    rng = np.random.default_rng(sum(x_shape))
+    x, w = edge_values(rng, x_shape, Q15), edge_values(rng, w_shape, Q15)
+    expected = conv(x, w, pads=pads, path="reference")
+    assert np.array_equal(conv(x, w, pads=pads), expected)
+    assert np.array_equal(conv(x, prepare(w), pads=pads), expected)
+
+
+def test_winograd_in_bands_of_one_tile_row_equals_reference(monkeypatch, winograd_for_small_shapes):
+    monkeypatch.setattr(winograd, "BAND_BYTES", 1)
+    rng = np.random.default_rng(11)
+    x, w = edge_values(rng, (2, 16, 13, 12), Q15), edge_values(rng, (16, 16, 3, 3), Q15)
+    assert np.array_equal(conv(x, w, pads=(1, 1, 1, 1)), conv(x, w, pads=(1, 1, 1, 1), path="reference"))
+
+
+def test_winograd_with_chunked_products_and_int64_output_transform_is_exact():
+    bound = 1 << 21
+    plan = winograd.plan(64, bound, bound)
+    assert plan.path == "float64" and plan.chunk < 64
+    assert winograd.applies((1, 64, 12, 12), (64, 64, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    rng = np.random.default_rng(12)
+    x, w = edge_values(rng, (1, 64, 12, 12), bound), edge_values(rng, (64, 64, 3, 3), bound)
+    assert np.array_equal(conv(x, w, pads=(1, 1, 1, 1)), conv(x, w, pads=(1, 1, 1, 1), path="reference"))
+
+
+def test_winograd_matches_onnxruntime_where_float_is_exact(winograd_for_small_shapes):
+    rng = np.random.default_rng(13)
+    x, w = rng.integers(-15, 16, (1, 16, 12, 12)), rng.integers(-15, 16, (16, 16, 3, 3))
+    expected = onnxruntime_conv(x, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    assert np.array_equal(conv(x, w, pads=(1, 1, 1, 1)), expected.astype(np.int64))
+
+
+def test_winograd_is_not_used_for_strided_dilated_or_grouped_convolutions():
+    base = dict(x_shape=(1, 64, 28, 28), w_shape=(64, 64, 3, 3), strides=(1, 1), pads=(1, 1, 1, 1),
+                dilations=(1, 1), group=1)
+    assert winograd.applies(**base)
+    assert not winograd.applies(**{**base, "strides": (2, 2)})
+    assert not winograd.applies(**{**base, "dilations": (2, 2)})
+    assert not winograd.applies(**{**base, "w_shape": (64, 32, 3, 3), "group": 2})
+    assert not winograd.applies(**{**base, "w_shape": (64, 64, 5, 5)})

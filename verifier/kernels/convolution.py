@@ -1,20 +1,37 @@
 """Exact integer convolution with ONNX Conv semantics (1-D, 2-D, 3-D; groups; no bias).
 
-Fast path: im2col into a preallocated float buffer (one vectorized copy per kernel offset), then one
-batched exact BLAS product per group (see exact_gemm.py for why that is exact); depthwise convolutions
-are a vectorized multiply-accumulate over kernel offsets. Reference path: the direct definition,
-out[n, o, p] = sum over kernel offsets and input channels of w * x, in int64 loops.
+Fast paths, each an exact float computation under a proven bound (see exact_gemm.py):
+  winograd   3x3 stride-1 convolutions with many channels and tiles (winograd.py), 2.25x fewer products;
+  depthwise  one input channel per group: per-channel products over stride-phase columns;
+  im2col     everything else: columns gathered into a reused buffer with one vectorized copy per
+             kernel offset, then one batched BLAS product per group.
+Reference path: the direct definition, out[n, o, p] = sum over kernel offsets and input channels of
+w * x, in int64 loops. Every fast path equals it bit for bit (tests/verifier/test_kernels_conv.py).
 """
 
 import numpy as np
 
-from verifier.kernels import exact_gemm, window
+from verifier.kernels import exact_gemm, window, winograd
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
 
 
-def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int) -> GemmPlan:
-    """The exact path of a convolution: its dot products have length C/group * kernel size."""
-    return plan_gemm(int(np.prod(w_shape[1:])), x_bound, w_bound)
+def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int, *,
+              strides=None, pads=None, dilations=None) -> GemmPlan:
+    """The exact path of a convolution: its dot products have length C/group * kernel size.
+    With the geometry (strides, pads, dilations) the plan also names the algorithm the fast path
+    takes (GemmPlan.algorithm: "im2col", "depthwise" or "winograd")."""
+    base = plan_gemm(int(np.prod(w_shape[1:])), x_bound, w_bound)
+    if base.path == "int64":
+        return base
+    if w_shape[1] == 1 and group > 1:
+        return GemmPlan(base.path, base.chunk, f"depthwise; {base.reason}", algorithm="depthwise")
+    if strides is not None or pads is not None or dilations is not None:
+        strides, pads, dilations = window.normalize(len(x_shape) - 2, strides, pads, dilations)
+        if winograd.applies(x_shape, w_shape, strides, pads, dilations, group):
+            transformed = winograd.plan(x_shape[1], x_bound, w_bound)
+            if transformed.path != "int64":
+                return transformed
+    return GemmPlan(base.path, base.chunk, f"im2col; {base.reason}", algorithm="im2col")
 
 
 def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
@@ -28,21 +45,24 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     _check_shapes(x, w_values, group)
     rank = x.ndim - 2
     strides, pads, dilations = window.normalize(rank, strides, pads, dilations)
-    kernel = w_values.shape[2:]
-    out_shape = window.output_shape(x.shape[2:], kernel, strides, pads, dilations)
+    out_shape = window.output_shape(x.shape[2:], w_values.shape[2:], strides, pads, dilations)
     if x_bound is None:
         x_bound = _max_abs(x)
     if w_bound is None:
         w_bound = w.bound if isinstance(w, Prepared) else _max_abs(w_values)
-    plan = plan_conv(x.shape, w_values.shape, group, x_bound, w_bound)
-    geometry = (strides, pads, dilations, out_shape)
-    if path == "reference" or (path == "fast" and plan.path == "int64"):
-        return _conv_reference(x, w_values, group, *geometry)
-    if path != "fast":
+    if path not in ("fast", "reference"):
         raise ValueError(f"conv: unknown path {path!r}; use 'fast' or 'reference'")
+    plan = plan_conv(x.shape, w_values.shape, group, x_bound, w_bound,
+                     strides=strides, pads=pads, dilations=dilations)
+    geometry = (strides, pads, dilations, out_shape)
+    if path == "reference" or plan.path == "int64":
+        return _conv_reference(x, w_values, group, *geometry)
+    if plan.algorithm == "winograd":
+        weight = w if isinstance(w, Prepared) else w_values
+        return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape)
     dtype = np.float64 if plan.path == "float64" else np.float32
     w_float = w.as_float(dtype) if isinstance(w, Prepared) else w_values.astype(dtype)
-    if w_values.shape[1] == 1 and group > 1:
+    if plan.algorithm == "depthwise":
         return _conv_depthwise(x, w_float, group, dtype, *geometry)
     return _conv_im2col(x, w_float, group, plan, dtype, *geometry)
 

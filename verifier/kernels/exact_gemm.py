@@ -37,12 +37,14 @@ class GemmPlan:
 
     path: "float32" / "float64" (BLAS on exact integers) or "int64" (the reference loops);
     chunk: the K-chunk length summed in one float pass (K when no chunking);
-    reason: a human-readable proof, shown by `vinfer inspect`.
+    reason: a human-readable proof, shown by `vinfer inspect`;
+    algorithm: "gemm", or for a convolution "im2col", "depthwise" or "winograd" (plan_conv).
     """
 
     path: str
     chunk: int
     reason: str
+    algorithm: str = "gemm"
 
 
 def plan_gemm(K: int, a_bound: int, b_bound: int) -> GemmPlan:
@@ -95,12 +97,13 @@ class Prepared:
     Holds the int64 values, their proven bound and lazily cached exact float copies, so a layer
     does not re-convert its weights on every run."""
 
-    __slots__ = ("values", "bound", "_floats")
+    __slots__ = ("values", "bound", "_floats", "cache")
 
     def __init__(self, values: np.ndarray, bound: int | None = None):
         self.values = _as_int64(values)
         self.bound = _max_abs(self.values) if bound is None else int(bound)
         self._floats: dict = {}
+        self.cache: dict = {}  # other derived forms (e.g. Winograd-transformed filters), by kernel
 
     @property
     def shape(self):
@@ -118,6 +121,7 @@ class Prepared:
         out.values = self.values.reshape(*shape)
         out.bound = self.bound
         out._floats = {k: v.reshape(*shape) for k, v in self._floats.items()}
+        out.cache = {}
         return out
 
 
