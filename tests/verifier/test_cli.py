@@ -1,0 +1,101 @@
+"""vinfer compile / run / inspect, through typer's runner on an app holding only this package's commands."""
+
+import json
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from verifier import InferenceSession
+from verifier.cli import register
+from verifier_helpers import EXAMPLES
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def compiled(app, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "digits.vfp"
+    result = runner.invoke(app, ["compile", str(EXAMPLES / "digits_cnn.onnx"), "--calibrate",
+                                 str(EXAMPLES / "digits_calibration.npz"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_compile_writes_the_program_and_prints_its_hash(compiled, example_program):
+    path, output = compiled
+    assert path.read_bytes() == example_program.to_bytes()
+    assert f"program {example_program.hash}" in output
+
+
+def test_run_prints_the_commitment_of_the_session(app, compiled, example_inputs):
+    path, _ = compiled
+    result = runner.invoke(app, ["run", str(path), "--input", str(EXAMPLES / "digits_inputs.npz")])
+    assert result.exit_code == 0, result.output
+    expected = InferenceSession(str(path)).run_fixed(example_inputs).commitment
+    assert f"commitment {expected}" in result.output
+
+
+def test_run_json_summary_and_output_file(app, compiled, example_inputs, tmp_path):
+    path, _ = compiled
+    out = tmp_path / "y.npz"
+    result = runner.invoke(app, ["run", str(path), "--input", str(EXAMPLES / "digits_inputs.npz"), "--json",
+                                 "--output", str(out), "--path", "reference"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    session = InferenceSession(str(path))
+    assert summary["commitment"] == session.run_fixed(example_inputs).commitment
+    assert summary["program"] == session.program.hash
+    with np.load(out) as data:
+        assert np.array_equal(data["logits"], session.run(None, example_inputs)[0])
+
+
+def test_inspect_program_shows_ops_scales_parameters_and_paths(app, compiled):
+    path, _ = compiled
+    result = runner.invoke(app, ["inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Conv x2" in result.output and "scale 2^-" in result.output and "parameters" in result.output
+    assert "path float" in result.output and "< 2**" in result.output
+
+
+def test_inspect_onnx_with_unsupported_ops_lists_them_and_fails(app, tmp_path):
+    from onnx import TensorProto, helper, save
+
+    graph = helper.make_graph([helper.make_node("Hardmax", ["x"], ["y"], name="hm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model_path = tmp_path / "m.onnx"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(model_path))
+    result = runner.invoke(app, ["inspect", str(model_path), "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["unsupported"] == [{"op": "Hardmax", "node": "hm", "opset": 17}]
+
+
+def test_compile_of_a_malformed_model_exits_1_with_a_message(app, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    result = runner.invoke(app, ["compile", str(bad), "-o", str(tmp_path / "x.vfp")])
+    assert result.exit_code == 1 and "error:" in result.output and "Traceback" not in result.output
+
+
+def test_run_with_a_wrong_input_name_exits_1_with_a_message(app, compiled, tmp_path):
+    path, _ = compiled
+    np.savez(tmp_path / "x.npz", image=np.zeros((1, 1, 8, 8), np.float32))
+    result = runner.invoke(app, ["run", str(path), "--input", str(tmp_path / "x.npz")])
+    assert result.exit_code == 1 and "missing input" in result.output
+
+
+def test_run_of_a_non_program_file_exits_1(app, tmp_path):
+    junk = tmp_path / "p.vfp"
+    junk.write_bytes(b"VFP\x01junk")
+    result = runner.invoke(app, ["run", str(junk), "--input", str(EXAMPLES / "digits_inputs.npz")])
+    assert result.exit_code == 1 and "error:" in result.output
