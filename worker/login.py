@@ -19,10 +19,14 @@ def gateway_token(gateway_url: str, market: Any, refresh_s: float = 600.0) -> Ca
     def token() -> str:
         with lock:
             if cached["token"] is None or time.monotonic() - cached["at"] > refresh_s:
-                from sdk import Client
+                from sdk import GatewayClient
 
-                client = Client.login(gateway_url, market.w3, market.account.key, market.address)
-                cached["token"], cached["at"] = client.token, time.monotonic()
+                gateway = GatewayClient(gateway_url)
+                try:
+                    body = gateway.login(market.account, chain_id=int(market.w3.eth.chain_id))
+                finally:
+                    gateway.close()
+                cached["token"], cached["at"] = body["token"], time.monotonic()
             return cached["token"]
 
     def invalidate() -> None:
