@@ -203,3 +203,23 @@ def test_same_program_and_input_give_the_same_commitment_twice(op, attrs, consts
     assert program.hash == again.hash
     first = InferenceSession(program).run_fixed({"x0": x}).commitment
     assert InferenceSession(again).run_fixed({"x0": x}).commitment == first
+
+
+def test_layer_normalization_with_run_time_scale_bias_and_mean_inv_std_outputs_matches_onnxruntime():
+    rng = np.random.default_rng(3)
+    shape = [3, 4, 16]
+    x = rng.normal(1.0, 2.0, shape).astype(np.float32)
+    scale, bias = rng.uniform(0.5, 2, 16).astype(np.float32), rng.uniform(-1, 1, 16).astype(np.float32)
+    node = helper.make_node("LayerNormalization", ["x", "s", "b"], ["y", "mean", "inv_std"], name="ln", axis=-1)
+    info = lambda name, dims: helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)  # noqa: E731
+    graph = helper.make_graph([node], "g", [info("x", shape), info("s", [16]), info("b", [16])],
+                              [info("y", shape), info("mean", [3, 4, 1]), info("inv_std", [3, 4, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"x": x, "s": scale, "b": bias}
+    program = compile_model(model, calibration=feeds)
+    feeds = {k: _on_grid(v, info.frac) for (k, v), info in zip(feeds.items(), program.inputs)}
+    ours = InferenceSession(program).run_fixed(feeds).outputs
+    reference = dict(zip(["y", "mean", "inv_std"], ort.InferenceSession(model.SerializeToString()).run(None, feeds)))
+    for out in program.outputs:
+        steps = reference[out.name].astype(np.float64) * 2.0**out.frac
+        assert_within(ours[out.name].astype(np.float64), steps, 0.51)

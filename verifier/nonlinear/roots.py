@@ -62,17 +62,18 @@ def layer_norm_eps(eps: float, n: int, in_frac: int) -> int:
 
 def layer_norm(
     x: np.ndarray, n_axes: int, gamma: np.ndarray, gamma_frac: int, beta: np.ndarray, eps_q: int, out_frac: int,
-    bits: int = ACT_BITS,
-) -> np.ndarray:
+    bits: int = ACT_BITS, stats_fracs: tuple[int, int, int] | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normalise over the last n_axes dims (N elements), then y = z * gamma + beta:
     S = sum(x); c = N*x - S and V = N*sum(x*x) - S*S (both exact: N*(x - mean) and N**2 * var);
     D = max(V + eps_q, 1); s even with D * 2**s in [2**60, 2**62); inv = round(2**K / sqrt_round(D * 2**s));
     z = round(c * inv / 2**(K - s/2 - 24))  (= c / sqrt(D) = (x - mean) / sqrt(var + eps) at 2**-24);
     y = round((z * gamma + beta) / 2**(24 + gamma_frac - out_frac)), saturated.
-    gamma is int64 at 2**-gamma_frac, beta int64 at 2**-(24 + gamma_frac); both broadcast over the normalised dims."""
+    gamma is int64 at 2**-gamma_frac, beta int64 at 2**-(24 + gamma_frac); both broadcast over the normalised dims.
+    With stats_fracs = (in_frac, mean_frac, inv_std_frac) also returns the mean, rounding_divide(S * 2**(f_m - f_in), N)
+    (the shift moves to N when negative), and 1/sqrt(var + eps) = N * 2**f_in * 2**(s/2) * inv / 2**K rounded to
+    2**-inv_std_frac, both saturated and with the normalised dims kept as 1."""
     x = np.asarray(x, dtype=np.int64)
-    if x.size == 0:
-        return x.copy()
     axes = tuple(range(x.ndim - n_axes, x.ndim))
     n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
     total = np.sum(x, axis=axes, keepdims=True)
@@ -84,4 +85,12 @@ def layer_norm(
     inv = rounding_divide(np.int64(1 << k), sqrt_round(d << s))
     z = round_shift_each(c * inv, k - (s >> 1) - Z_FRAC)
     y = round_shift(z * np.asarray(gamma, dtype=np.int64) + np.asarray(beta, dtype=np.int64), Z_FRAC + gamma_frac - out_frac)
-    return saturate(y, bits)
+    y = saturate(y, bits)
+    if stats_fracs is None:
+        return y
+    in_frac, mean_frac, inv_frac = stats_fracs
+    up = mean_frac - in_frac
+    mean = rounding_divide(round_shift(total, -up), n) if up >= 0 else rounding_divide(total, n << -up)
+    shift = k - (s >> 1) - in_frac - inv_frac
+    inv_std = np.where(shift >= 0, round_shift_each(n * inv, np.clip(shift, 0, 62)), qmax(bits))
+    return y, saturate(mean, bits), saturate(inv_std, bits)

@@ -1,11 +1,12 @@
 import numpy as np
 
-from verifier.fixedpoint import frac_for_range, quantize
+from verifier.fixedpoint import frac_for_range, quantize, round_shift
 from verifier.nonlinear.roots import MAX_NORM_BITS, Z_FRAC, layer_norm, layer_norm_eps
 from verifier.ops import CompileContext, Lowering
 
 GAMMA_BITS = 20
 BETA_LIMIT = 2.0**58
+MAX_BETA_SHIFT = 46  # a 16-bit run-time bias moved to the product's frac stays below 2**62
 
 
 class LayerNormalization:
@@ -14,19 +15,19 @@ class LayerNormalization:
     D = max(V + eps_q, 1) with eps_q = round(epsilon * N**2 * 2**(2 f_in));
     z = c / sqrt(D) at 2**-24 via an even normalising shift, sqrt_round and one rounded reciprocal;
     y = round_half_away((z * gamma_q + beta_q) / 2**(24 + f_gamma - f_out)), saturated, where gamma_q is the
-    scale at 2**-f_gamma (20 bits) and beta_q the bias at 2**-(24 + f_gamma).
-    Error: at most 0.51 output step from the exact result on the quantized scale and bias."""
+    scale at 2**-f_gamma and beta_q the bias at 2**-(24 + f_gamma). A constant scale is quantized at 20 bits
+    and a constant bias at the product's frac; a run-time scale/bias comes at its own 16-bit frac (the bias is
+    moved to 2**-(24 + f_gamma) by round_shift). Error: at most 0.51 output step from the exact result on the
+    quantized scale and bias.
+    Optional outputs Mean = rounding_divide(S * 2**(f_mean - f_in), N) and InvStdDev = 1/sqrt(var + eps) from the
+    same D, at their calibrated fracs, saturated (normalised dims kept as 1)."""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
         x, scale = ctx.inputs[0], ctx.inputs[1]
         bias = ctx.inputs[2] if len(ctx.inputs) > 2 else None
-        if x.frac is None:
-            ctx.unsupported("needs a fixed-point (float) input, got a plain integer tensor")
-        if any(name for name in ctx.output_names[1:]):
-            ctx.unsupported("the Mean and InvStdDev outputs are not produced")
-        if not scale.is_const or (bias is not None and not bias.is_const):
-            ctx.unsupported("scale and bias must be constants")
+        if x.frac is None or scale.frac is None or (bias is not None and bias.frac is None):
+            ctx.unsupported("needs fixed-point (float) input, scale and bias")
         if x.shape is None:
             ctx.unsupported("needs the input's rank")
         rank = len(x.shape)
@@ -35,21 +36,42 @@ class LayerNormalization:
         if any(d is None for d in dims):
             ctx.unsupported("the normalised dims must be static")
         n = int(np.prod(dims, dtype=np.int64))
-        if n >= 1 << MAX_NORM_BITS:
-            ctx.unsupported(f"normalises {n} elements; at most {(1 << MAX_NORM_BITS) - 1} keep the sums exact")
-        gamma = np.asarray(scale.value, dtype=np.float64)
-        beta = np.zeros(1) if bias is None else np.asarray(bias.value, dtype=np.float64)
-        gamma_frac = frac_for_range(float(np.max(np.abs(gamma))) if gamma.size else 0.0, GAMMA_BITS)
-        while beta.size and float(np.max(np.abs(beta))) * 2.0 ** (Z_FRAC + gamma_frac) >= BETA_LIMIT:
-            gamma_frac -= 1
-        out_frac = ctx.out_frac()
-        attrs = {"n_axes": rank - axis, "gamma_frac": gamma_frac, "out_frac": out_frac,
+        if n == 0 or n >= 1 << MAX_NORM_BITS:
+            ctx.unsupported(f"normalises {n} elements; 1 to {(1 << MAX_NORM_BITS) - 1} keep the sums exact")
+        consts, absorbed = {}, set()
+        if scale.is_const:
+            gamma = np.asarray(scale.value, dtype=np.float64)
+            gamma_frac = frac_for_range(float(np.max(np.abs(gamma))) if gamma.size else 0.0, GAMMA_BITS)
+            beta = np.asarray(bias.value, dtype=np.float64) if bias is not None and bias.is_const else np.zeros(1)
+            while beta.size and float(np.max(np.abs(beta))) * 2.0 ** (Z_FRAC + gamma_frac) >= BETA_LIMIT:
+                gamma_frac -= 1
+            consts["gamma"] = quantize(gamma, gamma_frac, GAMMA_BITS)
+            absorbed.add(1)
+        else:
+            gamma_frac = scale.frac
+        attrs = {"n_axes": rank - axis, "gamma_frac": gamma_frac,
                  "eps_q": layer_norm_eps(float(ctx.attr("epsilon", 1e-5)), n, x.frac)}
-        consts = {"gamma": quantize(gamma, gamma_frac, GAMMA_BITS), "beta": quantize(beta, Z_FRAC + gamma_frac, 63)}
-        return Lowering(out_fracs=[out_frac] + [None] * (len(ctx.output_names) - 1), attrs=attrs, consts=consts,
-                        absorbed={i for i in (1, 2) if i < len(ctx.inputs) and ctx.inputs[i] is not None})
+        if bias is None or bias.is_const:
+            value = np.zeros(1) if bias is None else np.asarray(bias.value, dtype=np.float64)
+            consts["beta"] = quantize(value, Z_FRAC + gamma_frac, 63)
+            absorbed |= {2} if bias is not None else set()
+        else:
+            attrs["beta_shift"] = Z_FRAC + gamma_frac - bias.frac
+            if attrs["beta_shift"] > MAX_BETA_SHIFT:
+                ctx.unsupported("bias and scale scales too far apart")
+        out_fracs = [ctx.out_frac(i) if name else None for i, name in enumerate(ctx.output_names)]
+        attrs["out_frac"] = out_fracs[0]
+        if any(f is not None for f in out_fracs[1:]):
+            stats = (out_fracs + [None, None])[1:3]
+            attrs["stats_fracs"] = [x.frac] + [0 if f is None else f for f in stats]
+        return Lowering(out_fracs=out_fracs, attrs=attrs, consts=consts, absorbed=absorbed)
 
     @staticmethod
     def run(inputs, attrs, consts):
-        return [layer_norm(inputs[0], attrs["n_axes"], consts["gamma"], attrs["gamma_frac"], consts["beta"],
-                           attrs["eps_q"], attrs["out_frac"])]
+        x, scale, bias = (list(inputs) + [None, None])[:3]
+        gamma = consts["gamma"] if "gamma" in consts else scale
+        beta = consts["beta"] if "beta" in consts else round_shift(bias, -attrs["beta_shift"])
+        stats = attrs.get("stats_fracs")
+        result = layer_norm(x, attrs["n_axes"], gamma, attrs["gamma_frac"], beta, attrs["eps_q"], attrs["out_frac"],
+                            stats_fracs=tuple(stats) if stats else None)
+        return list(result) if stats else [result]
