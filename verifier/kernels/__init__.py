@@ -1,4 +1,4 @@
-"""Exact integer kernels of the verifier: GEMM, convolution and pooling.
+"""Exact integer kernels of the verifier: GEMM, convolution, pooling and the requantize epilogue.
 
 Each has a fast path (float BLAS on integers under a proven exactness bound, im2col, vectorized
 window loops) and a reference path (plain int64), and the two agree bit for bit; see exact_gemm.py for
@@ -8,12 +8,13 @@ the argument and tests/verifier/test_kernels*.py for the evidence.
 from contextlib import contextmanager
 
 from verifier.kernels.convolution import conv, plan_conv
+from verifier.kernels.epilogue import requantize
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, gemm, plan_gemm, prepare
 from verifier.kernels.pooling import avg_pool_sum, max_pool
 
 __all__ = [
     "GemmPlan", "Prepared", "avg_pool_sum", "conv", "gemm", "max_pool", "plan_conv", "plan_gemm",
-    "prepare", "single_threaded",
+    "prepare", "requantize", "single_threaded",
 ]
 
 

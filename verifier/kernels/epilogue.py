@@ -1,0 +1,48 @@
+"""The epilogue of a GEMM / convolution: add the bias, rescale to the output frac, saturate.
+
+`requantize(acc, from_frac, to_frac, bits, bias=...)` returns exactly
+verifier.fixedpoint.requantize(acc + bias, from_frac, to_frac, bits) - the one rounding rule, round half
+away from zero - but in a few in-place integer passes instead of a dozen temporaries (about 10x
+faster on a layer's output). Rounding half away from zero by 2**s is
+
+    x >= 0:  (x + 2**(s-1)) >> s
+    x <  0:  -((-x + 2**(s-1)) >> s)  ==  (x + 2**(s-1) - 1) >> s     (floor division identities)
+
+so with m = x >> 63 (0 or -1, an arithmetic shift) both cases are (x + m + 2**(s-1)) >> s.
+"""
+
+import numpy as np
+
+from verifier import fixedpoint
+from verifier.fixedpoint import ACT_BITS, qmax
+
+
+def requantize(acc: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BITS, *,
+               bias: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """saturate(round_shift(acc + bias, from_frac - to_frac), bits) as int64, bit-identical to
+    verifier.fixedpoint.requantize. `bias` broadcasts against acc; `out` may be acc itself (an
+    accumulator the caller no longer needs) to work in place. acc + bias must stay within the
+    int64 accumulator range (|.| <= 2**62), as the kernels that produce acc guarantee."""
+    acc = np.asarray(acc)
+    if acc.dtype != np.int64:
+        raise TypeError(f"requantize takes an int64 accumulator, got {acc.dtype}")
+    shift = int(from_frac) - int(to_frac)
+    if out is None:
+        out = np.empty(acc.shape, dtype=np.int64)
+    elif out.shape != acc.shape or out.dtype != np.int64:
+        raise ValueError(f"requantize: out must be int64 of shape {acc.shape}")
+    if bias is None:
+        np.copyto(out, acc)
+    else:
+        np.add(acc, np.asarray(bias, dtype=np.int64), out=out)
+    if shift <= 0:  # a left shift: the checked fixedpoint primitive (rare: output finer than acc)
+        return fixedpoint.requantize(out, from_frac, to_frac, bits)
+    if shift > 62:
+        raise ValueError(f"requantize: shift {shift} exceeds the int64 accumulator")
+    sign = np.right_shift(out, 63)
+    out += sign
+    out += np.int64(1 << (shift - 1))  # |acc + bias| < 2**62 + 2**61 and half <= 2**61: no int64 wrap
+    out >>= shift
+    limit = qmax(bits)
+    return np.clip(out, -limit, limit, out=out)
+
