@@ -223,3 +223,11 @@ def test_layer_normalization_with_run_time_scale_bias_and_mean_inv_std_outputs_m
     for out in program.outputs:
         steps = reference[out.name].astype(np.float64) * 2.0**out.frac
         assert_within(ours[out.name].astype(np.float64), steps, 0.51)
+
+
+def test_div_of_a_constant_by_a_run_time_tensor_is_correctly_rounded():
+    x = np.abs(inputs_with_edges(4.0)) + 0.1
+    model = single_node_model("Div", [4, 257], consts=[np.array(1.5, np.float32)])
+    model.graph.node[0].input[:] = ["k0", "x0"]  # 1.5 / x
+    ours, reference, _ = run_both(model, {"x0": x}, {"x0": x})
+    assert_within(ours, reference, 0.5)
