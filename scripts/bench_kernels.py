@@ -5,6 +5,8 @@ shipped in the onnx wheel; shapes read from the model by shape inference) it tim
 in this process, on the same 16-bit edge-of-range integer input:
   ort   onnxruntime float32 Conv / Gemm of the same shape (the speed to match),
   fast  verifier.kernels fast path (exact float BLAS under the proven bound; weights prepared once),
+  +rq   fast plus the layer's epilogue (kernels.requantize: bias, rounding shift, saturation),
+        what a whole fixed-point Conv node costs (onnxruntime's Conv includes its bias too),
   ref   verifier.kernels reference path (int64 loops),
 checks fast == ref bit for bit, and prints a table, per-model totals (weighted by how often each
 shape occurs) and the ratios fast/ort and ref/fast.
@@ -24,7 +26,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 from threadpoolctl import threadpool_info
 
 from verifier.fixedpoint import qmax
-from verifier.kernels import conv, gemm, plan_conv, plan_gemm, prepare, single_threaded
+from verifier.kernels import conv, gemm, plan_conv, plan_gemm, prepare, requantize, single_threaded
 
 BOUND = qmax(16)
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend/test/data/light"
@@ -108,8 +110,11 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         ref = lambda: gemm(x, w, a_bound=BOUND, b_bound=BOUND, path="reference")  # noqa: E731
         plan = plan_gemm(x_shape[-1], BOUND, BOUND)
         label = f"gemm {x_shape} @ {w_shape}"
+    bias = rng.integers(-(1 << 40), 1 << 40, w_shape[0] if kind == "conv" else w_shape[-1])
+    bias = bias.reshape((1, -1) + (1,) * (len(x_shape) - 2)) if kind == "conv" else bias
     t_ort = best_time(lambda: session.run(None, {"x": x_float}), repeat)
     t_fast = best_time(fast, repeat)
+    t_epilogue = best_time(lambda: requantize(acc := fast(), 30, 14, bias=bias, out=acc), repeat)
     t_ref = None
     if with_reference:
         start = time.perf_counter()
@@ -117,7 +122,7 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         t_ref = time.perf_counter() - start
         if not np.array_equal(fast(), reference):
             raise SystemExit(f"MISMATCH fast != reference on {label}")
-    return label, f"{plan.path[-2:]}/{plan.algorithm[:4]}", t_ort, t_fast, t_ref
+    return label, f"{plan.path[-2:]}/{plan.algorithm[:4]}", t_ort, t_fast, t_epilogue, t_ref
 
 
 def main():
@@ -134,22 +139,24 @@ def main():
         for model_name in args.models:
             layers = layer_shapes(model_name)
             print(f"\n{model_name}: {sum(layers.values())} layers, {len(layers)} distinct shapes")
-            header = f"{'layer':58} {'n':>3} {'path':>9} {'ort ms':>8} {'fast ms':>8} {'ref ms':>9} {'fast/ort':>8} {'ref/fast':>8}"
+            header = f"{'layer':58} {'n':>3} {'path':>9} {'ort ms':>8} {'fast ms':>8} {'+rq ms':>8} {'ref ms':>9} {'fast/ort':>8} {'+rq/ort':>8} {'ref/fast':>8}"
             print(header)
             totals = collections.Counter()
             for key, count in layers.items():
-                label, path, t_ort, t_fast, t_ref = bench_layer(key, args.repeat, not args.no_reference, rng)
+                label, path, t_ort, t_fast, t_rq, t_ref = bench_layer(key, args.repeat, not args.no_reference, rng)
                 totals["ort"] += count * t_ort
                 totals["fast"] += count * t_fast
+                totals["rq"] += count * t_rq
                 totals["ref"] += count * (t_ref or 0)
                 ref_ms = f"{t_ref * 1e3:9.2f}" if t_ref is not None else f"{'-':>9}"
                 ratio_ref = f"{t_ref / t_fast:8.1f}" if t_ref is not None else f"{'-':>8}"
-                print(f"{label:58.58} {count:3d} {path:>9} {t_ort * 1e3:8.2f} {t_fast * 1e3:8.2f} {ref_ms} "
-                      f"{t_fast / t_ort:8.2f} {ratio_ref}")
+                print(f"{label:58.58} {count:3d} {path:>9} {t_ort * 1e3:8.2f} {t_fast * 1e3:8.2f} {t_rq * 1e3:8.2f} "
+                      f"{ref_ms} {t_fast / t_ort:8.2f} {t_rq / t_ort:8.2f} {ratio_ref}")
             ref_total = f"{totals['ref'] * 1e3:9.1f}" if not args.no_reference else f"{'-':>9}"
             ref_ratio = f"{totals['ref'] / totals['fast']:8.1f}" if not args.no_reference else f"{'-':>8}"
             print(f"{'TOTAL ' + model_name:58} {sum(layers.values()):3d} {'':>9} {totals['ort'] * 1e3:8.1f} "
-                  f"{totals['fast'] * 1e3:8.1f} {ref_total} {totals['fast'] / totals['ort']:8.2f} {ref_ratio}")
+                  f"{totals['fast'] * 1e3:8.1f} {totals['rq'] * 1e3:8.1f} {ref_total} "
+                  f"{totals['fast'] / totals['ort']:8.2f} {totals['rq'] / totals['ort']:8.2f} {ref_ratio}")
 
 
 if __name__ == "__main__":

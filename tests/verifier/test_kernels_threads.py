@@ -17,12 +17,18 @@ import numpy as np
 from threadpoolctl import threadpool_info
 from verifier.kernels import conv, gemm
 rng = np.random.default_rng(2024)
-edge = lambda shape: np.where(rng.random(shape) < 0.5, 32767, rng.integers(-32767, 32768, shape)) * rng.choice([-1, 1], shape)
+def edge(shape):
+    values = np.where(rng.random(shape) < 0.5, 32767, rng.integers(-32767, 32768, shape))
+    return values * rng.choice([-1, 1], shape)
 a, b = edge((300, 1200)), edge((1200, 160))
 x, w = edge((2, 32, 20, 20)), edge((48, 32, 3, 3))
+x_wide, w_wide = edge((1, 64, 14, 14)), edge((64, 64, 3, 3))  # the Winograd path
+w_depthwise = edge((32, 1, 3, 3))
 digest = hashlib.sha256()
 digest.update(gemm(a, b, path=sys.argv[1]).tobytes())
-digest.update(conv(x, w, pads=(1, 1, 1, 1), path=sys.argv[1]).tobytes())
+digest.update(conv(x, w, strides=(2, 1), pads=(1, 1, 1, 1), path=sys.argv[1]).tobytes())
+digest.update(conv(x_wide, w_wide, pads=(1, 1, 1, 1), path=sys.argv[1]).tobytes())
+digest.update(conv(x, w_depthwise, pads=(1, 1, 1, 1), group=32, path=sys.argv[1]).tobytes())
 threads = max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 print(threads, digest.hexdigest())
 """
