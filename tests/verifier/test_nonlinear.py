@@ -19,7 +19,7 @@ from verifier.nonlinear import (
     apply_table, build_table, choose_out_frac, divide, exp2, exp_neg, isqrt, layer_norm, layer_norm_eps, log2, log_softmax,
     pow_positive, softmax, sqrt_round,
 )
-from verifier.nonlinear.exp_log import exponent_multiplier, spec_constants
+from verifier.nonlinear.exp_log import exp_neg_lookup, exponent_multiplier, spec_constants
 from verifier.nonlinear.roots import Z_FRAC
 
 Q = qmax(16)
@@ -33,6 +33,12 @@ def test_exp_neg_is_within_24_units_of_2_pow_minus_30_over_its_whole_input_range
     t = np.arange(0, 1 << 17, dtype=np.int64)
     exact = np.exp(-t * 2.0**-in_frac) * 2.0**30
     assert np.abs(exp_neg(t, in_frac) - exact).max() <= 24
+
+
+@pytest.mark.parametrize("in_frac", [-3, 0, 8, 12, 20, 30])
+def test_exp_neg_lookup_is_bit_identical_to_exp_neg_for_every_argument(in_frac):
+    t = np.arange(0, (1 << 17) + 100, dtype=np.int64)
+    assert np.array_equal(exp_neg_lookup(t, in_frac), exp_neg(t, in_frac))
 
 
 def test_exp_neg_of_zero_is_exactly_one():

@@ -82,6 +82,22 @@ def exp_neg(t: np.ndarray, in_frac: int) -> np.ndarray:
     return exp2(-w, MANT)
 
 
+@cache
+def _exp_neg_table(in_frac: int) -> np.ndarray:
+    """exp_neg(t, in_frac) for every t from 0 up to its first zero (or 2**17 - 1): the same integers, cached."""
+    values = exp_neg(np.arange(EXP_NEG_MAX_ARG + 1, dtype=np.int64), in_frac)
+    zeros = np.nonzero(values == 0)[0]
+    values = values[: zeros[0] + 1] if zeros.size else values
+    values.setflags(write=False)
+    return values
+
+
+def exp_neg_lookup(t: np.ndarray, in_frac: int) -> np.ndarray:
+    """exp_neg by lookup in its cached table: bit-identical to exp_neg (t >= 0), several times faster."""
+    table = _exp_neg_table(in_frac)
+    return np.take(table, np.minimum(t, len(table) - 1))
+
+
 def log2(x: np.ndarray) -> np.ndarray:
     """log2(x) at 2**-30 for integers x >= 1 (smaller x are taken as 1): x normalised to [2**30, 2**31]
     by its bit length, then the 4097-entry table with linear interpolation on the low 18 bits."""
@@ -122,7 +138,7 @@ def softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = A
     x = np.asarray(x, dtype=np.int64)
     if x.size == 0:
         return x.copy()
-    e = exp_neg(np.max(x, axis=axis, keepdims=True) - x, in_frac)
+    e = exp_neg_lookup(np.max(x, axis=axis, keepdims=True) - x, in_frac)
     total = np.sum(e, axis=axis, keepdims=True)
     return saturate(rounding_divide(e << out_frac, total), bits)
 
@@ -134,7 +150,7 @@ def log_softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int
     if x.size == 0:
         return x.copy()
     t = np.max(x, axis=axis, keepdims=True) - x
-    total = np.sum(exp_neg(t, in_frac), axis=axis, keepdims=True)  # >= 2**30: the max contributes exactly that
+    total = np.sum(exp_neg_lookup(t, in_frac), axis=axis, keepdims=True)  # >= 2**30: the max contributes exactly that
     log_total = round_shift((log2(total) - (MANT << MANT)) * spec_constants()["ln2"], LN2_SHIFT)
     value = -round_shift(t, in_frac - MANT) - log_total
     return saturate(round_shift(value, MANT - out_frac), bits)
