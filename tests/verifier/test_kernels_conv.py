@@ -234,3 +234,10 @@ def test_winograd_is_not_used_for_strided_dilated_or_grouped_convolutions():
     assert not winograd.applies(**{**base, "dilations": (2, 2)})
     assert not winograd.applies(**{**base, "w_shape": (64, 32, 3, 3), "group": 2})
     assert not winograd.applies(**{**base, "w_shape": (64, 64, 5, 5)})
+
+
+@pytest.mark.parametrize("w_shape,group", [((2, 4, 3, 3), 1), ((4, 1, 3, 3), 4), ((64, 4, 3, 3), 1)])
+def test_an_empty_batch_gives_an_empty_output(w_shape, group):
+    out = conv(np.zeros((0, 4, 12, 12), dtype=np.int64), np.ones(w_shape, dtype=np.int64), pads=(1, 1, 1, 1),
+               group=group)
+    assert out.shape == (0, w_shape[0], 12, 12) and out.dtype == np.int64

@@ -159,3 +159,10 @@ def test_fast_equals_reference_equals_python_integers(m, k, n, bits, seed):
     assert fast.dtype == np.int64
     assert np.array_equal(fast, gemm(a, b, path="reference"))
     assert np.array_equal(fast, python_int_matmul(a, b))
+
+
+def test_vector_operands_follow_matmul():
+    v, m = np.array([1, -2, 3], dtype=np.int64), np.arange(6, dtype=np.int64).reshape(3, 2)
+    assert np.array_equal(gemm(v, m), v @ m)
+    assert np.array_equal(gemm(m.T, v), m.T @ v)
+    assert gemm(v, v) == 14

@@ -55,6 +55,8 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     plan = plan_conv(x.shape, w_values.shape, group, x_bound, w_bound,
                      strides=strides, pads=pads, dilations=dilations)
     geometry = (strides, pads, dilations, out_shape)
+    if x.size == 0 or w_values.size == 0:  # an empty batch or channel set: nothing to sum
+        return np.zeros((x.shape[0], w_values.shape[0]) + tuple(out_shape), dtype=np.int64)
     if path == "reference" or plan.path == "int64":
         return _conv_reference(x, w_values, group, *geometry)
     if plan.algorithm == "winograd":
@@ -145,7 +147,7 @@ def _stride_phases(x, kernel, strides, pads, dilations, out_shape, dtype):
             source.append(slice(first * s + r[i] - begin, (stop - 1) * s + r[i] - begin + 1, s))
         else:
             buffer[r + (slice(None), slice(None)) + tuple(target)] = x[(slice(None), slice(None)) + tuple(source)]
-    flat = buffer.reshape(tuple(strides) + (N, C, -1))
+    flat = buffer.reshape(tuple(strides) + (N, C, int(np.prod(phase_shape))))
     return flat, phase_shape
 
 

@@ -91,3 +91,8 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     if buffer is None or buffer.nbytes < need:
         buffer = buffers[name] = np.empty(max(need, 1), dtype=np.uint8)
     return buffer[:need].view(dtype).reshape(shape)
+
+
+def release_scratch() -> None:
+    """Free this thread's scratch buffers (they otherwise stay for the next call of the same size)."""
+    _workspace.buffers = {}
