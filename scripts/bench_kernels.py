@@ -1,6 +1,6 @@
-"""Benchmark the exact integer kernels on the Conv / Gemm layers of real models.
+"""Benchmark the exact integer kernels on the Conv / Gemm / pooling layers of real models.
 
-For every distinct Conv and Gemm/MatMul layer of light_resnet50 and light_squeezenet (the models
+For every distinct Conv, Gemm/MatMul and MaxPool/AveragePool layer of light_resnet50 and light_squeezenet (the models
 shipped in the onnx wheel; shapes read from the model by shape inference) it times, single-threaded,
 in this process, on the same 16-bit edge-of-range integer input:
   ort   onnxruntime float32 Conv / Gemm of the same shape (the speed to match),
@@ -26,7 +26,8 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 from threadpoolctl import threadpool_info
 
 from verifier.fixedpoint import qmax
-from verifier.kernels import conv, gemm, plan_conv, plan_gemm, prepare, requantize, single_threaded
+from verifier.kernels import (avg_pool_sum, conv, gemm, max_pool, plan_conv, plan_gemm, prepare, requantize,
+                              single_threaded)
 
 BOUND = qmax(16)
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend/test/data/light"
@@ -53,6 +54,12 @@ def layer_shapes(model_name: str):
             if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 raise SystemExit(f"{model_name}: auto_pad Conv not handled by this bench")
             layers[key] += 1
+        elif node.op_type in ("MaxPool", "AveragePool"):
+            x = shapes[node.input[0]]
+            rank = len(x) - 2
+            layers[(node.op_type, x, tuple(attrs["kernel_shape"]), tuple(attrs.get("strides", [1] * rank)),
+                    tuple(attrs.get("pads", [0] * 2 * rank)), int(attrs.get("ceil_mode", 0)),
+                    int(attrs.get("count_include_pad", 0)))] += 1
         elif node.op_type in ("Gemm", "MatMul"):
             a, b = shapes[node.input[0]], shapes[node.input[1]]
             if attrs.get("transB", 0):
@@ -88,7 +95,27 @@ def edge_values(rng, shape):
     return np.where(rng.random(shape) < 0.25, BOUND, values).astype(np.int64)
 
 
+def bench_pool(key, repeat: int, rng):
+    op, x_shape, kernel, strides, pads, ceil_mode, count_include_pad = key
+    x = edge_values(rng, x_shape)
+    attributes = dict(kernel_shape=list(kernel), strides=list(strides), pads=list(pads), ceil_mode=ceil_mode)
+    if op == "AveragePool":
+        attributes["count_include_pad"] = count_include_pad
+    session = ort_session(helper.make_node(op, ["x"], ["y"], **attributes), x_shape, [])
+    geometry = dict(strides=strides, pads=pads, ceil_mode=bool(ceil_mode))
+    if op == "MaxPool":
+        fast = lambda: max_pool(x, kernel, **geometry)  # noqa: E731
+    else:
+        fast = lambda: avg_pool_sum(x, kernel, count_include_pad=bool(count_include_pad), **geometry)  # noqa: E731
+    label = f"{op} x{x_shape[1:]} k{kernel[0]} s{strides[0]} p{pads[0]} ceil{ceil_mode}"
+    t_ort = best_time(lambda: session.run(None, {"x": x.astype(np.float32)}), repeat)
+    t_fast = best_time(fast, repeat)
+    return label, "int64", t_ort, t_fast, t_fast, None
+
+
 def bench_layer(key, repeat: int, with_reference: bool, rng):
+    if key[0] in ("MaxPool", "AveragePool"):
+        return bench_pool(key, repeat, rng)
     kind, x_shape, w_shape = key[:3]
     x, w = edge_values(rng, x_shape), edge_values(rng, w_shape)
     w_prepared = prepare(w, BOUND)
@@ -147,7 +174,7 @@ def main():
                 totals["ort"] += count * t_ort
                 totals["fast"] += count * t_fast
                 totals["rq"] += count * t_rq
-                totals["ref"] += count * (t_ref or 0)
+                totals["ref"] += count * (t_ref if t_ref is not None else t_fast)
                 ref_ms = f"{t_ref * 1e3:9.2f}" if t_ref is not None else f"{'-':>9}"
                 ratio_ref = f"{t_ref / t_fast:8.1f}" if t_ref is not None else f"{'-':>8}"
                 print(f"{label:58.58} {count:3d} {path:>9} {t_ort * 1e3:8.2f} {t_fast * 1e3:8.2f} {t_rq * 1e3:8.2f} "
