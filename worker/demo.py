@@ -33,6 +33,7 @@ class DemoResult:
     gas_used: int = 0
     seconds: float = 0.0
     liars: list[str] = field(default_factory=list)
+    story: list[str] = field(default_factory=list)
 
 
 def example_files() -> dict[str, Path]:
@@ -47,34 +48,43 @@ def example_files() -> dict[str, Path]:
     return files
 
 
-def workers_needed(byzantine: int, redundancy: int) -> int:
-    """Enough workers that the wide round can outvote the liars left after the first round by the
-    2/3 quorum: with L liars among the R fresh workers, R - L >= 2R/3, so R >= 3L (and R >= 2)."""
-    return redundancy + max(2, 3 * (byzantine - 1))
+def workers_needed(redundancy: int, params: dict) -> int:
+    """The first round plus enough fresh honest workers to settle the wide round: it asks for
+    growth*k+1 workers and needs quorumBps of that size agreeing (the contract runs a smaller round
+    only when it can still reach that quorum)."""
+    target = params["growth"] * redundancy + 1
+    return redundancy + -(-target * params["quorum_bps"] // 10_000)
 
 
 def run_demo(workers: int = 5, byzantine: int = 0, batch: int = 16, redundancy: int = 3, console: Any = None,
-             market_params: dict | None = None, attempts: int = 4) -> DemoResult:
+             market_params: dict | None = None) -> DemoResult:
+    """With `byzantine` liars, the first round is drawn from the `redundancy` workers registered
+    before the job (the liars among them), and the wide round's workers register once it is drawn:
+    so the demo always shows an escalation instead of waiting for the draw to pick a liar."""
     from rich.console import Console
 
+    from contracts import DEFAULT_PARAMS
     from sdk import Client
     from worker.network import LocalNetwork
 
+    if byzantine >= redundancy:
+        raise ValueError(f"--byzantine {byzantine} would make the whole first round of {redundancy} lie: "
+                         "unanimous liars are the f^k risk that redundancy prices, not something a demo can catch")
     console = console or Console()
     files = example_files()
     started = time.monotonic()
-    workers = max(workers, workers_needed(byzantine, redundancy)) if byzantine else workers
+    params = {**DEFAULT_PARAMS, **(market_params or {})}
+    if byzantine:
+        workers = max(workers, workers_needed(redundancy, params))
     with LocalNetwork(market_params=market_params, on_event=lambda e: _show_worker_event(console, e)) as net:
         console.rule("[bold]vinfer demo")
         console.print(f"chain      embedded py-evm (chain id {net.w3.eth.chain_id})")
         console.print(f"market     {net.market_address}")
         console.print(f"gateway    {net.gateway_url}")
-        liars = []
-        for index in range(workers):
-            handle = net.add_worker(byzantine="lie" if index < byzantine else None)
-            if handle.byzantine:
-                liars.append(handle.address)
-        console.print(f"workers    {workers} registered with 1 ETH stake each"
+        first = redundancy if byzantine else workers
+        handles = [net.add_worker(byzantine="lie" if index < byzantine else None, start=not byzantine) for index in range(first)]
+        liars = [h.address for h in handles if h.byzantine]
+        console.print(f"workers    {first} registered with 1 ETH stake each"
                       + (f", {byzantine} of them lying: {', '.join(_short(a) for a in liars)}" if byzantine else ""))
 
         console.rule("requester")
@@ -86,28 +96,27 @@ def run_demo(workers: int = 5, byzantine: int = 0, batch: int = 16, redundancy: 
         data = np.load(files["inputs"])
         feeds = {name: data[name][:batch] for name in data.files if name != "labels"}
         labels = [int(v) for v in data["labels"][:batch]]
-
-        for attempt in range(1, attempts + 1):
-            job = client.submit(model, feeds, redundancy=redundancy)
-            console.print(f"submitted  job {job.job_id}: a batch of {batch} digits, redundancy {redundancy}")
-            job.track_progress()
-            first_round = _assigned_in_round(net, job.job_id, 1)
-            if not byzantine or any(a in first_round for a in liars) or attempt == attempts:
-                break
-            console.print("[yellow]no lying worker was drawn for this job (sampling is random); submitting again")
+        job = client.submit(model, feeds, redundancy=redundancy)
+        console.print(f"submitted  job {job.job_id}: a batch of {len(labels)} digits, redundancy {redundancy}")
+        if byzantine:  # the first round's nodes start only once the wide round's workers are registered
+            net.wait_for(lambda: job.advance() or job.status().name != "SUBMITTED", 60, "the first round to be drawn")
+            target = params["growth"] * redundancy + 1
+            console.print(f"workers    {workers - first} more honest workers register: a disagreement escalates to a round "
+                          f"of up to {target} fresh workers that needs {-(-target * params['quorum_bps'] // 10_000)} "
+                          "of them to agree")
+            for _ in range(workers - first):
+                net.add_worker()
+            for handle in handles:
+                net.start_worker(handle)
+        job.track_progress(poll_interval=0.25)
 
         outputs = job.result(verify=True)
         predictions = [int(v) for v in np.argmax(outputs[0].reshape(len(labels), -1), axis=1)]
-        verification = client.verify(job.job_id)
+        verification = client.verify(job.job_id, recompute=True)
         result = _summarise(net, job.job_id, predictions, labels, verification, liars)
         result.seconds = time.monotonic() - started
         _print_result(console, net, result, verification)
         return result
-
-
-def _assigned_in_round(net: Any, job_id: int, round_: int) -> set[str]:
-    return {e.args["worker"] for e in net.client(net.requester).events(job_id=job_id)
-            if e.name == "WorkerAssigned" and int(e.args["round"]) == round_}
 
 
 def _summarise(net: Any, job_id: int, predictions: list[int], labels: list[int], verification: Any, liars: list[str]) -> DemoResult:
@@ -115,14 +124,27 @@ def _summarise(net: Any, job_id: int, predictions: list[int], labels: list[int],
     job = client.get_job(job_id)
     slashed: dict[str, int] = {}
     blocks: set[int] = set()
+    story: list[str] = []
     for event in client.events(job_id=job_id):
         blocks.add(event.block_number)
+        args = event.args
         if event.name == "Slashed":
-            slashed[event.args["worker"]] = slashed.get(event.args["worker"], 0) + int(event.args["amount"])
+            slashed[args["worker"]] = slashed.get(args["worker"], 0) + int(args["amount"])
+            story.append(f"block {event.block_number}: {_short(args['worker'])} slashed {int(args['amount']) / 1e18:.3f} ETH "
+                         f"({SLASH_REASONS.get(int(args['reason']), args['reason'])})")
+        elif event.name == "Escalated":
+            story.append(f"block {event.block_number}: the first round disagreed -> escalated to round {args['round']} "
+                         f"(asks for {args['size']} fresh workers)")
+        elif event.name == "JobFinalized":
+            story.append(f"block {event.block_number}: finalized with {args['resultHash']}")
+    rewarded = [e for e in client.events(job_id=job_id, names=("Rewarded",))]
+    if rewarded:
+        total = sum(int(e.args["amount"]) for e in rewarded)
+        story.append(f"{len(rewarded)} workers whose reveal matched shared {total / 1e18:.4f} ETH (fee + slashed stake)")
     gas = _gas_of_job_transactions(net, job_id)
     return DemoResult(job_id=job_id, status=job.status.name, rounds=int(job.round), result_hash=_hex(job.result_hash),
                       predictions=predictions, labels=labels, verified=bool(getattr(verification, "ok", True)),
-                      slashed=slashed, gas_used=gas, liars=liars)
+                      slashed=slashed, gas_used=gas, liars=liars, story=story)
 
 
 def _gas_of_job_transactions(net: Any, job_id: int) -> int:
@@ -136,23 +158,22 @@ def _print_result(console: Any, net: Any, result: DemoResult, verification: Any)
     from rich.table import Table
 
     console.rule("result")
-    table = Table(title=f"job {result.job_id}: predictions vs true labels")
-    table.add_column("#", justify="right")
-    table.add_column("predicted", justify="center")
-    table.add_column("label", justify="center")
-    for index, (pred, label) in enumerate(zip(result.predictions, result.labels)):
-        table.add_row(str(index), str(pred), str(label) + ("" if pred == label else "  [red]x"))
+    table = Table(title=f"job {result.job_id}: predictions vs true labels", show_header=False)
+    table.add_column("")
+    for index in range(len(result.labels)):
+        table.add_column(str(index), justify="center")
+    table.add_row("predicted", *[str(p) if p == l else f"[red]{p}" for p, l in zip(result.predictions, result.labels)])
+    table.add_row("label", *[str(l) for l in result.labels])
     console.print(table)
     correct = sum(p == l for p, l in zip(result.predictions, result.labels))
     console.print(f"accuracy      {correct}/{len(result.labels)}")
     console.print(f"status        {result.status} after {result.rounds} round(s)")
     console.print(f"result hash   {result.result_hash} (on chain)")
     for name, passed, detail in _checks(verification):
-        mark = "[green]ok  [/green]" if passed else "[red]FAIL[/red]"
+        mark = "[dim]skip[/dim]" if passed is None else "[green]ok  [/green]" if passed else "[red]FAIL[/red]"
         console.print(f"check  {mark} {name}" + (f": {detail}" if detail else ""))
-    for worker, amount in result.slashed.items():
-        tag = "liar" if worker in result.liars else "worker"
-        console.print(f"[red]slashed[/red]      {tag} {_short(worker)} lost {amount / 1e18:.3f} ETH")
+    for line in result.story:
+        console.print(f"on chain      {line}", highlight=False)
     console.print(f"gas           {result.gas_used:,} for the job's transactions")
     console.print(f"time          {result.seconds:.1f} s")
 
@@ -165,7 +186,7 @@ def _checks(verification: Any) -> list[tuple[str, bool, str]]:
             name, passed, *rest = check
             rows.append((str(name), bool(passed), str(rest[0]) if rest else ""))
         else:
-            rows.append((str(getattr(check, "name", check)), bool(getattr(check, "passed", getattr(check, "ok", False))),
+            rows.append((str(getattr(check, "name", check)), getattr(check, "passed", None),
                          str(getattr(check, "detail", "") or "")))
     return rows
 

@@ -22,7 +22,7 @@ def demo_cmd(
     logging.getLogger("vinfer").setLevel(logging.WARNING)
     try:
         result = run_demo(workers=workers, byzantine=byzantine, batch=batch, redundancy=redundancy)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1)
     if result.status != "FINALIZED" or not result.verified:

@@ -31,8 +31,9 @@ def status_of(network, job_id: int) -> str:
     return network.client(network.requester).job_status(job_id).name
 
 
-def wait_until_assigned(network, job_id: int, round_: int = 1, timeout: float = 30) -> set[str]:
-    network.wait_for(lambda: any(int(e.args["round"]) == round_ for e in job_events(network, job_id, "WorkerAssigned"))
+def wait_until_assigned(network, job_id: int, round_: int = 1, timeout: float = 30, job=None) -> set[str]:
+    """`job`: an sdk Job to move along (assign) while no worker node is running yet."""
+    network.wait_for(lambda: (job is None or job.advance() or True) and any(int(e.args["round"]) == round_ for e in job_events(network, job_id, "WorkerAssigned"))
                      and status_of(network, job_id) != "SUBMITTED", timeout, f"job {job_id} round {round_} assigned")
     return {e.args["worker"] for e in job_events(network, job_id, "WorkerAssigned") if int(e.args["round"]) == round_}
 

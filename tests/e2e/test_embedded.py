@@ -47,11 +47,13 @@ def test_honest_workers_finalize_and_the_sdk_verifies_the_result(network, reques
 
 
 def test_lying_worker_is_slashed_and_the_result_stays_correct(network, requester, program, feeds):
-    honest = [network.add_worker(), network.add_worker()]
-    liar = network.add_worker(byzantine="lie")
+    honest = [network.add_worker(start=False), network.add_worker(start=False)]
+    liar = network.add_worker(byzantine="lie", start=False)
     job = requester.submit(requester.upload_model(program), feeds, redundancy=3)
-    assert wait_until_assigned(network, job.job_id) == {w.address for w in (*honest, liar)}
+    assert wait_until_assigned(network, job.job_id, job=job) == {w.address for w in (*honest, liar)}
     _escalate_with_fresh_workers(network, job.job_id)
+    for handle in (*honest, liar):  # round 1 can only finish (and escalate) once the wide round's workers exist
+        network.start_worker(handle)
     assert wait_until_final(network, job.job_id) == "FINALIZED"
     assert network.client(network.requester).get_job(job.job_id).round == 2
     assert _result_hash(network, job.job_id) == expected_hash(program, feeds)
