@@ -22,11 +22,12 @@ from verifier.kernels import window
 
 FLOAT64_EXACT = 1 << 53  # every integer of magnitude <= 2**53 is a float64
 FLOAT32_EXACT = 1 << 24
-# A chunked float path pays one int64 conversion and addition of the M x N result per chunk; below
-# these chunk lengths that overhead makes it slower than the next path (measured by
-# scripts/bench_kernels.py).
+# A chunked float path pays one int64 conversion and addition of the M x N result per chunk. float32
+# BLAS runs about 2x float64 here: measured, float32 in chunks of 64 still beats one float64 pass and
+# chunks of 32 break even. float64 in chunks of 16 (only for operands wider than 16 bits) still does
+# 16 multiply-adds per conversion, far ahead of numpy's int64 matmul (~25x slower than BLAS).
 MIN_FLOAT64_CHUNK = 16
-MIN_FLOAT32_CHUNK = 64  # float32 BLAS runs ~2x float64; chunks of 64 still win, 32 break even
+MIN_FLOAT32_CHUNK = 64
 
 PATHS = ("float32", "float64", "int64")
 
@@ -114,15 +115,6 @@ class Prepared:
         if dtype not in self._floats:
             self._floats[dtype] = self.values.astype(dtype)
         return self._floats[dtype]
-
-    def reshape(self, *shape) -> "Prepared":
-        """A view with another shape that shares the cached float copies' reshaped views."""
-        out = Prepared.__new__(Prepared)
-        out.values = self.values.reshape(*shape)
-        out.bound = self.bound
-        out._floats = {k: v.reshape(*shape) for k, v in self._floats.items()}
-        out.cache = {}
-        return out
 
 
 def prepare(values: np.ndarray, bound: int | None = None) -> Prepared:
