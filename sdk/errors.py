@@ -8,6 +8,7 @@
     │   └── UploadRejectedError     413/422: too large, over quota, not a valid program
     ├── ChainError                  a transaction reverted or the chain could not be read (.market_error)
     ├── JobFailedError              the job ended Unresolved: no supermajority, fee refunded
+    ├── JobOutcomeError             the job finalized on the deterministic error outcome (.code, .reason)
     ├── JobTimeoutError             the job was not final when the wait ran out
     └── VerificationError           chain and data disagree (.check names the check, .verification has all)
         ├── JobNotFinalizedError    the job is not Finalized on chain, so it has no result yet
@@ -17,7 +18,7 @@
 
 __all__ = [
     "VinferError", "ConfigError", "GatewayError", "AuthenticationError", "BlobNotFoundError", "UploadRejectedError",
-    "ChainError", "JobFailedError", "JobTimeoutError", "VerificationError", "JobNotFinalizedError",
+    "ChainError", "JobFailedError", "JobOutcomeError", "JobTimeoutError", "VerificationError", "JobNotFinalizedError",
     "ContentMismatchError", "ResultMismatchError",
 ]
 
@@ -58,6 +59,14 @@ class JobFailedError(VinferError):
     def __init__(self, job_id: int, message: str):
         self.job_id = job_id
         super().__init__(message)
+
+
+class JobOutcomeError(VinferError):
+    """The workers agreed the program cannot run on this input (docs/fixed-point.md, "Job outcome")."""
+
+    def __init__(self, job_id: int, code: int, reason: str):
+        self.job_id, self.code, self.reason = job_id, code, reason
+        super().__init__(f"job {job_id} finalized on the error outcome (code {code}): {reason}")
 
 
 class JobTimeoutError(VinferError):

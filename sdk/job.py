@@ -3,7 +3,8 @@ and fetch its verified result."""
 
 import time
 
-from sdk.errors import ChainError, JobFailedError, JobNotFinalizedError, JobTimeoutError
+from sdk.errors import (ChainError, JobFailedError, JobNotFinalizedError, JobOutcomeError, JobTimeoutError,
+                        ResultMismatchError)
 
 PHASES = ("submitted", "assigned", "committed", "revealed", "finalized")
 
@@ -79,34 +80,46 @@ class Job:
     # -- result
     def output_bytes(self, *, verify: bool = True, recompute: bool = False) -> bytes:
         """Canonical output bytes, checked against the on-chain result hash (and, with verify, everything else)."""
-        from contracts import JobStatus
-
-        if verify:
-            verification = self.client.verify(self.job_id, recompute=recompute)
-            if self.program is None:
-                self.program = _load_program(verification.program_bytes)
-            return verification.output_bytes
-        info = self.info()
-        if info.status == JobStatus.UNRESOLVED:
-            raise JobFailedError(self.job_id, f"job {self.job_id} ended UNRESOLVED: no result (the fee was refunded)")
-        if info.status != JobStatus.FINALIZED:
-            raise JobNotFinalizedError("finalized", f"job {self.job_id} is {info.status.name}, not FINALIZED")
-        if self.program is None:
-            self.program = _load_program(self.client.gateway.get_blob(info.program_hash, what="program"))
-        return self.client.gateway.get_blob(info.result_hash, what="output")
+        return self._fetch(verify, recompute)[2]
 
     def result(self, verify: bool = True, *, recompute: bool = False) -> list:
         """The job's outputs as float arrays, like onnxruntime's `run`. verify=True checks the job against the
-        chain first (see Client.verify); any disagreement raises a specific VerificationError."""
+        chain first (see Client.verify); any disagreement raises a specific VerificationError. A job whose
+        workers agreed on the error outcome raises JobOutcomeError with the reason."""
         from verifier import InferenceSession
+        from verifier.encoding import decode_tensors, keccak_hex
+        from verifier.job import ERROR_TENSOR
 
-        if verify:
-            from contracts import JobStatus
+        program_bytes, input_bytes, data = self._fetch(verify, recompute)
+        tensors = decode_tensors(data)
+        if list(tensors) == [ERROR_TENSOR]:
+            from verifier import execute_job  # why it cannot run: it fails the same way here as everywhere
 
-            if self.status() == JobStatus.UNRESOLVED:
-                raise JobFailedError(self.job_id, f"job {self.job_id} ended UNRESOLVED: no result (fee refunded)")
-        data = self.output_bytes(verify=verify, recompute=recompute)
+            outcome = execute_job(program_bytes, input_bytes or self._input_bytes())
+            if outcome.ok:
+                raise ResultMismatchError(keccak_hex(data), outcome.result_hash)
+            raise JobOutcomeError(self.job_id, int(tensors[ERROR_TENSOR].reshape(-1)[0]), outcome.error or "")
         return InferenceSession(self.program).decode_outputs(data)
+
+    def _fetch(self, verify: bool, recompute: bool) -> tuple[bytes, bytes | None, bytes]:
+        """(program bytes, input bytes or None, output bytes), each checked against its on-chain hash."""
+        from contracts import JobStatus
+
+        if self.status() == JobStatus.UNRESOLVED:
+            raise JobFailedError(self.job_id, f"job {self.job_id} ended UNRESOLVED: no result (the fee was refunded)")
+        if verify:
+            verification = self.client.verify(self.job_id, recompute=recompute)
+            self.program = self.program or _load_program(verification.program_bytes)
+            return verification.program_bytes, verification.input_bytes, verification.output_bytes
+        info = self.info()
+        if info.status != JobStatus.FINALIZED:
+            raise JobNotFinalizedError("finalized", f"job {self.job_id} is {info.status.name}, not FINALIZED")
+        program_bytes = self.client.gateway.get_blob(info.program_hash, what="program")
+        self.program = self.program or _load_program(program_bytes)
+        return program_bytes, None, self.client.gateway.get_blob(info.result_hash, what="output")
+
+    def _input_bytes(self) -> bytes:
+        return self.client.gateway.get_blob(self.info().input_hash, what="input")
 
 
 def describe(info) -> tuple[int, str]:
@@ -128,6 +141,12 @@ def describe(info) -> tuple[int, str]:
 
 
 def _load_program(data: bytes):
+    """The program, or None when the bytes do not load (the job then has the error outcome)."""
     from verifier import Program
+    from verifier.errors import VerifierError
 
-    return Program.from_bytes(data)
+    try:
+        return Program.from_bytes(data)
+    except VerifierError:
+        return None
+
