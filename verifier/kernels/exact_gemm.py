@@ -4,7 +4,9 @@ Integer arithmetic is exact, so the order of a sum does not change its value as 
 sum leaves the exactly representable range. A float64 BLAS product of integer operands is therefore
 exact while every partial sum stays below 2**53 (float32: below 2**24): the product of two values
 is exact, and so is every addition of exact integers in range, in whatever order and with whatever
-FMA or blocking the BLAS chooses, on any number of threads. `plan_gemm` proves that bound from the
+FMA or blocking the BLAS chooses, on any number of threads. (This assumes the BLAS sums
+products - OpenBLAS, MKL, BLIS and Accelerate all do - not a Strassen-like scheme whose
+intermediate sums could exceed the bound.) `plan_gemm` proves that bound from the
 operands' magnitude bounds and picks the cheapest exact path; when K is too long for one pass it is
 split into chunks that each satisfy the bound, and the chunk results are summed in int64.
 
