@@ -16,7 +16,8 @@ from verifier.errors import OutOfRangeError
 
 ACT_BITS = 16
 WEIGHT_BITS = 16
-INT64_SAFE = (1 << 62) - 1  # intermediates stay below this so one more addition cannot wrap
+INT64_SAFE = (1 << 62) - 1
+MAX_FRAC = 48  # the finest scale a tensor gets, 2**-48, whatever its (tiny) range  # intermediates stay below this so one more addition cannot wrap
 
 
 def qmax(bits: int) -> int:
@@ -83,6 +84,8 @@ def frac_for_range(max_abs: float, bits: int = ACT_BITS, headroom: float = 1.0) 
     if bound <= 0.0:
         return bits - 2
     limit = qmax(bits)
+    if bound < limit * 2.0**-MAX_FRAC:  # a range this small is zero at any useful precision
+        return MAX_FRAC
     frac = int(np.floor(np.log2(limit / bound)))
     while bound * 2.0**frac > limit:  # guard log2 rounding at exact powers of two
         frac -= 1

@@ -52,6 +52,8 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
         except KeyError as exc:
             raise ProgramFormatError(f"node {node.name!r}: input {exc.args[0]!r} is not computed before it") from exc
         spent += int(op_cost(op)([None if x is None else x.shape for x in inputs], node.attrs, node.consts))
+        if hasattr(op, "output_size"):  # ops whose output size comes from input values (ConstantOfShape, Tile)
+            spent += int(op.output_size(inputs, node.attrs, node.consts))
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
         outputs = op.run(inputs, node.attrs, node.consts)

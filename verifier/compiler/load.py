@@ -12,7 +12,8 @@ from onnx import numpy_helper
 
 from verifier.errors import ModelLoadError, UnsupportedOpError
 
-MIN_OPSET, MAX_OPSET = 7, 23
+MIN_OPSET = 6
+MAX_OPSET = max(onnx.defs.onnx_opset_version(), 23)  # lowering is tested on opsets 9 and 13-21
 
 
 @dataclass

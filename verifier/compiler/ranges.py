@@ -77,23 +77,33 @@ def _calibration_feeds(graph: Graph, calibration: dict | None):
 
 
 def _run_float(graph: Graph, feeds: dict) -> dict:
+    """Every intermediate of the float graph: onnxruntime when it is installed and implements the model's
+    ops at its opset, else the onnx reference evaluator."""
     model = to_model(graph, expose_all=True)
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        ort = None
-    try:
-        if ort is not None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            names = [o.name for o in session.get_outputs()]
-            return dict(zip(names, session.run(None, feeds)))
-        from onnx.reference import ReferenceEvaluator
+    errors = []
+    for runner in (_run_onnxruntime, _run_reference):
+        try:
+            return runner(model, feeds)
+        except ImportError:
+            continue
+        except Exception as exc:
+            errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    raise CompileError(f"calibration run failed: {'; '.join(errors)}")
 
-        evaluator = ReferenceEvaluator(model)
-        names = list(evaluator.output_names)
-        return dict(zip(names, evaluator.run(None, feeds)))
-    except Exception as exc:
-        raise CompileError(f"calibration run failed: {str(exc).splitlines()[0]}") from exc
+
+def _run_onnxruntime(model, feeds: dict) -> dict:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+
+
+def _run_reference(model, feeds: dict) -> dict:
+    from onnx.reference import ReferenceEvaluator
+
+    evaluator = ReferenceEvaluator(model)
+    return dict(zip(list(evaluator.output_names), evaluator.run(None, feeds)))

@@ -20,7 +20,9 @@ How to add an op
 
    Optional third static method `cost(shapes: list[tuple[int, ...] | None], attrs, consts) -> int`: the work
    units of one run, known before running it (default: total elements of the run-time inputs). Ops whose
-   work or output size is not bounded by their inputs (Gemm, Conv, Pad, ...) must define it.
+   work or output size is not bounded by their input shapes (Gemm, Conv, Pad, ...) must define it; ops whose
+   output size depends on input *values* (ConstantOfShape, Expand, Tile) also define
+   `output_size(inputs, attrs, consts) -> int`, checked (cheaply, before any allocation) with the cost.
 2. Nothing else: the table below imports every module of this package whose name does not start with "_"
    and registers the class whose lowercased name equals the module name (relu.py -> Relu,
    globalaveragepool.py -> GlobalAveragePool). The compiler looks ops up here, the interpreter calls `run`,

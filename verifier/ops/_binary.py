@@ -10,8 +10,17 @@ from verifier.ops._common import quantize_const, weight_frac
 WIDE_BITS = 40  # absorbed addends live at the sum's scale; they may be wider than an activation
 
 
+def check_legacy_broadcast(ctx: CompileContext) -> None:
+    """Opsets < 7 broadcast only when asked, optionally at an `axis`; trailing alignment is numpy's rule."""
+    if ctx.opset < 7 and ctx.attr("broadcast", 0) and ctx.attr("axis") is not None:
+        shapes = [o.shape for o in ctx.inputs]
+        if shapes[0] is None or shapes[1] is None or ctx.attr("axis") % len(shapes[0]) + len(shapes[1]) != len(shapes[0]):
+            ctx.unsupported("legacy broadcast at an axis other than the trailing one")
+
+
 def lower_sum(ctx: CompileContext, signs: list[int]) -> Lowering:
     """sum_i sign_i * x_i, every operand moved exactly to the common frac c = max(fracs, out frac)."""
+    check_legacy_broadcast(ctx)
     operands = ctx.inputs
     if all(o.frac is None for o in operands):  # plain integers (shape arithmetic): exact, no scale
         return Lowering(out_fracs=[None], attrs={"signs": signs, "integer": 1})
@@ -46,6 +55,7 @@ def run_sum(inputs, attrs, consts):
 
 
 def lower_product(ctx: CompileContext) -> Lowering:
+    check_legacy_broadcast(ctx)
     a, b = ctx.inputs
     if a.frac is None and b.frac is None:  # plain integers
         return Lowering(out_fracs=[None], attrs={"integer": 1})

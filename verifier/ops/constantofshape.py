@@ -24,5 +24,11 @@ class ConstantOfShape:
         return [np.full(shape, attrs["value"], dtype=np.int64)]
 
     @staticmethod
-    def cost(shapes, attrs, consts):
-        return 1 << 62  # a run-time output size cannot be bounded from the program: only folded forms run
+    def output_size(inputs, attrs, consts):
+        dims = [int(d) for d in inputs[0].reshape(-1)]
+        if any(d < 0 for d in dims):
+            raise ValueError(f"ConstantOfShape: negative dim in {dims}")
+        size = 1
+        for d in dims:  # Python ints: a hostile shape cannot wrap around
+            size *= d
+        return size

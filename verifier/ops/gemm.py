@@ -12,7 +12,8 @@ class Gemm:
     """Y = alpha * A' B' + beta * C. A constant B is quantized once as alpha * B' at its 16-bit frac fb and
     C as beta * C at the accumulator frac fa + fb; then acc = A' @ B' exactly in int64 (fast path: float
     BLAS under the bound K * |A| * |B| < 2**53, K-chunked otherwise; reference: int64 loops; identical
-    bits), y = requantize(acc + C, fa + fb, fy). A run-time B must have alpha = 1."""
+    bits), y = requantize(acc + C, fa + fb, fy). A run-time B must have alpha = 1; a run-time C (beta = 1)
+    is moved to the accumulator frac by round_shift(C, fc - fa - fb) before the sum."""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
@@ -37,15 +38,20 @@ class Gemm:
             b_frac, b_bound = b.frac, qmax(ACT_BITS)
             K = (b.shape or (None, None))[1 if trans_b else 0]
         acc_frac = a.frac + b_frac
-        if c is not None:
-            if not c.is_const:
-                ctx.unsupported("a run-time C")
+        c_shift = None
+        if c is not None and c.is_const:
             consts["bias"] = quantize_const(np.asarray(c.value, dtype=np.float64) * beta, acc_frac, BIAS_BITS)
             absorbed.add(2)
+        elif c is not None:
+            if beta != 1.0 or c.frac is None:
+                ctx.unsupported("a run-time C needs beta = 1 and a fixed-point tensor")
+            c_shift = acc_frac - c.frac  # C moves to the accumulator scale (exact when >= 0)
         plan = plan_gemm(K or 1, qmax(ACT_BITS), b_bound)
         out_frac = ctx.out_frac()
         attrs = {"transA": trans_a, "transB": 0 if b.is_const else trans_b, "acc_frac": acc_frac,
                  "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
+        if c_shift is not None:
+            attrs["c_shift"] = c_shift
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
     @staticmethod
@@ -58,6 +64,8 @@ class Gemm:
             acc = gemm(a, b, path=kernel_path())
         if "bias" in consts:
             acc = acc + consts["bias"]
+        elif "c_shift" in attrs:
+            acc = acc + round_shift(inputs[2], -attrs["c_shift"])
         return [requantize(acc, attrs["acc_frac"], attrs["out_frac"])]
 
     @staticmethod

@@ -14,9 +14,12 @@ class PRelu:
         x, slope = ctx.inputs
         if not slope.is_const:
             ctx.unsupported("slope computed at run time")
-        frac = weight_frac(slope.value)
+        value = np.asarray(slope.value)
+        if ctx.opset < 7 and value.ndim == 1 and x.shape and len(x.shape) > 2 and value.size == x.shape[1]:
+            value = value.reshape((-1,) + (1,) * (len(x.shape) - 2))  # legacy: one slope per channel
+        frac = weight_frac(value)
         return Lowering(out_fracs=[x.frac], attrs={"shift": frac},
-                        consts={"slope": quantize_const(slope.value, frac, 16)}, absorbed={1})
+                        consts={"slope": quantize_const(value, frac, 16)}, absorbed={1})
 
     @staticmethod
     def run(inputs, attrs, consts):
