@@ -16,8 +16,8 @@ from verifier.errors import OutOfRangeError
 
 ACT_BITS = 16
 WEIGHT_BITS = 16
-INT64_SAFE = (1 << 62) - 1
-MAX_FRAC = 48  # the finest scale a tensor gets, 2**-48, whatever its (tiny) range  # intermediates stay below this so one more addition cannot wrap
+INT64_SAFE = (1 << 62) - 1  # intermediates stay below this so one more addition cannot wrap
+MAX_FRAC = 48  # the finest scale a tensor gets, 2**-48, whatever its (tiny) range
 
 
 def qmax(bits: int) -> int:
