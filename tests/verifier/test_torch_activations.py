@@ -1,5 +1,6 @@
-"""Every torch.nn activation, exported by torch.onnx.export (TorchScript exporter, opset 17), compiles and
-matches onnxruntime within its error budget, in output steps.
+"""Every torch.nn activation, exported by torch.onnx.export (TorchScript exporter at opset 17, and the dynamo
+exporter at its default opset, where Gelu and Mish are single ops), compiles and matches onnxruntime within
+its error budget, in output steps.
 
 The budget of a graph is derived, not tuned: 0.5 step for the final rounding, plus, for every intermediate
 tensor T the program rounds to its scale 2**-f_T, the change of the output that half a step of T causes
@@ -8,6 +9,7 @@ Single-node exports therefore get exactly 0.5 step (0.501 for Softmax/LogSoftmax
 Test inputs are put on the program's input grid, so input quantization is not counted."""
 
 import io
+import logging
 import warnings
 
 import numpy as np
@@ -36,11 +38,19 @@ ACTIVATIONS = {
 }
 
 
-def export(module) -> onnx.ModelProto:
-    buffer = io.BytesIO()
+def export(module, dynamo: bool = False) -> onnx.ModelProto:
+    example = (torch.zeros(BATCH, WIDTH),)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (torch.zeros(BATCH, WIDTH),), buffer, opset_version=17, dynamo=False,
+        if dynamo:
+            logging.disable(logging.WARNING)  # the dynamo exporter reports its progress through logging
+            try:
+                return torch.onnx.export(module.eval(), example, dynamo=True, verbose=False,
+                                         input_names=["x"], output_names=["y"]).model_proto
+            finally:
+                logging.disable(logging.NOTSET)
+        buffer = io.BytesIO()
+        torch.onnx.export(module.eval(), example, buffer, opset_version=17, dynamo=False,
                           input_names=["x"], output_names=["y"])
     return onnx.load_from_string(buffer.getvalue())
 
@@ -98,8 +108,25 @@ def data():
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_torch_activation_export_matches_onnxruntime_within_its_error_budget(name, data):
+    check_within_budget(export(ACTIVATIONS[name]), data)
+
+
+@pytest.mark.parametrize("name", ["GELU", "GELU-tanh", "Mish"])
+def test_dynamo_export_with_single_gelu_or_mish_op_matches_onnxruntime(name, data):
+    model = export(ACTIVATIONS[name], dynamo=True)
+    assert len([n for n in model.graph.node if n.op_type != "Constant"]) == 1
+    check_within_budget(model, data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ACTIVATIONS) + ["Threshold-general"])
+def test_dynamo_export_matches_onnxruntime_within_its_error_budget(name, data):
+    module = torch.nn.Threshold(0.1, 2.0) if name == "Threshold-general" else ACTIVATIONS[name]
+    check_within_budget(export(module, dynamo=True), data)
+
+
+def check_within_budget(model, data):
     calibration, test = data
-    model = export(ACTIVATIONS[name])
     missing = sorted({n.op_type for n in model.graph.node if n.op_type != "Constant" and lookup(n.op_type) is None})
     if missing:
         pytest.skip(f"the export uses ops not lowered yet (verifier core): {missing}")
