@@ -98,6 +98,7 @@ def run_cmd(
     except ConfigError as exc:
         _fail(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     client = _connect(rpc, market, keystore)
     address = client.account.address
     if not client.is_active(address):

@@ -87,7 +87,7 @@ class Devnet:
     gateway_port: int = 0
     poll_interval_s: float = 0.2
     market_params: dict = field(default_factory=dict)
-    quiet: bool = True
+    spare_accounts: int = 10   # funded dev accounts left for workers added later (add_worker)
 
     def __post_init__(self):
         self._tmp = None
@@ -112,12 +112,12 @@ class Devnet:
     # --- start ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from contracts import MarketClient, deploy_market
+        from contracts import deploy_market
         from web3 import Web3
 
         self.rpc_port = self.rpc_port or free_port()
         self.rpc_url = f"http://127.0.0.1:{self.rpc_port}"
-        accounts = self.workers + 3
+        accounts = self.workers + 3 + self.spare_accounts
         self._spawn("anvil", [str(find_anvil()), "--port", str(self.rpc_port), "--accounts", str(accounts), "--balance", "1000",
                               "--block-time", "1", "--mixed-mining", "--silent"])
         self.w3 = Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 30}))
@@ -127,15 +127,29 @@ class Devnet:
 
         self.gateway_port = self.gateway_port or free_port()
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
-        self._spawn("gateway", [*_vinfer(), "gateway", "--rpc", self.rpc_url, "--market", self.market_address,
-                                "--host", "127.0.0.1", "--port", str(self.gateway_port), "--data-dir", str(self.data_dir / "gateway")])
+        gateway_env = {**os.environ, "VINFER_GATEWAY_RPC_URL": self.rpc_url, "VINFER_GATEWAY_MARKET_ADDRESS": self.market_address,
+                       "VINFER_GATEWAY_HOST": "127.0.0.1", "VINFER_GATEWAY_PORT": str(self.gateway_port),
+                       "VINFER_GATEWAY_DATA_DIR": str(self.data_dir / "gateway")}
+        self._spawn("gateway", [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory", "--host", "127.0.0.1",
+                                "--port", str(self.gateway_port), "--log-level", "warning"], env=gateway_env)
         self._wait(self._gateway_up, "the gateway", 60)
 
         for index in range(self.workers):
-            account = dev_account(index + 2)
-            MarketClient(self.w3, self.market_address, account).register(ETHER)
-            self.worker_accounts.append(account)
+            self.add_worker(self.byzantine.get(index))
+
+    def add_worker(self, byzantine: str | None = None, start: bool = True) -> int:
+        """Register the next funded dev account as a worker (1 ETH stake); start its process unless told not to."""
+        from contracts import MarketClient
+
+        index = len(self.worker_accounts)
+        account = dev_account(index + 2)
+        MarketClient(self.w3, self.market_address, account).register(ETHER)
+        self.worker_accounts.append(account)
+        if byzantine:
+            self.byzantine[index] = byzantine
+        if start:
             self.start_worker(index)
+        return index
 
     def start_worker(self, index: int) -> subprocess.Popen:
         account = self.worker_accounts[index]

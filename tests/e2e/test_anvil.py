@@ -1,0 +1,73 @@
+"""The honest and lying scenarios on anvil, with the gateway and every worker as separate processes
+(JSON-RPC and HTTP between them, as in a deployment)."""
+
+from __future__ import annotations
+
+import pytest
+
+from e2e_helpers import ESCALATION_PARAMS
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture(scope="module")
+def anvil_ready():
+    from worker.devnet import anvil_unavailable_reason
+
+    reason = anvil_unavailable_reason()
+    if reason:
+        pytest.skip(f"anvil unavailable: {reason}")
+
+
+def _client(net):
+    from sdk import Client
+
+    return Client.login(net.gateway_url, net.rpc_url, net.requester.key, net.market_address)
+
+
+def _slashed(net, job_id: int) -> dict[str, int]:
+    from contracts import MarketClient
+
+    events = MarketClient(net.w3, net.market_address, net.requester).events(job_id=job_id, names=("Slashed",))
+    return {e.args["worker"]: int(e.args["reason"]) for e in events}
+
+
+def test_honest_worker_processes_finalize_a_verified_job_on_anvil(anvil_ready, tmp_path, program, feeds):
+    from verifier import InferenceSession
+    from worker.devnet import Devnet
+
+    with Devnet(workers=3, data_dir=tmp_path) as net:
+        client = _client(net)
+        job = client.submit(client.upload_model(program), feeds, redundancy=3)
+        info = job.wait(timeout=90, poll_interval=0.3)
+        assert info.status.name == "FINALIZED", net.log("worker-0")[-2000:]
+        outputs = job.result(verify=True, recompute=True)
+        assert (outputs[0] == InferenceSession(program).run(None, feeds)[0]).all()
+        assert _slashed(net, job.job_id) == {}
+
+
+def test_lying_worker_process_is_slashed_on_anvil_and_the_result_stays_correct(anvil_ready, tmp_path, program, feeds):
+    from worker.devnet import Devnet
+
+    with Devnet(workers=0, data_dir=tmp_path, market_params=ESCALATION_PARAMS) as net:
+        first = [net.add_worker(start=False), net.add_worker(start=False), net.add_worker("lie", start=False)]
+        client = _client(net)
+        job = client.submit(client.upload_model(program), feeds, redundancy=3)
+        net_wait(lambda: job.advance() or job.status().name != "SUBMITTED", 60)
+        for _ in range(3):  # the wide round's workers, registered before round 1 can finish
+            net.add_worker()
+        for index in first:
+            net.start_worker(index)
+        info = job.wait(timeout=120, poll_interval=0.3)
+        assert info.status.name == "FINALIZED" and info.round == 2, net.log("worker-2")[-2000:]
+        job.result(verify=True, recompute=True)
+        assert _slashed(net, job.job_id) == {net.worker_accounts[first[2]].address: 1}
+
+
+def net_wait(predicate, timeout: float) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
