@@ -129,6 +129,7 @@ class _Sender:
         self._lock = threading.Lock()
         self._nonce: int | None = None
         self._chain_id: int | None = None
+        self._tip: int | None = None  # priority fee, asked once per sender
 
     def send(self, tx: dict, estimate_from: dict | None = None) -> TxReceipt:
         """Estimate (decoding any revert), sign, send raw, wait, and decode a revert found on chain."""
@@ -142,14 +143,14 @@ class _Sender:
             if isinstance(exc, (Web3RPCError, ValueError)):
                 raise MarketError("TransactionRejected", (), str(exc)) from None
             raise
-        block_limit = w3.eth.get_block("latest")["gasLimit"]
-        tx = {**tx, "gas": min(int(gas * GAS_MARGIN) + 10_000, block_limit)}
+        latest = w3.eth.get_block("latest")
+        tx = {**tx, "gas": min(int(gas * GAS_MARGIN) + 10_000, latest["gasLimit"])}
         with self._lock:
             if self._chain_id is None:
                 self._chain_id = w3.eth.chain_id
-            tx.update(self._fees(), chainId=self._chain_id)
+            tx.update(self._fees(latest.get("baseFeePerGas")), chainId=self._chain_id)
             tx_hash = self._send_with_nonce(tx)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.02)
         if receipt["status"] != 1:
             raise self._replay_revert(probe, receipt)
         return TxReceipt(to_hex32(receipt["transactionHash"]), receipt["gasUsed"],
@@ -171,15 +172,15 @@ class _Sender:
             return tx_hash
         raise AssertionError("unreachable")
 
-    def _fees(self) -> dict:
-        base = self.w3.eth.get_block("latest").get("baseFeePerGas")
-        if base is None:
+    def _fees(self, base_fee: int | None) -> dict:
+        if base_fee is None:
             return {"gasPrice": self.w3.eth.gas_price}
-        try:
-            tip = self.w3.eth.max_priority_fee
-        except Exception:  # noqa: BLE001 - not every node implements eth_maxPriorityFeePerGas
-            tip = 10**9
-        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
+        if self._tip is None:
+            try:
+                self._tip = self.w3.eth.max_priority_fee
+            except Exception:  # noqa: BLE001 - not every node implements eth_maxPriorityFeePerGas
+                self._tip = 10**9
+        return {"maxPriorityFeePerGas": self._tip, "maxFeePerGas": 2 * base_fee + self._tip}
 
     def _replay_revert(self, probe: dict, receipt) -> MarketError:
         try:

@@ -19,6 +19,22 @@ from web3.providers.eth_tester import EthereumTesterProvider
 DEFAULT_BALANCE = 10**6 * 10**18  # wei per funded account
 
 
+def _single_run_gas_estimate(state, transaction) -> int:
+    """Gas used before refunds by one run at the block gas limit (py-evm's default binary search runs the
+    transaction ~25 times). The binding adds its own margin; a revert is raised as the default does."""
+    from eth.vm.spoof import SpoofTransaction
+
+    spoof = SpoofTransaction(transaction, gas=state.gas_limit, gas_price=0)
+    snapshot = state.snapshot()
+    try:
+        computation = state.apply_transaction(spoof)
+        if computation.is_error:
+            raise computation.error
+        return state.gas_limit - computation.get_gas_remaining()
+    finally:
+        state.revert(snapshot)
+
+
 class LockedEthereumTesterProvider(EthereumTesterProvider):
     """EthereumTesterProvider whose requests run one at a time."""
 
@@ -40,6 +56,7 @@ class EmbeddedChain:
         genesis_state = PyEVMBackend.generate_genesis_state(
             num_accounts=num_accounts, overrides={"balance": balance_wei})
         backend = PyEVMBackend(genesis_state=genesis_state)
+        backend.chain.gas_estimator = staticmethod(_single_run_gas_estimate)
         self.lock = threading.RLock()
         self.tester = EthereumTester(backend)
         self.w3 = Web3(LockedEthereumTesterProvider(self.tester, self.lock))
