@@ -15,6 +15,7 @@ import numpy as np
 
 from verifier import fixedpoint
 from verifier.fixedpoint import ACT_BITS, qmax
+from verifier.kernels import window
 
 
 def requantize(acc: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BITS, *,
@@ -39,7 +40,7 @@ def requantize(acc: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BI
         return fixedpoint.requantize(out, from_frac, to_frac, bits)
     if shift > 62:
         raise ValueError(f"requantize: shift {shift} exceeds the int64 accumulator")
-    sign = np.right_shift(out, 63)
+    sign = np.right_shift(out, 63, out=window.scratch("requantize_sign", out.shape, np.int64))
     out += sign
     out += np.int64(1 << (shift - 1))  # |acc + bias| < 2**62 + 2**61 and half <= 2**61: no int64 wrap
     out >>= shift
