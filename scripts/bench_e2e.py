@@ -43,7 +43,8 @@ def run_config(workers: int, batch: int, jobs: int, redundancy: int) -> dict:
             started = time.monotonic()
             try:
                 job = client.submit(model, feeds, redundancy=redundancy)
-                job.result(verify=True, timeout=600) if _takes_timeout(job) else _wait_and_verify(job)
+                job.wait(timeout=600, poll_interval=0.3)
+                job.result(verify=True)
             except Exception as exc:  # noqa: BLE001 - reported in the table
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}")
@@ -60,17 +61,6 @@ def run_config(workers: int, batch: int, jobs: int, redundancy: int) -> dict:
         elapsed = time.monotonic() - started
     return {"workers": workers, "batch": batch, "done": len(latencies), "errors": errors,
             "jobs_per_min": 60 * len(latencies) / elapsed, "median_s": statistics.median(latencies) if latencies else float("nan")}
-
-
-def _takes_timeout(job) -> bool:
-    import inspect
-
-    return "timeout" in inspect.signature(job.result).parameters
-
-
-def _wait_and_verify(job) -> None:
-    job.wait() if hasattr(job, "wait") else job.track_progress()
-    job.result(verify=True)
 
 
 def main() -> None:

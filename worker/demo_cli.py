@@ -60,7 +60,8 @@ As a requester (anvil dev account 1: {requester.address}; its key is anvil's pub
   export VINFER_RPC_URL={net.rpc_url} VINFER_MARKET={net.market_address} VINFER_GATEWAY_URL={net.gateway_url}
   export VINFER_PRIVATE_KEY=0x{bytes(requester.key).hex()}
   vinfer login
-  vinfer submit verifier/examples/digits_cnn.onnx --input verifier/examples/digits_inputs.npz --redundancy 3 --wait
+  vinfer submit verifier/examples/digits_cnn.onnx --calibrate verifier/examples/digits_calibration.npz \\
+      --input verifier/examples/digits_inputs.npz --redundancy 3 --wait
   vinfer result JOB_ID -o outputs.npz && vinfer verify JOB_ID
 
 Ctrl-C stops everything.""")
