@@ -38,13 +38,23 @@ def round_shift(x: np.ndarray, shift: int) -> np.ndarray:
         if shift < 0:
             _check_headroom(x, -shift)
         return x << -shift
-    magnitude = (np.abs(x) + (1 << (shift - 1))) >> shift
-    return np.where(x < 0, -magnitude, magnitude)
+    # sign(x) * ((|x| + h) >> s) with h = 2**(s-1), in three passes: for x < 0 it equals
+    # floor((x + h - 1) / 2**s) = ceil((x - h) / 2**s); for x >= 0 it is floor((x + h) / 2**s).
+    out = x + np.int64(1 << (shift - 1))
+    np.subtract(out, x < 0, out=out)
+    np.right_shift(out, shift, out=out)
+    return out
 
 
 def requantize(x: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BITS) -> np.ndarray:
     """Move q from scale 2**-from_frac to 2**-to_frac, rounding, then saturate to `bits`."""
-    return saturate(round_shift(x, from_frac - to_frac), bits)
+    out = round_shift(x, from_frac - to_frac)
+    if out is x:
+        out = out.copy()
+    limit = qmax(bits)
+    np.minimum(out, limit, out=out)
+    np.maximum(out, -limit, out=out)
+    return out
 
 
 def mul_round(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:

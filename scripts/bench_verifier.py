@@ -1,0 +1,191 @@
+"""Fixed-point interpreter vs onnxruntime float32: latency (both single-threaded, same process, same input,
+best of N), their ratio, and the peak memory of each (peak RSS of a fresh child process that loads the
+model and runs it once, so the numbers do not include each other).
+
+    .venv/bin/python scripts/bench_verifier.py [--models digits_cnn,light_resnet50] [--repeat 10] [--no-memory]
+                                               [--path fast|reference] [--drop-final-softmax]
+
+Models: the bundled digits CNN and a digits MLP trained here (batch 1 and 256), and light_squeezenet,
+light_shufflenet, light_resnet50 from the onnx wheel (random uniform [0, 1) input, calibrated on 4 such).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LIGHT = ("light_squeezenet", "light_shufflenet", "light_resnet50")
+
+CHILD = r"""
+import resource, sys, numpy as np
+engine, model, feeds_path = sys.argv[1:4]
+with np.load(feeds_path) as data:
+    feeds = {k: data[k] for k in data.files}
+if engine == "fixed":
+    from verifier import InferenceSession, Program
+    session = InferenceSession(Program.load(model))
+    session.run_fixed(feeds)
+else:
+    import onnxruntime as ort
+    options = ort.SessionOptions(); options.intra_op_num_threads = 1; options.inter_op_num_threads = 1
+    ort.InferenceSession(model, options, providers=["CPUExecutionProvider"]).run(None, feeds)
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="digits_cnn,digits_mlp," + ",".join(LIGHT))
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--path", default=None, choices=["fast", "reference"])
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--drop-final-softmax", action="store_true",
+                        help="bench light_* models without their last Softmax node")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    work = Path(tempfile.mkdtemp(prefix="vinfer-bench-"))
+    print(f"CPU: {_cpu_model()}; numpy {np.__version__}; single-threaded; best of {args.repeat}")
+    rows = []
+    for name in args.models.split(","):
+        for case in _cases(name, work, args.drop_final_softmax):
+            rows.append(_bench(case, work, args))
+            _print_row(rows[-1], header=len(rows) == 1)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+def _cases(name: str, work: Path, drop_softmax: bool):
+    """(label, onnx path, feeds, calibration) for one model name."""
+    if name == "digits_cnn":
+        path = ROOT / "verifier" / "examples" / "digits_cnn.onnx"
+        with np.load(ROOT / "verifier" / "examples" / "digits_calibration.npz") as data:
+            calibration = {"input": data["input"]}
+        yield from _digits_batches(name, path, calibration)
+    elif name == "digits_mlp":
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import make_example_model as example
+
+        x_train, _, y_train, _ = example.load_digits_split()
+        path = example.export(example.train_mlp(x_train, y_train), work / "digits_mlp.onnx")
+        yield from _digits_batches(name, path, {"input": x_train[:256]})
+    elif name in LIGHT:
+        import onnx
+
+        path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"{name}.onnx"
+        model = onnx.load(str(path))
+        if drop_softmax and model.graph.node[-1].op_type == "Softmax":
+            last = model.graph.node[-1]
+            model.graph.output[0].name = last.input[0]
+            model.graph.node.remove(last)
+            name += " (no softmax)"
+            path = work / f"{name.split()[0]}_trunk.onnx"
+            onnx.save(model, str(path))
+        initializers = {t.name for t in model.graph.initializer}
+        graph_input = next(i for i in model.graph.input if i.name not in initializers)
+        shape = [d.dim_value or 1 for d in graph_input.type.tensor_type.shape.dim]
+        rng = np.random.default_rng(0)
+        calibration = {graph_input.name: rng.uniform(0, 1, [4 * shape[0]] + shape[1:]).astype(np.float32)}
+        feeds = {graph_input.name: rng.uniform(0, 1, shape).astype(np.float32)}
+        yield name, path, feeds, calibration
+    else:
+        raise SystemExit(f"unknown model {name!r}")
+
+
+def _digits_batches(name, path, calibration):
+    from sklearn.datasets import load_digits
+
+    images = (load_digits().images / 16.0).astype(np.float32)[:, None]
+    for batch in (1, 256):
+        yield f"{name} b={batch}", path, {"input": images[-batch:]}, calibration
+
+
+def _bench(case, work: Path, args) -> dict:
+    import onnxruntime as ort
+
+    from verifier import InferenceSession, compile_model
+    from verifier.kernels import single_threaded
+
+    label, path, feeds, calibration = case
+    row = {"model": label}
+    try:
+        started = time.perf_counter()
+        program = compile_model(path, calibration=calibration)
+        row["compile_s"] = time.perf_counter() - started
+        session = InferenceSession(program, path=args.path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        reference = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        with single_threaded():
+            row["fixed_ms"] = _best_of(lambda: session.run_fixed(feeds), args.repeat)
+        row["ort_ms"] = _best_of(lambda: reference.run(None, feeds), args.repeat)
+        row["ratio"] = row["fixed_ms"] / row["ort_ms"]
+        fixed_out = session.run(None, feeds)[0]
+        ort_out = reference.run(None, feeds)[0]
+        row["max_rel_err"] = float(np.max(np.abs(fixed_out - ort_out)) / max(float(np.max(np.abs(ort_out))), 1e-30))
+        if not args.no_memory:
+            program_path, feeds_path = work / "bench.vfp", work / "feeds.npz"
+            program.save(program_path)
+            np.savez(feeds_path, **feeds)
+            row["fixed_peak_mib"] = _peak_rss_mib("fixed", program_path, feeds_path)
+            row["ort_peak_mib"] = _peak_rss_mib("ort", path, feeds_path)
+    except Exception as exc:  # one model's failure is a row of the table, not the end of the run
+        row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+    return row
+
+
+def _best_of(run, repeat: int) -> float:
+    run()  # warm-up: caches, lazily converted weights
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best * 1e3
+
+
+def _peak_rss_mib(engine: str, model: Path, feeds: Path) -> float:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", CHILD, engine, str(model), str(feeds)], capture_output=True,
+                         text=True, env=env, cwd=ROOT, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def _print_row(row: dict, header: bool) -> None:
+    if header:
+        print(f"{'model':32} {'fixed ms':>10} {'ort ms':>10} {'ratio':>7} {'fixed MiB':>10} {'ort MiB':>9} {'rel err':>9}")
+    if "error" in row:
+        print(f"{row['model']:32} error: {row['error']}")
+        return
+    memory = (f"{row['fixed_peak_mib']:10.0f} {row['ort_peak_mib']:9.0f}" if "fixed_peak_mib" in row
+              else f"{'-':>10} {'-':>9}")
+    print(f"{row['model']:32} {row['fixed_ms']:10.2f} {row['ort_ms']:10.2f} {row['ratio']:7.2f} {memory} "
+          f"{row['max_rel_err']:9.1e}", flush=True)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    main()
