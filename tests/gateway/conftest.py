@@ -6,11 +6,7 @@ from eth_account import Account
 
 from gateway.server import serve_in_thread
 from gateway.settings import GatewaySettings
-from gateway_helpers import CHAIN_ID, login
-
-MAX_BLOB = 256 * 1024
-QUOTA = 600 * 1024
-SECRET = "test-token-secret"
+from gateway_helpers import CHAIN_ID, MAX_BLOB, QUOTA, SECRET, login
 
 
 @pytest.fixture(scope="module")

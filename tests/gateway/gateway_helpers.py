@@ -6,6 +6,9 @@ import httpx
 from eth_account.messages import encode_defunct
 
 CHAIN_ID = 31337
+MAX_BLOB = 256 * 1024
+QUOTA = 600 * 1024
+SECRET = "test-token-secret"
 
 
 def iso(moment: datetime) -> str:
@@ -37,3 +40,12 @@ def fresh_nonce(http) -> str:
 def login(http, gateway, account, **overrides) -> httpx.Response:
     message = siwe_message(gateway, account.address, fresh_nonce(http), **overrides)
     return http.post("/auth/login", json={"message": message, "signature": sign(account, message)})
+
+
+def assert_error(response: httpx.Response, status: int, error: str | None = None) -> None:
+    """The gateway's error shape: the status, and a JSON body of exactly {error, detail}."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "detail"} and body["detail"]
+    if error is not None:
+        assert body["error"] == error

@@ -8,21 +8,11 @@ import pytest
 from eth_account import Account
 
 from gateway.auth import TokenSigner
-from gateway_helpers import fresh_nonce, iso, login, sign, siwe_message
-
-from conftest import SECRET
+from gateway_helpers import SECRET, assert_error, fresh_nonce, iso, login, sign, siwe_message
 
 
 def post_login(http, message, signature):
     return http.post("/auth/login", json={"message": message, "signature": signature})
-
-
-def assert_error(response, status: int, error: str | None = None):
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "detail"} and body["detail"]
-    if error is not None:
-        assert body["error"] == error
 
 
 def test_nonce_names_the_domain_uri_and_chain_a_message_must_carry(http, gateway):

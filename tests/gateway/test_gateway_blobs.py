@@ -5,8 +5,7 @@ import os
 import httpx
 import pytest
 
-from conftest import MAX_BLOB, QUOTA
-from test_gateway_auth import assert_error
+from gateway_helpers import MAX_BLOB, QUOTA, assert_error
 from verifier.encoding import keccak_hex
 from verifier.program import Program, ProgramNode, TensorInfo
 
