@@ -44,3 +44,28 @@ def test_uncalibrated_compile_still_classifies_digits(digits_models, digits):
     fixed = InferenceSession(compile_model(path)).run(None, {"input": x_test})[0]
     reference = ort_run(path, {"input": x_test})[0]
     assert float(np.mean(fixed.argmax(1) == reference.argmax(1))) >= 0.98
+
+
+@pytest.fixture(scope="module")
+def sklearn_mlp(tmp_path_factory, digits):
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPClassifier
+
+    x_train, x_test, y_train, y_test = digits
+    flat_train, flat_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+    classifier = MLPClassifier((32,), max_iter=300, random_state=0).fit(flat_train, y_train)
+    model = to_onnx(classifier, flat_train[:1], options={"zipmap": False}, target_opset=17)
+    path = tmp_path_factory.mktemp("skl") / "mlp.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path, flat_train, flat_test, y_test
+
+
+def test_skl2onnx_mlp_classifier_labels_and_probabilities_match_onnxruntime(sklearn_mlp):
+    path, flat_train, flat_test, y_test = sklearn_mlp
+    session = InferenceSession(compile_model(path, calibration={"X": flat_train[:256]}))
+    labels, probabilities = session.run(None, {"X": flat_test})
+    reference_labels, reference_probabilities = ort_run(path, {"X": flat_test})
+    assert labels.dtype == np.int64
+    assert float(np.mean(labels == reference_labels)) >= 0.995
+    assert float(np.mean(labels == y_test)) >= float(np.mean(reference_labels == y_test)) - 0.005
+    assert np.max(np.abs(probabilities - reference_probabilities)) < 0.01

@@ -59,7 +59,7 @@ def to_graph(model: onnx.ModelProto) -> Graph:
     if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ModelLoadError(f"default-domain opset {opset} is outside the supported {MIN_OPSET}..{MAX_OPSET}")
     for node in model.graph.node:
-        if node.domain not in ("", "ai.onnx"):
+        if node.domain not in ("", "ai.onnx", "ai.onnx.ml"):
             raise UnsupportedOpError(f"{node.domain}.{node.op_type}", node.name or node.output[0], opset,
                                      "custom domains are not supported")
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):

@@ -14,6 +14,9 @@ from verifier.ops._common import weight_frac
 from verifier.program import Program, ProgramNode, TensorInfo
 
 
+HINTS = {"ZipMap": "sequences of maps are not tensors; convert with skl2onnx options={'zipmap': False}"}
+
+
 def unsupported_nodes(graph: Graph) -> list[tuple[str, str]]:
     """(op_type, node name) of every node no op file lowers: what `vinfer inspect` lists."""
     return [(node.op_type, node.name) for node in graph.nodes if lookup(node.op_type) is None]
@@ -24,7 +27,7 @@ def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool) -> P
     if missing:
         op_type, name = missing[0]
         others = f" (and {len(missing) - 1} more unsupported nodes)" if len(missing) > 1 else ""
-        raise UnsupportedOpError(op_type, name, graph.opset, f"no integer lowering for this op{others}")
+        raise UnsupportedOpError(op_type, name, graph.opset, HINTS.get(op_type, "no integer lowering for this op") + others)
     fracs: dict[str, int | None] = {}
     inputs = []
     for name, shape, dtype in graph.inputs:
