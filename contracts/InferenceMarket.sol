@@ -200,7 +200,7 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
     /// @dev Costs O(round size + workers already in this job), never O(all workers). When the seed block
     /// is older than 256 blocks its hash is gone: the job is re-seeded from the next block instead.
     function assign(uint256 jobId) external {
-        Job storage job = _jobs[jobId];
+        Job storage job = _existing(jobId);
         // INVARIANT: a round is drawn once, from a block mined after the request
         if (job.status != JobStatus.Submitted) revert WrongStatus(jobId, _statusOf(job));
         uint256 seedBlock = job.seedBlock;
@@ -303,7 +303,7 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
     /// @dev Round 1 needs every assigned worker to reveal the same hash; a later round needs a hash revealed
     /// by quorumBps of the size that round asked for, silent workers counting against.
     function finalize(uint256 jobId) external {
-        Job storage job = _jobs[jobId];
+        Job storage job = _existing(jobId);
         JobStatus status = job.status;
         if (status != JobStatus.Committing && status != JobStatus.Revealing) revert WrongStatus(jobId, _statusOf(job));
         uint256 start = job.roundStart;
@@ -379,7 +379,7 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
 
     /// @notice The finalized result hash, for consumer contracts; reverts unless the job is finalized.
     function resultOf(uint256 jobId) external view returns (bytes32) {
-        Job storage job = _jobs[jobId];
+        Job storage job = _existing(jobId);
         if (job.status != JobStatus.Finalized) revert NotFinalized(jobId, _statusOf(job));
         return job.resultHash;
     }
@@ -626,6 +626,11 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
 
     function _quorumVotes(uint256 size) private view returns (uint256) {
         return (size * quorumBps + BPS - 1) / BPS;
+    }
+
+    function _existing(uint256 jobId) private view returns (Job storage job) {
+        job = _jobs[jobId];
+        if (job.status == JobStatus.None) revert UnknownJob(jobId);
     }
 
     function _statusOf(Job storage job) private view returns (JobStatus) {

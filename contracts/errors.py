@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 from typing import Any
 
@@ -115,6 +116,9 @@ def decode_revert(data: bytes | str | None, fallback: str = "execution reverted"
     return MarketError(entry["name"], tuple(values), message, named)
 
 
+_TESTER_PREFIX = "execution reverted: "
+
+
 def revert_data(exc: BaseException) -> bytes | None:
     """Revert data carried by a web3 ContractLogicError or (embedded chain) an eth-tester TransactionFailed."""
     seen = set()
@@ -125,6 +129,14 @@ def revert_data(exc: BaseException) -> bytes | None:
             return bytes.fromhex(data[2:])
         if exc.args and isinstance(exc.args[0], (bytes, bytearray)):
             return bytes(exc.args[0])
+        if exc.args and isinstance(exc.args[0], str) and exc.args[0].startswith(_TESTER_PREFIX):
+            # web3's eth-tester provider formats the revert bytes into the message of eth_call errors
+            try:
+                data = ast.literal_eval(exc.args[0][len(_TESTER_PREFIX):])
+            except (ValueError, SyntaxError):
+                data = None
+            if isinstance(data, bytes):
+                return data
         exc = exc.__cause__ or exc.__context__
     return None
 
