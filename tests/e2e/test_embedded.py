@@ -188,8 +188,6 @@ def test_job_with_an_unsupported_op_finalizes_as_the_same_error_outcome_everywhe
     assert list(error) == ["vinfer.error"] and error["vinfer.error"].tolist() == [outcome.error_code]
 
 
-@pytest.mark.xfail(strict=True, reason="sdk: Job.result does not yet recognise the error outcome (docs/fixed-point.md §6); "
-                                       "it raises the verifier's FeedError about output names instead of a clear SDK error")
 def test_sdk_reports_an_error_outcome_as_a_clear_error(network, requester, program, feeds):
     for _ in range(3):
         network.add_worker()
