@@ -246,13 +246,17 @@ class WorkerNode:
     # --- 3. assign / finalize -------------------------------------------------------------------
 
     def _housekeep(self, job_id: int) -> None:
-        if self.market.job_status(job_id) in FINAL_STATUSES:
-            self.state.unwatch(job_id)
+        """Assign any watched job that waits for its draw; finalize only jobs this worker took part in
+        (it is paid on finalize; the requester's SDK finalizes the rest). One status read per job."""
+        status = self.market.job_status(job_id)
+        if status in FINAL_STATUSES or (status != JobStatus.SUBMITTED and not self.state.has_job(job_id)):
+            self.state.unwatch(job_id)  # an Escalated event puts it back
             self._due_since.pop(("assign", job_id), None)
             self._due_since.pop(("finalize", job_id), None)
             return
-        if self._due("assign", job_id, self.market.can_assign(job_id)):
-            self._transact("assign", None, self.market.assign, job_id, job_id=job_id)
+        if status == JobStatus.SUBMITTED:
+            if self._due("assign", job_id, self.market.can_assign(job_id)):
+                self._transact("assign", None, self.market.assign, job_id, job_id=job_id)
         elif self._due("finalize", job_id, self.market.can_finalize(job_id)):
             self._transact("finalize", None, self.market.finalize, job_id, job_id=job_id)
 

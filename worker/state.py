@@ -151,6 +151,10 @@ class WorkerState:
         rows = self._execute(f"SELECT {_COLUMNS} FROM assignments WHERE phase IN ({marks}) ORDER BY job_id, round", OPEN_PHASES)
         return [_assignment(row) for row in rows]
 
+    def has_job(self, job_id: int) -> bool:
+        """Whether this worker was assigned to any round of the job."""
+        return bool(self._execute("SELECT 1 FROM assignments WHERE job_id=? LIMIT 1", (job_id,)))
+
     def all_assignments(self) -> list[Assignment]:
         rows = self._execute(f"SELECT {_COLUMNS} FROM assignments ORDER BY job_id, round")
         return [_assignment(row) for row in rows]

@@ -71,3 +71,28 @@ def net_wait(predicate, timeout: float) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.3)
+
+
+def test_worker_cli_registers_reports_unbonds_and_refuses_early_withdrawal_on_anvil(anvil_ready, tmp_path):
+    from typer.testing import CliRunner
+
+    from sdk.cli import app
+    from worker.devnet import Devnet, dev_account
+
+    with Devnet(workers=0, data_dir=tmp_path) as net:
+        account = dev_account(3)  # funded by anvil, not used by this devnet
+        env = {"VINFER_RPC_URL": net.rpc_url, "VINFER_MARKET": net.market_address,
+               "VINFER_WORKER_KEY": "0x" + bytes(account.key).hex(), "VINFER_KEYSTORE": ""}
+        runner = CliRunner()
+        registered = runner.invoke(app, ["worker", "register", "--stake", "1.5ether"], env=env)
+        assert registered.exit_code == 0, registered.output
+        assert "stake=1500000000000000000 wei" in registered.output
+        status = runner.invoke(app, ["worker", "status"], env=env)
+        assert status.exit_code == 0, status.output
+        assert "active             True" in status.output and "open assignments   none" in status.output
+        assert runner.invoke(app, ["worker", "unbond"], env=env).exit_code == 0
+        early = runner.invoke(app, ["worker", "withdraw", "--stake"], env=env)
+        assert early.exit_code == 1
+        assert "UnbondingNotFinished" in early.output
+        nothing = runner.invoke(app, ["worker", "withdraw"], env=env)
+        assert nothing.exit_code == 1 and "nothing to withdraw" in nothing.output
