@@ -17,9 +17,10 @@ from hypothesis.extra import numpy as hnp
 from verifier.fixedpoint import qmax
 from verifier.nonlinear import (
     apply_table, build_table, choose_out_frac, divide, exp2, exp_neg, isqrt, layer_norm, layer_norm_eps, log2, log_softmax,
-    pow_positive, softmax, sqrt_round,
+    pow_positive, pow_tensor, softmax, sqrt_round,
 )
-from verifier.nonlinear.exp_log import exp_neg_lookup, exponent_multiplier, spec_constants
+from verifier.errors import OutOfRangeError
+from verifier.nonlinear.exp_log import exp_neg_lookup, integer_power, exponent_multiplier, spec_constants
 from verifier.nonlinear.roots import Z_FRAC
 
 Q = qmax(16)
@@ -81,6 +82,39 @@ def test_pow_positive_relative_error_is_below_3e_minus_8_plus_the_log_and_expone
     ok = (exact > 2**26) & (exact < 2**61)  # far from the output step and from saturation
     bound = 3e-8 + 1e-8 * abs(p) + math.log(2) * np.abs(p * np.log2(x * 2.0**-20)) * 2.0**-24
     assert np.all((np.abs(got - exact) / exact)[ok] <= bound[ok])
+
+
+@given(hnp.arrays(np.int64, 40, elements=st.integers(-Q, Q)), hnp.arrays(np.int64, 40, elements=st.integers(-Q, Q)),
+       st.integers(4, 14), st.integers(8, 14))
+@settings(max_examples=60, deadline=None)
+def test_pow_tensor_is_within_half_a_step_plus_its_relative_error_of_the_exact_power(x, p, x_frac, p_frac):
+    out_frac = 8
+    got = pow_tensor(x, x_frac, p, p_frac, out_frac)
+    base, exponent = x * 2.0**-x_frac, p * 2.0**-p_frac
+    integral = p % (1 << p_frac) == 0
+    with np.errstate(all="ignore"):
+        exact = np.where(base < 0, np.where(integral, np.sign(base) ** (p >> p_frac), np.nan), 1.0) \
+            * np.abs(base) ** exponent * 2.0**out_frac
+    defined = np.isfinite(exact) & (x != 0)
+    inside = defined & (np.abs(exact) <= Q)
+    bound = 0.5 + np.abs(exact) * (3e-8 + 1e-8 * np.abs(exponent))
+    assert np.all((np.abs(got - exact) <= bound)[inside])
+    assert np.all(got[defined & ~inside] == np.sign(exact[defined & ~inside]) * Q)
+    assert np.all(got[(x < 0) & ~integral] == 0)
+
+
+@given(hnp.arrays(np.int64, 20, elements=st.integers(-40, 40)), hnp.arrays(np.int64, 20, elements=st.integers(-3, 11)))
+@settings(max_examples=60, deadline=None)
+def test_integer_power_is_exact(x, p):
+    if np.any((x == 0) & (p < 0)):
+        return
+    expected = [int(a) ** int(b) if b >= 0 else int(1 / (int(a) ** -int(b))) for a, b in zip(x, p)]
+    assert [int(v) for v in integer_power(x, p)] == expected
+
+
+def test_integer_power_beyond_int64_is_an_error_not_a_wrap():
+    with pytest.raises(OutOfRangeError):
+        integer_power(np.array([3]), np.array([40]))
 
 
 def test_spec_constants_are_the_documented_values():

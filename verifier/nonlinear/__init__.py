@@ -9,12 +9,12 @@
 Run-time functions take and return int64 arrays; float appears only in the compile-time builders.
 """
 
-from verifier.nonlinear.exp_log import exp2, exp_neg, log2, log_softmax, pow_positive, softmax
+from verifier.nonlinear.exp_log import exp2, exp_neg, log2, log_softmax, pow_positive, pow_tensor, softmax
 from verifier.nonlinear.roots import divide, isqrt, layer_norm, layer_norm_eps, sqrt_round
 from verifier.nonlinear.tables import apply_table, build_table, choose_out_frac
 
 __all__ = [
     "apply_table", "build_table", "choose_out_frac",
-    "exp2", "exp_neg", "log2", "log_softmax", "pow_positive", "softmax",
+    "exp2", "exp_neg", "log2", "log_softmax", "pow_positive", "pow_tensor", "softmax",
     "divide", "isqrt", "layer_norm", "layer_norm_eps", "sqrt_round",
 ]

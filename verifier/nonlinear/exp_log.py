@@ -13,8 +13,9 @@ from functools import cache
 
 import numpy as np
 
+from verifier.errors import OutOfRangeError
 from verifier.fixedpoint import (
-    ACT_BITS, INT64_SAFE, bit_length, round_shift, round_shift_each, rounding_divide, saturate,
+    ACT_BITS, INT64_SAFE, bit_length, qmax, round_shift, round_shift_each, rounding_divide, saturate,
 )
 
 MANT = 30
@@ -119,6 +120,53 @@ def pow_positive(x: np.ndarray, x_frac: int, exponent_m: int, exponent_shift: in
     log_value = log2(x) - (np.int64(x_frac) << MANT)
     w = round_shift(log_value * np.int64(exponent_m), exponent_shift + MANT - EXP2_ARG_FRAC)
     return exp2(w, out_frac)
+
+
+def pow_tensor(x: np.ndarray, x_frac: int, p: np.ndarray, p_frac: int, out_frac: int, bits: int = ACT_BITS) -> np.ndarray:
+    """x ** p elementwise for a run-time exponent (x at 2**-x_frac, p at 2**-p_frac; numpy broadcasting):
+    |y| = exp2(round((log2|x| - x_frac) * p / 2**(p_frac + 6)), out_frac), saturated; negative x needs an
+    integer p (odd p flips the sign; a non-integer p gives 0, the NaN of float); x = 0 gives 0 for p > 0,
+    1 for p = 0 and +qmax for p < 0."""
+    x = np.asarray(x, dtype=np.int64)
+    p = np.asarray(p, dtype=np.int64)
+    log_value = log2(np.abs(x)) - (np.int64(x_frac) << MANT)
+    w = round_shift(log_value * p, p_frac + MANT - EXP2_ARG_FRAC)
+    magnitude = saturate(exp2(w, out_frac), bits)
+    if p_frac > 0:
+        integral = (p & ((1 << p_frac) - 1)) == 0
+        odd = ((p >> p_frac) & 1) == 1
+    else:
+        integral = np.ones(p.shape, dtype=bool)
+        odd = ((p << -p_frac) & 1) == 1
+    signed = np.where(x < 0, np.where(integral, np.where(odd, -magnitude, magnitude), 0), magnitude)
+    at_zero = np.where(p > 0, 0, np.where(p == 0, saturate(np.int64(1) << max(out_frac, 0), bits), qmax(bits)))
+    return np.where(x == 0, at_zero, signed)
+
+
+def integer_power(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """x ** p for plain integers by binary exponentiation; p < 0 gives 1 / x**|p| truncated toward zero
+    (1 for x = 1, +-1 for x = -1, otherwise 0; 0 ** negative is an error). A result beyond +-INT64_SAFE is
+    an OutOfRangeError, never a wrap."""
+    x, p = np.broadcast_arrays(np.asarray(x, dtype=np.int64), np.asarray(p, dtype=np.int64))
+    if np.any((x == 0) & (p < 0)):
+        raise OutOfRangeError("integer 0 raised to a negative power")
+    result = np.ones(x.shape, dtype=np.int64)
+    base, remaining = x.copy(), np.maximum(p, 0)
+    while np.any(remaining > 0):
+        odd = (remaining & 1) == 1
+        result = np.where(odd, _checked_product(result, base, odd), result)
+        remaining >>= 1
+        more = remaining > 0
+        base = np.where(more, _checked_product(base, base, more), base)
+    negative = np.where(np.abs(x) == 1, np.where((x == -1) & ((-p) & 1 == 1), -1, 1), 0)
+    return np.where(p < 0, negative, result)
+
+
+def _checked_product(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> np.ndarray:
+    limit = INT64_SAFE // np.maximum(np.abs(b), 1)
+    if np.any(where & (np.abs(a) > limit)):
+        raise OutOfRangeError("integer power exceeds the int64 range")
+    return np.where(where, a * b, a)
 
 
 def exponent_multiplier(p: float) -> tuple[int, int]:
