@@ -11,6 +11,7 @@ from gateway.auth import LoginPolicy, TokenSigner, load_or_create_secret
 from gateway.db import Nonces, Quotas, open_database
 from gateway.deps import Gateway
 from gateway.errors import install_error_handlers
+from gateway.limits import RequestSizeLimit
 from gateway.routes import auth, blobs, jobs
 from gateway.settings import GatewaySettings
 
@@ -35,7 +36,7 @@ def create_app(settings: GatewaySettings | None = None, *, w3=None) -> FastAPI:
         policy=LoginPolicy(domain=settings.domain, origin=settings.origin, chain_id=_chain_id(settings, w3),
                            max_message_age_seconds=settings.max_message_age_seconds,
                            clock_skew_seconds=settings.clock_skew_seconds),
-        nonces=Nonces(engine, settings.nonce_ttl_seconds),
+        nonces=Nonces(engine, settings.nonce_ttl_seconds, settings.max_pending_nonces),
         quotas=Quotas(engine, settings.quota_bytes_per_address),
         tokens=TokenSigner(secret, settings.token_ttl_seconds),
         store=_blob_store(settings),
@@ -46,6 +47,8 @@ def create_app(settings: GatewaySettings | None = None, *, w3=None) -> FastAPI:
                   description="Sign-In with Ethereum, content-addressed blobs, and a view of jobs on chain.")
     app.state.gateway = gateway
     install_error_handlers(app)
+    # blob uploads stream and count their bytes against max_blob_bytes themselves (gateway/store.py)
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes, exempt={("PUT", "/blobs")})
     for module in (auth, blobs, jobs):
         app.include_router(module.router)
 

@@ -23,8 +23,9 @@ def gateway_cmd(
     public_url: Optional[str] = typer.Option(None, "--public-url", envvar="VINFER_GATEWAY_PUBLIC_URL",
                                              help="URL users reach the gateway at (SIWE domain); default http://HOST:PORT."),
 ) -> None:
-    """Run the gateway: Sign-In with Ethereum, content-addressed blobs, and the job view. Every other
-    setting is read from VINFER_GATEWAY_* environment variables (see gateway/settings.py)."""
+    """Run the gateway: Sign-In with Ethereum, content-addressed blobs, and the job view.
+
+    Every other setting is read from VINFER_GATEWAY_* environment variables (gateway/settings.py)."""
     import uvicorn
     from pydantic import ValidationError
 

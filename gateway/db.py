@@ -4,7 +4,7 @@ UPDATE, so the database (not a Python lock) decides races between requests and b
 
 import time
 
-from sqlalchemy import BigInteger, Float, String, create_engine, delete, event, insert, select, update
+from sqlalchemy import BigInteger, Float, String, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -49,16 +49,22 @@ def open_database(url: str) -> Engine:
 class Nonces:
     """Single-use login nonces with an expiry."""
 
-    def __init__(self, engine: Engine, ttl_seconds: int):
-        self.engine, self.ttl_seconds = engine, ttl_seconds
+    def __init__(self, engine: Engine, ttl_seconds: int, max_pending: int):
+        self.engine, self.ttl_seconds, self.max_pending = engine, ttl_seconds, max_pending
 
-    def issue(self, nonce: str) -> float:
+    def issue(self, nonce: str) -> float | None:
+        """Record a new nonce and return its expiry; None when max_pending unused nonces are outstanding
+        (anyone may ask for nonces, so their number must be bounded). Expired rows are dropped: an
+        expired nonce is refused whether or not it is still on record."""
         now = time.time()
-        expires_at = now + self.ttl_seconds
         with self.engine.begin() as conn:
-            conn.execute(delete(LoginNonce).where(LoginNonce.expires_at < now - self.ttl_seconds))
-            conn.execute(insert(LoginNonce).values(nonce=nonce, expires_at=expires_at, used_at=None))
-        return expires_at
+            conn.execute(delete(LoginNonce).where(LoginNonce.expires_at <= now))
+            pending = conn.execute(
+                select(func.count()).select_from(LoginNonce).where(LoginNonce.used_at.is_(None))).scalar()
+            if pending >= self.max_pending:
+                return None
+            conn.execute(insert(LoginNonce).values(nonce=nonce, expires_at=now + self.ttl_seconds, used_at=None))
+        return now + self.ttl_seconds
 
     def is_usable(self, nonce: str) -> bool:
         """Issued here, not used, not expired. Read-only: checking never burns a nonce."""

@@ -35,6 +35,8 @@ class GatewaySettings(BaseSettings):
     clock_skew_seconds: int = Field(60, ge=0, description="How far in the future an Issued At may be.")
 
     max_blob_bytes: int = Field(64 * MiB, gt=0)
+    max_request_bytes: int = Field(64 * 1024, gt=0, description="Body limit of every request but blob uploads.")
+    max_pending_nonces: int = Field(100_000, gt=0, description="Issued, unused, unexpired nonces at most.")
     quota_bytes_per_address: int = Field(1024 * MiB, gt=0)
 
     @property

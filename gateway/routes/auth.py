@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from gateway.auth import new_nonce, verify_login
 from gateway.deps import CurrentClaims, GatewayDep
+from gateway.errors import ApiError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -34,6 +35,8 @@ def issue_nonce(gateway: GatewayDep) -> NonceOut:
     """A fresh single-use nonce for a SIWE message, with the domain, URI and chain id to put beside it."""
     nonce = new_nonce()
     expires_at = gateway.nonces.issue(nonce)
+    if expires_at is None:
+        raise ApiError(503, "too_many_pending_logins", "too many logins are in progress; try again in a minute")
     policy = gateway.policy
     return NonceOut(nonce=nonce, expires_at=int(expires_at), domain=policy.domain, uri=policy.origin,
                     chain_id=policy.chain_id)

@@ -158,3 +158,28 @@ def test_token_signed_with_another_key_is_rejected(http, wallet):
 @pytest.mark.parametrize("garbage", ["v1", "v1.a.b", "v1.e30.AAAA", "Bearer", "x" * 2000])
 def test_garbage_token_is_rejected(http, garbage):
     assert http.get("/auth/me", headers={"Authorization": f"Bearer {garbage}"}).status_code == 401
+
+
+def test_login_body_over_the_request_limit_is_413(http):
+    response = http.post("/auth/login", json={"message": "x" * 100_000, "signature": "0x00"})
+    assert_error(response, 413)
+
+
+def test_nonces_stop_being_issued_when_too_many_logins_are_pending(tmp_path):
+    from gateway.db import Nonces, open_database
+
+    nonces = Nonces(open_database(f"sqlite:///{tmp_path / 'n.sqlite3'}"), ttl_seconds=60, max_pending=3)
+    assert all(nonces.issue(f"nonce{i}abcdef") for i in range(3))
+    assert nonces.issue("one-too-many") is None
+    assert nonces.consume("nonce0abcdef")
+    assert nonces.issue("room-again-now") is not None
+
+
+def test_streamed_login_body_over_the_request_limit_is_413(http):
+    def chunks():
+        yield b'{"message": "'
+        for _ in range(20):
+            yield b"x" * 8192
+        yield b'", "signature": "0x00"}'
+
+    assert_error(http.post("/auth/login", content=chunks(), headers={"Content-Type": "application/json"}), 413)
