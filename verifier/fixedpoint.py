@@ -38,6 +38,8 @@ def round_shift(x: np.ndarray, shift: int) -> np.ndarray:
         if shift < 0:
             _check_headroom(x, -shift)
         return x << -shift
+    if shift >= 64:  # |x| < 2**63 <= 2**(shift-1): every int64 rounds to 0 (and 1 << 63 would not fit)
+        return np.zeros_like(x)
     # sign(x) * ((|x| + h) >> s) with h = 2**(s-1), in three passes: for x < 0 it equals
     # floor((x + h - 1) / 2**s) = ceil((x - h) / 2**s); for x >= 0 it is floor((x + h) / 2**s).
     out = x + np.int64(1 << (shift - 1))
