@@ -1,9 +1,14 @@
 """Every error response is JSON `{"error": <short code>, "detail": <sentence>}` with the matching status."""
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+log = logging.getLogger("vinfer.gateway")
 
 
 class ApiError(Exception):
@@ -46,6 +51,11 @@ def install_error_handlers(app: FastAPI) -> None:
         error = _STATUS_CODES.get(exc.status_code, "error")
         return JSONResponse({"error": error, "detail": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse({"error": "internal", "detail": "internal error; the gateway logged it"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -62,7 +62,8 @@ class Client:
     # -- models and jobs
     def upload_model(self, model, calibration=None) -> UploadedModel:
         """Compile (an .onnx path or ModelProto) or load (a .vfp path, program bytes, a Program) the model,
-        upload the program bytes and return them with their hash."""
+        upload the program bytes and return them with their hash. `calibration`: input name -> array of
+        representative inputs (a bare array for a single-input model)."""
         program = _as_program(model, calibration)
         if not self.gateway.has_blob(program.hash):
             self.gateway.put_blob(program.to_bytes())
@@ -136,4 +137,18 @@ def _as_program(model, calibration):
         return Program.from_bytes(bytes(model))
     if isinstance(model, (str, Path)) and Path(model).suffix == ".vfp":
         return Program.load(model)
+    if calibration is not None and not isinstance(calibration, dict):
+        calibration = {_single_input_name(model): calibration}
     return compile_model(model, calibration=calibration)
+
+
+def _single_input_name(model) -> str:
+    """The one run-time input of an ONNX model, for calibration given as a bare array."""
+    import onnx
+
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
+    constants = {init.name for init in proto.graph.initializer}
+    names = [value.name for value in proto.graph.input if value.name not in constants]
+    if len(names) != 1:
+        raise ConfigError(f"the model has inputs {names}: give calibration as a dict of input name -> array")
+    return names[0]

@@ -18,20 +18,26 @@ def get_job(gateway: GatewayDep, job_id: int = Path(ge=0, lt=2**256)) -> dict:
     """The job as stored on chain, its assigned workers, and every event it emitted (with block
     numbers and times), oldest first. `phases` gives the first block each kind of event appeared in."""
     market = _market(gateway)
-    job = market.get_job(job_id)
-    if int(job.status) == 0:
-        raise not_found("job_not_found", f"no job {job_id} on market {gateway.market_address}")
-    events = [_event_json(gateway.w3, event) for event in market.events(job_id=job_id)]
+    try:
+        job = market.get_job(job_id)
+        if int(job.status) == 0:
+            raise not_found("job_not_found", f"no job {job_id} on market {gateway.market_address}")
+        events = [_event_json(gateway.w3, event) for event in market.events(job_id=job_id)]
+        assigned, block_number = market.assigned_workers(job_id), gateway.w3.eth.block_number
+    except ApiError:
+        raise
+    except Exception as exc:  # the RPC is down or answers nonsense: say so instead of a bare 500
+        raise ApiError(503, "chain_unavailable", f"cannot read job {job_id} from the chain: {exc}") from exc
     phases: dict[str, dict] = {}
     for event in events:
         phases.setdefault(event["name"], {"block_number": event["block_number"], "timestamp": event["timestamp"]})
     return {
         "job": _jsonable(job),
         "status": job.status.name if isinstance(job.status, enum.Enum) else str(job.status),
-        "assigned_workers": market.assigned_workers(job_id),
+        "assigned_workers": assigned,
         "events": events,
         "phases": [{"name": name, **where} for name, where in phases.items()],
-        "block_number": gateway.w3.eth.block_number,
+        "block_number": block_number,
     }
 
 

@@ -4,6 +4,8 @@ simulated through the binding: login, submit, status, result, verify, and clear 
 import json
 import re
 import stat
+import threading
+import time
 
 import numpy as np
 import onnx
@@ -169,3 +171,23 @@ def test_commands_without_settings_name_what_is_missing(tmp_path):
 def test_gateway_command_needs_rpc_and_market_together(tmp_path):
     result = vinfer("gateway", "--rpc", "http://127.0.0.1:9", "--data-dir", tmp_path)
     assert result.exit_code == 1 and "--market" in result.output
+
+
+def test_submit_with_wait_follows_the_job_and_prints_the_outputs(network, logged_in, files):
+    workers = network["workers"]
+    market = next(iter(workers.clients.values()))
+    before = market.job_count()
+
+    def work_when_submitted():
+        deadline = time.monotonic() + 60
+        while market.job_count() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers.run(before + 1)
+
+    helper = threading.Thread(target=work_when_submitted)
+    helper.start()
+    result = vinfer("submit", files / "mlp.onnx", "--input", files / "x.npz", "--calibrate", files / "calib.npz",
+                    "--wait", key=network["key"], config_dir=logged_in)
+    helper.join()
+    assert result.exit_code == 0, result.output
+    assert f"job {before + 1} is FINALIZED" in result.output and "y: shape (2, 3)" in result.output

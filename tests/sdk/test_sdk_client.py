@@ -157,3 +157,8 @@ def test_client_with_a_token_from_the_login_page_can_upload(chain, market_addres
 def test_upload_without_a_token_raises_authentication_error(gateway):
     with pytest.raises(AuthenticationError, match="log in"):
         Client(gateway.url).gateway.put_blob(b"bytes")
+
+
+def test_calibration_as_a_bare_array_is_taken_for_the_single_input(client, onnx_model, model):
+    calibration = np.random.default_rng(2).normal(size=(64, 6)).astype(np.float32)
+    assert client.upload_model(onnx_model, calibration=calibration).hash == model.hash
