@@ -42,7 +42,7 @@ def round_shift(x: np.ndarray, shift: int) -> np.ndarray:
         return np.zeros_like(x)
     # sign(x) * ((|x| + h) >> s) with h = 2**(s-1), in three passes: for x < 0 it equals
     # floor((x + h - 1) / 2**s) = ceil((x - h) / 2**s); for x >= 0 it is floor((x + h) / 2**s).
-    out = x + np.int64(1 << (shift - 1))
+    out = np.asarray(x + np.int64(1 << (shift - 1)))  # asarray: 0-d inputs give numpy scalars
     np.subtract(out, x < 0, out=out)
     np.right_shift(out, shift, out=out)
     return out

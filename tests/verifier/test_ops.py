@@ -76,6 +76,15 @@ EXACT = [
                                       "axes": np.array([0, 1], dtype=np.int64), "steps": np.array([2, -2], dtype=np.int64)}),
     ("Identity", {"x": rand(3, 3)}, {}, {}),
     ("Clip", {"x": rand(4, 8)}, {}, {"lo": np.array(-0.5, dtype=np.float32), "hi": np.array(6.0, dtype=np.float32)}),
+    ("Neg", {"x": rand(3, 4)}, {}, {}),
+    ("Abs", {"x": rand(3, 4)}, {}, {}),
+    ("Max", {"a": rand(3, 4), "b": rand(3, 4, seed=1)}, {}, {}),
+    ("Min", {"a": rand(3, 4), "b": rand(4, seed=1)}, {}, {}),
+    ("Expand", {"x": rand(3, 1)}, {}, {"shape": np.array([2, 3, 4], dtype=np.int64)}),
+    ("Tile", {"x": rand(2, 3)}, {}, {"repeats": np.array([2, 2], dtype=np.int64)}),
+    ("Resize", {"x": rand(1, 2, 3, 4)}, {"mode": "nearest"},
+     {"roi": np.array([], np.float32), "scales": np.array([1, 1, 2, 1.5], np.float32)}),
+    ("ReduceMax", {"x": rand(3, 4, 5)}, {"keepdims": 0}, {"axes": np.array([1], dtype=np.int64)}),
 ] + [
     ("Pad", {"x": rand(1, 2, 5, 5)}, {"mode": mode}, {"pads": np.array([0, 0, 1, 2, 0, 0, 2, 1], dtype=np.int64)})
     for mode in ("constant", "reflect", "edge", "wrap")
@@ -84,7 +93,7 @@ EXACT = [
 
 @pytest.mark.parametrize("op, feeds, attrs, initializers", EXACT, ids=[f"{c[0]}-{i}" for i, c in enumerate(EXACT)])
 def test_data_movement_and_max_ops_are_exact(op, feeds, attrs, initializers):
-    opset = 19 if op == "Pad" and attrs.get("mode") == "wrap" else 17
+    opset = 19 if (op == "Pad" and attrs.get("mode") == "wrap") or op == "Resize" else (18 if op.startswith("Reduce") else 17)
     assert error_lsb(model_of(op, {k: v.shape for k, v in feeds.items()}, attrs, initializers, opset=opset), feeds) == 0.0
 
 
@@ -98,6 +107,8 @@ ROUNDED_ONCE = [
     ("Sum", {"a": rand(4, 8), "b": rand(4, 8, seed=1), "c": rand(8, seed=2)}, {}),
     ("Mul", {"a": rand(4, 8), "b": rand(4, 8, seed=1)}, {}),
     ("Concat", {"a": rand(2, 3), "b": rand(2, 5, scale=20, seed=1)}, {"axis": 1}),
+    ("Mean", {"a": rand(4, 8), "b": rand(4, 8, seed=1), "c": rand(8, seed=2)}, {}),
+    ("GlobalAveragePool", {"x": rand(1, 4, 3, 3)}, {}),
 ]
 
 
@@ -196,3 +207,19 @@ def test_silu_as_mul_of_x_and_its_sigmoid_rounds_once_at_the_mul():
     model = with_output_types(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))
     fixed, reference, frac = run_both(model, {"x": x})
     assert np.max(np.abs(fixed - reference)) < 0.01 * np.max(np.abs(reference))
+
+
+def test_comparisons_where_and_topk_match_onnxruntime_exactly():
+    a, b = rand(3, 5), rand(3, 5, seed=1)
+    for op in ("Greater", "Less", "Equal", "GreaterOrEqual", "LessOrEqual"):
+        model = model_of(op, {"a": a.shape, "b": b.shape})
+        model.graph.output[0].type.tensor_type.elem_type = TensorProto.BOOL
+        program = compile_model(model, calibration={"a": a, "b": b})
+        quantized = {i.name: dequantize(quantize(v, i.frac), i.frac) for i, v in zip(program.inputs, (a, b))}
+        got = InferenceSession(program).run(None, {"a": a, "b": b})[0]
+        assert np.array_equal(got.astype(bool), ort_run(model, quantized)[0]), op
+    x = rand(4, 6)
+    values, indices = InferenceSession(compile_model(
+        model_of("TopK", {"x": x.shape}, {"axis": 1}, {"k": np.array([3], np.int64)}, outputs=2),
+        calibration={"x": x})).run(None, {"x": x})
+    assert np.array_equal(indices, np.argsort(-x, axis=1, kind="stable")[:, :3])

@@ -56,6 +56,8 @@ def to_graph(model: onnx.ModelProto) -> Graph:
     except Exception as exc:
         raise ModelLoadError(f"invalid ONNX model: {str(exc).splitlines()[0]}") from exc
     opset = next((op.version for op in model.opset_import if op.domain in ("", "ai.onnx")), None)
+    if opset is None and all(node.domain == "ai.onnx.ml" for node in model.graph.node):
+        opset = MAX_OPSET  # an ai.onnx.ml-only graph: no default-domain op depends on it
     if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ModelLoadError(f"default-domain opset {opset} is outside the supported {MIN_OPSET}..{MAX_OPSET}")
     for node in model.graph.node:
