@@ -58,12 +58,14 @@ def world(tmp_path):
     stop = threading.Event()
     nodes, threads = [], []
 
-    def start_worker(index: int, register: bool = True, **config):
+    def start_worker(index: int, register: bool = True, wrap=None, **config):
         account = chain.accounts[2 + index]
         client = MarketClient(chain.w3, market.address, account)
+        if wrap is not None:
+            client = wrap(client)
         if register:
             client.register(ETHER)
-        token = siwe_token(gateway.url, account)
+        token = siwe_token(gateway.url, client.account)
         node = WorkerNode(client, GatewayBlobs(gateway.url, token=lambda: token, backoff_s=0.01),
                           WorkerState(tmp_path / f"w{index}.db"),
                           NodeConfig(poll_interval_s=0.05, executor="thread", housekeeping_jitter_s=0.1, **config))
@@ -129,4 +131,35 @@ def test_node_restarted_from_its_state_file_catches_up_on_missed_events(world, j
     world.chain.mine(3)
     world.start_worker(2, register=False)  # reads the WorkerAssigned event it missed
     _wait(lambda: world.requester.job_status(job_id).name == "FINALIZED", what="finalization")
+    assert world.requester.get_job(job_id).result_hash == expected
+
+
+class LosesFirstCommitResponse:
+    """The RPC node takes the first commit but the answer never arrives (a dropped connection)."""
+
+    def __init__(self, client):
+        self._client, self.lost = client, 0
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def commit(self, *args):
+        receipt = self._client.commit(*args)
+        if not self.lost:
+            self.lost += 1
+            raise ConnectionError("connection reset before the receipt arrived")
+        return receipt
+
+
+def test_commit_whose_response_was_lost_is_not_sent_twice(world, job_blobs):
+    program, inputs, expected = job_blobs
+    flaky = []
+    world.start_worker(0, wrap=lambda c: flaky.append(LosesFirstCommitResponse(c)) or flaky[-1])
+    world.start_worker(1)
+    world.start_worker(2)
+    job_id = world.requester.submit_job(_upload(world, program), _upload(world, inputs), 3, 10**15)
+    _wait(lambda: world.requester.job_status(job_id).name == "FINALIZED", what="finalization")
+    assert flaky[0].lost == 1
+    commits = [e.args["worker"] for e in world.requester.events(job_id=job_id, names=("Committed",))]
+    assert sorted(commits) == sorted(node.address for node in world.nodes)
     assert world.requester.get_job(job_id).result_hash == expected
