@@ -96,7 +96,7 @@ def inspect_command(
 def _inspect_program(program) -> dict:
     nodes = []
     for node in program.nodes:
-        entry = {"op": node.op, "name": node.name, "outputs": node.outputs, "out_fracs": node.out_fracs}
+        entry = {"op": node.op + ("+Relu" if node.attrs.get("relu") else ""), "name": node.name, "outputs": node.outputs, "out_fracs": node.out_fracs}
         if "path" in node.attrs:
             entry["path"] = node.attrs["path"]
             entry["path_reason"] = node.attrs.get("path_reason", "")

@@ -4,7 +4,8 @@
     fold.py       constant folding (incl. Shape subgraphs), Identity/Dropout aliases
     batchnorm.py  BatchNormalization folded into the Conv/Gemm before it
     ranges.py     value ranges from calibration (or synthetic inputs) for scale selection
-    lower.py      each op's compile step -> Program (frozen bytes)
+    lower.py      each op's compile step -> Program
+    fuse.py       Relu fused into the Conv/Gemm/MatMul/Add before it; then the bytes are frozen
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from verifier.compiler.batchnorm import fold_batchnorm
 from verifier.compiler.fold import fold_constants, refresh_shapes
+from verifier.compiler.fuse import fuse_relu
 from verifier.compiler.load import load_model, to_graph
 from verifier.compiler.lower import lower
 from verifier.compiler.ranges import value_ranges
@@ -36,6 +38,6 @@ def compile_model(model_or_path, calibration: dict | None = None) -> Program:
         calibration = {name: np.asarray(value) for name, value in dict(calibration).items()}
     graph = prepare_graph(model_or_path)
     ranges, input_ranges = value_ranges(graph, calibration)
-    program = lower(graph, ranges, input_ranges, calibrated=calibration is not None)
+    program = fuse_relu(lower(graph, ranges, input_ranges, calibrated=calibration is not None))
     program.to_bytes()  # freeze now: a program that cannot serialize fails at compile time
     return program
