@@ -13,6 +13,7 @@ from verifier.errors import (CompileError, CostLimitError, FeedError, ModelLoadE
                              ProgramFormatError, UnsupportedOpError, VerifierError)
 from verifier.feeds import check_encoded
 from verifier.interpreter import MAX_COST, execute
+from verifier.kernels import single_threaded
 from verifier.program import Program
 
 ERROR_TENSOR = "vinfer.error"
@@ -39,7 +40,8 @@ def execute_job(program_bytes: bytes, input_bytes: bytes, *, max_cost: int = MAX
     try:
         program = Program.from_bytes(program_bytes)
         feeds = check_encoded(program, decode_tensors(input_bytes))
-        outputs = execute(program, feeds, max_cost=max_cost)
+        with single_threaded():  # one job, one core: a worker runs jobs side by side (same bits either way)
+            outputs = execute(program, feeds, max_cost=max_cost)
         data = encode_tensors(outputs)
         return JobOutcome(data, keccak_hex(data), True)
     except VerifierError as exc:

@@ -133,3 +133,9 @@ def test_inputs_at_the_edges_of_the_range_run_identically_on_both_paths(seed, ed
     fast = InferenceSession(example_program, path="fast").run_fixed(feeds)
     reference = InferenceSession(example_program, path="reference").run_fixed(feeds)
     assert fast.commitment == reference.commitment
+
+
+def test_session_thread_limits_do_not_change_the_commitment(example_program, example_inputs):
+    commitments = {InferenceSession(example_program, threads=threads).run_fixed(example_inputs).commitment
+                   for threads in (None, 1, 2)}
+    assert len(commitments) == 1
