@@ -110,7 +110,8 @@ def run_cmd(
     except ValueError as exc:
         _fail(str(exc))
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         node.run(stop)
     except KeyboardInterrupt:

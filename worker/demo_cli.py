@@ -44,7 +44,8 @@ def devnet_cmd(
     from worker.devnet import Devnet, DevnetError
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background, where SIGINT is ignored
+        signal.signal(signum, lambda *_: stop.set())
     try:
         with Devnet(workers=workers, slots=slots, rpc_port=rpc_port, gateway_port=gateway_port, data_dir=data_dir) as net:
             requester = net.requester

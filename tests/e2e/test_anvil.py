@@ -96,3 +96,44 @@ def test_worker_cli_registers_reports_unbonds_and_refuses_early_withdrawal_on_an
         assert "UnbondingNotFinished" in early.output
         nothing = runner.invoke(app, ["worker", "withdraw"], env=env)
         assert nothing.exit_code == 1 and "nothing to withdraw" in nothing.output
+
+
+def test_devnet_command_starts_everything_and_ctrl_c_stops_it_all(anvil_ready, tmp_path):
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from worker.devnet import free_port
+
+    rpc_port, gateway_port = free_port(), free_port()
+    process = subprocess.Popen([sys.executable, "-c", "from sdk.cli import main; main()", "devnet", "--workers", "2",
+                                "--rpc-port", str(rpc_port), "--gateway-port", str(gateway_port), "--data-dir", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 90
+        while not any("Ctrl-C stops everything" in line for line in lines):
+            assert time.monotonic() < deadline and process.poll() is None, "".join(lines)
+            lines.append(process.stdout.readline())
+        banner = "".join(lines)
+        assert f"http://127.0.0.1:{rpc_port}" in banner and "market" in banner and "vinfer submit" in banner
+        logs = [tmp_path / "logs" / f"worker-{i}.log" for i in range(2)]
+        while not all(log.exists() and "phase=start" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, "the worker processes did not start"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    def listening(port: int) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    assert not listening(rpc_port) and not listening(gateway_port)
+    worker_logs = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert worker_logs == ["anvil.log", "gateway.log", "worker-0.log", "worker-1.log"]
+    assert "phase=stop" in (tmp_path / "logs" / "worker-0.log").read_text()
