@@ -18,6 +18,7 @@ from verifier.ops import lookup, op_cost
 from verifier.program import Program
 
 MAX_COST = 1 << 36  # protocol maximum work units per job (about 69e9 multiply-adds)
+MAX_ELEMENTS = 1 << 28  # protocol maximum elements of one tensor whose size comes from input values (2 GiB)
 
 # "fast" | "reference" | None (None: each node's compiled choice). Results are identical either way.
 _FORCED_PATH: contextvars.ContextVar = contextvars.ContextVar("vinfer_forced_path", default=None)
@@ -53,7 +54,11 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
             raise ProgramFormatError(f"node {node.name!r}: input {exc.args[0]!r} is not computed before it") from exc
         spent += int(op_cost(op)([None if x is None else x.shape for x in inputs], node.attrs, node.consts))
         if hasattr(op, "output_size"):  # ops whose output size comes from input values (ConstantOfShape, Tile)
-            spent += int(op.output_size(inputs, node.attrs, node.consts))
+            size = int(op.output_size(inputs, node.attrs, node.consts))
+            if size > MAX_ELEMENTS:
+                raise CostLimitError(f"node {node.name!r} would make a tensor of {size} elements "
+                                     f"(the maximum is {MAX_ELEMENTS})")
+            spent += size
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
         outputs = op.run(inputs, node.attrs, node.consts)

@@ -38,6 +38,16 @@ class Resize:
         return [x]
 
 
+def _output_size(inputs, attrs, consts):
+    shape = list(inputs[0].shape)
+    for axis in attrs["axes"]:
+        shape[axis] = consts[f"index{axis}"].size
+    return int(np.prod(shape, dtype=object))
+
+
+Resize.output_size = staticmethod(_output_size)
+
+
 def _scales_and_sizes(ctx, shape):
     rank = len(shape)
     scales_operand = ctx.inputs[2] if len(ctx.inputs) > 2 else (ctx.inputs[1] if ctx.opset < 11 else None)

@@ -1,0 +1,69 @@
+"""execute_job never raises on hostile program or input bytes, and what it returns is deterministic."""
+
+import json
+import struct
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from verifier import InferenceSession, execute_job
+from verifier.encoding import encode_tensors
+
+
+def _header_and_rest(data: bytes):
+    (length,) = struct.unpack("<I", data[4:8])
+    return json.loads(data[8 : 8 + length]), data[8 + length :]
+
+
+def _with_header(header: dict, rest: bytes) -> bytes:
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    return b"VFP\x01" + struct.pack("<I", len(raw)) + raw + rest
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_flipped_bytes_in_a_program_never_raise_and_repeat_exactly(data, example_program, example_inputs):
+    program = bytearray(example_program.to_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(program) - 1))
+        program[position] = data.draw(st.integers(0, 255))
+    inputs = InferenceSession(example_program).encode_inputs(example_inputs)
+    first = execute_job(bytes(program), inputs)
+    second = execute_job(bytes(program), inputs)
+    assert (first.output_bytes, first.result_hash, first.ok) == (second.output_bytes, second.result_hash, second.ok)
+
+
+HOSTILE_ATTRS = [
+    {"pads": [0, 0, 10**9, 10**9]},
+    {"strides": [0, 0]},
+    {"strides": "x"},
+    {"group": 0},
+    {"acc_frac": 10**30},
+    {"dilations": [-1, -1]},
+]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attrs=st.sampled_from(HOSTILE_ATTRS), node=st.integers(0, 5))
+def test_hostile_attributes_give_an_error_outcome_not_an_exception(attrs, node, example_program, example_inputs):
+    header, rest = _header_and_rest(example_program.to_bytes())
+    index = node % len(header["nodes"])
+    header["nodes"][index]["attrs"].update(attrs)
+    inputs = InferenceSession(example_program).encode_inputs(example_inputs)
+    outcome = execute_job(_with_header(header, rest), inputs)
+    assert outcome.result_hash == execute_job(_with_header(header, rest), inputs).result_hash
+
+
+def test_hostile_expand_to_a_huge_shape_is_a_cost_error_outcome(example_program, example_inputs):
+    header, rest = _header_and_rest(example_program.to_bytes())
+    header["nodes"].append({"op": "Expand", "name": "bomb", "inputs": ["input"], "outputs": ["input_big"],
+                               "attrs": {"shape": [10**7, 1, 1, 1, 1]}, "consts": [], "out_fracs": [14]})
+    outcome = execute_job(_with_header(header, rest), InferenceSession(example_program).encode_inputs(example_inputs))
+    assert not outcome.ok and outcome.error_code == 3 and "elements" in outcome.error
+
+
+def test_input_bytes_with_a_huge_declared_shape_are_a_bad_input_outcome(example_program):
+    data = bytearray(encode_tensors({"input": np.zeros((1, 1, 8, 8), np.int64)}))
+    outcome = execute_job(example_program.to_bytes(), bytes(data[:-8]))
+    assert not outcome.ok and outcome.error_code == 4
