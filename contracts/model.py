@@ -143,7 +143,7 @@ class MarketModel:
         available = len(self.active) - excluded
         size = job.target
         if available < job.target:
-            if job.round == 1 or available < self._quorum(job.target):
+            if job.round == 1 or available < self.quorum(job.target):
                 self._close(job_id, job, finalized=False)
                 return
             size = available
@@ -214,7 +214,7 @@ class MarketModel:
             votes = sum(1 for i in job.seats[job.round_start:]
                         if self.tickets.get((job_id, self.address_of[i]), (0, 0, b""))[0] == REVEALED
                         and self.tickets[(job_id, self.address_of[i])][2] == job.candidate)
-            decided = job.revealed > 0 and votes >= self._quorum(job.target)
+            decided = job.revealed > 0 and votes >= self.quorum(job.target)
         if decided:
             self._close(job_id, job, finalized=True)
         elif job.round < self.p["max_rounds"]:
@@ -267,7 +267,7 @@ class MarketModel:
             raise ModelError("UnknownJob")
         return self.jobs[job_id]
 
-    def _quorum(self, size: int) -> int:
+    def quorum(self, size: int) -> int:
         return -(-size * self.p["quorum_bps"] // BPS)
 
     def _in_current_round(self, job: JobState, sender: str) -> bool:
