@@ -53,12 +53,11 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
         except KeyError as exc:
             raise ProgramFormatError(f"node {node.name!r}: input {exc.args[0]!r} is not computed before it") from exc
         spent += int(op_cost(op)([None if x is None else x.shape for x in inputs], node.attrs, node.consts))
-        if hasattr(op, "output_size"):  # ops whose output size comes from input values (ConstantOfShape, Tile)
-            size = int(op.output_size(inputs, node.attrs, node.consts))
-            if size > MAX_ELEMENTS:
-                raise CostLimitError(f"node {node.name!r} would make a tensor of {size} elements "
-                                     f"(the maximum is {MAX_ELEMENTS})")
-            spent += size
+        size = _output_size(op, inputs, node)
+        if size > MAX_ELEMENTS:
+            raise CostLimitError(f"node {node.name!r} would make a tensor of {size} elements "
+                                 f"(the maximum is {MAX_ELEMENTS})")
+        spent += size
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
         outputs = op.run(inputs, node.attrs, node.consts)
@@ -75,6 +74,23 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
         for name in last_use.get(index, ()):
             env.pop(name, None)
     return {info.name: env[info.name] for info in program.outputs}
+
+
+def _output_size(op, inputs, node) -> int:
+    """Elements of the node's largest output, known before running it: the op's own `output_size` (sizes
+    that come from values or geometry), else the broadcast of its inputs' shapes (0 when they do not
+    broadcast: such ops never produce more than their inputs)."""
+    if hasattr(op, "output_size"):
+        return int(op.output_size(inputs, node.attrs, node.consts))
+    shapes = [x.shape for x in inputs if x is not None]
+    try:
+        shape = np.broadcast_shapes(*shapes) if shapes else ()
+    except ValueError:
+        return 0
+    size = 1
+    for d in shape:  # Python ints: cannot wrap
+        size *= int(d)
+    return size
 
 
 def _last_use(program: Program) -> dict[int, list[str]]:

@@ -22,3 +22,8 @@ class ArrayFeatureExtractor:
             raise IndexError(f"ArrayFeatureExtractor index outside [0, {size})")
         out = np.take(data, indices, axis=-1)
         return [out.reshape(-1) if data.ndim == 1 else out]
+
+    @staticmethod
+    def output_size(inputs, attrs, consts):
+        data, indices = inputs
+        return int(indices.size) * (int(data.size) // max(int(data.shape[-1]), 1))

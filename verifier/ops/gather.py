@@ -21,3 +21,8 @@ class Gather:
         if indices.size and (indices.min() < -size or indices.max() >= size):
             raise IndexError(f"Gather index outside [-{size}, {size})")
         return [np.take(data, np.where(indices < 0, indices + size, indices), axis=axis)]
+
+    @staticmethod
+    def output_size(inputs, attrs, consts):
+        data, indices = inputs
+        return int(indices.size) * (int(data.size) // max(int(data.shape[attrs["axis"] % data.ndim]), 1))

@@ -59,5 +59,18 @@ class MatMul:
         return int(np.prod(batch, dtype=np.int64)) * int(m) * int(a[-1]) * int(n)
 
 
+def _output_size(inputs, attrs, consts):
+    a = inputs[0].shape if inputs[0] is not None else consts["k0"].shape
+    b = inputs[1].shape if inputs[1] is not None else consts["k1"].shape
+    batch = np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2])) if len(a) > 2 or len(b) > 2 else ()
+    size = (a[-2] if len(a) > 1 else 1) * (b[-1] if len(b) > 1 else 1)
+    for d in batch:
+        size *= int(d)
+    return int(size)
+
+
+MatMul.output_size = staticmethod(_output_size)
+
+
 def _values(x):
     return x.values if hasattr(x, "values") else x

@@ -53,6 +53,18 @@ class Pad:
             np.prod(shape, dtype=np.int64))
 
 
+def _output_size(inputs, attrs, consts):
+    shape = inputs[0].shape
+    begin, end = _per_axis(len(shape), attrs)
+    size = 1
+    for d, b, e in zip(shape, begin, end):
+        size *= max(int(d) + int(b) + int(e), 0)
+    return size
+
+
+Pad.output_size = staticmethod(_output_size)
+
+
 def _per_axis(rank: int, attrs) -> tuple[list, list]:
     pads = attrs["pads"]
     axes = [a % rank for a in attrs.get("axes", range(rank))]
