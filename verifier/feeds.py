@@ -36,7 +36,7 @@ def integer_feeds(program: Program, feeds: dict) -> dict[str, np.ndarray]:
         check_shape(info, value.shape)
         if value.dtype.kind == "f":
             result[info.name] = _quantize_float(info, value)
-        elif value.dtype.kind in "iu":
+        elif value.dtype.kind in "iub":
             result[info.name] = _check_integers(info, value)
         else:
             raise FeedError(f"input {info.name!r}: dtype {value.dtype} is not a number type ({info.type} expected)")

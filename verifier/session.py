@@ -80,7 +80,8 @@ class InferenceSession:
             if info.frac is None:
                 result.append(np.asarray(outputs[name]).astype(info.dtype if info.dtype != "float32" else np.int64))
             else:
-                result.append(dequantize(outputs[name], info.frac))
+                values = dequantize(outputs[name], info.frac)
+                result.append(values.astype(info.dtype) if np.dtype(info.dtype).kind == "f" else values)
         return result
 
 
