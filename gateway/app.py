@@ -14,6 +14,7 @@ from gateway.errors import install_error_handlers
 from gateway.limits import RequestSizeLimit
 from gateway.routes import auth, blobs, jobs
 from gateway.settings import GatewaySettings
+from gateway.store import BlobStore
 
 log = logging.getLogger("vinfer.gateway")
 DEFAULT_CHAIN_ID = 1
@@ -39,7 +40,7 @@ def create_app(settings: GatewaySettings | None = None, *, w3=None) -> FastAPI:
         nonces=Nonces(engine, settings.nonce_ttl_seconds, settings.max_pending_nonces),
         quotas=Quotas(engine, settings.quota_bytes_per_address),
         tokens=TokenSigner(secret, settings.token_ttl_seconds),
-        store=_blob_store(settings),
+        store=BlobStore(settings.resolved_blob_dir, settings.max_blob_bytes),
         w3=w3,
         market_address=settings.market_address,
     )
@@ -57,12 +58,6 @@ def create_app(settings: GatewaySettings | None = None, *, w3=None) -> FastAPI:
         return LOGIN_PAGE.read_text()
 
     return app
-
-
-def _blob_store(settings: GatewaySettings):
-    from gateway.store import BlobStore
-
-    return BlobStore(settings.resolved_blob_dir, settings.max_blob_bytes)
 
 
 def _chain_id(settings: GatewaySettings, w3) -> int:

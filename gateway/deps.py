@@ -25,6 +25,7 @@ class Gateway:
     store: BlobStore
     w3: Any | None  # web3.Web3, when a chain is configured
     market_address: str | None
+    market: Any | None = None  # contracts.MarketClient for reads, made on first use
 
 
 def get_gateway(request: Request) -> Gateway:

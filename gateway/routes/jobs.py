@@ -56,9 +56,11 @@ def health(gateway: GatewayDep) -> dict:
 def _market(gateway):
     if gateway.w3 is None or gateway.market_address is None:
         raise ApiError(503, "no_chain", "this gateway has no chain configured (--rpc and --market)")
-    from contracts import MarketClient
+    if gateway.market is None:
+        from contracts import MarketClient
 
-    return MarketClient(gateway.w3, gateway.market_address, None)
+        gateway.market = MarketClient(gateway.w3, gateway.market_address, None)  # reads only: no account
+    return gateway.market
 
 
 def _event_json(w3, event) -> dict:

@@ -2,7 +2,6 @@
 
 import os
 
-import httpx
 import pytest
 
 from gateway_helpers import MAX_BLOB, QUOTA, assert_error
