@@ -103,3 +103,67 @@ def test_model_with_external_data_weights_loads(tmp_path, digits_models):
     from_external = compile_model(tmp_path / "ext.onnx", calibration=calibration)
     inline = compile_model(digits_models["cnn_torchscript"], calibration=calibration)
     assert from_external.nodes[0].consts["weight"].tolist() == inline.nodes[0].consts["weight"].tolist()
+
+
+class Structural(nn.Module):
+    """Upsample (Resize nearest), reductions, split, comparisons and where, on a dynamic batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x):
+        y = self.up(torch.relu(self.conv(x)))
+        y = torch.max(y, dim=1, keepdim=True)[0] - y.min(dim=1, keepdim=True)[0] + y.sum(dim=(2, 3), keepdim=True) / 64
+        a, b = torch.split(y, 2, dim=1)
+        return torch.cat([a * 2 - b, torch.where(a > b, a, b)], 1).flatten(1)
+
+
+class TokenModel(nn.Module):
+    """Embedding lookup on int64 token ids (Gather), mean over tokens, a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(30, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, ids):
+        return self.head(self.embedding(ids).mean(dim=1))
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_structural_ops_from_torch_match_onnxruntime(dynamo, tmp_path):
+    torch.manual_seed(1)
+    model = Structural().eval()
+    path = tmp_path / "structural.onnx"
+    example = torch.randn(2, 3, 4, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            torch.onnx.export(model, (example,), dynamo=True, opset_version=18, input_names=["x"], verbose=False,
+                              dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},)).save(str(path))
+        else:
+            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=17, input_names=["x"],
+                              dynamic_axes={"x": {0: "batch"}})
+    rng = np.random.default_rng(0)
+    x = {"x": rng.standard_normal((3, 3, 4, 4)).astype(np.float32)}
+    program = compile_model(path, calibration={"x": rng.standard_normal((16, 3, 4, 4)).astype(np.float32)})
+    fixed, reference = InferenceSession(program).run(None, x)[0], ort_run(path, x)[0]
+    assert np.max(np.abs(fixed - reference)) <= 0.01 * np.max(np.abs(reference))
+
+
+def test_embedding_on_int64_token_ids_matches_onnxruntime(tmp_path):
+    torch.manual_seed(2)
+    model = TokenModel().eval()
+    path = tmp_path / "tokens.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(2, 5, dtype=torch.int64),), str(path), dynamo=False, opset_version=17,
+                          input_names=["ids"], dynamic_axes={"ids": {0: "batch", 1: "tokens"}})
+    rng = np.random.default_rng(0)
+    ids = {"ids": rng.integers(0, 30, (4, 7)).astype(np.int64)}
+    session = InferenceSession(compile_model(path, calibration={"ids": rng.integers(0, 30, (32, 7)).astype(np.int64)}))
+    assert session.get_inputs()[0].frac is None
+    fixed, reference = session.run(None, ids)[0], ort_run(path, ids)[0]
+    assert np.max(np.abs(fixed - reference)) <= 0.01 * np.max(np.abs(reference))

@@ -14,15 +14,17 @@ class Resize:
         if ctx.attr("mode", "nearest") != "nearest":
             ctx.unsupported(f"mode {ctx.attr('mode')!r} (only nearest)")
         shape = ctx.inputs[0].shape
-        if shape is None or any(d is None for d in shape):
-            ctx.unsupported("needs a static input shape")
+        if shape is None:
+            ctx.unsupported("needs the input's rank and resized dims")
         scales, sizes = _scales_and_sizes(ctx, shape)
         coordinate = ctx.attr("coordinate_transformation_mode", "half_pixel")
         rounding = ctx.attr("nearest_mode", "round_prefer_floor")
         consts = {}
         for axis, (size_in, size_out, scale) in enumerate(zip(shape, sizes, scales)):
-            if size_in == size_out and scale == 1.0:
-                continue
+            if scale == 1.0 and (size_in is None or size_in == size_out):
+                continue  # an axis that keeps its size (a dynamic batch, the channels) is not touched
+            if size_in is None:
+                ctx.unsupported(f"axis {axis} is resized but its size is only known at run time")
             positions = np.arange(size_out, dtype=np.float64)
             original = _original(positions, scale, size_in, size_out, coordinate)
             index = _nearest(original, rounding)
@@ -56,13 +58,15 @@ def _scales_and_sizes(ctx, shape):
         sizes = [int(s) for s in sizes_operand.value.reshape(-1)]
         if ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch" or ctx.attr("axes") is not None:
             ctx.unsupported("axes / keep_aspect_ratio_policy")
-        return [o / i for o, i in zip(sizes, shape)], sizes
+        if any(d is None and o != 1 for o, d in zip(sizes, shape)):
+            ctx.unsupported("sizes for an axis whose size is only known at run time")
+        return [1.0 if i is None else o / i for o, i in zip(sizes, shape)], sizes
     if scales_operand is None or not scales_operand.is_const or not scales_operand.value.size:
         ctx.unsupported("scales or sizes must be constants")
     scales = [float(s) for s in scales_operand.value.reshape(-1)]
     if len(scales) != rank:
         ctx.unsupported("axes attribute")
-    return scales, [int(np.floor(d * s)) for d, s in zip(shape, scales)]
+    return scales, [None if d is None else int(np.floor(d * s)) for d, s in zip(shape, scales)]
 
 
 def _original(x, scale, size_in, size_out, mode):
