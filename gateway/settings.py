@@ -26,6 +26,7 @@ class GatewaySettings(BaseSettings):
 
     rpc_url: str | None = Field(None, description="JSON-RPC endpoint of the chain (jobs view, EIP-1271 wallets).")
     market_address: str | None = None
+    market_from_block: int = Field(0, ge=0, description="Block the market was deployed in: event scans start there.")
     chain_id: int | None = Field(None, description="Chain id logins must name; read from the RPC when unset.")
 
     token_secret: str | None = Field(None, description="HMAC key for tokens; generated into data_dir when unset.")

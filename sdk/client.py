@@ -44,6 +44,15 @@ class Client:
         client.gateway.login(client.account, chain_id=chain_id)
         return client
 
+    def close(self) -> None:
+        self.gateway.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     @property
     def token(self) -> str | None:
         return self.gateway.token

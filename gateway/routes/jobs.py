@@ -22,7 +22,8 @@ def get_job(gateway: GatewayDep, job_id: int = Path(ge=0, lt=2**256)) -> dict:
         job = market.get_job(job_id)
         if int(job.status) == 0:
             raise not_found("job_not_found", f"no job {job_id} on market {gateway.market_address}")
-        events = [_event_json(gateway.w3, event) for event in market.events(job_id=job_id)]
+        history = market.events(job_id=job_id, from_block=gateway.settings.market_from_block)
+        events = [_event_json(gateway.w3, event) for event in history]
         assigned, block_number = market.assigned_workers(job_id), gateway.w3.eth.block_number
     except ApiError:
         raise

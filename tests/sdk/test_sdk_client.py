@@ -162,3 +162,37 @@ def test_upload_without_a_token_raises_authentication_error(gateway):
 def test_calibration_as_a_bare_array_is_taken_for_the_single_input(client, onnx_model, model):
     calibration = np.random.default_rng(2).normal(size=(64, 6)).astype(np.float32)
     assert client.upload_model(onnx_model, calibration=calibration).hash == model.hash
+
+
+def test_torch_model_with_two_inputs_and_two_outputs_round_trips(client, workers):
+    import io
+
+    import onnx
+    import torch
+
+    class TwoHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(5, 4), torch.nn.Linear(3, 4)
+
+        def forward(self, x, z):
+            h = torch.relu(self.a(x) + self.b(z))
+            return h, torch.sigmoid(h).sum(dim=1, keepdim=True)
+
+    torch.manual_seed(3)
+    net = TwoHeads().eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(net, (torch.randn(2, 5), torch.randn(2, 3)), buffer, input_names=["x", "z"],
+                      output_names=["h", "s"], dynamo=False, opset_version=17)
+    rng = np.random.default_rng(4)
+    calibration = {"x": rng.normal(size=(64, 5)).astype(np.float32), "z": rng.normal(size=(64, 3)).astype(np.float32)}
+    feeds = {"x": rng.normal(size=(2, 5)).astype(np.float32), "z": rng.normal(size=(2, 3)).astype(np.float32)}
+    model = client.upload_model(onnx.load_from_string(buffer.getvalue()), calibration=calibration)
+    job = finalized_job(client, workers, model, feeds)
+    h, s = job.result(verify=True)
+    for got, want in zip((h, s), InferenceSession(model.program).run(None, feeds)):
+        np.testing.assert_array_equal(got, want)
+    with torch.no_grad():
+        reference = [t.numpy() for t in net(torch.from_numpy(feeds["x"]), torch.from_numpy(feeds["z"]))]
+    for got, want in zip((h, s), reference):
+        np.testing.assert_allclose(got, want, atol=0.02 * max(1.0, np.abs(want).max()))
