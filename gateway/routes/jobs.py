@@ -23,7 +23,8 @@ def get_job(gateway: GatewayDep, job_id: int = Path(ge=0, lt=2**256)) -> dict:
         if int(job.status) == 0:
             raise not_found("job_not_found", f"no job {job_id} on market {gateway.market_address}")
         history = market.events(job_id=job_id, from_block=gateway.settings.market_from_block)
-        events = [_event_json(gateway.w3, event) for event in history]
+        times: dict[int, int] = {}  # one block read per block, however many events it holds
+        events = [_event_json(gateway.w3, event, times) for event in history]
         assigned, block_number = market.assigned_workers(job_id), gateway.w3.eth.block_number
     except ApiError:
         raise
@@ -64,10 +65,11 @@ def _market(gateway):
     return gateway.market
 
 
-def _event_json(w3, event) -> dict:
-    block = w3.eth.get_block(event.block_number)
+def _event_json(w3, event, times: dict[int, int]) -> dict:
+    if event.block_number not in times:
+        times[event.block_number] = int(w3.eth.get_block(event.block_number)["timestamp"])
     tx_hash = event.tx_hash.hex() if isinstance(event.tx_hash, (bytes, bytearray)) else str(event.tx_hash)
-    return {"name": event.name, "block_number": event.block_number, "timestamp": int(block["timestamp"]),
+    return {"name": event.name, "block_number": event.block_number, "timestamp": times[event.block_number],
             "tx_hash": tx_hash if tx_hash.startswith("0x") else "0x" + tx_hash, "args": _jsonable(dict(event.args))}
 
 
