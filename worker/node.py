@@ -205,13 +205,22 @@ class WorkerNode:
 
     def _commit(self, a: Assignment, job: Any) -> Assignment | None:
         if job.status != JobStatus.COMMITTING:
-            return None
+            # too late to commit, unless an earlier attempt got through and only its answer was lost
+            if not self._committed_on_chain(a):
+                return None
+            self.state.mark(a.job_id, a.round, "committed")
+            self.emit("commit", job=a.job_id, round=a.round, note="found on chain")
+            return self.state.get(a.job_id, a.round)
         commitment = make_commitment(a.job_id, a.result_hash, a.salt, self.address)
         receipt = self._transact("commit", a, self.market.commit, a.job_id, commitment)
         if receipt is None:
             return None
         self.state.mark(a.job_id, a.round, "committed", commit_tx=_tx(receipt))
         return self.state.get(a.job_id, a.round)
+
+    def _committed_on_chain(self, a: Assignment) -> bool:
+        events = self.market.events(job_id=a.job_id, names=("Committed",))
+        return any(_arg(e, "worker").lower() == self.address.lower() and _arg(e, "round") == a.round for e in events)
 
     def _reveal(self, a: Assignment) -> Assignment | None:
         receipt = self._transact("reveal", a, self.market.reveal, a.job_id, a.result_hash, a.salt)
@@ -233,8 +242,8 @@ class WorkerNode:
 
     def _close_round(self, a: Assignment, job: Any) -> None:
         """The round this assignment belonged to is decided (or the job is over): record how it ended."""
-        if a.phase == "revealed":
-            if not a.uploaded:
+        if a.phase == "revealed" or (a.result_hash is not None and a.result_hash == job.result_hash):
+            if not a.uploaded:  # also after a lost reveal answer: the requester needs the bytes
                 self._upload(a)
             self.state.mark(a.job_id, a.round, "done")
             self.emit("done", job=a.job_id, round=a.round, status=job.status.name)
