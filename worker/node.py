@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing
+import os
 import random
 import secrets
 import threading
@@ -84,6 +85,10 @@ class WorkerNode:
         self._fetchers = cf.ThreadPoolExecutor(max_workers=self.config.slots, thread_name_prefix="vinfer-slot")
         self._processes: cf.ProcessPoolExecutor | None = None
         if self.config.executor == "process":
+            # spawned slots inherit this environment before they import numpy (setting it in the slot's
+            # initializer can be too late: the child re-imports the parent's main module first)
+            for name in slot.SINGLE_THREAD_ENV:
+                os.environ[name] = "1"
             self._processes = cf.ProcessPoolExecutor(
                 max_workers=self.config.slots, mp_context=multiprocessing.get_context("spawn"), initializer=slot.init_slot_process
             )
