@@ -49,6 +49,25 @@ def _market_call(action):
         _fail(f"transaction reverted: {exc}")
 
 
+@worker_app.command("new-key")
+def new_key_cmd(
+    keystore: Path = typer.Option(..., "--keystore", help="Where to write the encrypted key (mode 0600)."),
+) -> None:
+    """Create a fresh worker key in an encrypted keystore file (password from $VINFER_KEYSTORE_PASSWORD or a prompt)."""
+    import os
+
+    from eth_account import Account
+
+    from worker.config import PASSWORD_ENV, write_keystore
+
+    if keystore.exists():
+        _fail(f"{keystore} exists; refusing to overwrite a key")
+    password = os.environ.get(PASSWORD_ENV) or typer.prompt("new keystore password", hide_input=True, confirmation_prompt=True)
+    account = Account.create()
+    write_keystore(account, keystore, password)
+    typer.echo(f"worker address {account.address}; key encrypted in {keystore}. Fund it, then `vinfer worker register --stake 1ether`.")
+
+
 @worker_app.command("register")
 def register_cmd(
     stake: str = typer.Option(..., "--stake", help="Stake to deposit, e.g. 1ether (tops up when already registered)."),

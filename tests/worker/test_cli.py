@@ -53,3 +53,15 @@ def test_unreachable_chain_is_a_clear_error():
     result = invoke("worker", "unbond", "--rpc", "http://127.0.0.1:9", "--market", "0x" + "00" * 20, env={"VINFER_WORKER_KEY": key})
     assert result.exit_code == 1
     assert "cannot reach the chain" in result.output
+
+
+def test_new_key_writes_a_keystore_the_worker_can_load(tmp_path, monkeypatch):
+    from worker.config import load_account
+
+    path = tmp_path / "worker.json"
+    result = invoke("worker", "new-key", "--keystore", str(path), env={"VINFER_KEYSTORE_PASSWORD": "pw"})
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("VINFER_KEYSTORE_PASSWORD", "pw")
+    assert load_account(path).address in result.output
+    again = invoke("worker", "new-key", "--keystore", str(path), env={"VINFER_KEYSTORE_PASSWORD": "pw"})
+    assert again.exit_code == 1 and "refusing to overwrite" in again.output
