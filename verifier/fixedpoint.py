@@ -54,9 +54,7 @@ def requantize(x: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BITS
     if out is x:
         out = out.copy()
     limit = qmax(bits)
-    np.minimum(out, limit, out=out)
-    np.maximum(out, -limit, out=out)
-    return out
+    return np.clip(out, -limit, limit, out=out)
 
 
 def mul_round(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:

@@ -62,7 +62,7 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
         outputs = op.run(inputs, node.attrs, node.consts)
         if node.attrs.get("relu"):  # a Relu fused at compile time (verifier/compiler/fuse.py)
-            outputs = [np.maximum(outputs[0], 0)] + list(outputs[1:])
+            np.maximum(outputs[0], 0, out=outputs[0])  # fusable ops return a fresh array (fuse.py)
         if len(outputs) < len([o for o in node.outputs if o]):
             raise ProgramFormatError(f"node {node.name!r}: op {node.op} gave {len(outputs)} outputs")
         for name, value in zip(node.outputs, outputs):
