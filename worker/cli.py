@@ -96,7 +96,8 @@ def run_cmd(
     keystore: Optional[Path] = KEYSTORE,
     state: Optional[Path] = typer.Option(None, "--state", help="State file (default ~/.vinfer/worker-<address>.db)."),
     poll: float = typer.Option(1.0, "--poll", min=0.05, help="Seconds between chain polls."),
-    from_block: int = typer.Option(0, "--from-block", min=0, help="First block read by a fresh state file."),
+    from_block: Optional[int] = typer.Option(None, "--from-block", min=0,
+                                             help="First block a fresh state file reads (default: 5,000 blocks back)."),
     byzantine: Optional[str] = typer.Option(None, "--byzantine", hidden=True, help="Test mode: lie | silent."),
 ) -> None:
     """Run the node until Ctrl-C: follow assignments, compute, commit, reveal, finalize."""

@@ -42,6 +42,9 @@ Byzantine = Literal["lie", "silent"]
 BYZANTINE_MODES = ("lie", "silent")
 FINAL_STATUSES = (JobStatus.FINALIZED, JobStatus.UNRESOLVED)
 WATCHED_EVENTS = ("WorkerAssigned", "JobSubmitted", "Escalated")
+# A fresh node has no assignment older than its registration; 5,000 blocks (~17 h at 12 s) back is more
+# than any job's windows, without scanning a public chain from genesis.
+FRESH_LOOKBACK = 5_000
 # Reverts that mean "someone (maybe our own earlier attempt) already did it": not worth a retry.
 ALREADY_DONE_ERRORS = ("AlreadyCommitted", "AlreadyRevealed", "AlreadyAssigned", "AlreadyFinalized")
 
@@ -52,7 +55,7 @@ class NodeConfig:
     slots: int = 1
     executor: Literal["process", "thread"] = "process"
     byzantine: Byzantine | None = None
-    start_block: int = 0           # where a fresh state file starts reading events
+    start_block: int | None = None  # where a fresh state file starts reading events (None: FRESH_LOOKBACK back)
     max_block_range: int = 2000    # events are read in chunks of at most this many blocks
     housekeeping_jitter_s: float = 1.0   # random delay before calling assign/finalize ourselves
 
@@ -138,7 +141,12 @@ class WorkerNode:
 
     def _read_events(self) -> None:
         latest = self.w3.eth.block_number
-        start = self.state.last_block + 1 if self.state.last_block >= 0 else self.config.start_block
+        if self.state.last_block >= 0:
+            start = self.state.last_block + 1
+        elif self.config.start_block is not None:
+            start = self.config.start_block
+        else:
+            start = max(0, latest - FRESH_LOOKBACK)
         while start <= latest:
             end = min(latest, start + self.config.max_block_range - 1)
             for event in self.market.events(from_block=start, to_block=end, names=WATCHED_EVENTS):
