@@ -59,6 +59,13 @@ def test_lying_worker_is_slashed_and_the_result_stays_correct(network, requester
     assert _result_hash(network, job.job_id) == expected_hash(program, feeds)
     assert slashed(network, job.job_id) == {liar.address: 1}
     job.result(verify=True)
+    from worker.report import worker_report
+
+    liar_report = worker_report(network.client(liar.account), liar.address)
+    honest_report = worker_report(network.client(honest[0].account), honest[0].address)
+    assert liar_report["slashed (wei)"] > 0 and liar_report["earned (wei)"] == 0
+    assert honest_report["earned (wei)"] > 0 and honest_report["slashed (wei)"] == 0
+    assert honest_report["pending (wei)"] == honest_report["earned (wei)"]
 
 
 def test_silent_worker_is_slashed_after_the_deadline(network, requester, program, feeds):
