@@ -175,7 +175,6 @@ def _place_in_store(network, program) -> None:
 def test_job_with_an_unsupported_op_finalizes_as_the_same_error_outcome_everywhere(network, requester, program, feeds):
     """The gateway refuses such programs, but a job may name any hash (e.g. a program published through
     another gateway): the blob is placed in this gateway's store directly, as a second gateway would."""
-    from gateway.store import BlobStore
     from verifier import InferenceSession, execute_job
 
     for _ in range(3):
