@@ -139,3 +139,26 @@ def test_session_thread_limits_do_not_change_the_commitment(example_program, exa
     commitments = {InferenceSession(example_program, threads=threads).run_fixed(example_inputs).commitment
                    for threads in (None, 1, 2)}
     assert len(commitments) == 1
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), channels=st.sampled_from([1, 2, 4]), groups=st.sampled_from([1, 2]),
+       kernel=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 1),
+       pool=st.sampled_from(["MaxPool", "AveragePool", "GlobalAveragePool"]), batch=st.integers(1, 3))
+def test_random_small_cnns_run_identically_on_both_paths(seed, channels, groups, kernel, stride, pad, pool, batch):
+    rng = np.random.default_rng(seed)
+    in_channels, out_channels = 2 * channels, 2 * channels
+    weight = rng.standard_normal((out_channels, in_channels // groups, kernel, kernel)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], strides=[stride] * 2, pads=[pad] * 4, group=groups),
+             helper.make_node("Relu", ["c"], ["r"])]
+    pool_attrs = {} if pool == "GlobalAveragePool" else {"kernel_shape": [2, 2], "strides": [1, 1]}
+    nodes.append(helper.make_node(pool, ["r"], ["y"], **pool_attrs))
+    graph = helper.make_graph(
+        nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", in_channels, 7, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(rng.standard_normal(out_channels).astype(np.float32), "b")])
+    graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", out_channels, None, None]))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    program = compile_model(model, calibration={"x": rng.standard_normal((8, in_channels, 7, 7)).astype(np.float32)})
+    x = {"x": np.clip(rng.standard_normal((batch, in_channels, 7, 7)), -3, 3).astype(np.float32)}
+    assert InferenceSession(program, path="fast").run_trace(x) == InferenceSession(program, path="reference").run_trace(x)
