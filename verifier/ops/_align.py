@@ -9,6 +9,7 @@ from verifier.ops import CompileContext
 from verifier.ops._common import quantize_const
 
 WIDE_BITS = 40
+MAX_ALIGN_SHIFT = 44  # a 16-bit operand shifted left by at most this stays below 2**60
 
 
 def align_operands(ctx: CompileContext, indices) -> tuple[dict, dict, set, int | None]:
@@ -21,6 +22,8 @@ def align_operands(ctx: CompileContext, indices) -> tuple[dict, dict, set, int |
     if any(f is None for f in runtime_fracs):
         ctx.unsupported("mixes plain integer and fixed-point tensors")
     common = max([f for f in runtime_fracs] or [o.frac for o in operands])
+    if runtime_fracs and common - min(runtime_fracs) > MAX_ALIGN_SHIFT:
+        common = min(runtime_fracs) + MAX_ALIGN_SHIFT  # finer operands are rounded to c instead
     consts, absorbed, shifts = {}, set(), {}
     for i, operand in zip(indices, operands):
         if operand.is_const:

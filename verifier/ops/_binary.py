@@ -8,6 +8,7 @@ from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import quantize_const, weight_frac
 
 WIDE_BITS = 40  # absorbed addends live at the sum's scale; they may be wider than an activation
+MAX_ALIGN_SHIFT = 44  # a 16-bit operand shifted left by at most this stays below 2**60
 
 
 def check_legacy_broadcast(ctx: CompileContext) -> None:
@@ -27,7 +28,12 @@ def lower_sum(ctx: CompileContext, signs: list[int]) -> Lowering:
     if any(o.frac is None and not o.is_const for o in operands):
         ctx.unsupported("mixes plain integer and fixed-point tensors")
     out_frac = ctx.out_frac()
-    common = max([o.frac for o in operands if not o.is_const] + [out_frac])
+    runtime_fracs = [o.frac for o in operands if not o.is_const]
+    common = max(runtime_fracs + [out_frac])
+    if runtime_fracs and common - min(runtime_fracs) > MAX_ALIGN_SHIFT:
+        # operands of wildly different scales: the finer ones are rounded to c first (an extra rounding)
+        # rather than shifting a 16-bit value past int64
+        common = min(runtime_fracs) + MAX_ALIGN_SHIFT
     consts, absorbed, shifts = {}, set(), []
     for index, operand in enumerate(operands):
         if operand.is_const:
