@@ -8,7 +8,7 @@ from verifier.fixedpoint import round_shift
 from verifier.ops import CompileContext
 from verifier.ops._common import quantize_const
 
-WIDE_BITS = 40
+WIDE_BITS = 60
 MAX_ALIGN_SHIFT = 44  # a 16-bit operand shifted left by at most this stays below 2**60
 
 

@@ -7,7 +7,7 @@ from verifier.fixedpoint import requantize, round_shift
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import quantize_const, weight_frac
 
-WIDE_BITS = 40  # absorbed addends live at the sum's scale; they may be wider than an activation
+WIDE_BITS = 60  # absorbed addends live at the sum's scale; they may be far wider than an activation
 MAX_ALIGN_SHIFT = 44  # a 16-bit operand shifted left by at most this stays below 2**60
 
 

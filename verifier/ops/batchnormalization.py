@@ -4,7 +4,7 @@ from verifier.fixedpoint import requantize
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import quantize_const, weight_frac
 
-BIAS_BITS = 48
+BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
 
 class BatchNormalization:

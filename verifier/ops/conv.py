@@ -6,7 +6,7 @@ from verifier.kernels.window import normalize, output_shape
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import auto_pads, kernel_path, prepared, quantize_const, weight_frac
 
-BIAS_BITS = 48
+BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
 
 class Conv:
