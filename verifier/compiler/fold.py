@@ -18,11 +18,12 @@ ALIASES = {"Identity", "Dropout"}
 def fold_constants(graph: Graph) -> Graph:
     kept = []
     rename: dict[str, str] = {}
+    used = {name for node in graph.nodes for name in node.input} | set(graph.outputs)
     for node in graph.nodes:
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
-        mask_wanted = len(node.output) > 1 and node.output[1]
+        mask_wanted = len(node.output) > 1 and node.output[1] in used
         if (node.op_type in ALIASES and not mask_wanted and node.input[0] not in graph.constants
                 and _dropout_is_inference(node, graph)):
             if node.output[0] in graph.outputs:
