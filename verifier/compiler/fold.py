@@ -23,7 +23,7 @@ def fold_constants(graph: Graph) -> Graph:
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
-        mask_wanted = len(node.output) > 1 and node.output[1] in used
+        mask_wanted = len(node.output) > 1 and bool(node.output[1]) and node.output[1] in used
         if (node.op_type in ALIASES and not mask_wanted and node.input[0] not in graph.constants
                 and _dropout_is_inference(node, graph)):
             if node.output[0] in graph.outputs:
