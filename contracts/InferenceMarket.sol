@@ -241,7 +241,7 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
 
     /// @notice Commit to a result: commitment = makeCommitment(jobId, resultHash, salt, msg.sender).
     function commit(uint256 jobId, bytes32 commitment) external {
-        Job storage job = _jobs[jobId];
+        Job storage job = _existing(jobId);
         uint256 round = job.round;
         uint256 ticket = _tickets[jobId][msg.sender];
         // INVARIANT: one commitment per assigned worker and round; workers of a job never repeat across rounds
@@ -263,7 +263,9 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
 
     /// @notice Reveal the committed result, once every worker of the round committed or the commit window closed.
     function reveal(uint256 jobId, bytes32 resultHash, bytes32 salt) external {
-        Job storage job = _jobs[jobId];
+        Job storage job = _existing(jobId);
+        JobStatus status = job.status;
+        if (status != JobStatus.Committing && status != JobStatus.Revealing) revert WrongStatus(jobId, status);
         uint256 round = job.round;
         uint256 ticket = _tickets[jobId][msg.sender];
         if (ticket == 0) {
@@ -273,7 +275,7 @@ contract InferenceMarket is IInferenceMarket, ReentrancyGuard {
         if (_roundOf(ticket) != round) revert NotAssigned(jobId, msg.sender);
         if (_stateOf(ticket) == REVEALED) revert AlreadyRevealed(jobId, msg.sender);
         uint256 commitDeadline = job.commitDeadline;
-        if (job.status == JobStatus.Committing && block.timestamp <= commitDeadline) {
+        if (status == JobStatus.Committing && block.timestamp <= commitDeadline) {
             revert RevealTooEarly(jobId, commitDeadline, block.timestamp);
         }
         if (block.timestamp > commitDeadline + revealWindow) {

@@ -81,6 +81,16 @@ class EmbeddedChain:
         with self.lock:
             self.tester.time_travel(self.timestamp + int(seconds))
 
+    def snapshot(self) -> int:
+        """An id to `revert` to: the whole chain state (blocks, balances, time) at this point."""
+        with self.lock:
+            return self.tester.take_snapshot()
+
+    def revert(self, snapshot_id: int) -> None:
+        """Go back to a snapshot. Clients keep nonce caches: make new MarketClients after reverting."""
+        with self.lock:
+            self.tester.revert_to_snapshot(snapshot_id)
+
     def new_account(self, balance_wei: int = 10**21) -> LocalAccount:
         """A fresh LocalAccount funded from the first account."""
         account = Account.create()

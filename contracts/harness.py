@@ -15,7 +15,15 @@ from typing import Callable
 
 from eth_account.signers.local import LocalAccount
 
-from contracts.binding import DEFAULT_PARAMS, JobStatus, MarketClient, TxReceipt, deploy_market, make_commitment
+from contracts.binding import (
+    DEFAULT_PARAMS,
+    JobStatus,
+    MarketClient,
+    TxReceipt,
+    deploy_market,
+    make_commitment,
+    market_contract,
+)
 
 HONEST, LIAR, SILENT, NO_REVEAL = "honest", "liar", "silent", "no-reveal"
 LIE = "0x" + "de" * 32
@@ -34,12 +42,16 @@ class JobRun:
 
 class MarketHarness:
     def __init__(self, chain, params: dict | None = None, deployer: LocalAccount | None = None,
-                 requester: LocalAccount | None = None):
+                 requester: LocalAccount | None = None, market_address: str | None = None):
+        """Deploy a market with `params`, or drive the one at `market_address` (deployed with `params`)."""
         self.chain = chain
         self.w3 = chain.w3
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self.deployer = deployer or chain.accounts[0]
-        self.market = deploy_market(self.w3, self.deployer, **(params or {}))
+        if market_address is None:
+            self.market = deploy_market(self.w3, self.deployer, **(params or {}))
+        else:
+            self.market = market_contract(self.w3, market_address)
         self.address = self.market.address
         self.requester = self.client(requester or chain.accounts[1])
         self.workers: dict[str, MarketClient] = {}
@@ -48,6 +60,11 @@ class MarketHarness:
     def client(self, account: LocalAccount) -> MarketClient:
         self.known_accounts = getattr(self, "known_accounts", set()) | {account.address}
         return MarketClient(self.w3, self.address, account)
+
+    def adopt_workers(self, accounts: list[LocalAccount]) -> None:
+        """Drive workers that registered earlier (e.g. before a chain snapshot)."""
+        for account in accounts:
+            self.workers[account.address] = self.client(account)
 
     def add_workers(self, accounts: list[LocalAccount], stake: int | None = None) -> list[MarketClient]:
         clients = []

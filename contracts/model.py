@@ -157,9 +157,9 @@ class MarketModel:
         job.commit_deadline = now + self.p["commit_window"]
 
     def commit(self, sender: str, job_id: int, commitment: bytes, now: int) -> None:
-        job = self.jobs.get(job_id)
+        job = self._existing(job_id)
         ticket = self.tickets.get((job_id, sender))
-        if job is None or ticket is not None and ticket[1] != job.round:
+        if ticket is not None and ticket[1] != job.round:
             raise ModelError("NotAssigned")
         if ticket is not None:
             raise ModelError("AlreadyCommitted")
@@ -175,10 +175,10 @@ class MarketModel:
             job.status = JobStatus.REVEALING
 
     def reveal(self, sender: str, job_id: int, result: bytes, salt: bytes, now: int) -> None:
-        job = self.jobs.get(job_id)
+        job = self._existing(job_id)
+        if not job.status.is_open or job.status == JobStatus.SUBMITTED:
+            raise ModelError("WrongStatus")
         ticket = self.tickets.get((job_id, sender))
-        if job is None:
-            raise ModelError("NotAssigned")
         if ticket is None:
             raise ModelError("NotCommitted" if self._in_current_round(job, sender) else "NotAssigned")
         if ticket[1] != job.round:

@@ -24,10 +24,21 @@ def market(chain):
     return MarketHarness(chain)
 
 
-@pytest.fixture
-def staffed(market, chain):
-    """A market with 6 registered workers (accounts 2..7)."""
+@pytest.fixture(scope="module")
+def _staffed_snapshot():
+    chain = EmbeddedChain(num_accounts=ACCOUNTS)
+    market = MarketHarness(chain)
     market.add_workers(chain.accounts[2:8])
+    return chain, market.address, chain.snapshot()
+
+
+@pytest.fixture
+def staffed(_staffed_snapshot):
+    """A market with 6 registered workers (accounts 2..7), restored from a snapshot for every test."""
+    chain, address, snapshot = _staffed_snapshot
+    chain.revert(snapshot)
+    market = MarketHarness(chain, market_address=address)
+    market.adopt_workers(chain.accounts[2:8])
     return market
 
 

@@ -17,6 +17,12 @@ def _raises(name: str):
 
 
 @pytest.fixture
+def chain(staffed):
+    """The chain the staffed market lives on (restored from a snapshot for every test)."""
+    return staffed.chain
+
+
+@pytest.fixture
 def assigned(staffed):
     """A job with its first round drawn: (market, job_id, [worker clients in draw order])."""
     job_id = staffed.submit(3, FEE)
@@ -197,6 +203,18 @@ def test_reveal_by_an_unassigned_address_reverts(assigned, chain):
     _commit_all(market, job_id, workers)
     with _raises("NotAssigned"):
         market.client(chain.accounts[30]).reveal(job_id, TRUTH, os.urandom(32))
+
+
+def test_reveal_on_a_closed_job_reverts_with_its_status(assigned, chain):
+    market, job_id, workers = assigned
+    salts = _commit_all(market, job_id, workers)
+    for worker, salt in zip(workers, salts):
+        worker.reveal(job_id, TRUTH, salt)
+    market.requester.finalize(job_id)
+    with _raises("WrongStatus"):
+        workers[0].reveal(job_id, TRUTH, salts[0])
+    with _raises("UnknownJob"):
+        workers[0].reveal(job_id + 1, TRUTH, salts[0])
 
 
 def test_reveal_after_the_reveal_window_reverts(assigned, chain):
