@@ -50,6 +50,8 @@ What `compile` sees (CompileContext) and returns (Lowering)
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -111,7 +113,7 @@ def default_cost(shapes, attrs, consts) -> int:
     total = 0
     for shape in shapes:
         if shape is not None:
-            total += int(np.prod(shape, dtype=np.int64))
+            total += math.prod(int(d) for d in shape)
     return total
 
 

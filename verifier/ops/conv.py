@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 
 from verifier.fixedpoint import ACT_BITS, qmax, requantize
@@ -60,4 +62,4 @@ class Conv:
         x, w = shapes[0], consts["weight"].shape
         rank = len(w) - 2
         out = output_shape(x[2:], w[2:], *normalize(rank, attrs["strides"], attrs["pads"], attrs["dilations"]))
-        return int(x[0]) * int(w[0]) * int(np.prod(out, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
+        return int(x[0]) * int(w[0]) * math.prod(out) * math.prod(w[1:])

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 
 from verifier.fixedpoint import ACT_BITS, qmax, requantize
@@ -56,7 +58,7 @@ class MatMul:
         batch = np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2])) if len(a) > 2 or len(b) > 2 else ()
         m = a[-2] if len(a) > 1 else 1
         n = b[-1] if len(b) > 1 else 1
-        return int(np.prod(batch, dtype=np.int64)) * int(m) * int(a[-1]) * int(n)
+        return math.prod(int(d) for d in batch) * int(m) * int(a[-1]) * int(n)
 
 
 def _output_size(inputs, attrs, consts):
