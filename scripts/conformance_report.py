@@ -16,13 +16,14 @@ def main() -> None:
     args = parser.parse_args()
     cases = [c for c in all_cases() if args.source in (None, c.source)]
     per_op = defaultdict(lambda: defaultdict(int))
+    totals: dict[str, int] = defaultdict(int)
     failures = []
-    unsupported = 0
     for case in cases:
         if not supported(case):
-            unsupported += 1
+            totals["op not supported"] += 1
             continue
         outcome = run_case(case)
+        totals[outcome.status] += 1
         for op in case.ops:
             per_op[op][outcome.status] += 1
         if outcome.status in ("fail", "error"):
@@ -31,14 +32,9 @@ def main() -> None:
     for op in sorted(per_op):
         row = per_op[op]
         print(f"{op:24} {row['pass']:5} {row['fail']:5} {row['error']:5} {row['unsupported']:5}")
-    totals = defaultdict(int)
-    for case in cases:
-        pass
-    statuses = [s for op in per_op.values() for s in op]
-    counted = {status: sum(1 for f in failures if f.status == status) for status in ("fail", "error")}
-    ran = len(cases) - unsupported
-    print(f"\ncases: {len(cases)} total, {unsupported} with unsupported ops, {ran} run: "
-          f"{ran - counted['fail'] - counted['error']} pass-or-unsupported-feature, {counted['fail']} fail, {counted['error']} error")
+    print(f"\n{len(cases)} cases: {totals['pass']} pass, {totals['fail']} fail, {totals['error']} error, "
+          f"{totals['unsupported']} use an unsupported feature of a supported op, "
+          f"{totals['op not supported']} use an op without a lowering")
     if args.failures:
         for outcome in failures:
             print(f"{outcome.status.upper():6} {outcome.case}: {outcome.detail}")
