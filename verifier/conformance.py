@@ -128,7 +128,7 @@ def _run(case: Case, model, data_sets) -> Outcome:
     try:
         for inputs, expected in data_sets:
             feeds = {k: (np.asarray(v) if isinstance(v, np.generic) else v) for k, v in zip(input_names, inputs)}
-            if any(not isinstance(v, np.ndarray) or v.dtype.kind not in "fiu" for v in feeds.values()):
+            if any(not isinstance(v, np.ndarray) or v.dtype.kind not in "fiub" for v in feeds.values()):
                 return Outcome(case.name, case.ops, "unsupported", "non-tensor or non-numeric input")
             program = compile_model(model, calibration=feeds)
             session = InferenceSession(program)

@@ -6,6 +6,9 @@ class Dropout:
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
+        training = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+        if ctx.attr("training_mode", 0) or (training is not None and (not training.is_const or training.value.any())):
+            ctx.unsupported("training-mode dropout is random; export the model in eval mode")
         return Lowering(out_fracs=[ctx.inputs[0].frac] + [None] * (len(ctx.output_names) - 1), absorbed={1, 2})
 
     @staticmethod
