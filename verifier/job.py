@@ -39,6 +39,7 @@ def error_outcome_bytes(code: int) -> bytes:
 def execute_job(program_bytes: bytes, input_bytes: bytes, *, max_cost: int = MAX_COST) -> JobOutcome:
     try:
         program = Program.from_bytes(program_bytes)
+        program.validate()
         feeds = check_encoded(program, decode_tensors(input_bytes))
         with single_threaded():  # one job, one core: a worker runs jobs side by side (same bits either way)
             outputs = execute(program, feeds, max_cost=max_cost)

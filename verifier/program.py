@@ -156,6 +156,24 @@ class Program:
                    outputs=[TensorInfo.from_json(t) for t in header["outputs"]],
                    nodes=nodes, constants=constants, fracs=dict(header["fracs"]), meta=dict(header["meta"]))
 
+    def validate(self) -> None:
+        """Cheap structural checks before running (the gateway's and execute_job's): every op is in this
+        verifier's op table, and every tensor a node reads is an input, a constant or an earlier output."""
+        from verifier.errors import UnsupportedOpError
+        from verifier.ops import lookup
+
+        known = {info.name for info in self.inputs} | set(self.constants)
+        for node in self.nodes:
+            if lookup(node.op) is None:
+                raise UnsupportedOpError(node.op, node.name, self.meta.get("opset"), "not in this verifier's op table")
+            missing = [name for name in node.inputs if name and name not in known]
+            if missing:
+                raise ProgramFormatError(f"node {node.name!r} reads {missing[0]!r} before anything computes it")
+            known.update(name for name in node.outputs if name)
+        absent = [info.name for info in self.outputs if info.name not in known]
+        if absent:
+            raise ProgramFormatError(f"program output {absent[0]!r} is never computed")
+
     # -- summary ---------------------------------------------------------------------------------------
     def parameter_count(self) -> int:
         total = sum(int(v.size) for v in self.constants.values())

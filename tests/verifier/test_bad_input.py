@@ -134,7 +134,14 @@ def test_execute_job_with_an_unknown_op_in_the_program_gives_an_error_outcome(se
     program.nodes[1].op = "Bogus"
     program._bytes = None
     outcome = execute_job(program.to_bytes(), encode_tensors({"x": np.zeros((1, 4), np.int64)}))
-    assert _error_code(outcome) == 1
+    assert _error_code(outcome) == 2 and "Bogus" in outcome.error
+
+
+def test_program_reading_a_tensor_before_it_is_computed_fails_validation(session):
+    program = Program.from_bytes(session.program.to_bytes())
+    program.nodes.reverse()
+    with pytest.raises(ProgramFormatError, match="before anything computes it"):
+        program.validate()
 
 
 def test_cost_limit_error_is_raised_by_the_interpreter(session):
