@@ -99,3 +99,25 @@ def test_run_of_a_non_program_file_exits_1(app, tmp_path):
     junk.write_bytes(b"VFP\x01junk")
     result = runner.invoke(app, ["run", str(junk), "--input", str(EXAMPLES / "digits_inputs.npz")])
     assert result.exit_code == 1 and "error:" in result.output
+
+
+def test_compile_of_a_model_with_an_unsupported_op_names_it_and_exits_1(app, tmp_path):
+    from onnx import TensorProto, helper, save
+
+    graph = helper.make_graph([helper.make_node("Hardmax", ["x"], ["y"], name="hm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(tmp_path / "m.onnx"))
+    result = runner.invoke(app, ["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.vfp")])
+    assert result.exit_code == 1
+    assert "'Hardmax'" in result.output and "'hm'" in result.output and "opset 17" in result.output
+    assert not (tmp_path / "m.vfp").exists()
+
+
+def test_run_with_nan_in_the_input_exits_1_with_a_message(app, compiled, tmp_path):
+    path, _ = compiled
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    x[0, 0, 3, 3] = np.nan
+    np.savez(tmp_path / "x.npz", input=x)
+    result = runner.invoke(app, ["run", str(path), "--input", str(tmp_path / "x.npz")])
+    assert result.exit_code == 1 and "NaN or inf" in result.output and "Traceback" not in result.output
