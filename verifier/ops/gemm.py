@@ -63,7 +63,7 @@ class Gemm:
             b = inputs[1].T if attrs["transB"] else inputs[1]
             acc = gemm(a, b, path=kernel_path())
         if "bias" in consts:
-            acc = acc + consts["bias"]
+            acc += consts["bias"]
         elif "c_shift" in attrs:
             acc = acc + round_shift(inputs[2], -attrs["c_shift"])
         return [requantize(acc, attrs["acc_frac"], attrs["out_frac"])]
