@@ -29,7 +29,9 @@ class InferenceSession:
     pools to one thread during each run (costs ~0.4 ms a run). Results are identical either way."""
 
     def __init__(self, path_or_program, calibration: dict | None = None, *, path: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, sess_options=None, providers=None, provider_options=None):
+        # sess_options / providers / provider_options: accepted so onnxruntime call sites work unchanged;
+        # the fixed-point interpreter has one provider, the CPU
         self.program = _as_program(path_or_program, calibration)
         self.path = path
         self.threads = threads
@@ -48,7 +50,7 @@ class InferenceSession:
         data = encode_tensors(outputs)
         return FixedResult(outputs, data, keccak_hex(data))
 
-    def run(self, output_names, feeds: dict) -> list[np.ndarray]:
+    def run(self, output_names, feeds: dict, run_options=None) -> list[np.ndarray]:
         outputs = self._execute(integer_feeds(self.program, feeds))
         return self._to_float(outputs, output_names)
 

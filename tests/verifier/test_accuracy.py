@@ -69,3 +69,12 @@ def test_skl2onnx_mlp_classifier_labels_and_probabilities_match_onnxruntime(skle
     assert float(np.mean(labels == reference_labels)) >= 0.995
     assert float(np.mean(labels == y_test)) >= float(np.mean(reference_labels == y_test)) - 0.005
     assert np.max(np.abs(probabilities - reference_probabilities)) < 0.01
+
+
+def test_session_takes_onnxruntime_call_sites_unchanged(example_program, example_inputs, tmp_path):
+    example_program.save(tmp_path / "p.vfp")
+    session = InferenceSession(str(tmp_path / "p.vfp"), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    (logits,) = session.run([session.get_outputs()[0].name], {name: example_inputs["input"]}, None)
+    assert logits.dtype == np.float32 and session.get_inputs()[0].type == "tensor(float)"
+    assert np.array_equal(logits, InferenceSession(example_program).run(None, example_inputs)[0])
