@@ -72,7 +72,7 @@ def test_the_simulation_sees_the_attack_it_measures():
 @pytest.mark.parametrize("share", [Fraction(1, 5), Fraction(1, 3)], ids=["0.2", "1/3"])
 @pytest.mark.parametrize("k", [3, 5])
 def test_long_simulation_matches_the_table(share, k):
-    jobs = 3000
+    jobs = 2000
     result = simulate(float(share), jobs, pool=POOL, k=k, seed=11)
     expected = _table(share, k)
     assert binomial_p_value(result.wrong, jobs, expected.wrong) > ALPHA

@@ -217,7 +217,7 @@ class MarketMachine(RuleBasedStateMachine):
 
 
 TestMarketMachine = MarketMachine.TestCase
-TestMarketMachine.settings = settings(max_examples=4, stateful_step_count=25, deadline=None,
+TestMarketMachine.settings = settings(max_examples=3, stateful_step_count=25, deadline=None,
                                       suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -226,4 +226,4 @@ def test_market_machine_long_run():
     from hypothesis.stateful import run_state_machine_as_test
 
     run_state_machine_as_test(MarketMachine, settings=settings(
-        max_examples=40, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]))
+        max_examples=12, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]))
