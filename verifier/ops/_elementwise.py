@@ -1,0 +1,72 @@
+"""Small base classes for elementwise ops that differ only in their numpy function (as the onnx reference
+evaluator's OpRunBinaryNum does). Subclasses set `numpy_fn` and write their integer semantics in their own
+docstring; the op table still finds each op by its own file and class name."""
+
+import functools
+
+import numpy as np
+
+from verifier.fixedpoint import requantize
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._align import align_operands, aligned
+
+
+class Comparison:
+    """y = numpy_fn(a, b) as a plain 0/1 integer tensor, both operands compared exactly at the common frac
+    max(fa, fb) (a constant operand is quantized at that frac); numpy broadcasting."""
+
+    numpy_fn = None
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        attrs, consts, absorbed, _ = align_operands(ctx, [0, 1])
+        return Lowering(out_fracs=[None], attrs=attrs, consts=consts, absorbed=absorbed)
+
+    @classmethod
+    def run(cls, inputs, attrs, consts):
+        a, b = aligned(inputs, attrs, consts, 0), aligned(inputs, attrs, consts, 1)
+        return [cls.numpy_fn(a, b).astype(np.int64)]
+
+
+class Logical:
+    """numpy_fn of two plain integer tensors read as booleans (non-zero = true), numpy broadcasting;
+    a plain 0/1 int64 result. Fixed-point operands are refused at compile time."""
+
+    numpy_fn = None
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        if any(o.frac is not None for o in ctx.inputs):
+            ctx.unsupported("boolean op on a fixed-point tensor")
+        return Lowering(out_fracs=[None])
+
+    @classmethod
+    def run(cls, inputs, attrs, consts):
+        return [cls.numpy_fn(inputs[0] != 0, inputs[1] != 0).astype(np.int64)]
+
+
+class Extremum:
+    """numpy_fn folded over all operands (numpy broadcasting), compared exactly at the common frac
+    c = max(f_i), then requantized to the smallest run-time operand frac (exact when all fracs are equal)."""
+
+    numpy_fn = None
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        indices = list(range(len(ctx.inputs)))
+        attrs, consts, absorbed, common = align_operands(ctx, indices)
+        if common is None:
+            return Lowering(out_fracs=[None], attrs=attrs)
+        runtime_fracs = [o.frac for o in ctx.inputs if not o.is_const]
+        out_frac = min(runtime_fracs) if runtime_fracs else common
+        attrs["out_frac"] = out_frac
+        attrs["count"] = len(indices)
+        return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
+
+    @classmethod
+    def run(cls, inputs, attrs, consts):
+        values = [aligned(inputs, attrs, consts, i) for i in range(len(inputs))]
+        result = functools.reduce(cls.numpy_fn, values)
+        if attrs.get("integer"):
+            return [result]
+        return [requantize(result, attrs["common"], attrs["out_frac"])]
