@@ -18,16 +18,6 @@ LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 FAST = ["light_squeezenet", "light_shufflenet", "light_resnet50"]
 SLOW = ["light_inception_v1", "light_inception_v2", "light_densenet121", "light_bvlc_alexnet"]
 # light_vgg19 (143M parameters, ~1 min to compile) and light_zfnet512 run in scripts/bench_verifier.py only.
-SOFTMAX_OVERFLOW = pytest.mark.xfail(
-    reason="Softmax of logits ~1e19 (frac ~ -50) overflows in verifier/nonlinear exp_neg (reported to its owner)",
-    strict=False)
-
-
-def _whole(names):
-    big_logits = {"light_resnet50", "light_bvlc_alexnet", "light_inception_v1"}
-    return [pytest.param(n, marks=SOFTMAX_OVERFLOW) if n in big_logits else n for n in names]
-
-
 def _feeds(model):
     initializers = {t.name for t in model.graph.initializer}
     graph_input = next(i for i in model.graph.input if i.name not in initializers)
@@ -70,7 +60,7 @@ def test_light_model_trunk_matches_onnxruntime(name):
     check_trunk(name)
 
 
-@pytest.mark.parametrize("name", _whole(FAST))
+@pytest.mark.parametrize("name", FAST)
 def test_light_model_with_its_softmax_matches_onnxruntime(name):
     check_whole(name)
 
@@ -82,6 +72,6 @@ def test_larger_light_model_trunk_matches_onnxruntime(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", _whole(SLOW))
+@pytest.mark.parametrize("name", SLOW)
 def test_larger_light_model_with_its_softmax_matches_onnxruntime(name):
     check_whole(name)

@@ -162,6 +162,41 @@ def test_softmax_rows_sum_to_one_within_one_step_per_element(q, in_frac):
     assert np.all(np.abs(got.sum(axis=-1) - (1 << 14)) <= q.shape[-1] * 0.51)
 
 
+# Any input scale: in_frac spans every frac a tensor can get, from float64's largest finite range
+# (frac_for_range(1.8e308) = -1009) to MAX_FRAC = 48; very coarse scales (huge logits) must neither
+# overflow int64 nor lose the bound.
+ANY_IN_FRAC = st.integers(-1009, 48)
+
+
+@given(ANY_IN_FRAC, hnp.arrays(np.int64, 40, elements=st.integers(0, 2 * Q)))
+@settings(max_examples=150, deadline=None)
+def test_exp_neg_is_within_24_units_for_any_input_scale(in_frac, t):
+    t = np.concatenate([t, [0, 1, 2]])
+    exact = np.exp(-np.ldexp(t.astype(np.float64), -in_frac)) * 2.0**30
+    assert np.abs(exp_neg(t, in_frac) - exact).max() <= 24
+    assert np.array_equal(exp_neg_lookup(t, in_frac), exp_neg(t, in_frac))
+
+
+def _exact_log_softmax(q, in_frac):
+    x = np.ldexp(q.astype(np.float64), -in_frac)
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+@given(st.integers(-960, 48), st.integers(-8, 8), hnp.arrays(np.int64, (3, 12), elements=st.integers(-Q, Q)))
+@settings(max_examples=150, deadline=None)
+def test_softmax_and_log_softmax_hold_their_bound_for_any_input_scale(in_frac, out_offset, q):
+    x = np.ldexp(q.astype(np.float64), -in_frac)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    assert np.abs(softmax(q, in_frac, 1, out_frac=14) - e / e.sum(axis=1, keepdims=True) * 2.0**14).max() <= 0.501
+    out_frac = min(in_frac + out_offset, 30)  # LogSoftmax's output scale follows its input's
+    exact = _exact_log_softmax(q, in_frac) * 2.0**out_frac
+    got = log_softmax(q, in_frac, 1, out_frac)
+    representable = exact > -Q
+    assert np.max(np.abs(got - exact)[representable], initial=0) <= 0.501
+    assert np.all(got[~representable] == -Q)
+
+
 # roots, division, layer norm ------------------------------------------------------------------------
 
 @given(hnp.arrays(np.int64, 50, elements=st.integers(0, (1 << 62) - 1)))

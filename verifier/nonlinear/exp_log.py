@@ -24,6 +24,8 @@ EXP_NEG_MAX_ARG = (1 << 17) - 1  # |x - max| of two 16-bit activations always fi
 LOG2_TABLE_BITS = 12
 LOG2E_SHIFT = 43
 LN2_SHIFT = 25
+EXP2_ZERO_ARG = 32 << EXP2_ARG_FRAC  # exp2(-v) at 2**-30 is 0 for every v >= 32 (at 2**-24)
+LOG_SOFTMAX_WORK_HEADROOM = 32  # LogSoftmax works at frac min(30, f_out + 32)
 
 
 def _round_decimal(value: Decimal) -> int:
@@ -76,11 +78,25 @@ def exp2(w: np.ndarray, out_frac: int = MANT) -> np.ndarray:
 
 
 def exp_neg(t: np.ndarray, in_frac: int) -> np.ndarray:
-    """exp(-t * 2**-in_frac) at 2**-30 for t >= 0 (t clipped to 0..2**17-1): t*log2(e) rounded to 2**-24,
-    then exp2. exp(0) is exactly 2**30."""
+    """exp(-t * 2**-in_frac) at 2**-30 for t >= 0 (t clipped to 0..2**17-1): v = t*log2(e) at 2**-24,
+    capped at EXP2_ZERO_ARG (where exp2(-v) is already 0), then exp2. exp(0) is exactly 2**30.
+    Defined for every in_frac: a coarse input scale (in_frac << 0) never shifts past int64."""
     t = np.clip(np.asarray(t, dtype=np.int64), 0, EXP_NEG_MAX_ARG)
-    w = round_shift(t * spec_constants()["log2e"], LOG2E_SHIFT + in_frac - EXP2_ARG_FRAC)
+    w = scale_capped(t, spec_constants()["log2e"], LOG2E_SHIFT + in_frac - EXP2_ARG_FRAC, EXP2_ZERO_ARG)
     return exp2(-w, MANT)
+
+
+def scale_capped(t: np.ndarray, multiplier: int, shift: int, cap: int) -> np.ndarray:
+    """min(round(t * multiplier * 2**-shift), cap) for 0 <= t < 2**17, 0 < multiplier < 2**45 and
+    0 < cap < 2**61, without an int64 intermediate past 2**62 for any shift (negative shifts included):
+    for shift < 0 the step L = multiplier * 2**-shift is a Python integer and every t at or above
+    t_cap = ceil(cap / L) gives exactly cap; smaller t give t * L < cap exactly."""
+    t = np.asarray(t, dtype=np.int64)
+    if shift >= 0:
+        return np.minimum(round_shift(t * np.int64(multiplier), shift), cap)
+    step = multiplier << -shift
+    t_cap = -(-cap // step)
+    return np.where(t >= t_cap, np.int64(cap), np.minimum(t, t_cap - 1) * np.int64(min(step, cap)))
 
 
 @cache
@@ -192,13 +208,20 @@ def softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = A
 
 
 def log_softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = ACT_BITS) -> np.ndarray:
-    """y_i = -(max - x_i) - ln(sum exp_neg(max - x)) at 2**-30, then rounded to 2**-out_frac and saturated.
-    ln(s) = (log2(s) - 30) * ln2, the product rounded back to 2**-30."""
+    """y_i = -(max - x_i) - ln(sum exp_neg(max - x)), worked at frac W = min(30, out_frac + 32), then
+    rounded to 2**-out_frac and saturated. ln(s) = (log2(s) - 30) * ln2 at 2**-30, rounded to W.
+    (max - x_i) at W is capped at C = ceil((qmax + 1) * 2**(W - out_frac)), a value that already
+    saturates, so any in_frac works without an int64 overflow and the result is unchanged."""
     x = np.asarray(x, dtype=np.int64)
     if x.size == 0:
         return x.copy()
+    work = min(MANT, out_frac + LOG_SOFTMAX_WORK_HEADROOM)
     t = np.max(x, axis=axis, keepdims=True) - x
     total = np.sum(exp_neg_lookup(t, in_frac), axis=axis, keepdims=True)  # >= 2**30: the max contributes exactly that
     log_total = round_shift((log2(total) - (MANT << MANT)) * spec_constants()["ln2"], LN2_SHIFT)
-    value = -round_shift(t, in_frac - MANT) - log_total
-    return saturate(round_shift(value, MANT - out_frac), bits)
+    if work >= out_frac:
+        saturating = (qmax(bits) + 1) << (work - out_frac)
+    else:
+        saturating = -(-(qmax(bits) + 1) // (1 << (out_frac - work)))
+    value = -scale_capped(t, 1, in_frac - work, saturating) - round_shift(log_total, MANT - work)
+    return saturate(round_shift(value, work - out_frac), bits)
