@@ -207,9 +207,10 @@ def deploy_market(w3: Web3, deployer: LocalAccount, **params: int):
 
 
 class MarketClient:
-    """One account's view of one market: every transaction signs with `account` and returns a TxReceipt."""
+    """One account's view of one market: every transaction signs with `account` and returns a TxReceipt.
+    With account=None the client only reads (views and events)."""
 
-    def __init__(self, w3: Web3, market_address: str, account: LocalAccount):
+    def __init__(self, w3: Web3, market_address: str, account: LocalAccount | None):
         self.w3 = w3
         self.contract = market_contract(w3, market_address)
         self.address = self.contract.address
@@ -334,6 +335,8 @@ class MarketClient:
 
     # ---- plumbing
     def _transact(self, fn_name: str, *args: Any, value: int = 0) -> TxReceipt:
+        if self.account is None:
+            raise MarketError("NoAccount", (), f"{fn_name}: this client has no account, it can only read")
         tx = {"to": self.address, "value": int(value),
               "data": self.contract.encode_abi(fn_name, args=list(args))}
         receipt = self._sender.send(tx)
