@@ -62,3 +62,10 @@ def test_every_custom_error_has_a_readable_explanation():
 
     errors = {e["name"] for e in load_artifact()["abi"] if e["type"] == "error"}
     assert errors <= set(_EXPLAIN), f"no message for {errors - set(_EXPLAIN)}"
+
+
+def test_every_custom_error_is_exercised_by_some_contract_test():
+    tests = "".join(path.read_text() for path in (REPO_DIR / "tests" / "contracts").glob("test_*.py")
+                    if path.name != "test_artifact.py")
+    errors = {e["name"] for e in load_artifact()["abi"] if e["type"] == "error"}
+    assert not {name for name in errors if f'"{name}"' not in tests}

@@ -13,6 +13,7 @@ contract ProxyActor {
     Mode public mode;
     bool public reentered;
     bool public reentryOk;
+    bytes public reentryError; // revert data of the re-entrant call, for the test to decode
 
     /// @notice Choose what receiving ether does.
     function setMode(Mode mode_) external {
@@ -34,7 +35,7 @@ contract ProxyActor {
         if (mode == Mode.Reject) revert("ProxyActor: refuses ether");
         if (mode == Mode.Reenter && !reentered) {
             reentered = true;
-            (reentryOk,) = msg.sender.call(abi.encodeWithSignature("withdraw()"));
+            (reentryOk, reentryError) = msg.sender.call(abi.encodeWithSignature("withdraw()"));
         }
     }
 }
