@@ -56,7 +56,9 @@ class EmbeddedChain:
         genesis_state = PyEVMBackend.generate_genesis_state(
             num_accounts=num_accounts, overrides={"balance": balance_wei})
         backend = PyEVMBackend(genesis_state=genesis_state)
-        backend.chain.gas_estimator = staticmethod(_single_run_gas_estimate)
+        # on the chain class eth-tester built for this backend: mining and snapshots replace the instance
+        type(backend.chain).gas_estimator = staticmethod(_single_run_gas_estimate)
+        backend.chain.gas_estimator = _single_run_gas_estimate
         self.lock = threading.RLock()
         self.tester = EthereumTester(backend)
         self.w3 = Web3(LockedEthereumTesterProvider(self.tester, self.lock))
