@@ -4,6 +4,7 @@
     fold.py       constant folding (incl. Shape subgraphs), Identity/Dropout aliases
     batchnorm.py  BatchNormalization folded into the Conv/Gemm before it
     ranges.py     value ranges from calibration (or synthetic inputs) for scale selection
+    fuse_tables.py  Log(Sigmoid(x)) -> one LogSigmoid table (one rounding instead of two)
     lower.py      each op's compile step -> Program
     fuse.py       Relu fused into the Conv/Gemm/MatMul/Add before it; then the bytes are frozen
 """
@@ -15,6 +16,7 @@ import numpy as np
 from verifier.compiler.batchnorm import fold_batchnorm
 from verifier.compiler.fold import fold_constants, refresh_shapes
 from verifier.compiler.fuse import fuse_relu
+from verifier.compiler.fuse_tables import fuse_tables
 from verifier.compiler.load import load_model, to_graph
 from verifier.compiler.lower import lower
 from verifier.compiler.ranges import value_ranges
@@ -38,6 +40,7 @@ def compile_model(model_or_path, calibration: dict | None = None) -> Program:
         calibration = {name: np.asarray(value) for name, value in dict(calibration).items()}
     graph = prepare_graph(model_or_path)
     ranges, input_ranges = value_ranges(graph, calibration)
+    graph = fuse_tables(graph)
     program = fuse_relu(lower(graph, ranges, input_ranges, calibrated=calibration is not None))
     program.to_bytes()  # freeze now: a program that cannot serialize fails at compile time
     return program
