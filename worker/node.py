@@ -46,7 +46,9 @@ WATCHED_EVENTS = ("WorkerAssigned", "JobSubmitted", "Escalated")
 # than any job's windows, without scanning a public chain from genesis.
 FRESH_LOOKBACK = 5_000
 # Reverts that mean "someone (maybe our own earlier attempt) already did it": not worth a retry.
-ALREADY_DONE_ERRORS = ("AlreadyCommitted", "AlreadyRevealed", "AlreadyAssigned", "AlreadyFinalized")
+ALREADY_DONE_ERRORS = ("AlreadyCommitted", "AlreadyRevealed")
+# assign/finalize are open to anyone: WrongStatus there means another node moved the job on first.
+HOUSEKEEPING_RACE_ERRORS = ("WrongStatus",)
 
 
 @dataclass
@@ -300,8 +302,9 @@ class WorkerNode:
         try:
             receipt = method(*args)
         except MarketError as exc:
-            if getattr(exc, "error_name", "") in ALREADY_DONE_ERRORS and a is not None:
-                self.emit(phase, job=job, round=round_, note=f"already done ({exc.error_name})")
+            name = getattr(exc, "error_name", "")
+            if name in (ALREADY_DONE_ERRORS if a is not None else HOUSEKEEPING_RACE_ERRORS):
+                self.emit(phase, job=job, round=round_, note=f"already done ({name})")
                 return _AlreadyDone()
             self.emit(f"{phase}-reverted", level=logging.INFO if a is None else logging.WARNING, job=job, round=round_, error=str(exc))
             return None
