@@ -1,24 +1,30 @@
 """Integer execution of a Program: the nodes in order, each op's `run` on int64 arrays.
 
-Work is metered before each node (docs/fixed-point.md, "Cost"): the op's cost from the shapes of its
-run-time inputs is added to a running total, and a run whose total would pass `max_cost` stops with
-CostLimitError at that node. The count depends only on the program and the input shapes, so every honest
-machine stops at the same node."""
+Work is metered before each node (docs/fixed-point.md, "Cost"; verifier/cost.py): the node's units,
+from its op and the shapes of its run-time inputs, are added to a running total, and a run whose total
+would pass `max_cost`, or whose tensors would pass the element limits, stops with CostLimitError at
+that node. The count depends only on the program and the input shapes, so every honest machine stops at
+the same node.
+
+The per-node bookkeeping (op lookup, which tensors die after which node, the cost of a node for a given
+set of input shapes) is planned once per Program and reused by every run: a small model's run is
+mostly this loop, so it does no more Python work per node than it must."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from verifier import cost
+from verifier.cost import MAX_COST, MAX_ELEMENTS, MAX_LIVE_ELEMENTS, MAX_NODES  # noqa: F401 (re-exported)
 from verifier.encoding import encode_tensors, keccak_hex
 from verifier.errors import CostLimitError, ProgramFormatError
 from verifier.ops import lookup, op_cost
 from verifier.program import Program
-
-MAX_COST = 1 << 36  # protocol maximum work units per job (about 69e9 multiply-adds)
-MAX_ELEMENTS = 1 << 28  # protocol maximum elements of one tensor whose size comes from input values (2 GiB)
 
 # "fast" | "reference" | None (None: each node's compiled choice). Results are identical either way.
 _FORCED_PATH: contextvars.ContextVar = contextvars.ContextVar("vinfer_forced_path", default=None)
@@ -37,71 +43,122 @@ def current_forced_path() -> str | None:
     return _FORCED_PATH.get()
 
 
+@dataclass
+class NodePlan:
+    """What the loop needs of one node, resolved once per program."""
+
+    name: str
+    op: type
+    inputs: tuple
+    outputs: tuple
+    attrs: dict
+    consts: dict
+    weight: int  # units per element of the op's class
+    relu: bool  # a Relu fused at compile time (verifier/compiler/fuse.py) that the loop applies
+    dies: tuple = ()  # tensors no later node (nor the result) reads: freed after this node
+    units: dict = field(default_factory=dict)  # input shapes -> (units, largest output) when shapes decide both
+
+
+def plan(program: Program) -> list[NodePlan]:
+    """The node plans of a program, built on first use and cached on the program object."""
+    cached = getattr(program, "_node_plans", None)
+    if cached is not None and cached[0] is program.nodes and cached[1] == len(program.nodes):
+        return cached[2]
+    if len(program.nodes) > MAX_NODES:
+        raise CostLimitError(f"program has {len(program.nodes)} nodes (the maximum is {MAX_NODES})")
+    plans = []
+    for node in program.nodes:
+        op = lookup(node.op)
+        if op is None:
+            raise ProgramFormatError(f"node {node.name!r}: unknown op {node.op!r}")
+        relu = bool(node.attrs.get("relu")) and not getattr(op, "fuses_relu", False)
+        plans.append(NodePlan(node.name, op, tuple(node.inputs), tuple(node.outputs), node.attrs, node.consts,
+                              cost.weight(node.op), relu))
+    keep = {info.name for info in program.outputs}
+    last: dict[str, int] = {}
+    for index, node in enumerate(plans):
+        for name in node.inputs + node.outputs:
+            if name:
+                last[name] = index
+    dies: dict[int, list[str]] = {}
+    for name, index in last.items():
+        if name not in keep and name not in program.constants:
+            dies.setdefault(index, []).append(name)
+    for index, names in dies.items():
+        plans[index].dies = tuple(names)
+    program._node_plans = (program.nodes, len(program.nodes), plans)
+    return plans
+
+
 def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: list | None = None) -> dict:
     """Run on integer feeds (name -> int64 array, already validated); returns output name -> int64 array.
     With `trace` (a list), appends (node name, [(output name, keccak of its canonical bytes)]) per node."""
     env: dict[str, np.ndarray] = dict(program.constants)
     env.update(feeds)
-    last_use = _last_use(program)
+    live = {name: int(np.size(value)) for name, value in feeds.items()}
+    live_total = sum(live.values())
     spent = 0
-    for index, node in enumerate(program.nodes):
-        op = lookup(node.op)
-        if op is None:
-            raise ProgramFormatError(f"node {node.name!r}: unknown op {node.op!r}")
+    for node in plan(program):
         try:
             inputs = [env[name] if name else None for name in node.inputs]
         except KeyError as exc:
             raise ProgramFormatError(f"node {node.name!r}: input {exc.args[0]!r} is not computed before it") from exc
-        spent += int(op_cost(op)([None if x is None else x.shape for x in inputs], node.attrs, node.consts))
-        size = _output_size(op, inputs, node)
+        units, size = _meter(node, inputs)
         if size > MAX_ELEMENTS:
             raise CostLimitError(f"node {node.name!r} would make a tensor of {size} elements "
                                  f"(the maximum is {MAX_ELEMENTS})")
-        spent += size
+        if live_total + size > MAX_LIVE_ELEMENTS:
+            raise CostLimitError(f"node {node.name!r} would hold {live_total + size} elements alive "
+                                 f"(the maximum is {MAX_LIVE_ELEMENTS})")
+        spent += units
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
-        outputs = op.run(inputs, node.attrs, node.consts)
-        if node.attrs.get("relu"):  # a Relu fused at compile time (verifier/compiler/fuse.py)
-            np.maximum(outputs[0], 0, out=outputs[0])  # fusable ops return a fresh array (fuse.py)
-        if len(outputs) < len([o for o in node.outputs if o]):
-            raise ProgramFormatError(f"node {node.name!r}: op {node.op} gave {len(outputs)} outputs")
+        outputs = node.op.run(inputs, node.attrs, node.consts)
+        if node.relu:  # fusable ops that do not apply it themselves return a fresh array (fuse.py)
+            np.maximum(outputs[0], 0, out=outputs[0])
+        if len(outputs) < sum(1 for o in node.outputs if o):
+            raise ProgramFormatError(f"node {node.name!r}: op {node.op.__name__} gave {len(outputs)} outputs")
         for name, value in zip(node.outputs, outputs):
             if name:
-                env[name] = np.asarray(value, dtype=np.int64)
+                if type(value) is not np.ndarray or value.dtype != np.int64:
+                    value = np.asarray(value, dtype=np.int64)
+                env[name] = value
+                live_total += value.size - live.get(name, 0)
+                live[name] = value.size
         if trace is not None:
             trace.append((node.name, [(name, keccak_hex(encode_tensors({name: env[name]})))
                                       for name in node.outputs if name]))
-        for name in last_use.get(index, ()):
+        for name in node.dies:
             env.pop(name, None)
+            live_total -= live.pop(name, 0)
     return {info.name: env[info.name] for info in program.outputs}
 
 
-def _output_size(op, inputs, node) -> int:
-    """Elements of the node's largest output, known before running it: the op's own `output_size` (sizes
-    that come from values or geometry), else the broadcast of its inputs' shapes (0 when they do not
-    broadcast: such ops never produce more than their inputs)."""
+def _meter(node: NodePlan, inputs: list) -> tuple[int, int]:
+    """(units, elements of the largest output) of one node on these inputs: Python ints, computed before
+    anything is allocated. Memoized per input shapes unless the output size depends on values."""
+    shapes = tuple(None if x is None else x.shape for x in inputs)
+    known = node.units.get(shapes)
+    if known is not None:
+        return known
+    sized_by_values = hasattr(node.op, "output_size") and not getattr(node.op, "output_size_from_shapes", False)
+    size = _output_size(node.op, inputs, shapes, node)
+    work = int(op_cost(node.op)(list(shapes), node.attrs, node.consts))
+    units = cost.NODE_BASE + node.weight * (work + size)
+    if not sized_by_values and len(node.units) < 16:
+        node.units[shapes] = (units, size)
+    return units, size
+
+
+def _output_size(op, inputs, shapes, node) -> int:
+    """Elements of the node's largest output (or working buffer), known before running it: the op's own
+    `output_size` (sizes that come from values or geometry), else the broadcast of its inputs' shapes
+    (0 when they do not broadcast: such ops never produce more than their inputs)."""
     if hasattr(op, "output_size"):
         return int(op.output_size(inputs, node.attrs, node.consts))
-    shapes = [x.shape for x in inputs if x is not None]
+    present = [s for s in shapes if s is not None]
     try:
-        shape = np.broadcast_shapes(*shapes) if shapes else ()
+        shape = np.broadcast_shapes(*present) if present else ()
     except ValueError:
         return 0
-    size = 1
-    for d in shape:  # Python ints: cannot wrap
-        size *= int(d)
-    return size
-
-
-def _last_use(program: Program) -> dict[int, list[str]]:
-    keep = {info.name for info in program.outputs}
-    last: dict[str, int] = {}
-    for index, node in enumerate(program.nodes):
-        for name in list(node.inputs) + list(node.outputs):
-            if name:
-                last[name] = index
-    by_node: dict[int, list[str]] = {}
-    for name, index in last.items():
-        if name not in keep:
-            by_node.setdefault(index, []).append(name)
-    return by_node
+    return math.prod(int(d) for d in shape)  # Python ints: cannot wrap

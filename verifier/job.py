@@ -1,6 +1,10 @@
 """execute_job: what a worker runs. Never raises on a hostile program or input: anything that cannot run
 gives the deterministic error outcome (docs/fixed-point.md, "Job outcome"), the same bytes on every
-honest machine, so workers still agree on the result hash."""
+honest machine, so workers still agree on the result hash.
+
+MemoryError is deliberately *not* an outcome: whether an allocation fails depends on the machine, not on
+the job (the element limits of verifier/cost.py bound what a job may allocate), so it propagates and the
+worker stays silent for that round and retries instead of committing a hash other machines would not."""
 
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ def execute_job(program_bytes: bytes, input_bytes: bytes, *, max_cost: int = MAX
         code = next((c for cls, c in ERROR_CODES.items() if isinstance(exc, cls)), INTERNAL_ERROR)
         return _failed(code, str(exc))
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, ZeroDivisionError, OverflowError,
-            MemoryError, RecursionError) as exc:
+            RecursionError) as exc:
         return _failed(INTERNAL_ERROR, f"program failed to run: {type(exc).__name__}: {exc}")
 
 

@@ -42,19 +42,14 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     the data when None). path: "fast" or "reference"; both give the same bits."""
     x = _as_int64(x)
     w_values = w.values if isinstance(w, Prepared) else _as_int64(w)
-    _check_shapes(x, w_values, group)
-    rank = x.ndim - 2
-    strides, pads, dilations = window.normalize(rank, strides, pads, dilations)
-    out_shape = window.output_shape(x.shape[2:], w_values.shape[2:], strides, pads, dilations)
     if x_bound is None:
         x_bound = _max_abs(x)
     if w_bound is None:
         w_bound = w.bound if isinstance(w, Prepared) else _max_abs(w_values)
     if path not in ("fast", "reference"):
         raise ValueError(f"conv: unknown path {path!r}; use 'fast' or 'reference'")
-    plan = plan_conv(x.shape, w_values.shape, group, x_bound, w_bound,
-                     strides=strides, pads=pads, dilations=dilations)
-    geometry = (strides, pads, dilations, out_shape)
+    plan, geometry = _planned(x, w, w_values, group, x_bound, w_bound, strides, pads, dilations)
+    pads, out_shape = geometry[1], geometry[3]
     if x.size == 0 or w_values.size == 0:  # an empty batch or channel set: nothing to sum
         return np.zeros((x.shape[0], w_values.shape[0]) + tuple(out_shape), dtype=np.int64)
     if path == "reference" or plan.path == "int64":
@@ -67,6 +62,31 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     if plan.algorithm == "depthwise":
         return _conv_depthwise(x, w_float, group, dtype, *geometry)
     return _conv_im2col(x, w_float, group, plan, dtype, *geometry)
+
+
+def _planned(x, w, w_values, group, x_bound, w_bound, strides, pads, dilations):
+    """(plan, (strides, pads, dilations, out_shape)) of a call: checked and planned once per input
+    shape and bounds for a Prepared weight (a layer runs with the same geometry every time)."""
+    key = None
+    if isinstance(w, Prepared):
+        key = ("conv", x.shape, group, x_bound, w_bound, _key(strides), _key(pads), _key(dilations))
+        known = w.cache.get(key)
+        if known is not None:
+            return known
+    _check_shapes(x, w_values, group)
+    rank = x.ndim - 2
+    strides, pads, dilations = window.normalize(rank, strides, pads, dilations)
+    out_shape = window.output_shape(x.shape[2:], w_values.shape[2:], strides, pads, dilations)
+    plan = plan_conv(x.shape, w_values.shape, group, x_bound, w_bound,
+                     strides=strides, pads=pads, dilations=dilations)
+    result = (plan, (strides, pads, dilations, out_shape))
+    if key is not None and len(w.cache) < 64:
+        w.cache[key] = result
+    return result
+
+
+def _key(values):
+    return None if values is None else tuple(int(v) for v in values)
 
 
 def _check_shapes(x, w, group):

@@ -19,11 +19,13 @@ from verifier.kernels import window
 
 
 def requantize(acc: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BITS, *,
-               bias: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+               bias: np.ndarray | None = None, out: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
     """saturate(round_shift(acc + bias, from_frac - to_frac), bits) as int64, bit-identical to
     verifier.fixedpoint.requantize. `bias` broadcasts against acc; `out` may be acc itself (an
     accumulator the caller no longer needs) to work in place. acc + bias must stay within the
-    int64 accumulator range (|.| <= 2**62), as the kernels that produce acc guarantee."""
+    int64 accumulator range (|.| <= 2**62), as the kernels that produce acc guarantee.
+    relu=True also applies max(., 0) (a fused Relu): the saturating clip starts at 0 instead of -qmax,
+    the same integers as np.maximum(requantize(...), 0) in no extra pass."""
     acc = np.asarray(acc)
     if acc.dtype != np.int64:
         raise TypeError(f"requantize takes an int64 accumulator, got {acc.dtype}")
@@ -33,17 +35,18 @@ def requantize(acc: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BI
     elif out.shape != acc.shape or out.dtype != np.int64:
         raise ValueError(f"requantize: out must be int64 of shape {acc.shape}")
     if bias is None:
-        np.copyto(out, acc)
+        if out is not acc:
+            np.copyto(out, acc)
     else:
         np.add(acc, np.asarray(bias, dtype=np.int64), out=out)
-    if shift <= 0:  # a left shift: the checked fixedpoint primitive (rare: output finer than acc)
-        return fixedpoint.requantize(out, from_frac, to_frac, bits)
-    if shift > 62:
-        raise ValueError(f"requantize: shift {shift} exceeds the int64 accumulator")
+    limit = qmax(bits)
+    if shift <= 0 or shift > 62:  # a left shift (output finer than acc) or a shift past int64: the
+        # checked fixedpoint primitive (rare; it also gives 0 for any shift >= 64)
+        result = fixedpoint.requantize(out, from_frac, to_frac, bits)
+        return np.maximum(result, 0, out=result) if relu else result
     sign = np.right_shift(out, 63, out=window.scratch("requantize_sign", out.shape, np.int64))
     out += sign
     out += np.int64(1 << (shift - 1))  # |acc + bias| < 2**62 + 2**61 and half <= 2**61: no int64 wrap
     out >>= shift
-    limit = qmax(bits)
-    return np.clip(out, -limit, limit, out=out)
+    return np.clip(out, 0 if relu else -limit, limit, out=out)
 

@@ -83,7 +83,7 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     allocations this large cost a page fault and a zeroing pass per page on every call. The contents
     are garbage; the caller overwrites every element it reads. Not for results handed back."""
     dtype = np.dtype(dtype)
-    need = int(np.prod(shape)) * dtype.itemsize
+    need = prod(int(d) for d in shape) * dtype.itemsize
     buffers = getattr(_workspace, "buffers", None)
     if buffers is None:
         buffers = _workspace.buffers = {}

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from verifier.fixedpoint import ACT_BITS, WEIGHT_BITS, frac_for_range, quantize, requantize, round_shift
+from verifier.fixedpoint import ACT_BITS, WEIGHT_BITS, frac_for_range, qmax, quantize, requantize, round_shift
 
 MAX_SHIFT = 62
 
@@ -62,6 +62,33 @@ def prepared(array: np.ndarray):
         _PREPARED[key] = prepare(array)
         weakref.finalize(array, _PREPARED.pop, key, None)
     return _PREPARED[key]
+
+
+def activation_bound(x: np.ndarray) -> int:
+    """The bound a GEMM/conv plans and is costed with for a run-time operand: the 16-bit activation
+    range every fixed-point tensor lies in. A value outside it (only a hostile program's) is refused
+    with OutOfRangeError rather than silently taking a slower path than the cost charged for."""
+    from verifier.errors import OutOfRangeError
+
+    limit = qmax(ACT_BITS)
+    if x.size and (int(x.max()) > limit or int(x.min()) < -limit):
+        raise OutOfRangeError(f"a matrix operand holds values beyond the 16-bit activation range ±{limit}")
+    return limit
+
+
+def epilogue(acc: np.ndarray, attrs: dict, bias, path: str) -> np.ndarray:
+    """The end of a GEMM/conv: y = requantize(acc + bias, acc_frac, out_frac), then the fused Relu
+    (attrs["relu"]). Fast: kernels.requantize in place on the accumulator; reference: the fixedpoint
+    primitives step by step. Identical bits (tests/verifier/test_kernels_epilogue.py)."""
+    if path == "reference":
+        if bias is not None:
+            acc = acc + bias
+        out = requantize(acc, attrs["acc_frac"], attrs["out_frac"], ACT_BITS)
+        return np.maximum(out, 0) if attrs.get("relu") else out
+    from verifier.kernels import requantize as requantize_fast
+
+    return requantize_fast(acc, attrs["acc_frac"], attrs["out_frac"], ACT_BITS, bias=bias, out=acc,
+                           relu=bool(attrs.get("relu")))
 
 
 def kernel_path() -> str:

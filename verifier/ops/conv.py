@@ -2,11 +2,13 @@ import math
 
 import numpy as np
 
-from verifier.fixedpoint import ACT_BITS, qmax, requantize
+from verifier import cost
+from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import conv, plan_conv
-from verifier.kernels.window import normalize, output_shape
+from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import auto_pads, kernel_path, prepared, quantize_const, weight_frac
+from verifier.ops._common import (activation_bound, auto_pads, epilogue, kernel_path, prepared, quantize_const,
+                                  weight_frac)
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
@@ -43,23 +45,56 @@ class Conv:
             absorbed.add(2)
         group = int(ctx.attr("group", 1))
         w_bound = int(np.max(np.abs(consts["weight"]))) if weight.size else 0
-        plan = plan_conv(x.shape, weight.shape, group, qmax(ACT_BITS), w_bound)
+        static_shape = x.shape if x.shape is not None and None not in tuple(x.shape[1:]) else None
+        geometry = {"strides": strides, "pads": pads, "dilations": dilations} if static_shape else {}
+        plan = plan_conv(x.shape, weight.shape, group, qmax(ACT_BITS), w_bound, **geometry)
         out_frac = ctx.out_frac()
         attrs = {"strides": strides, "pads": pads, "dilations": dilations, "group": group,
                  "acc_frac": x.frac + w_frac, "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
+    fuses_relu = True  # run applies attrs["relu"] in its epilogue
+    output_size_from_shapes = True
+
     @staticmethod
     def run(inputs, attrs, consts):
-        acc = conv(inputs[0], prepared(consts["weight"]), strides=attrs["strides"], pads=attrs["pads"],
-                   dilations=attrs["dilations"], group=attrs["group"], path=kernel_path())
-        if "bias" in consts:
-            acc += consts["bias"].reshape((1, -1) + (1,) * (acc.ndim - 2))
-        return [requantize(acc, attrs["acc_frac"], attrs["out_frac"])]
+        x = inputs[0]
+        path = kernel_path()
+        acc = conv(x, prepared(consts["weight"]), strides=attrs["strides"], pads=attrs["pads"],
+                   dilations=attrs["dilations"], group=attrs["group"], x_bound=activation_bound(x), path=path)
+        bias = consts.get("bias")
+        if bias is not None:
+            bias = bias.reshape((1, -1) + (1,) * (acc.ndim - 2))
+        return [epilogue(acc, attrs, bias, path)]
 
     @staticmethod
     def cost(shapes, attrs, consts):
+        """Units: MACs at the weight of the exact path the fast run takes (the plan from the weight's
+        bound and the 16-bit activation bound, so the same on every machine), plus the column buffer
+        it gathers and one pass over input and output."""
         x, w = shapes[0], consts["weight"].shape
-        rank = len(w) - 2
-        out = output_shape(x[2:], w[2:], *normalize(rank, attrs["strides"], attrs["pads"], attrs["dilations"]))
-        return int(x[0]) * int(w[0]) * math.prod(out) * math.prod(w[1:])
+        out = _out_spatial(x, w, attrs)
+        n, oc, group = int(x[0]), int(w[0]), int(attrs["group"])
+        positions = n * math.prod(out)
+        macs = positions * oc * math.prod(int(d) for d in w[1:])
+        columns = positions * int(w[1]) * group * kernel_size(w[2:])
+        w_bound = prepared(consts["weight"]).bound
+        plan = plan_conv(tuple(x), w, group, qmax(ACT_BITS), w_bound, strides=attrs["strides"],
+                         pads=attrs["pads"], dilations=attrs["dilations"])
+        elements = math.prod(int(d) for d in x) + positions * oc
+        return macs * cost.mac_weight(plan.path) + columns * cost.COLUMN + elements * cost.ARITH
+
+    @staticmethod
+    def output_size(inputs, attrs, consts):
+        """The larger of the output and the im2col column buffer of the fast path."""
+        x, w = inputs[0].shape, consts["weight"].shape
+        positions = int(x[0]) * math.prod(_out_spatial(x, w, attrs))
+        return max(positions * int(w[0]), positions * int(w[1]) * int(attrs["group"]) * kernel_size(w[2:]))
+
+
+def _out_spatial(x, w, attrs):
+    rank = len(w) - 2
+    if len(x) != rank + 2:
+        raise ValueError(f"Conv: input of rank {len(x)} for a weight of rank {len(w)}")
+    return output_shape(tuple(int(d) for d in x[2:]), w[2:],
+                        *normalize(rank, attrs["strides"], attrs["pads"], attrs["dilations"]))

@@ -1,9 +1,12 @@
+import math
+
 import numpy as np
 
-from verifier.fixedpoint import ACT_BITS, qmax, requantize, round_shift
+from verifier import cost
+from verifier.fixedpoint import ACT_BITS, qmax, round_shift
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import kernel_path, prepared, quantize_const, weight_frac
+from verifier.ops._common import activation_bound, epilogue, kernel_path, prepared, quantize_const, weight_frac
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
@@ -54,22 +57,49 @@ class Gemm:
             attrs["c_shift"] = c_shift
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
+    fuses_relu = True  # run applies attrs["relu"] in its epilogue
+    output_size_from_shapes = True
+
     @staticmethod
     def run(inputs, attrs, consts):
+        path = kernel_path()
         a = inputs[0].T if attrs["transA"] else inputs[0]
+        a_bound = activation_bound(a)
         if "weight" in consts:
-            acc = gemm(a, prepared(consts["weight"]), path=kernel_path())
+            acc = gemm(a, prepared(consts["weight"]), a_bound=a_bound, path=path)
         else:
             b = inputs[1].T if attrs["transB"] else inputs[1]
-            acc = gemm(a, b, path=kernel_path())
-        if "bias" in consts:
-            acc += consts["bias"]
-        elif "c_shift" in attrs:
-            acc = acc + round_shift(inputs[2], -attrs["c_shift"])
-        return [requantize(acc, attrs["acc_frac"], attrs["out_frac"])]
+            acc = gemm(a, b, a_bound=a_bound, b_bound=activation_bound(b), path=path)
+        bias = consts.get("bias")
+        if bias is None and "c_shift" in attrs:
+            bias = round_shift(inputs[2], -attrs["c_shift"])
+            if np.broadcast_shapes(bias.shape, acc.shape) != acc.shape:
+                acc = acc + bias  # a C wider than the product: the sum takes C's shape
+                bias = None
+        return [epilogue(acc, attrs, bias, path)]
 
     @staticmethod
     def cost(shapes, attrs, consts):
-        a = shapes[0]
-        n = consts["weight"].shape[1] if "weight" in consts else shapes[1][0 if attrs["transB"] else 1]
-        return int(a[0]) * int(a[1]) * int(n) + int(a[0]) * int(n)
+        """Units: M*K*N MACs at the weight of the fast run's exact path, plus one pass over the operands,
+        C and the output."""
+        a = _matrix(shapes[0], attrs["transA"])
+        b = consts["weight"].shape if "weight" in consts else _matrix(shapes[1], attrs["transB"])
+        b_bound = prepared(consts["weight"]).bound if "weight" in consts else qmax(ACT_BITS)
+        m, k, n = a[0], a[1], b[1]
+        plan = plan_gemm(k, qmax(ACT_BITS), b_bound)
+        elements = m * k + k * n + m * n + sum(math.prod(int(d) for d in s) for s in shapes[2:] if s is not None)
+        return m * k * n * cost.mac_weight(plan.path) + elements * cost.ARITH
+
+    @staticmethod
+    def output_size(inputs, attrs, consts):
+        a = _matrix(inputs[0].shape, attrs["transA"])
+        n = consts["weight"].shape[1] if "weight" in consts else _matrix(inputs[1].shape, attrs["transB"])[1]
+        c = inputs[2].size if len(inputs) > 2 and inputs[2] is not None else 0
+        return max(a[0] * int(n), int(c))
+
+
+def _matrix(shape, transposed) -> tuple[int, int]:
+    if len(shape) != 2:
+        raise ValueError(f"Gemm takes 2-D operands, got shape {tuple(shape)}")
+    rows, cols = int(shape[0]), int(shape[1])
+    return (cols, rows) if transposed else (rows, cols)

@@ -2,10 +2,11 @@ import math
 
 import numpy as np
 
-from verifier.fixedpoint import ACT_BITS, qmax, requantize
+from verifier import cost
+from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import kernel_path, prepared, quantize_const, weight_frac
+from verifier.ops._common import activation_bound, epilogue, kernel_path, prepared, quantize_const, weight_frac
 
 
 class MatMul:
@@ -35,35 +36,51 @@ class MatMul:
         attrs = {"acc_frac": fracs[0] + fracs[1], "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
+    fuses_relu = True  # run applies attrs["relu"] in its epilogue
+    output_size_from_shapes = True
+
     @staticmethod
     def run(inputs, attrs, consts):
+        path = kernel_path()
         a = inputs[0] if inputs[0] is not None else prepared(consts["k0"])
         b = inputs[1] if inputs[1] is not None else prepared(consts["k1"])
+        a_bound = None if inputs[0] is None else activation_bound(a)
+        b_bound = None if inputs[1] is None else activation_bound(b)
         a_vector, b_vector = np.ndim(_values(a)) == 1, np.ndim(_values(b)) == 1
         if a_vector:
             a = _values(a)[None, :]
         if b_vector:
             b = _values(b)[:, None]
-        acc = gemm(a, b, path=kernel_path())
+        acc = gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path)
         if a_vector:
             acc = acc[..., 0, :]
         if b_vector:
             acc = acc[..., 0]
-        return [requantize(acc, attrs["acc_frac"], attrs["out_frac"])]
+        return [epilogue(acc, attrs, None, path)]
 
     @staticmethod
     def cost(shapes, attrs, consts):
+        """Units: the (batched) M*K*N MACs at the weight of the fast run's exact path, plus one pass over
+        the operands and the output."""
         a = shapes[0] if shapes[0] is not None else consts["k0"].shape
         b = shapes[1] if shapes[1] is not None else consts["k1"].shape
         batch = np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2])) if len(a) > 2 or len(b) > 2 else ()
         m = a[-2] if len(a) > 1 else 1
         n = b[-1] if len(b) > 1 else 1
-        return math.prod(int(d) for d in batch) * int(m) * int(a[-1]) * int(n)
+        bounds = [prepared(consts[f"k{i}"]).bound if shapes[i] is None else qmax(ACT_BITS) for i in (0, 1)]
+        plan = plan_gemm(int(a[-1]), *bounds)
+        macs = math.prod(int(d) for d in batch) * int(m) * int(a[-1]) * int(n)
+        elements = math.prod(int(d) for d in a) + math.prod(int(d) for d in b) + _output_size_of(a, b)
+        return macs * cost.mac_weight(plan.path) + elements * cost.ARITH
 
 
 def _output_size(inputs, attrs, consts):
     a = inputs[0].shape if inputs[0] is not None else consts["k0"].shape
     b = inputs[1].shape if inputs[1] is not None else consts["k1"].shape
+    return _output_size_of(a, b)
+
+
+def _output_size_of(a, b) -> int:
     batch = np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2])) if len(a) > 2 or len(b) > 2 else ()
     size = (a[-2] if len(a) > 1 else 1) * (b[-1] if len(b) > 1 else 1)
     for d in batch:
