@@ -13,19 +13,41 @@ from verifier.ops._align import align_operands, aligned
 
 class Comparison:
     """y = numpy_fn(a, b) as a plain 0/1 integer tensor, both operands compared exactly at the common frac
-    max(fa, fb) (a constant operand is quantized at that frac); numpy broadcasting."""
+    c = max(fa, fb); numpy broadcasting. A float constant compares by its exact real value, not a rounded
+    one: k = value * 2**c is replaced by floor(k) or ceil(k), whichever makes the integer comparison equal
+    the real one (x <= k iff q <= floor(k), x < k iff q < ceil(k), mirrored when the constant is on the
+    left; Equal: k itself when it is an integer, else a value no operand reaches)."""
 
     numpy_fn = None
+    const_rounding = (None, None)  # for a constant on the left, on the right: "floor", "ceil" or "exact"
 
-    @staticmethod
-    def compile(ctx: CompileContext) -> Lowering:
-        attrs, consts, absorbed, _ = align_operands(ctx, [0, 1])
+    @classmethod
+    def compile(cls, ctx: CompileContext) -> Lowering:
+        attrs, consts, absorbed, common = align_operands(ctx, [0, 1])
+        for index in absorbed:
+            value = np.asarray(ctx.inputs[index].value)
+            if value.dtype.kind == "f" and common is not None:
+                consts[f"k{index}"] = exact_threshold(value, common, cls.const_rounding[index])
         return Lowering(out_fracs=[None], attrs=attrs, consts=consts, absorbed=absorbed)
 
     @classmethod
     def run(cls, inputs, attrs, consts):
         a, b = aligned(inputs, attrs, consts, 0), aligned(inputs, attrs, consts, 1)
         return [cls.numpy_fn(a, b).astype(np.int64)]
+
+
+UNREACHABLE = 1 << 61  # above every aligned operand (< 2**60)
+
+
+def exact_threshold(value: np.ndarray, frac: int, rounding: str) -> np.ndarray:
+    """Compile time: value * 2**frac (exact in float64 for float32 constants) rounded as the comparison needs."""
+    scaled = np.asarray(value, dtype=np.float64) * 2.0**frac
+    if rounding == "exact":
+        integral = np.floor(scaled) == scaled
+        scaled = np.where(integral, scaled, float(UNREACHABLE))
+    else:
+        scaled = np.floor(scaled) if rounding == "floor" else np.ceil(scaled)
+    return np.clip(np.nan_to_num(scaled, nan=float(UNREACHABLE)), -(1 << 60), UNREACHABLE).astype(np.int64)
 
 
 class Logical:

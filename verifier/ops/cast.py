@@ -7,9 +7,10 @@ from verifier.ops import CompileContext, Lowering
 
 class Cast:
     """Change of type, on integers:
-    fixed -> float: unchanged (same q, same frac); fixed -> integer type: the real value truncated toward
-    zero, sign(q) * (|q| >> frac) (q << -frac for frac < 0); integer -> float: q = saturate(v << fy) at the
-    output's calibrated frac fy; integer -> integer: unchanged (bool: v != 0)."""
+    fixed -> float: unchanged (same q, same frac); fixed -> bool: q != 0 (any nonzero real is true);
+    fixed -> other integer type: the real value truncated toward zero, sign(q) * (|q| >> frac)
+    (q << -frac for frac < 0); integer -> float: q = saturate(round_shift(v, -fy)) at the output's
+    calibrated frac fy (0 without a range); integer -> integer: unchanged (bool: v != 0)."""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
@@ -19,10 +20,10 @@ class Cast:
             if source.frac is not None:
                 return Lowering(out_fracs=[source.frac], attrs={"mode": "same"})
             out_frac = ctx.out_frac() if ctx.ranges and ctx.ranges[0] is not None else 0
-            return Lowering(out_fracs=[out_frac], attrs={"mode": "to_fixed", "frac": max(out_frac, 0)})
+            return Lowering(out_fracs=[out_frac], attrs={"mode": "to_fixed", "frac": out_frac})
         if to.kind not in "iub":
             ctx.unsupported(f"cast to {to}")
-        if source.frac is not None:
+        if source.frac is not None and to.kind != "b":
             return Lowering(out_fracs=[None], attrs={"mode": "truncate", "frac": source.frac})
         return Lowering(out_fracs=[None], attrs={"mode": "bool" if to.kind == "b" else "same"})
 

@@ -5,6 +5,7 @@ from verifier.ops._elementwise import Comparison
 
 class LessOrEqual(Comparison):
     """y = (a <= b) as a plain 0/1 integer tensor, both operands compared exactly at the common frac
-    max(fa, fb) (a constant operand is quantized at that frac); numpy broadcasting."""
+    max(fa, fb) (a float constant compares by its exact value: Comparison); numpy broadcasting."""
 
     numpy_fn = staticmethod(np.less_equal)
+    const_rounding = ("ceil", "floor")
