@@ -107,3 +107,14 @@ def test_sigmoid_read_by_another_consumer_is_not_fused_and_both_outputs_keep_the
 
 def on_input_grid(x, frac):
     return (np.round(x * 2.0**frac) * 2.0**-frac).astype(np.float32)
+
+
+def test_fused_program_survives_its_bytes_and_gives_the_same_commitment():
+    from verifier.program import Program
+
+    program = compile_model(torch_log_sigmoid(), calibration=CALIBRATION)
+    again = compile_model(torch_log_sigmoid(), calibration=CALIBRATION)
+    restored = Program.from_bytes(program.to_bytes())
+    assert again.hash == program.hash == restored.hash
+    x = CALIBRATION["x"][:8]
+    assert len({InferenceSession(p).run_fixed({"x": x}).commitment for p in (program, again, restored)}) == 1

@@ -230,3 +230,16 @@ def test_resize_nearest_by_sizes_as_torch_upsample_exports_is_exact():
     node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest",
                             coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     assert_exact(graph_model([node], feeds, {"sizes": np.array([1, 2, 7, 9], np.int64)}, opset=13), feeds)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("magnitude", [1e6, 1e19, 1e35])
+def test_softmax_and_log_softmax_of_huge_logits_match_onnxruntime(op, magnitude):
+    feeds = {"x": rand(4, 10, scale=magnitude)}  # input frac far below 0 (about -50 at 1e19)
+    model = graph_model([helper.make_node(op, ["x"], ["y"], axis=-1)], feeds)
+    (ours, reference, frac), = compare(model, feeds)
+    assert np.all(np.isfinite(ours))
+    if op == "Softmax":
+        assert np.max(np.abs(ours - reference)) <= 0.501 * 2.0**-frac
+    else:
+        assert np.max(np.abs(ours - reference)) <= 0.501 * 2.0**-frac + 1e-6 * np.max(np.abs(reference))
