@@ -10,7 +10,7 @@ every class at >= 10 G units/s, single-threaded, on a 2-core AMD EPYC), so MAX_C
 most ~55 s there; with a 4x margin for slower hardware that is ~220 s, well inside the default 600 s
 commit window. A node costs
 
-    NODE_BASE                                   (Python dispatch, planning, allocation of small tensors)
+    base(op)                                    (Python dispatch, planning, allocation of small tensors)
   + weight(op) * (work + largest output)        (work: the op's `cost`, default the elements it reads)
 
 where weight(op) is the units per element of its class (WEIGHTS, calibrated from measurement with margin;
@@ -27,7 +27,8 @@ MAX_NODES = 1 << 16  # nodes per program
 MAX_ELEMENTS = 1 << 26  # elements of one tensor (512 MiB as int64), kernel scratch included
 MAX_LIVE_ELEMENTS = 1 << 27  # elements of all run-time tensors alive at once (1 GiB as int64)
 
-NODE_BASE = 1 << 19  # ~50 us of per-node overhead at 10 G units/s (measured: 5-25 us)
+NODE_BASE = 1 << 19  # ~50 us of per-node overhead at 10 G units/s (measured: 2-40 us for listed ops)
+HEAVY_NODE_BASE = 1 << 21  # ~200 us: ops not listed below (tables, normalizations: up to ~105 us measured)
 
 # units per element, by class (scripts/bench_cost.py prints the measured ns/element behind each)
 MOVE = 16  # copies and views: Reshape, Transpose, Concat, Slice, Gather, Cast, ...
@@ -46,6 +47,12 @@ _ARITH_OPS = ("Relu Add Sub Mul Neg Abs Max Min Sum Mean Clip Sign Equal Greater
 _UNIT_OPS = ("Conv", "Gemm", "MatMul")  # their `cost` is already in units (MACs by path, columns, passes)
 WEIGHTS: dict[str, int] = {**{op: MOVE for op in _MOVE_OPS}, **{op: ARITH for op in _ARITH_OPS},
                            **{op: 1 for op in _UNIT_OPS}}
+
+
+def base(op_type: str) -> int:
+    """Units charged per node before any element: NODE_BASE for the listed (cheap-to-dispatch) ops,
+    HEAVY_NODE_BASE for the rest (several integer passes even on a one-element tensor)."""
+    return NODE_BASE if op_type in WEIGHTS else HEAVY_NODE_BASE
 
 
 def weight(op_type: str) -> int:

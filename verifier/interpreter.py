@@ -53,6 +53,7 @@ class NodePlan:
     outputs: tuple
     attrs: dict
     consts: dict
+    base: int  # units per node of the op's class
     weight: int  # units per element of the op's class
     relu: bool  # a Relu fused at compile time (verifier/compiler/fuse.py) that the loop applies
     dies: tuple = ()  # tensors no later node (nor the result) reads: freed after this node
@@ -73,7 +74,7 @@ def plan(program: Program) -> list[NodePlan]:
             raise ProgramFormatError(f"node {node.name!r}: unknown op {node.op!r}")
         relu = bool(node.attrs.get("relu")) and not getattr(op, "fuses_relu", False)
         plans.append(NodePlan(node.name, op, tuple(node.inputs), tuple(node.outputs), node.attrs, node.consts,
-                              cost.weight(node.op), relu))
+                              cost.base(node.op), cost.weight(node.op), relu))
     keep = {info.name for info in program.outputs}
     last: dict[str, int] = {}
     for index, node in enumerate(plans):
@@ -90,14 +91,16 @@ def plan(program: Program) -> list[NodePlan]:
     return plans
 
 
-def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: list | None = None) -> dict:
+def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: list | None = None,
+            stats: dict | None = None) -> dict:
     """Run on integer feeds (name -> int64 array, already validated); returns output name -> int64 array.
-    With `trace` (a list), appends (node name, [(output name, keccak of its canonical bytes)]) per node."""
+    With `trace` (a list), appends (node name, [(output name, keccak of its canonical bytes)]) per node.
+    With `stats` (a dict), sets "units" (the cost charged), "nodes" and "peak_live_elements"."""
     env: dict[str, np.ndarray] = dict(program.constants)
     env.update(feeds)
     live = {name: int(np.size(value)) for name, value in feeds.items()}
     live_total = sum(live.values())
-    spent = 0
+    spent = peak = 0
     for node in plan(program):
         try:
             inputs = [env[name] if name else None for name in node.inputs]
@@ -111,6 +114,7 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
             raise CostLimitError(f"node {node.name!r} would hold {live_total + size} elements alive "
                                  f"(the maximum is {MAX_LIVE_ELEMENTS})")
         spent += units
+        peak = max(peak, live_total + size)
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
         outputs = node.op.run(inputs, node.attrs, node.consts)
@@ -131,6 +135,8 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
         for name in node.dies:
             env.pop(name, None)
             live_total -= live.pop(name, 0)
+    if stats is not None:
+        stats.update(units=spent, nodes=len(program.nodes), peak_live_elements=peak)
     return {info.name: env[info.name] for info in program.outputs}
 
 
@@ -144,7 +150,7 @@ def _meter(node: NodePlan, inputs: list) -> tuple[int, int]:
     sized_by_values = hasattr(node.op, "output_size") and not getattr(node.op, "output_size_from_shapes", False)
     size = _output_size(node.op, inputs, shapes, node)
     work = int(op_cost(node.op)(list(shapes), node.attrs, node.consts))
-    units = cost.NODE_BASE + node.weight * (work + size)
+    units = node.base + node.weight * (work + size)
     if not sized_by_values and len(node.units) < 16:
         node.units[shapes] = (units, size)
     return units, size

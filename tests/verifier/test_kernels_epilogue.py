@@ -68,3 +68,21 @@ def test_no_shift_and_left_shift_match_fixedpoint():
 def test_rejects_a_float_accumulator():
     with pytest.raises(TypeError, match="int64"):
         requantize(np.ones(3), 4, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(shift=st.integers(1, 61), bits=st.sampled_from([8, 16, 32]), seed=st.integers(0, 2**32 - 1))
+def test_fused_relu_equals_max_zero_of_the_requantized_value(shift, bits, seed):
+    rng = np.random.default_rng(seed)
+    acc = accumulators(rng, (5, 7), shift)
+    expected = np.maximum(fixedpoint.requantize(acc, shift + 3, 3, bits), 0)
+    assert np.array_equal(requantize(acc, shift + 3, 3, bits, relu=True), expected)
+
+
+@pytest.mark.parametrize("from_frac, to_frac", [(3, 3), (3, 10), (70, 0), (63, 0), (64, 1)])
+def test_shifts_outside_one_to_sixty_two_take_the_checked_primitive(from_frac, to_frac):
+    acc = np.array([0, 1, -1, 5, -5, 1000, -1000, 1 << 40, -(1 << 40)], dtype=np.int64)
+    for relu in (False, True):
+        expected = fixedpoint.requantize(acc, from_frac, to_frac)
+        expected = np.maximum(expected, 0) if relu else expected
+        assert np.array_equal(requantize(acc.copy(), from_frac, to_frac, relu=relu), expected)

@@ -163,3 +163,26 @@ def test_commit_whose_response_was_lost_is_not_sent_twice(world, job_blobs):
     commits = [e.args["worker"] for e in world.requester.events(job_id=job_id, names=("Committed",))]
     assert sorted(commits) == sorted(node.address for node in world.nodes)
     assert world.requester.get_job(job_id).result_hash == expected
+
+
+def test_a_memory_error_while_computing_is_retried_not_committed(world, job_blobs, monkeypatch):
+    """Running out of memory is the machine's fault, not the job's (verifier.execute_job lets it propagate):
+    the node commits nothing for that attempt and computes again on a later poll."""
+    import worker.slot as slot
+
+    program, inputs, expected = job_blobs
+    real_execute, failures = slot.execute, []
+
+    def execute_once_out_of_memory(program_bytes, input_bytes):
+        if not failures:
+            failures.append(1)
+            raise MemoryError("simulated: this machine ran out of memory")
+        return real_execute(program_bytes, input_bytes)
+
+    monkeypatch.setattr(slot, "execute", execute_once_out_of_memory)
+    for index in range(3):
+        world.start_worker(index)
+    job_id = world.requester.submit_job(_upload(world, program), _upload(world, inputs), 3, 10**15)
+    _wait(lambda: world.requester.job_status(job_id).name == "FINALIZED", what="finalization")
+    assert failures and world.requester.get_job(job_id).result_hash == expected
+    assert all(world.requester.pending_withdrawal(node.address) > 0 for node in world.nodes)  # nobody slashed

@@ -91,6 +91,38 @@ def epilogue(acc: np.ndarray, attrs: dict, bias, path: str) -> np.ndarray:
                            relu=bool(attrs.get("relu")))
 
 
+def window_cost(shapes, attrs, consts) -> int:
+    """Work of a pooling window op (MaxPool, AveragePool): every output element reads its window once,
+    plus one pass over the input."""
+    import math
+
+    x = shapes[0]
+    out = _window_output(x, attrs)
+    return math.prod(int(d) for d in x) + math.prod(out) * math.prod(int(k) for k in attrs["kernel_shape"])
+
+
+def window_output_size(inputs, attrs, consts) -> int:
+    """Elements of a pooling op's larger buffer: its output, or the padded copy of its input."""
+    import math
+
+    x = inputs[0].shape
+    rank = len(attrs["kernel_shape"])
+    padded = math.prod(int(d) for d in x[:2]) * math.prod(
+        int(d) + int(b) + int(e) for d, b, e in zip(x[2:], attrs["pads"][:rank], attrs["pads"][rank:]))
+    return max(math.prod(_window_output(x, attrs)), padded)
+
+
+def _window_output(x, attrs) -> tuple:
+    from verifier.kernels.window import normalize, output_shape
+
+    kernel = [int(k) for k in attrs["kernel_shape"]]
+    if len(x) != len(kernel) + 2:
+        raise ValueError(f"pooling input of rank {len(x)} for a {len(kernel)}-D kernel")
+    geometry = normalize(len(kernel), attrs["strides"], attrs["pads"], attrs["dilations"])
+    spatial = output_shape(tuple(int(d) for d in x[2:]), kernel, *geometry, ceil_mode=bool(attrs.get("ceil_mode")))
+    return (int(x[0]), int(x[1])) + tuple(spatial)
+
+
 def kernel_path() -> str:
     """The execution path of GEMM/conv kernels: a forced one (tests, `--path`) or the fast exact plan."""
     from verifier.interpreter import current_forced_path

@@ -1,7 +1,7 @@
 from verifier.fixedpoint import rounding_divide
 from verifier.kernels import avg_pool_sum
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import auto_pads
+from verifier.ops._common import auto_pads, window_cost, window_output_size
 
 
 class AveragePool:
@@ -26,3 +26,8 @@ class AveragePool:
                                     dilations=attrs["dilations"], ceil_mode=bool(attrs["ceil_mode"]),
                                     count_include_pad=bool(attrs["count_include_pad"]))
         return [rounding_divide(sums, counts)]
+
+
+AveragePool.cost = staticmethod(window_cost)  # work: output elements times the window, plus the input
+AveragePool.output_size = staticmethod(window_output_size)
+AveragePool.output_size_from_shapes = True

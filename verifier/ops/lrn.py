@@ -48,3 +48,18 @@ class LRN:
         t = attrs["bias_q"] + round_shift(window * np.int64(attrs["multiplier"]), attrs["shift"])
         power = pow_positive(t, attrs["t_frac"], attrs["p_m"], attrs["p_shift"], attrs["power_frac"])
         return [saturate(round_shift(x * power, attrs["in_frac"] + attrs["power_frac"] - attrs["out_frac"]))]
+
+
+def _output_size(inputs, attrs, consts) -> int:
+    """The channel-padded squares (C + size channels) the run builds, or the output."""
+    x = inputs[0].shape
+    if len(x) < 2:
+        raise ValueError(f"LRN takes (N, C, ...) inputs, got shape {tuple(x)}")
+    size = 1
+    for d in x:
+        size *= int(d)
+    return size // max(int(x[1]), 1) * (int(x[1]) + int(attrs["size"]) + 1)
+
+
+LRN.output_size = staticmethod(_output_size)
+LRN.output_size_from_shapes = True

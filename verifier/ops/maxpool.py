@@ -1,6 +1,6 @@
 from verifier.kernels import max_pool
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import auto_pads
+from verifier.ops._common import auto_pads, window_cost, window_output_size
 
 
 class MaxPool:
@@ -23,3 +23,8 @@ class MaxPool:
     def run(inputs, attrs, consts):
         return [max_pool(inputs[0], attrs["kernel_shape"], strides=attrs["strides"], pads=attrs["pads"],
                          dilations=attrs["dilations"], ceil_mode=bool(attrs["ceil_mode"]))]
+
+
+MaxPool.cost = staticmethod(window_cost)  # work: output elements times the window, plus the input
+MaxPool.output_size = staticmethod(window_output_size)
+MaxPool.output_size_from_shapes = True
