@@ -243,3 +243,27 @@ def test_softmax_and_log_softmax_of_huge_logits_match_onnxruntime(op, magnitude)
         assert np.max(np.abs(ours - reference)) <= 0.501 * 2.0**-frac
     else:
         assert np.max(np.abs(ours - reference)) <= 0.501 * 2.0**-frac + 1e-6 * np.max(np.abs(reference))
+
+
+@pytest.mark.parametrize("upper", [1, 0])
+@pytest.mark.parametrize("k", [None, 0, 1, -2])
+def test_trilu_keeps_a_triangle_exactly(upper, k):
+    feeds = {"x": rand(2, 5, 6)}
+    initializers = {} if k is None else {"k": np.array(k, np.int64)}
+    node = helper.make_node("Trilu", ["x"] + list(initializers), ["y"], upper=upper)
+    assert_exact(graph_model([node], feeds, initializers, opset=14), feeds)
+
+
+def test_trilu_of_int64_with_a_run_time_offset_is_exact():
+    feeds = {"x": np.arange(24, dtype=np.int64).reshape(4, 6), "k": np.array(1, np.int64)}
+    assert_exact(graph_model([helper.make_node("Trilu", ["x", "k"], ["y"], upper=0)], feeds, opset=14), feeds)
+
+
+def test_a_constant_holding_minus_inf_is_refused_naming_it():
+    from verifier.errors import CompileError
+
+    feeds = {"x": rand(2, 4)}
+    model = graph_model([helper.make_node("Add", ["x", "mask"], ["y"])], feeds,
+                        {"mask": np.array([0, -np.inf, 0, 0], np.float32)})
+    with pytest.raises(CompileError, match="'mask' holds inf"):
+        compile_model(model, calibration=feeds)

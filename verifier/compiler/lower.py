@@ -87,6 +87,9 @@ def _operand(name: str, graph: Graph, fracs: dict) -> Operand:
     shape = graph.shapes.get(name)
     if name in graph.constants:
         value = np.asarray(graph.constants[name])
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise CompileError(f"constant {name!r} holds inf or NaN: fixed point has neither (an attention mask "
+                               "built with -inf? -inf masks are not supported yet; mask with a finite value)")
         frac = weight_frac(value, ACT_BITS) if value.dtype.kind == "f" else None
         return Operand(name, tuple(value.shape), frac, value)
     if name not in fracs:
