@@ -1,5 +1,5 @@
-"""Every GEMM/conv fast path with its fused epilogue (bias, requantize, Relu) equals the reference path bit
-for bit, at the edges of the activation range too, and the path the compiler records is the one the run
+"""Every GEMM/conv fast path with its fused epilogue (bias, requantize, Relu), and the fast element-wise
+sums (Add, Sum: fewer passes, in place), equal the reference path bit for bit, at the edges of the activation range too, and the path the compiler records is the one the run
 takes (what `vinfer inspect` shows)."""
 
 import numpy as np
@@ -37,6 +37,10 @@ CASES = {
     "conv_winograd": (lambda: _model(_with_relu(helper.make_node("Conv", ["x", "w", "b"], ["z"], pads=[1, 1, 1, 1])),
                                      (1, 64, 12, 12), {"w": RNG.normal(0, 0.05, (64, 64, 3, 3)),
                                                        "b": RNG.normal(0, 0.5, 64)}), (1, 64, 12, 12)),
+    "add": (lambda: _model([helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Add", ["x", "s"], ["z"]),
+                            helper.make_node("Relu", ["z"], ["y"])], (4, 64), {}), (4, 64)),
+    "sum": (lambda: _model([helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Sum", ["x", "s", "x", "c"], ["z"]),
+                            helper.make_node("Relu", ["z"], ["y"])], (4, 64), {"c": RNG.normal(0, 3, 64)}), (4, 64)),
 }
 
 
@@ -47,10 +51,10 @@ def compiled(request):
     return request.param, compile_model(build(), calibration=calibration), shape
 
 
-def test_relu_is_fused_into_the_product(compiled):
+def test_relu_is_fused_into_the_op_that_applies_it_in_its_epilogue(compiled):
     _, program, _ = compiled
-    assert [node.op for node in program.nodes] in (["Gemm"], ["MatMul"], ["Conv"])
-    assert program.nodes[0].attrs.get("relu") == 1
+    last = program.nodes[-1]
+    assert last.op in ("Gemm", "MatMul", "Conv", "Add", "Sum") and last.attrs.get("relu") == 1
 
 
 @pytest.mark.parametrize("values", ["random", "edges"])
@@ -73,10 +77,9 @@ def test_fast_path_with_fused_epilogue_equals_the_reference_bit_for_bit(compiled
 
 def test_recorded_path_names_the_algorithm_the_run_takes(compiled):
     name, program, _ = compiled
-    reason = program.nodes[0].attrs["path_reason"]
     expected = {"conv_im2col": "im2col", "conv_depthwise": "depthwise", "conv_winograd": "Winograd"}.get(name)
     if expected:
-        assert expected in reason
+        assert expected in program.nodes[0].attrs["path_reason"]
 
 
 def test_session_run_matches_float_relu_output(compiled):
@@ -84,3 +87,20 @@ def test_session_run_matches_float_relu_output(compiled):
     x = RNG.uniform(-2, 2, shape).astype(np.float32)
     out = InferenceSession(program).run(None, {"x": x})[0]
     assert out.min() >= 0 and np.isfinite(out).all() and integer_feeds(program, {"x": x})["x"].shape == shape
+
+
+@pytest.mark.parametrize("value", [40000, -(1 << 40), 1 << 50])
+def test_a_sum_of_values_beyond_16_bits_behaves_as_the_reference_errors_included(value):
+    from verifier.interpreter import forced_path
+    from verifier.ops._binary import run_sum
+
+    attrs = {"signs": [1, -1], "shifts": [0, 20], "acc_frac": 30, "out_frac": 10, "relu": 1}
+    inputs = [np.array([1, -5, 7], np.int64), np.array([value, 3, -3], np.int64)]
+    results = []
+    for path in ("fast", "reference"):
+        with forced_path(path):
+            try:
+                results.append(("ok", run_sum(inputs, attrs, {})[0].tolist()))
+            except Exception as exc:  # noqa: BLE001 - the two paths must fail alike
+                results.append(("error", type(exc).__name__))
+    assert results[0] == results[1]

@@ -98,24 +98,35 @@ def _check_shapes(x, w, group):
 
 
 def _conv_im2col(x, w_float, group, plan, dtype, strides, pads, dilations, out_shape):
+    """Columns (C * kernel taps, N * positions): the whole batch is one BLAS product per group (a batch
+    of small per-image products runs far slower), written back to (N, OC, *out) in the int64 conversion."""
     N, C = x.shape[:2]
     rank = x.ndim - 2
     kernel = w_float.shape[2:]
     OC, Cg = w_float.shape[:2]
     K = Cg * window.kernel_size(kernel)
     L = int(np.prod(out_shape))
+    channels_first = (1, 0) + tuple(range(2, rank + 2))
     if window.kernel_size(kernel) == 1 and all(s == 1 for s in strides) and not any(pads):
-        cols = window.scratch("conv_cols", x.shape, dtype)  # 1x1 stride 1: the input is the matrix
-        cols[...] = x
+        cols = window.scratch("conv_cols", (C, N) + x.shape[2:], dtype)  # 1x1 stride 1: the input is the matrix
+        cols[...] = x.transpose(channels_first)
     else:
-        xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype, workspace="conv_padded")
-        cols = window.scratch("conv_cols", (N, C) + tuple(kernel) + tuple(out_shape), dtype)
-        lead = (slice(None), slice(None))
+        xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype, workspace="conv_padded").transpose(channels_first)
+        cols = window.scratch("conv_cols", (C,) + tuple(kernel) + (N,) + tuple(out_shape), dtype)
+        lead = (slice(None),)
         for offset in window.offsets(kernel):
-            cols[lead + offset] = xp[lead + window.window_slices(offset, out_shape, strides, dilations)]
-    cols = cols.reshape(N, group, K, L)
+            cols[lead + offset] = xp[lead + (slice(None),) + window.window_slices(offset, out_shape, strides, dilations)]
+    cols = cols.reshape(group, K, N * L)
     weights = w_float.reshape(group, OC // group, K)
-    return exact_gemm.matmul_chunked(weights, cols, K, plan.chunk, b_k_axis=2).reshape((N, OC) + tuple(out_shape))
+    out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
+    by_group = out.reshape(N, group, OC // group, L).transpose(1, 2, 0, 3)  # (group, OC/group, N, L) view
+    if plan.chunk >= K:
+        product = np.matmul(weights, cols, out=window.scratch("conv_product", (group, OC // group, N * L), dtype))
+        np.copyto(by_group, product.reshape(group, OC // group, N, L), casting="unsafe")
+    else:
+        total = exact_gemm.matmul_chunked(weights, cols, K, plan.chunk, b_k_axis=1)
+        np.copyto(by_group, total.reshape(group, OC // group, N, L))
+    return out
 
 
 def _conv_depthwise(x, w_float, group, dtype, strides, pads, dilations, out_shape):

@@ -3,9 +3,11 @@ constants absorbed at the scale the op computes in, one rounding at the end."""
 
 import numpy as np
 
-from verifier.fixedpoint import requantize, round_shift
+from verifier.fixedpoint import ACT_BITS, qmax, requantize, round_shift
+from verifier.kernels import requantize as requantize_fast
+from verifier.kernels.window import scratch
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import quantize_const, weight_frac
+from verifier.ops._common import kernel_path, quantize_const, weight_frac
 
 WIDE_BITS = 60  # absorbed addends live at the sum's scale; they may be far wider than an activation
 MAX_ALIGN_SHIFT = 44  # a 16-bit operand shifted left by at most this stays below 2**60
@@ -47,6 +49,22 @@ def lower_sum(ctx: CompileContext, signs: list[int]) -> Lowering:
 
 
 def run_sum(inputs, attrs, consts):
+    """The sum; a fused Relu (attrs["relu"], verifier/compiler/fuse.py) is applied here too. The fast path
+    takes fewer passes over memory (shifts into one preallocated total, requantize in place); it falls
+    back to the reference steps whenever an operand could need them (a right shift, or a value outside
+    the 16-bit range where the headroom check could fire), so both give the same bits, errors included."""
+    if attrs.get("integer"):
+        total = _sum_reference(inputs, attrs, consts)
+    elif kernel_path() == "reference" or not _fast_sum_applies(inputs, attrs):
+        total = requantize(_sum_reference(inputs, attrs, consts), attrs["acc_frac"], attrs["out_frac"])
+    else:
+        total = _sum_fast(inputs, attrs, consts)
+    if attrs.get("relu"):
+        np.maximum(total, 0, out=total)
+    return [total]
+
+
+def _sum_reference(inputs, attrs, consts):
     total = None
     for index, (x, sign) in enumerate(zip(inputs, attrs["signs"])):
         if x is None:
@@ -55,9 +73,39 @@ def run_sum(inputs, attrs, consts):
             x = round_shift(x, -attrs["shifts"][index])
         term = x if sign > 0 else -x
         total = term if total is None else total + term
-    if attrs.get("integer"):
-        return [total]
-    return [requantize(total, attrs["acc_frac"], attrs["out_frac"])]
+    return np.array(total, dtype=np.int64)  # a fresh array (the Relu above works in place)
+
+
+def _fast_sum_applies(inputs, attrs) -> bool:
+    limit = qmax(ACT_BITS)
+    for x, shift in zip(inputs, attrs["shifts"]):
+        if x is None:
+            continue
+        if not 0 <= shift <= MAX_ALIGN_SHIFT or (x.size and (int(x.max()) > limit or int(x.min()) < -limit)):
+            return False
+    return True
+
+
+def _sum_fast(inputs, attrs, consts):
+    """Every run-time operand is within 16 bits and shifted left by <= 44: no headroom check can fire
+    and no term passes 2**60, so the int64 sum is the reference's sum (constants wrap alike if ever)."""
+    terms = [consts[f"k{i}"] if x is None else x for i, x in enumerate(inputs)]
+    total = np.empty(np.broadcast_shapes(*(t.shape for t in terms)), dtype=np.int64)
+    first = True
+    for index, (term, sign) in enumerate(zip(terms, attrs["signs"])):
+        shift = 0 if inputs[index] is None else attrs["shifts"][index]
+        if shift:
+            term = np.left_shift(term, shift, out=scratch("sum_term", term.shape, np.int64))
+        if first and sign > 0:
+            np.copyto(total, term)
+        elif first:
+            np.negative(term, out=total)
+        elif sign > 0:
+            np.add(total, term, out=total)
+        else:
+            np.subtract(total, term, out=total)
+        first = False
+    return requantize_fast(total, attrs["acc_frac"], attrs["out_frac"], ACT_BITS, out=total)
 
 
 def lower_product(ctx: CompileContext) -> Lowering:
@@ -89,4 +137,6 @@ def run_product(inputs, attrs, consts):
     product = np.multiply(a, b, dtype=np.int64)
     if attrs.get("integer"):
         return [product]
-    return [requantize(product, attrs["acc_frac"], attrs["out_frac"])]
+    if kernel_path() == "reference":
+        return [requantize(product, attrs["acc_frac"], attrs["out_frac"])]
+    return [requantize_fast(product, attrs["acc_frac"], attrs["out_frac"], ACT_BITS, out=product)]

@@ -5,6 +5,8 @@ from verifier.ops._binary import lower_sum, run_sum
 class Sub:
     """y = requantize((a << (c - fa)) - (b << (c - fb)), c, fy), c = max(fa, fb, fy); as Add."""
 
+    fuses_relu = True  # run_sum applies attrs["relu"]
+
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
         return lower_sum(ctx, [1, -1])

@@ -5,6 +5,8 @@ from verifier.ops._binary import lower_sum, run_sum
 class Sum:
     """y = requantize(sum_i (x_i << (c - f_i)), c, fy), c = max(f_i, fy); n-ary Add with broadcasting."""
 
+    fuses_relu = True  # run_sum applies attrs["relu"]
+
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
         return lower_sum(ctx, [1] * len(ctx.inputs))
