@@ -197,6 +197,17 @@ def test_softmax_and_log_softmax_hold_their_bound_for_any_input_scale(in_frac, o
     assert np.all(got[~representable] == -Q)
 
 
+def test_masked_softmax_gives_a_saturated_minus_qmax_exactly_zero_and_keeps_a_row_of_them_uniform():
+    q = np.array([[100, -Q, 50, -Q], [-Q, -Q, -Q, -Q], [0, 0, -Q, 7]])
+    masked = softmax(q, 12, -1, out_frac=14, masked=True)
+    assert masked[0, 1] == masked[0, 3] == masked[2, 2] == 0
+    assert np.all(masked[1] == 1 << 12)  # all masked: each is the row maximum
+    assert np.all(np.abs(masked.sum(axis=1) - (1 << 14)) <= 2)
+    assert softmax(q, 0, -1, out_frac=14)[2, 2] == 0 and softmax(q, 14, -1, out_frac=14)[2, 2] > 0  # unmasked: a value
+    log_masked = log_softmax(q, 12, -1, out_frac=10, masked=True)
+    assert log_masked[0, 1] == log_masked[2, 2] == -Q and np.all(log_masked[1] > -Q)
+
+
 # roots, division, layer norm ------------------------------------------------------------------------
 
 @given(hnp.arrays(np.int64, 50, elements=st.integers(0, (1 << 62) - 1)))

@@ -259,11 +259,37 @@ def test_trilu_of_int64_with_a_run_time_offset_is_exact():
     assert_exact(graph_model([helper.make_node("Trilu", ["x", "k"], ["y"], upper=0)], feeds, opset=14), feeds)
 
 
-def test_a_constant_holding_minus_inf_is_refused_naming_it():
+def test_a_constant_holding_nan_is_refused_naming_it():
     from verifier.errors import CompileError
 
     feeds = {"x": rand(2, 4)}
-    model = graph_model([helper.make_node("Add", ["x", "mask"], ["y"])], feeds,
-                        {"mask": np.array([0, -np.inf, 0, 0], np.float32)})
-    with pytest.raises(CompileError, match="'mask' holds inf"):
+    model = graph_model([helper.make_node("Add", ["x", "bias"], ["y"])], feeds,
+                        {"bias": np.array([0, np.nan, 0, 0], np.float32)})
+    with pytest.raises(CompileError, match="'bias' holds NaN"):
         compile_model(model, calibration=feeds)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("mask_source", ["constant", "where"])
+def test_minus_inf_attention_mask_gives_exactly_zero_probability(op, mask_source):
+    rng = np.random.default_rng(5)
+    feeds = {"scores": rand(6, 5, scale=3.0), "pad": rng.random((6, 5)) < 0.4}
+    feeds["pad"][:, 0] = False  # every row keeps one position
+    feeds["pad"][0] = [False, True, True, True, True]
+    if mask_source == "constant":
+        initializers = {"mask": np.where(feeds.pop("pad")[0], -np.inf, 0).astype(np.float32)}
+        nodes = [helper.make_node("Add", ["scores", "mask"], ["masked"])]
+    else:
+        initializers = {"minus_inf": np.array(-np.inf, np.float32), "zero": np.array(0.0, np.float32)}
+        nodes = [helper.make_node("Where", ["pad", "minus_inf", "zero"], ["mask"]),
+                 helper.make_node("Add", ["scores", "mask"], ["masked"])]
+    nodes.append(helper.make_node(op, ["masked"], ["y"], axis=-1))
+    (ours, reference, frac), = compare(graph_model(nodes, feeds, initializers), feeds)
+    minus_infinity = np.isneginf(reference) if op == "LogSoftmax" else reference == 0
+    assert np.any(minus_infinity)
+    if op == "Softmax":
+        assert np.all(ours[minus_infinity] == 0)
+    else:
+        assert np.all(ours[minus_infinity] == -32767 * 2.0**-frac)
+    finite = ~minus_infinity
+    assert np.max(np.abs(ours[finite] - reference[finite])) <= 0.501 * 2.0**-frac + 1e-6

@@ -81,6 +81,29 @@ class TokenClassifier(nn.Module):
         return self.head(self.norm(self.embedding(ids) + self.positions).flatten(1))
 
 
+class MaskedEncoder(nn.Module):
+    """Token ids -> embedding -> two pre-norm encoder layers with a -inf attention mask (causal, or from the
+    padding token 0) -> mean over the tokens that are not padding -> a linear head. Untrained: random weights."""
+
+    def __init__(self, causal: bool):
+        super().__init__()
+        self.causal = causal
+        self.embedding = nn.Embedding(20, 16)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, ids):
+        if self.causal:
+            tokens = ids.shape[1]
+            mask = torch.triu(torch.full((tokens, tokens), float("-inf")), diagonal=1)
+            return self.head(self.encoder(self.embedding(ids), mask=mask).mean(dim=1))
+        padding = ids == 0
+        hidden = self.encoder(self.embedding(ids), src_key_padding_mask=padding)
+        keep = (~padding).unsqueeze(-1).float()
+        return self.head((hidden * keep).sum(dim=1) / keep.sum(dim=1))
+
+
 def train(model, x, y, epochs, seed=0):
     """Adam, batches of 128; one torch thread (on a busy 2-core machine more threads only contend)."""
     torch.manual_seed(seed)
@@ -214,3 +237,19 @@ def test_transformer_program_is_deterministic(transformers, digit_rows):
     assert first.hash == second.hash
     commitments = {InferenceSession(p).run_fixed({"x": x_test[:32]}).commitment for p in (first, second)}
     assert len(commitments) == 1
+
+
+def padded_ids(rng, count, tokens=8):
+    """Token ids 1..19 with a random number (0..5) of trailing padding tokens 0 per row."""
+    ids = rng.integers(1, 20, (count, tokens))
+    for row, length in zip(ids, rng.integers(tokens - 5, tokens + 1, count)):
+        row[length:] = 0
+    return ids.astype(np.int64)
+
+
+@pytest.mark.parametrize("causal,dynamo", [(True, False), (False, False), (False, True)])
+def test_encoder_with_a_minus_inf_attention_mask_agrees_with_onnxruntime(causal, dynamo):
+    torch.manual_seed(3)
+    model = export(MaskedEncoder(causal).eval(), torch.ones(2, 8, dtype=torch.int64), dynamo=dynamo)
+    rng = np.random.default_rng(4)
+    assert_agrees_with_onnxruntime(model, padded_ids(rng, 64), padded_ids(rng, 128))

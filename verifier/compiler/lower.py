@@ -7,6 +7,7 @@ import numpy as np
 from onnx import helper
 
 from verifier.compiler.load import Graph
+from verifier.compiler.ranges import infinite_tensors
 from verifier.errors import CompileError, UnsupportedOpError
 from verifier.fixedpoint import ACT_BITS, frac_for_range, quantize
 from verifier.ops import CompileContext, Operand, lookup
@@ -29,6 +30,7 @@ def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool) -> P
         others = f" (and {len(missing) - 1} more unsupported nodes)" if len(missing) > 1 else ""
         raise UnsupportedOpError(op_type, name, graph.opset, HINTS.get(op_type, "no integer lowering for this op") + others)
     fracs: dict[str, int | None] = {}
+    infinite = infinite_tensors(ranges)
     inputs = []
     for name, shape, dtype in graph.inputs:
         frac = frac_for_range(input_ranges[name]) if np.dtype(dtype).kind == "f" else None
@@ -37,7 +39,7 @@ def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool) -> P
     constants: dict[str, np.ndarray] = {}
     nodes = []
     for node in graph.nodes:
-        operands = [_operand(name, graph, fracs) if name else None for name in node.input]
+        operands = [_operand(name, graph, fracs, infinite) if name else None for name in node.input]
         ctx = CompileContext(op_type=node.op_type, node_name=node.name, opset=graph.opset, inputs=operands,
                              attrs={a.name: _attr_value(a) for a in node.attribute},
                              output_names=list(node.output),
@@ -83,18 +85,19 @@ def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool) -> P
                    fracs={k: v for k, v in fracs.items() if k in used}, meta=meta)
 
 
-def _operand(name: str, graph: Graph, fracs: dict) -> Operand:
+def _operand(name: str, graph: Graph, fracs: dict, infinite: frozenset = frozenset()) -> Operand:
     shape = graph.shapes.get(name)
     if name in graph.constants:
         value = np.asarray(graph.constants[name])
-        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
-            raise CompileError(f"constant {name!r} holds inf or NaN: fixed point has neither (an attention mask "
-                               "built with -inf? -inf masks are not supported yet; mask with a finite value)")
-        frac = weight_frac(value, ACT_BITS) if value.dtype.kind == "f" else None
-        return Operand(name, tuple(value.shape), frac, value)
+        if value.dtype.kind == "f" and np.isnan(value).any():
+            raise CompileError(f"constant {name!r} holds NaN: fixed point has no NaN")
+        finite = np.where(np.isfinite(value), value, 0) if value.dtype.kind == "f" else value
+        frac = weight_frac(finite, ACT_BITS) if value.dtype.kind == "f" else None  # +-inf saturates
+        return Operand(name, tuple(value.shape), frac, value, may_be_infinite=bool(value.dtype.kind == "f" and np.isinf(value).any()))
     if name not in fracs:
         raise CompileError(f"tensor {name!r} is used before any node computes it")
-    return Operand(name, tuple(shape) if shape is not None else None, fracs[name])
+    return Operand(name, tuple(shape) if shape is not None else None, fracs[name],
+                   may_be_infinite=name in infinite)
 
 
 def _materialize(operand: Operand) -> np.ndarray:

@@ -18,7 +18,9 @@ SYNTHETIC_SAMPLES = 8
 
 
 def value_ranges(graph: Graph, calibration: dict | None) -> tuple[dict, dict]:
-    """(ranges, input_ranges): name -> max |value| with headroom, for every float tensor the graph computes."""
+    """(ranges, input_ranges): name -> max |value| with headroom, for every float tensor the graph computes.
+    Infinite values (a -inf attention mask) do not count toward a range; the names of the tensors that
+    held any are in `infinite_tensors(ranges)`."""
     feeds, headroom = _calibration_feeds(graph, calibration)
     input_ranges = {}
     for name, _, dtype in graph.inputs:
@@ -26,13 +28,28 @@ def value_ranges(graph: Graph, calibration: dict | None) -> tuple[dict, dict]:
             observed = float(np.max(np.abs(feeds[name]))) if feeds[name].size else 0.0
             input_ranges[name] = DEFAULT_INPUT_RANGE if calibration is None else observed * HEADROOM
     observed: dict[str, float] = {}
+    infinite: set[str] = set()
     for batch in _batches(graph, feeds):
         for name, value in _run_float(graph, batch).items():
             value = np.asarray(value)
             if value.dtype.kind == "f":
                 finite = np.abs(value[np.isfinite(value)])
                 observed[name] = max(observed.get(name, 0.0), float(finite.max()) if finite.size else 0.0)
-    return {name: value * headroom for name, value in observed.items()}, input_ranges
+                if np.isinf(value).any():
+                    infinite.add(name)
+    return Ranges({name: value * headroom for name, value in observed.items()}, infinite), input_ranges
+
+
+class Ranges(dict):
+    """name -> range, plus `infinite`: the tensors whose calibration values held +-inf."""
+
+    def __init__(self, ranges: dict, infinite: set):
+        super().__init__(ranges)
+        self.infinite = frozenset(infinite)
+
+
+def infinite_tensors(ranges: dict) -> frozenset:
+    return getattr(ranges, "infinite", frozenset())
 
 
 def _batches(graph: Graph, feeds: dict):

@@ -197,17 +197,23 @@ def exponent_multiplier(p: float) -> tuple[int, int]:
     return m, shift
 
 
-def softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = ACT_BITS) -> np.ndarray:
-    """e_i = exp_neg(max - x_i); y_i = rounding_divide(e_i * 2**out_frac, sum e), saturated. Needs out_frac <= 31."""
+def softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = ACT_BITS,
+            masked: bool = False) -> np.ndarray:
+    """e_i = exp_neg(max - x_i); y_i = rounding_divide(e_i * 2**out_frac, sum e), saturated. Needs out_frac <= 31.
+    masked: x_i = -qmax is -inf (an attention mask), e_i = 0, unless it is the maximum of its row."""
     x = np.asarray(x, dtype=np.int64)
     if x.size == 0:
         return x.copy()
-    e = exp_neg_lookup(np.max(x, axis=axis, keepdims=True) - x, in_frac)
+    row_max = np.max(x, axis=axis, keepdims=True)
+    e = exp_neg_lookup(row_max - x, in_frac)
+    if masked:
+        e = np.where((x <= -qmax(bits)) & (x < row_max), 0, e)
     total = np.sum(e, axis=axis, keepdims=True)
     return saturate(rounding_divide(e << out_frac, total), bits)
 
 
-def log_softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = ACT_BITS) -> np.ndarray:
+def log_softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = ACT_BITS,
+                masked: bool = False) -> np.ndarray:
     """y_i = -(max - x_i) - ln(sum exp_neg(max - x)), worked at frac W = min(30, out_frac + 32), then
     rounded to 2**-out_frac and saturated. ln(s) = (log2(s) - 30) * ln2 at 2**-30, rounded to W.
     (max - x_i) at W is capped at C = ceil((qmax + 1) * 2**(W - out_frac)), a value that already
@@ -216,12 +222,18 @@ def log_softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int
     if x.size == 0:
         return x.copy()
     work = min(MANT, out_frac + LOG_SOFTMAX_WORK_HEADROOM)
-    t = np.max(x, axis=axis, keepdims=True) - x
-    total = np.sum(exp_neg_lookup(t, in_frac), axis=axis, keepdims=True)  # >= 2**30: the max contributes exactly that
+    row_max = np.max(x, axis=axis, keepdims=True)
+    t = row_max - x
+    e = exp_neg_lookup(t, in_frac)
+    minus_infinity = (x <= -qmax(bits)) & (x < row_max) if masked else None
+    if masked:
+        e = np.where(minus_infinity, 0, e)
+    total = np.sum(e, axis=axis, keepdims=True)  # >= 2**30: the max contributes exactly that
     log_total = round_shift((log2(total) - (MANT << MANT)) * spec_constants()["ln2"], LN2_SHIFT)
     if work >= out_frac:
         saturating = (qmax(bits) + 1) << (work - out_frac)
     else:
         saturating = -(-(qmax(bits) + 1) // (1 << (out_frac - work)))
     value = -scale_capped(t, 1, in_frac - work, saturating) - round_shift(log_total, MANT - work)
-    return saturate(round_shift(value, work - out_frac), bits)
+    y = saturate(round_shift(value, work - out_frac), bits)
+    return np.where(minus_infinity, -qmax(bits), y) if masked else y

@@ -67,6 +67,7 @@ class Operand:
     shape: tuple
     frac: int | None
     value: np.ndarray | None = None
+    may_be_infinite: bool = False  # the calibration run saw +-inf in it (an attention mask): saturated = infinite
 
     @property
     def is_const(self) -> bool:

@@ -15,8 +15,10 @@ def lower_softmax(ctx: CompileContext, out_frac: int) -> Lowering:
         ctx.unsupported("needs a fixed-point (float) input, got a plain integer tensor")
     coerce = int(ctx.opset < 13)
     axis = int(ctx.attr("axis", 1 if coerce else -1))
-    return Lowering(out_fracs=[min(out_frac, MAX_OUT_FRAC)],
-                    attrs={"axis": axis, "coerce": coerce, "in_frac": x.frac, "out_frac": min(out_frac, MAX_OUT_FRAC)})
+    attrs = {"axis": axis, "coerce": coerce, "in_frac": x.frac, "out_frac": min(out_frac, MAX_OUT_FRAC)}
+    if x.may_be_infinite:  # calibration saw -inf (a mask): a saturated -qmax input is -inf
+        attrs["masked"] = 1
+    return Lowering(out_fracs=[min(out_frac, MAX_OUT_FRAC)], attrs=attrs)
 
 
 def log_softmax_out_frac(ctx: CompileContext) -> int:
@@ -31,8 +33,9 @@ def log_softmax_out_frac(ctx: CompileContext) -> int:
 
 def run_on_axis(kernel, x: np.ndarray, attrs) -> np.ndarray:
     axis = attrs["axis"]
+    masked = bool(attrs.get("masked", 0))
     if not attrs["coerce"]:
-        return kernel(x, attrs["in_frac"], axis, attrs["out_frac"])
+        return kernel(x, attrs["in_frac"], axis, attrs["out_frac"], masked=masked)
     axis = axis % max(x.ndim, 1)
     flat = x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
-    return kernel(flat, attrs["in_frac"], 1, attrs["out_frac"]).reshape(x.shape)
+    return kernel(flat, attrs["in_frac"], 1, attrs["out_frac"], masked=masked).reshape(x.shape)
