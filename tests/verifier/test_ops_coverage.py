@@ -293,3 +293,19 @@ def test_minus_inf_attention_mask_gives_exactly_zero_probability(op, mask_source
         assert np.all(ours[minus_infinity] == -32767 * 2.0**-frac)
     finite = ~minus_infinity
     assert np.max(np.abs(ours[finite] - reference[finite])) <= 0.501 * 2.0**-frac + 1e-6
+
+
+def test_constant_of_shape_filled_with_minus_inf_masks_a_softmax_through_trilu():
+    feeds = {"scores": rand(2, 4, 4, scale=3.0)}
+    fill = helper.make_tensor("fill", TensorProto.FLOAT, [1], [-np.inf])
+    nodes = [helper.make_node("Shape", ["scores"], ["shape"]),
+             helper.make_node("Slice", ["shape", "one", "three"], ["square"]),
+             helper.make_node("ConstantOfShape", ["square"], ["full"], value=fill),
+             helper.make_node("Trilu", ["full", "one_scalar"], ["causal"], upper=1),
+             helper.make_node("Add", ["scores", "causal"], ["masked"]),
+             helper.make_node("Softmax", ["masked"], ["y"], axis=-1)]
+    initializers = {"one": np.array([1], np.int64), "three": np.array([3], np.int64), "one_scalar": np.array(1, np.int64)}
+    model = graph_model(nodes, feeds, initializers, opset=14, dynamic_batch=True)
+    (ours, reference, frac), = compare(model, feeds)
+    assert np.all(ours[reference == 0] == 0) and np.any(reference == 0)
+    assert np.max(np.abs(ours - reference)) <= 0.501 * 2.0**-frac + 1e-6

@@ -7,14 +7,17 @@ from verifier.ops._common import weight_frac
 
 class ConstantOfShape:
     """A tensor of the run-time shape filled with one value: a float value is quantized at its own 16-bit
-    frac; an integer value stays a plain integer. (Folded at compile time when the shape is constant.)"""
+    frac (+-inf saturates to +-qmax, verifier/ops/_infinity.py); an integer value stays a plain integer.
+    (Folded at compile time when the shape is constant.)"""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
         value = ctx.attr("value")
         value = np.zeros(1, dtype=np.float32) if value is None else np.asarray(value).reshape(-1)
         if value.dtype.kind == "f":
-            frac = weight_frac(value)
+            if np.isnan(value).any():
+                ctx.unsupported("a NaN fill value (fixed point has no NaN)")
+            frac = weight_frac(np.where(np.isfinite(value), value, 0))  # +-inf (a mask) saturates to +-qmax
             return Lowering(out_fracs=[frac], attrs={"value": int(quantize(value, frac)[0])})
         return Lowering(out_fracs=[None], attrs={"value": int(value[0])})
 
