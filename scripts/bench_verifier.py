@@ -5,9 +5,15 @@ model and runs it once, so the numbers do not include each other).
     .venv/bin/python scripts/bench_verifier.py [--models digits_cnn,light_resnet50] [--repeat 10] [--no-memory]
                                                [--path fast|reference] [--drop-final-softmax]
 
-Models: the bundled digits CNN and a digits MLP trained here (batch 1 and 256), and light_squeezenet,
-light_shufflenet, light_resnet50 from the onnx wheel (random uniform [0, 1) input, calibrated on 4 such);
-any other light_* name of the wheel (light_inception_v1, light_densenet121, ...) may be passed to --models.
+Models (MODELS below; add an entry to extend): the bundled digits CNN and a digits MLP trained here
+(batch 1 and 256), light_squeezenet, light_shufflenet, light_resnet50 from the onnx wheel (random uniform
+[0, 1) input, calibrated on 4 such), and a small transformer encoder classifier exported from torch
+(random weights, batch 1 and 64). Any other light_* name of the wheel (light_inception_v1,
+light_densenet121, ...) or the path of an .onnx file (random input of its declared shape, symbolic dims 1)
+may be passed to --models.
+
+For timings only, run it with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset if the environment sets them (they
+can pin OpenBLAS to a slower kernel); the header prints the BLAS kernel threadpoolctl reports.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 LIGHT = ("light_squeezenet", "light_shufflenet", "light_resnet50")
+DEFAULT_MODELS = ("digits_cnn", "digits_mlp") + LIGHT + ("transformer",)
 
 CHILD = r"""
 import resource, sys, numpy as np
@@ -46,7 +53,7 @@ print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="digits_cnn,digits_mlp," + ",".join(LIGHT))
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--path", default=None, choices=["fast", "reference"])
     parser.add_argument("--no-memory", action="store_true")
@@ -58,7 +65,8 @@ def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     work = Path(tempfile.mkdtemp(prefix="vinfer-bench-"))
-    print(f"CPU: {_cpu_model()}; numpy {np.__version__}; single-threaded; best of {args.repeat}")
+    print(f"CPU: {_cpu_model()}; numpy {np.__version__}; BLAS: {_blas_kernel()}; single-threaded; "
+          f"best of {args.repeat}")
     rows = []
     for name in args.models.split(","):
         for case in _cases(name, work, args.drop_final_softmax):
@@ -70,39 +78,100 @@ def main() -> None:
 
 def _cases(name: str, work: Path, drop_softmax: bool):
     """(label, onnx path, feeds, calibration) for one model name."""
-    if name == "digits_cnn":
-        path = ROOT / "verifier" / "examples" / "digits_cnn.onnx"
-        with np.load(ROOT / "verifier" / "examples" / "digits_calibration.npz") as data:
-            calibration = {"input": data["input"]}
-        yield from _digits_batches(name, path, calibration)
-    elif name == "digits_mlp":
-        sys.path.insert(0, str(ROOT / "scripts"))
-        import make_example_model as example
-
-        x_train, _, y_train, _ = example.load_digits_split()
-        path = example.export(example.train_mlp(x_train, y_train), work / "digits_mlp.onnx")
-        yield from _digits_batches(name, path, {"input": x_train[:256]})
+    if name in MODELS:
+        yield from MODELS[name](name, work)
     elif name.startswith("light_"):  # any light_* architecture of the onnx wheel
-        import onnx
-
-        path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"{name}.onnx"
-        model = onnx.load(str(path))
-        if drop_softmax and model.graph.node[-1].op_type == "Softmax":
-            last = model.graph.node[-1]
-            model.graph.output[0].name = last.input[0]
-            model.graph.node.remove(last)
-            name += " (no softmax)"
-            path = work / f"{name.split()[0]}_trunk.onnx"
-            onnx.save(model, str(path))
-        initializers = {t.name for t in model.graph.initializer}
-        graph_input = next(i for i in model.graph.input if i.name not in initializers)
-        shape = [d.dim_value or 1 for d in graph_input.type.tensor_type.shape.dim]
-        rng = np.random.default_rng(0)
-        calibration = {graph_input.name: rng.uniform(0, 1, [4 * shape[0]] + shape[1:]).astype(np.float32)}
-        feeds = {graph_input.name: rng.uniform(0, 1, shape).astype(np.float32)}
-        yield name, path, feeds, calibration
+        yield from _light_case(name, work, drop_softmax)
+    elif name.endswith(".onnx"):
+        yield from _onnx_file_case(Path(name))
     else:
-        raise SystemExit(f"unknown model {name!r}")
+        raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}, light_*, or a .onnx path")
+
+
+def _digits_cnn_cases(name: str, work: Path):
+    path = ROOT / "verifier" / "examples" / "digits_cnn.onnx"
+    with np.load(ROOT / "verifier" / "examples" / "digits_calibration.npz") as data:
+        calibration = {"input": data["input"]}
+    yield from _digits_batches(name, path, calibration)
+
+
+def _digits_mlp_cases(name: str, work: Path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import make_example_model as example
+
+    x_train, _, y_train, _ = example.load_digits_split()
+    path = example.export(example.train_mlp(x_train, y_train), work / "digits_mlp.onnx")
+    yield from _digits_batches(name, path, {"input": x_train[:256]})
+
+
+def _light_case(name: str, work: Path, drop_softmax: bool):
+    import onnx
+
+    path = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"{name}.onnx"
+    model = onnx.load(str(path))
+    if drop_softmax and model.graph.node[-1].op_type == "Softmax":
+        last = model.graph.node[-1]
+        model.graph.output[0].name = last.input[0]
+        model.graph.node.remove(last)
+        name += " (no softmax)"
+        path = work / f"{name.split()[0]}_trunk.onnx"
+        onnx.save(model, str(path))
+    initializers = {t.name for t in model.graph.initializer}
+    graph_input = next(i for i in model.graph.input if i.name not in initializers)
+    shape = [d.dim_value or 1 for d in graph_input.type.tensor_type.shape.dim]
+    rng = np.random.default_rng(0)
+    calibration = {graph_input.name: rng.uniform(0, 1, [4 * shape[0]] + shape[1:]).astype(np.float32)}
+    feeds = {graph_input.name: rng.uniform(0, 1, shape).astype(np.float32)}
+    yield name, path, feeds, calibration
+
+
+def _transformer_cases(name: str, work: Path):
+    """A 2-layer transformer encoder classifier (d_model 64, 4 heads, sequence 16) exported by torch at
+    opset 17, random weights; batch 1 and 64."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layer = nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.head = nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.head(self.encoder(x).mean(dim=1))
+
+    model = Classifier().eval()
+    path = work / "transformer.onnx"
+    example = torch.randn(2, 16, 64)
+    torch.onnx.export(model, (example,), str(path), input_names=["x"], output_names=["logits"], opset_version=17,
+                      dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    rng = np.random.default_rng(0)
+    calibration = {"x": rng.standard_normal((64, 16, 64)).astype(np.float32)}
+    for batch in (1, 64):
+        yield f"{name} b={batch}", path, {"x": rng.standard_normal((batch, 16, 64)).astype(np.float32)}, calibration
+
+
+def _onnx_file_case(path: Path):
+    import onnx
+
+    model = onnx.load(str(path))
+    initializers = {t.name for t in model.graph.initializer}
+    rng = np.random.default_rng(0)
+    feeds, calibration = {}, {}
+    for graph_input in model.graph.input:
+        if graph_input.name in initializers:
+            continue
+        shape = [d.dim_value or 1 for d in graph_input.type.tensor_type.shape.dim]
+        feeds[graph_input.name] = rng.uniform(0, 1, shape).astype(np.float32)
+        calibration[graph_input.name] = rng.uniform(0, 1, [4 * shape[0]] + shape[1:]).astype(np.float32)
+    yield path.stem, path, feeds, calibration
+
+
+# name -> cases(name, work dir) yielding (label, onnx path, feeds, calibration): add a model here
+MODELS = {"digits_cnn": _digits_cnn_cases, "digits_mlp": _digits_mlp_cases, "transformer": _transformer_cases}
 
 
 def _digits_batches(name, path, calibration):
@@ -176,6 +245,16 @@ def _print_row(row: dict, header: bool) -> None:
               else f"{'-':>10} {'-':>9}")
     print(f"{row['model']:32} {row['fixed_ms']:10.2f} {row['ort_ms']:10.2f} {row['ratio']:7.2f} {memory} "
           f"{row['max_rel_err']:9.1e}", flush=True)
+
+
+def _blas_kernel() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        return ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}" for i in blas) or "?"
+    except Exception:  # noqa: BLE001 - informative only
+        return "?"
 
 
 def _cpu_model() -> str:

@@ -56,6 +56,7 @@ class NodePlan:
     base: int  # units per node of the op's class
     weight: int  # units per element of the op's class
     relu: bool  # a Relu fused at compile time (verifier/compiler/fuse.py) that the loop applies
+    named_outputs: int = 0  # outputs the program names (the op must give at least this many)
     dies: tuple = ()  # tensors no later node (nor the result) reads: freed after this node
     units: dict = field(default_factory=dict)  # input shapes -> (units, largest output) when shapes decide both
 
@@ -74,7 +75,7 @@ def plan(program: Program) -> list[NodePlan]:
             raise ProgramFormatError(f"node {node.name!r}: unknown op {node.op!r}")
         relu = bool(node.attrs.get("relu")) and not getattr(op, "fuses_relu", False)
         plans.append(NodePlan(node.name, op, tuple(node.inputs), tuple(node.outputs), node.attrs, node.consts,
-                              cost.base(node.op), cost.weight(node.op), relu))
+                              cost.base(node.op), cost.weight(node.op), relu, sum(1 for o in node.outputs if o)))
     keep = {info.name for info in program.outputs}
     last: dict[str, int] = {}
     for index, node in enumerate(plans):
@@ -106,7 +107,8 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
             inputs = [env[name] if name else None for name in node.inputs]
         except KeyError as exc:
             raise ProgramFormatError(f"node {node.name!r}: input {exc.args[0]!r} is not computed before it") from exc
-        units, size = _meter(node, inputs)
+        known = node.units.get(tuple([None if x is None else x.shape for x in inputs]))
+        units, size = known if known is not None else _meter(node, inputs)
         if size > MAX_ELEMENTS:
             raise CostLimitError(f"node {node.name!r} would make a tensor of {size} elements "
                                  f"(the maximum is {MAX_ELEMENTS})")
@@ -120,7 +122,7 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
         outputs = node.op.run(inputs, node.attrs, node.consts)
         if node.relu:  # fusable ops that do not apply it themselves return a fresh array (fuse.py)
             np.maximum(outputs[0], 0, out=outputs[0])
-        if len(outputs) < sum(1 for o in node.outputs if o):
+        if len(outputs) < node.named_outputs:
             raise ProgramFormatError(f"node {node.name!r}: op {node.op.__name__} gave {len(outputs)} outputs")
         for name, value in zip(node.outputs, outputs):
             if name:
