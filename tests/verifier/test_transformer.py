@@ -8,7 +8,9 @@ Stated tolerance, against onnxruntime on the whole test split: top-1 agreement >
 1% of the largest |logit| (measured: 0.009-0.11%, agreement 100%). Models train once per session (< 20 s together), each in a
 few epochs of Adam; both the hand-written block and nn.TransformerEncoderLayer(norm_first=True) are covered,
 through the TorchScript exporter (opset 17: LayerNormalization; opset 16: its decomposed form ReduceMean,
-Sub, Pow, Sqrt, Div) and the dynamo exporter (opset 20: single Gelu)."""
+Sub, Pow, Sqrt, Div) and the dynamo exporter (opset 20: single Gelu). Untrained models cover the rest of
+what torch exports for attention: nn.MultiheadAttention, and nn.TransformerEncoder with -inf masks (causal
+triu and key padding; fixed-point.md, "Values": infinite tensors)."""
 
 import io
 import logging
@@ -102,6 +104,19 @@ class MaskedEncoder(nn.Module):
         hidden = self.encoder(self.embedding(ids), src_key_padding_mask=padding)
         keep = (~padding).unsqueeze(-1).float()
         return self.head((hidden * keep).sum(dim=1) / keep.sum(dim=1))
+
+
+class MultiheadAttentionPool(nn.Module):
+    """nn.MultiheadAttention (its fused in-projection) on float tokens, max over tokens, a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(16, 4, batch_first=True)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        attended, _ = self.attention(x, x, x, need_weights=False)
+        return self.head(attended.max(dim=1).values)
 
 
 def train(model, x, y, epochs, seed=0):
@@ -253,3 +268,12 @@ def test_encoder_with_a_minus_inf_attention_mask_agrees_with_onnxruntime(causal,
     model = export(MaskedEncoder(causal).eval(), torch.ones(2, 8, dtype=torch.int64), dynamo=dynamo)
     rng = np.random.default_rng(4)
     assert_agrees_with_onnxruntime(model, padded_ids(rng, 64), padded_ids(rng, 128))
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_torch_multihead_attention_module_agrees_with_onnxruntime(dynamo):
+    torch.manual_seed(5)
+    model = export(MultiheadAttentionPool().eval(), torch.zeros(2, 6, 16), dynamo=dynamo)
+    rng = np.random.default_rng(6)
+    tokens = rng.normal(0, 1, (192, 6, 16)).astype(np.float32)
+    assert_agrees_with_onnxruntime(model, tokens[:64], tokens[64:])
