@@ -277,3 +277,19 @@ def test_torch_multihead_attention_module_agrees_with_onnxruntime(dynamo):
     rng = np.random.default_rng(6)
     tokens = rng.normal(0, 1, (192, 6, 16)).astype(np.float32)
     assert_agrees_with_onnxruntime(model, tokens[:64], tokens[64:])
+
+
+@pytest.mark.parametrize("which", ["digits", "masked"])
+def test_fast_and_reference_paths_agree_on_every_node(which, transformers, digit_rows):
+    if which == "digits":
+        model, x = export(transformers["builtin"], torch.zeros(1, 8, 8)), digit_rows[1][:64]
+        calibration = digit_rows[0][:256]
+    else:
+        torch.manual_seed(3)
+        model = export(MaskedEncoder(causal=False).eval(), torch.ones(2, 8, dtype=torch.int64))
+        rng = np.random.default_rng(7)
+        calibration, x = padded_ids(rng, 64), padded_ids(rng, 32)
+    program = compile_model(model, calibration={"x": calibration})
+    fast = InferenceSession(program, path="fast").run_trace({"x": x})
+    reference = InferenceSession(program, path="reference").run_trace({"x": x})
+    assert fast == reference and len(fast) == len(program.nodes)
