@@ -17,7 +17,7 @@ from verifier.errors import (CompileError, CostLimitError, FeedError, ModelLoadE
                              ProgramFormatError, UnsupportedOpError, VerifierError)
 from verifier.feeds import check_encoded
 from verifier.interpreter import MAX_COST, execute
-from verifier.kernels import single_threaded
+from verifier.kernels import release_scratch, scratch_bytes, single_threaded
 from verifier.program import Program
 
 ERROR_TENSOR = "vinfer.error"
@@ -25,6 +25,7 @@ ERROR_TENSOR = "vinfer.error"
 ERROR_CODES = {ProgramFormatError: 1, UnsupportedOpError: 2, CostLimitError: 3, FeedError: 4,
                OutOfRangeError: 5, ModelLoadError: 6, CompileError: 7}
 INTERNAL_ERROR = 99  # an op failed on malformed attributes or constants of a hostile program
+KEPT_SCRATCH_BYTES = 256 << 20  # kernel buffers kept for the next job of a slot; more is freed after a job
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,11 @@ def execute_job(program_bytes: bytes, input_bytes: bytes, *, max_cost: int = MAX
         program.validate()
         feeds = check_encoded(program, decode_tensors(input_bytes))
         with single_threaded():  # one job, one core: a worker runs jobs side by side (same bits either way)
-            outputs = execute(program, feeds, max_cost=max_cost)
+            try:
+                outputs = execute(program, feeds, max_cost=max_cost)
+            finally:
+                if scratch_bytes() > KEPT_SCRATCH_BYTES:  # a big job's buffers must not pin a slot's memory
+                    release_scratch()
         data = encode_tensors(outputs)
         return JobOutcome(data, keccak_hex(data), True)
     except VerifierError as exc:

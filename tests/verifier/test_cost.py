@@ -128,3 +128,13 @@ def test_the_maximum_fits_the_default_commit_window_with_margin():
 
     worst_seconds = cost.MAX_COST / 10e9
     assert 4 * worst_seconds < DEFAULT_PARAMS["commit_window"]
+
+
+def test_kernel_buffers_above_the_kept_size_are_freed_after_a_job(monkeypatch, example_program, example_inputs):
+    import verifier.job as job
+    from verifier.kernels import scratch_bytes
+
+    monkeypatch.setattr(job, "KEPT_SCRATCH_BYTES", 0)
+    inputs = encode_tensors(integer_feeds(example_program, example_inputs))
+    assert execute_job(example_program.to_bytes(), inputs).ok
+    assert scratch_bytes() == 0

@@ -11,11 +11,11 @@ from verifier.kernels.convolution import conv, plan_conv
 from verifier.kernels.epilogue import requantize
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, gemm, plan_gemm, prepare
 from verifier.kernels.pooling import avg_pool_sum, max_pool
-from verifier.kernels.window import release_scratch
+from verifier.kernels.window import release_scratch, scratch_bytes
 
 __all__ = [
     "GemmPlan", "Prepared", "avg_pool_sum", "conv", "gemm", "max_pool", "plan_conv", "plan_gemm",
-    "prepare", "release_scratch", "requantize", "single_threaded",
+    "prepare", "release_scratch", "requantize", "scratch_bytes", "single_threaded",
 ]
 
 

@@ -93,6 +93,11 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     return buffer[:need].view(dtype).reshape(shape)
 
 
+def scratch_bytes() -> int:
+    """Bytes held by this thread's scratch buffers."""
+    return sum(buffer.nbytes for buffer in getattr(_workspace, "buffers", {}).values())
+
+
 def release_scratch() -> None:
     """Free this thread's scratch buffers (they otherwise stay for the next call of the same size)."""
     _workspace.buffers = {}
