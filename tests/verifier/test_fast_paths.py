@@ -89,8 +89,9 @@ def test_session_run_matches_float_relu_output(compiled):
     assert out.min() >= 0 and np.isfinite(out).all() and integer_feeds(program, {"x": x})["x"].shape == shape
 
 
-@pytest.mark.parametrize("value", [40000, -(1 << 40), 1 << 50])
+@pytest.mark.parametrize("value", [40000, -(1 << 40), 1 << 41, -(1 << 42), 1 << 50, -(1 << 62)])
 def test_a_sum_of_values_beyond_16_bits_behaves_as_the_reference_errors_included(value):
+    """Around the headroom limit of a 20-bit shift (2**42) and at the int64 edge."""
     from verifier.interpreter import forced_path
     from verifier.ops._binary import run_sum
 

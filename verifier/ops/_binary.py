@@ -3,7 +3,7 @@ constants absorbed at the scale the op computes in, one rounding at the end."""
 
 import numpy as np
 
-from verifier.fixedpoint import ACT_BITS, qmax, requantize, round_shift
+from verifier.fixedpoint import ACT_BITS, INT64_SAFE, requantize, round_shift
 from verifier.kernels import requantize as requantize_fast
 from verifier.kernels.window import scratch
 from verifier.ops import CompileContext, Lowering
@@ -50,15 +50,15 @@ def lower_sum(ctx: CompileContext, signs: list[int]) -> Lowering:
 
 def run_sum(inputs, attrs, consts):
     """The sum; a fused Relu (attrs["relu"], verifier/compiler/fuse.py) is applied here too. The fast path
-    takes fewer passes over memory (shifts into one preallocated total, requantize in place); it falls
-    back to the reference steps whenever an operand could need them (a right shift, or a value outside
-    the 16-bit range where the headroom check could fire), so both give the same bits, errors included."""
+    takes fewer passes over memory (shifts into one preallocated total, requantize and Relu in place); it
+    falls back to the reference steps whenever an operand needs them (a right shift, or a value the
+    reference's headroom check would refuse), so both give the same bits, errors included."""
     if attrs.get("integer"):
         total = _sum_reference(inputs, attrs, consts)
     elif kernel_path() == "reference" or not _fast_sum_applies(inputs, attrs):
         total = requantize(_sum_reference(inputs, attrs, consts), attrs["acc_frac"], attrs["out_frac"])
     else:
-        total = _sum_fast(inputs, attrs, consts)
+        return [_sum_fast(inputs, attrs, consts)]
     if attrs.get("relu"):
         np.maximum(total, 0, out=total)
     return [total]
@@ -77,35 +77,39 @@ def _sum_reference(inputs, attrs, consts):
 
 
 def _fast_sum_applies(inputs, attrs) -> bool:
-    limit = qmax(ACT_BITS)
+    """Every run-time operand is shifted left (or not at all) and passes the reference's headroom check
+    (|x| < INT64_SAFE >> shift; an unshifted operand has none)."""
     for x, shift in zip(inputs, attrs["shifts"]):
-        if x is None:
+        if x is None or shift == 0:
             continue
-        if not 0 <= shift <= MAX_ALIGN_SHIFT or (x.size and (int(x.max()) > limit or int(x.min()) < -limit)):
+        if not 0 < shift < 62:
+            return False
+        safe = INT64_SAFE >> shift
+        if x.size and (int(x.max()) >= safe or int(x.min()) <= -safe):
             return False
     return True
 
 
 def _sum_fast(inputs, attrs, consts):
-    """Every run-time operand is within 16 bits and shifted left by <= 44: no headroom check can fire
-    and no term passes 2**60, so the int64 sum is the reference's sum (constants wrap alike if ever)."""
+    """The same int64 sum as the reference (two's complement, so even a wrap, which only hostile
+    constants could cause, wraps alike), then kernels.requantize with the Relu in its clip."""
     terms = [consts[f"k{i}"] if x is None else x for i, x in enumerate(inputs)]
     total = np.empty(np.broadcast_shapes(*(t.shape for t in terms)), dtype=np.int64)
-    first = True
     for index, (term, sign) in enumerate(zip(terms, attrs["signs"])):
         shift = 0 if inputs[index] is None else attrs["shifts"][index]
+        if index == 0:
+            if shift:
+                np.left_shift(term, shift, out=total)
+            else:
+                np.copyto(total, term)
+            if sign < 0:
+                np.negative(total, out=total)
+            continue
         if shift:
             term = np.left_shift(term, shift, out=scratch("sum_term", term.shape, np.int64))
-        if first and sign > 0:
-            np.copyto(total, term)
-        elif first:
-            np.negative(term, out=total)
-        elif sign > 0:
-            np.add(total, term, out=total)
-        else:
-            np.subtract(total, term, out=total)
-        first = False
-    return requantize_fast(total, attrs["acc_frac"], attrs["out_frac"], ACT_BITS, out=total)
+        (np.add if sign > 0 else np.subtract)(total, term, out=total)
+    return requantize_fast(total, attrs["acc_frac"], attrs["out_frac"], ACT_BITS, out=total,
+                           relu=bool(attrs.get("relu")))
 
 
 def lower_product(ctx: CompileContext) -> Lowering:
