@@ -106,6 +106,29 @@ class MaskedEncoder(nn.Module):
         return self.head((hidden * keep).sum(dim=1) / keep.sum(dim=1))
 
 
+class LowestValueMaskEncoder(nn.Module):
+    """The Hugging Face way of masking padding: an additive mask (1 - keep) * torch.finfo(float32).min on the
+    attention scores (a finite float32 value, counted as -inf: fixed-point.md, "Values"). Untrained."""
+
+    def __init__(self, width=16, heads=2):
+        super().__init__()
+        self.embedding = nn.Embedding(20, width)
+        self.heads, self.head_width = heads, width // heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, ids):
+        keep = (ids != 0).float()
+        additive = (1.0 - keep)[:, None, None, :] * torch.finfo(torch.float32).min
+        x = self.norm(self.embedding(ids))
+        batch, tokens, width = x.shape
+        q, k, v = self.qkv(x).reshape(batch, tokens, 3, self.heads, self.head_width).permute(2, 0, 3, 1, 4)
+        attention = torch.softmax(q @ k.transpose(-2, -1) / self.head_width**0.5 + additive, dim=-1)
+        attended = (attention @ v).transpose(1, 2).reshape(batch, tokens, width)
+        return self.head((attended * keep[..., None]).sum(dim=1) / keep.sum(dim=1, keepdim=True))
+
+
 class MultiheadAttentionPool(nn.Module):
     """nn.MultiheadAttention (its fused in-projection) on float tokens, max over tokens, a linear head."""
 
@@ -293,3 +316,11 @@ def test_fast_and_reference_paths_agree_on_every_node(which, transformers, digit
     fast = InferenceSession(program, path="fast").run_trace({"x": x})
     reference = InferenceSession(program, path="reference").run_trace({"x": x})
     assert fast == reference and len(fast) == len(program.nodes)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_encoder_masked_with_float32_lowest_value_agrees_with_onnxruntime(dynamo):
+    torch.manual_seed(8)
+    model = export(LowestValueMaskEncoder().eval(), torch.ones(2, 8, dtype=torch.int64), dynamo=dynamo)
+    rng = np.random.default_rng(9)
+    assert_agrees_with_onnxruntime(model, padded_ids(rng, 64), padded_ids(rng, 128))

@@ -12,6 +12,7 @@ from verifier.errors import CompileError, UnsupportedOpError
 from verifier.fixedpoint import ACT_BITS, frac_for_range, quantize
 from verifier.ops import CompileContext, Operand, lookup
 from verifier.ops._common import weight_frac
+from verifier.ops._infinity import finite_part, is_infinite
 from verifier.program import Program, ProgramNode, TensorInfo
 
 
@@ -91,9 +92,10 @@ def _operand(name: str, graph: Graph, fracs: dict, infinite: frozenset = frozens
         value = np.asarray(graph.constants[name])
         if value.dtype.kind == "f" and np.isnan(value).any():
             raise CompileError(f"constant {name!r} holds NaN: fixed point has no NaN")
-        finite = np.where(np.isfinite(value), value, 0) if value.dtype.kind == "f" else value
-        frac = weight_frac(finite, ACT_BITS) if value.dtype.kind == "f" else None  # +-inf saturates
-        return Operand(name, tuple(value.shape), frac, value, may_be_infinite=bool(value.dtype.kind == "f" and np.isinf(value).any()))
+        if value.dtype.kind != "f":
+            return Operand(name, tuple(value.shape), None, value)
+        frac = weight_frac(finite_part(value), ACT_BITS)  # infinite entries saturate
+        return Operand(name, tuple(value.shape), frac, value, may_be_infinite=bool(is_infinite(value).any()))
     if name not in fracs:
         raise CompileError(f"tensor {name!r} is used before any node computes it")
     return Operand(name, tuple(shape) if shape is not None else None, fracs[name],

@@ -10,6 +10,7 @@ import numpy as np
 from verifier.compiler.fold import to_model
 from verifier.compiler.load import Graph
 from verifier.errors import CompileError
+from verifier.ops._infinity import is_infinite
 
 HEADROOM = 1.5
 UNCALIBRATED_HEADROOM = 2.0
@@ -19,7 +20,8 @@ SYNTHETIC_SAMPLES = 8
 
 def value_ranges(graph: Graph, calibration: dict | None) -> tuple[dict, dict]:
     """(ranges, input_ranges): name -> max |value| with headroom, for every float tensor the graph computes.
-    Infinite values (a -inf attention mask) do not count toward a range; the names of the tensors that
+    Infinite values (a -inf attention mask, or one at float32's lowest value: verifier/ops/_infinity.py)
+    do not count toward a range; the names of the tensors that
     held any are in `infinite_tensors(ranges)`."""
     feeds, headroom = _calibration_feeds(graph, calibration)
     input_ranges = {}
@@ -33,9 +35,10 @@ def value_ranges(graph: Graph, calibration: dict | None) -> tuple[dict, dict]:
         for name, value in _run_float(graph, batch).items():
             value = np.asarray(value)
             if value.dtype.kind == "f":
-                finite = np.abs(value[np.isfinite(value)])
+                infinite_here = is_infinite(value)
+                finite = np.abs(value[np.isfinite(value) & ~infinite_here])
                 observed[name] = max(observed.get(name, 0.0), float(finite.max()) if finite.size else 0.0)
-                if np.isinf(value).any():
+                if infinite_here.any():
                     infinite.add(name)
     return Ranges({name: value * headroom for name, value in observed.items()}, infinite), input_ranges
 

@@ -7,7 +7,7 @@ from verifier.fixedpoint import ACT_BITS, INT64_SAFE, requantize, round_shift
 from verifier.kernels import requantize as requantize_fast
 from verifier.kernels.window import scratch
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import kernel_path, quantize_const, weight_frac
+from verifier.ops._common import kernel_path, quantize_const
 
 WIDE_BITS = 60  # absorbed addends live at the sum's scale; they may be far wider than an activation
 MAX_ALIGN_SHIFT = 44  # a 16-bit operand shifted left by at most this stays below 2**60
@@ -122,7 +122,7 @@ def lower_product(ctx: CompileContext) -> Lowering:
         if operand.is_const:
             if operand.value.dtype.kind != "f":
                 ctx.unsupported("multiplies a fixed-point tensor by an integer constant tensor; cast it first")
-            frac = weight_frac(operand.value)
+            frac = operand.frac  # weight_frac of its finite part: an infinite entry (a mask) saturates
             consts[f"k{index}"] = quantize_const(operand.value, frac, 16)
             absorbed.add(index)
             fracs.append(frac)

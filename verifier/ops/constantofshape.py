@@ -3,6 +3,7 @@ import numpy as np
 from verifier.fixedpoint import quantize
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import weight_frac
+from verifier.ops._infinity import finite_part
 
 
 class ConstantOfShape:
@@ -17,7 +18,7 @@ class ConstantOfShape:
         if value.dtype.kind == "f":
             if np.isnan(value).any():
                 ctx.unsupported("a NaN fill value (fixed point has no NaN)")
-            frac = weight_frac(np.where(np.isfinite(value), value, 0))  # +-inf (a mask) saturates to +-qmax
+            frac = weight_frac(finite_part(value))  # +-inf (a mask) saturates to +-qmax
             return Lowering(out_fracs=[frac], attrs={"value": int(quantize(value, frac)[0])})
         return Lowering(out_fracs=[None], attrs={"value": int(value[0])})
 
