@@ -86,3 +86,20 @@ def test_shifts_outside_one_to_sixty_two_take_the_checked_primitive(from_frac, t
         expected = fixedpoint.requantize(acc, from_frac, to_frac)
         expected = np.maximum(expected, 0) if relu else expected
         assert np.array_equal(requantize(acc.copy(), from_frac, to_frac, relu=relu), expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(shift=st.integers(1, 62), seed=st.integers(0, 2**32 - 1), relu=st.booleans(),
+       bias_bits=st.sampled_from([1, 16, 47, 61, 62]))
+def test_a_bias_folded_with_the_half_rounds_like_fixedpoint(shift, seed, relu, bias_bits):
+    """Biases up to 2**61 take the folded path, wider ones the general one; both equal the primitive,
+    at ties, at zero and at the accumulator's edges."""
+    rng = np.random.default_rng(seed)
+    acc = accumulators(rng, (3, 6), min(shift, 61)) >> 1  # |acc| + |bias| within the kernels' bound
+    bias = rng.integers(-(1 << (bias_bits - 1)), 1 << (bias_bits - 1), (1, 6))
+    bias.flat[:2] = [(1 << (bias_bits - 1)) - 1, -(1 << (bias_bits - 1)) + 1]
+    if shift > 1:  # exact ties of acc + bias, both signs
+        acc[0, :2] = [(1 << (shift - 1)) - bias[0, 0], -(1 << (shift - 1)) - bias[0, 1]]
+    expected = fixedpoint.requantize(acc + bias, shift, 0)
+    expected = np.maximum(expected, 0) if relu else expected
+    assert np.array_equal(requantize(acc.copy(), shift, 0, bias=bias, relu=relu), expected)
