@@ -114,8 +114,8 @@ def _conv_im2col(x, w_float, group, plan, dtype, strides, pads, dilations, out_s
         xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype, workspace="conv_padded").transpose(channels_first)
         cols = window.scratch("conv_cols", (C,) + tuple(kernel) + (N,) + tuple(out_shape), dtype)
         lead = (slice(None),)
-        for offset in window.offsets(kernel):
-            cols[lead + offset] = xp[lead + (slice(None),) + window.window_slices(offset, out_shape, strides, dilations)]
+        for offset, slices in window.taps(kernel, out_shape, strides, dilations):
+            cols[lead + offset] = xp[lead + (slice(None),) + slices]
     cols = cols.reshape(group, K, N * L)
     weights = w_float.reshape(group, OC // group, K)
     out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)

@@ -21,8 +21,8 @@ def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_m
     xp = _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, _EMPTY)
     out = None
     lead = (slice(None), slice(None))
-    for offset in window.offsets(kernel):
-        patch = xp[lead + window.window_slices(offset, out_shape, strides, dilations)]
+    for _, slices in window.taps(kernel, out_shape, strides, dilations):
+        patch = xp[lead + slices]
         out = patch.copy() if out is None else np.maximum(out, patch, out=out)
     if out.size and (out == _EMPTY).any():
         raise ValueError(f"max_pool: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
@@ -47,8 +47,7 @@ def avg_pool_sum(x, kernel_shape, *, strides=None, pads=None, dilations=None, ce
         counted[tuple(slice(pads[i], pads[i] + s) for i, s in enumerate(x.shape[2:]))] = 1
     sums = np.zeros(x.shape[:2] + out_shape, dtype=np.int64)
     counts = np.zeros(out_shape, dtype=np.int64)
-    for offset in window.offsets(kernel):
-        slices = window.window_slices(offset, out_shape, strides, dilations)
+    for _, slices in window.taps(kernel, out_shape, strides, dilations):
         sums += xp[(slice(None), slice(None)) + slices]
         counts += counted[slices]
     if counts.size and counts.min() == 0:

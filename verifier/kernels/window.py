@@ -1,5 +1,6 @@
 """Sliding-window geometry shared by convolution and pooling (ONNX semantics)."""
 
+import functools
 import itertools
 import threading
 from math import prod
@@ -69,6 +70,20 @@ def window_slices(offset, out_shape, strides, dilations):
     return tuple(
         slice(k * d, k * d + s * (o - 1) + 1, s) for k, o, s, d in zip(offset, out_shape, strides, dilations)
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _taps(kernel: tuple, out_shape: tuple, strides: tuple, dilations: tuple) -> tuple:
+    return tuple((offset, window_slices(offset, out_shape, strides, dilations)) for offset in offsets(kernel))
+
+
+def taps(kernel, out_shape, strides, dilations) -> tuple:
+    """(offset, window_slices(offset, ...)) for every kernel offset, in C order; cached per geometry
+    (a layer asks for the same ones on every run)."""
+    key = (tuple(int(k) for k in kernel), tuple(int(o) for o in out_shape), tuple(strides), tuple(dilations))
+    if prod(key[0]) > 1024:  # a (hostile) huge window: not worth keeping
+        return _taps.__wrapped__(*key)
+    return _taps(*key)
 
 
 def kernel_size(kernel) -> int:
