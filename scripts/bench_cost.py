@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_verifier import _cpu_model  # noqa: E402
 
-# op -> (class of verifier.cost, builder); a builder gives (inputs, attrs, initializers) for x of a shape
+# op -> (class of verifier.cost, as documented; the printed one is read from verifier.cost), builder: a
+# builder gives (inputs, attrs, initializers) for x of a shape
 ELEMENTWISE = {
     "Relu": ("ARITH", lambda shape: (["x"], {}, [])),
     "Add": ("ARITH", lambda shape: (["x", "x"], {}, [])),
@@ -41,7 +42,7 @@ ELEMENTWISE = {
     "Clip": ("ARITH", lambda shape: (["x", "lo", "hi"], {}, [("lo", np.float32(-1.0)), ("hi", np.float32(1.0))])),
     "ReduceSum": ("ARITH", lambda shape: (["x"], {"keepdims": 1}, [])),
     "MaxPool": ("ARITH", lambda shape: (["x"], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, [])),
-    "AveragePool": ("ARITH", lambda shape: (["x"], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, [])),
+    "AveragePool": ("NONLINEAR", lambda shape: (["x"], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, [])),
     "Transpose": ("MOVE", lambda shape: (["x"], {"perm": list(range(len(shape)))[::-1]}, [])),
     "Concat": ("MOVE", lambda shape: (["x"], {"axis": 0}, [])),
     "Reshape": ("MOVE", lambda shape: (["x", "shape"], {}, [("shape", np.array([-1, shape[-1]], np.int64))])),
@@ -85,7 +86,8 @@ def _cases(ops, budget_s, full):
 
     huge_shape = (cost.MAX_LIVE_ELEMENTS // 8 // 1024, 1024)
     for op in ops:
-        klass, build = ELEMENTWISE[op]
+        _, build = ELEMENTWISE[op]
+        klass = {cost.MOVE: "MOVE", cost.ARITH: "ARITH"}.get(cost.weight(op), "NONLINEAR")
         tiny_shape = (1, 1, 1, 1) if op in ("MaxPool", "AveragePool") else (1, 1)
         shape4 = (1, 1) + huge_shape if op in ("MaxPool", "AveragePool") else huge_shape
         for kind, shape in (("tiny", tiny_shape), ("huge", shape4)):

@@ -32,8 +32,9 @@ HEAVY_NODE_BASE = 1 << 21  # ~200 us: ops not listed below (tables, normalizatio
 
 # units per element, by class (scripts/bench_cost.py prints the measured ns/element behind each)
 MOVE = 16  # copies and views: Reshape, Transpose, Concat, Slice, Gather, Cast, ...
-ARITH = 32  # one or two integer passes: Relu, Add, Mul, Max, comparisons, pooling windows, reductions
-NONLINEAR = 1024  # tables, divisions, roots, normalizations: Sigmoid, Exp, Softmax, LayerNorm, Div, ...
+ARITH = 32  # one or two integer passes: Relu, Add, Mul, Max, comparisons, max-pool windows, reductions
+NONLINEAR = 1024  # tables, divisions, roots, normalizations: Sigmoid, Exp, Softmax, LayerNorm, Div,
+# AveragePool (a rounding division per output: measured 12.5 G units/s as ARITH, the slowest class), ...
 INT64_MAC = 64  # one multiply-add of a GEMM/conv on the int64 reference loops (operands too wide for BLAS)
 FLOAT_MAC = 1  # one multiply-add of a GEMM/conv on an exact float BLAS path
 COLUMN = 16  # one element of an im2col / depthwise column buffer (gathered once per product)
@@ -42,7 +43,7 @@ _MOVE_OPS = ("Identity Reshape Flatten Squeeze Unsqueeze Shape Transpose Concat 
              "Pad Cast Dropout ConstantOfShape ArrayFeatureExtractor").split()
 _ARITH_OPS = ("Relu Add Sub Mul Neg Abs Max Min Sum Mean Clip Sign Equal Greater GreaterOrEqual Less LessOrEqual "
               "And Or Xor Not Where IsNaN IsInf LeakyRelu PRelu ThresholdedRelu Shrink BatchNormalization "
-              "MaxPool AveragePool GlobalAveragePool GlobalMaxPool ReduceSum ReduceMax ReduceMin ReduceMean "
+              "MaxPool GlobalAveragePool GlobalMaxPool ReduceSum ReduceMax ReduceMin ReduceMean "
               "ArgMax").split()
 _UNIT_OPS = ("Conv", "Gemm", "MatMul")  # their `cost` is already in units (MACs by path, columns, passes)
 WEIGHTS: dict[str, int] = {**{op: MOVE for op in _MOVE_OPS}, **{op: ARITH for op in _ARITH_OPS},
