@@ -1,6 +1,6 @@
-"""Axes handling shared by the Reduce* ops (attribute before opset 18, constant input from 18)."""
+"""Shared by the Reduce* ops: axes (attribute before opset 18, constant input from 18) and the exact reductions."""
 
-from verifier.ops import CompileContext
+from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import const_ints
 
 
@@ -21,3 +21,19 @@ def axes_of(x, attrs):
     if "axes" in attrs:
         return tuple(sorted(a % x.ndim for a in attrs["axes"]))
     return None if attrs["noop"] else tuple(range(x.ndim))
+
+
+class ExactReduction:
+    """y = numpy_fn over the axes (keepdims per the attribute); frac unchanged, exact."""
+
+    numpy_fn = None
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs=reduce_attrs(ctx), absorbed={1})
+
+    @classmethod
+    def run(cls, inputs, attrs, consts):
+        x = inputs[0]
+        axes = axes_of(x, attrs)
+        return [x if axes is None else cls.numpy_fn(x, axis=axes, keepdims=bool(attrs["keepdims"]))]

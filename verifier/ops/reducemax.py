@@ -1,16 +1,9 @@
-from verifier.ops import CompileContext, Lowering
-from verifier.ops._reduce import axes_of, reduce_attrs
+import numpy as np
+
+from verifier.ops._reduce import ExactReduction
 
 
-class ReduceMax:
+class ReduceMax(ExactReduction):
     """y = max over the axes; frac unchanged, exact."""
 
-    @staticmethod
-    def compile(ctx: CompileContext) -> Lowering:
-        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs=reduce_attrs(ctx), absorbed={1})
-
-    @staticmethod
-    def run(inputs, attrs, consts):
-        x = inputs[0]
-        axes = axes_of(x, attrs)
-        return [x if axes is None else x.max(axis=axes, keepdims=bool(attrs["keepdims"]))]
+    numpy_fn = staticmethod(np.max)
