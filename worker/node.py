@@ -20,6 +20,7 @@ was: a recomputed result is bit-identical, and a sealed salt is reused, never re
 from __future__ import annotations
 
 import concurrent.futures as cf
+from concurrent.futures.process import BrokenProcessPool
 import logging
 import multiprocessing
 import os
@@ -90,13 +91,16 @@ class WorkerNode:
         self._fetchers = cf.ThreadPoolExecutor(max_workers=self.config.slots, thread_name_prefix="vinfer-slot")
         self._processes: cf.ProcessPoolExecutor | None = None
         if self.config.executor == "process":
-            # spawned slots inherit this environment before they import numpy (setting it in the slot's
-            # initializer can be too late: the child re-imports the parent's main module first)
-            for name in slot.SINGLE_THREAD_ENV:
-                os.environ[name] = "1"
-            self._processes = cf.ProcessPoolExecutor(
-                max_workers=self.config.slots, mp_context=multiprocessing.get_context("spawn"), initializer=slot.init_slot_process
-            )
+            self._processes = self._start_slot_processes()
+
+    def _start_slot_processes(self) -> cf.ProcessPoolExecutor:
+        # spawned slots inherit this environment before they import numpy (setting it in the slot's
+        # initializer can be too late: the child re-imports the parent's main module first)
+        for name in slot.SINGLE_THREAD_ENV:
+            os.environ[name] = "1"
+        return cf.ProcessPoolExecutor(
+            max_workers=self.config.slots, mp_context=multiprocessing.get_context("spawn"), initializer=slot.init_slot_process
+        )
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -202,6 +206,11 @@ class WorkerNode:
             started, (output, result_hash, ok, error) = future.result()
         except BlobUnavailable as exc:  # never commit on unverified bytes; try again next poll
             self.emit("refuse", level=logging.WARNING, job=a.job_id, round=a.round, error=str(exc))
+            return None
+        except BrokenProcessPool as exc:  # a slot was killed (e.g. by the OOM killer): new slots, retry
+            self.emit("slots-restarted", level=logging.WARNING, job=a.job_id, round=a.round, error=str(exc))
+            self._processes.shutdown(wait=False, cancel_futures=True)
+            self._processes = self._start_slot_processes()
             return None
         self.emit("computed", job=a.job_id, round=a.round, result=result_hash, ok=ok, error=error,
                   seconds=f"{time.monotonic() - started:.3f}")

@@ -68,7 +68,7 @@ def world(tmp_path):
         token = siwe_token(gateway.url, client.account)
         node = WorkerNode(client, GatewayBlobs(gateway.url, token=lambda: token, backoff_s=0.01),
                           WorkerState(tmp_path / f"w{index}.db"),
-                          NodeConfig(poll_interval_s=0.05, executor="thread", housekeeping_jitter_s=0.1, **config))
+                          NodeConfig(**{"poll_interval_s": 0.05, "executor": "thread", "housekeeping_jitter_s": 0.1, **config}))
         thread = threading.Thread(target=node.run, args=(stop,), daemon=True)
         thread.start()
         nodes.append(node)
@@ -186,3 +186,22 @@ def test_a_memory_error_while_computing_is_retried_not_committed(world, job_blob
     _wait(lambda: world.requester.job_status(job_id).name == "FINALIZED", what="finalization")
     assert failures and world.requester.get_job(job_id).result_hash == expected
     assert all(world.requester.pending_withdrawal(node.address) > 0 for node in world.nodes)  # nobody slashed
+
+
+def test_a_slot_process_killed_by_the_os_is_replaced_and_the_job_still_finalizes(world, job_blobs):
+    """A slot process that dies (the OOM killer, say) breaks the process pool; the node starts fresh slots
+    and computes the job on a later poll instead of staying silent and being slashed."""
+    import os
+    import signal
+
+    program, inputs, expected = job_blobs
+    victim = world.start_worker(0, executor="process", slots=1)
+    pid = victim._processes.submit(os.getpid).result(timeout=60)
+    os.kill(pid, signal.SIGKILL)
+    _wait(lambda: victim._processes._broken, what="the pool to notice its dead slot")
+    for index in range(1, 3):
+        world.start_worker(index)
+    job_id = world.requester.submit_job(_upload(world, program), _upload(world, inputs), 3, 10**15)
+    _wait(lambda: world.requester.job_status(job_id).name == "FINALIZED", timeout=90, what="finalization")
+    assert world.requester.get_job(job_id).result_hash == expected
+    assert world.requester.pending_withdrawal(victim.address) > 0  # it revealed the agreed result: paid, not slashed
