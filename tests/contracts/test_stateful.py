@@ -88,15 +88,17 @@ class MarketMachine(RuleBasedStateMachine):
             self.market.requester.assign(job)
             self.money_moved = True  # may have closed the job for lack of workers
 
+    def _seat(self, job, seat):
+        """The worker in seat `seat` (modulo the round size) of the job's current round, or None."""
+        if job not in self._jobs():
+            return None
+        assigned = self.market.requester.assigned_workers(job)
+        return assigned[seat % len(assigned)] if assigned else None
+
     @rule(job=st.integers(1, 3), seat=st.integers(0, 20))
     def commit(self, job, seat):
-        if job not in self._jobs():
-            return
-        assigned = self.market.requester.assigned_workers(job)
-        if not assigned:
-            return
-        address = assigned[seat % len(assigned)]
-        if self.kind[address] == "silent":
+        address = self._seat(job, seat)
+        if address is None or self.kind[address] == "silent":
             return
         salt = os.urandom(32)
         try:
@@ -107,12 +109,9 @@ class MarketMachine(RuleBasedStateMachine):
 
     @rule(job=st.integers(1, 3), seat=st.integers(0, 20))
     def reveal(self, job, seat):
-        if job not in self._jobs():
+        address = self._seat(job, seat)
+        if address is None:
             return
-        assigned = self.market.requester.assigned_workers(job)
-        if not assigned:
-            return
-        address = assigned[seat % len(assigned)]
         salt = self.salts.get((job, address))
         if salt is None:
             return

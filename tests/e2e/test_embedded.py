@@ -30,6 +30,18 @@ def _escalate_with_fresh_workers(network, job_id: int, count: int = 3) -> None:
     for _ in range(count):
         network.add_worker()
 
+def _run_round_one_worker_short(network, job_id: int) -> str:
+    """Round 1 of three where one worker never commits: wait for the other two commits, add fresh workers for
+    the escalation, let both deadlines pass with the two reveals in, and return the job's final status."""
+    network.wait_for(lambda: len(job_events(network, job_id, "Committed")) == 2, 30, "two commits")
+    _escalate_with_fresh_workers(network, job_id)
+    client = network.client(network.requester)
+    _pass_deadline(network, client.get_job(job_id).commit_deadline)
+    network.wait_for(lambda: len(job_events(network, job_id, "Revealed")) == 2, 30, "two reveals")
+    _pass_deadline(network, client.get_job(job_id).reveal_deadline)
+    return wait_until_final(network, job_id)
+
+
 
 def test_honest_workers_finalize_and_the_sdk_verifies_the_result(network, requester, program, feeds):
     for _ in range(3):
@@ -74,13 +86,7 @@ def test_silent_worker_is_slashed_after_the_deadline(network, requester, program
     silent = network.add_worker(byzantine="silent")
     job = requester.submit(requester.upload_model(program), feeds, redundancy=3)
     wait_until_assigned(network, job.job_id)
-    network.wait_for(lambda: len(job_events(network, job.job_id, "Committed")) == 2, 30, "two commits")
-    _escalate_with_fresh_workers(network, job.job_id)
-    client = network.client(network.requester)
-    _pass_deadline(network, client.get_job(job.job_id).commit_deadline)
-    network.wait_for(lambda: len(job_events(network, job.job_id, "Revealed")) == 2, 30, "two reveals")
-    _pass_deadline(network, client.get_job(job.job_id).reveal_deadline)
-    assert wait_until_final(network, job.job_id) == "FINALIZED"
+    assert _run_round_one_worker_short(network, job.job_id) == "FINALIZED"
     assert _result_hash(network, job.job_id) == expected_hash(program, feeds)
     assert slashed(network, job.job_id) == {silent.address: 2}
 
@@ -140,13 +146,7 @@ def test_worker_behind_a_corrupting_gateway_refuses_to_commit_and_the_job_still_
         job = requester.submit(requester.upload_model(program), feeds, redundancy=3)
         wait_until_assigned(network, job.job_id)
         network.wait_for(lambda: any(e["phase"] == "refuse" for e in fooled.events), 30, "the refusal")
-        network.wait_for(lambda: len(job_events(network, job.job_id, "Committed")) == 2, 30, "two commits")
-        _escalate_with_fresh_workers(network, job.job_id)
-        client = network.client(network.requester)
-        _pass_deadline(network, client.get_job(job.job_id).commit_deadline)
-        network.wait_for(lambda: len(job_events(network, job.job_id, "Revealed")) == 2, 30, "two reveals")
-        _pass_deadline(network, client.get_job(job.job_id).reveal_deadline)
-        assert wait_until_final(network, job.job_id) == "FINALIZED"
+        assert _run_round_one_worker_short(network, job.job_id) == "FINALIZED"
         assert fooled.address not in {e.args["worker"] for e in job_events(network, job.job_id, "Committed")}
         assert _result_hash(network, job.job_id) == expected_hash(program, feeds)
         job.result(verify=True)
