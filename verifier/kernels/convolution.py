@@ -12,6 +12,7 @@ w * x, in int64 loops. Every fast path equals it bit for bit (tests/verifier/tes
 import numpy as np
 
 from verifier.kernels import exact_gemm, window, winograd
+from verifier.kernels.epilogue import Requantize
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
 
 
@@ -35,11 +36,14 @@ def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int, *,
 
 
 def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
-         x_bound: int | None = None, w_bound: int | None = None, path: str = "fast") -> np.ndarray:
+         x_bound: int | None = None, w_bound: int | None = None, path: str = "fast",
+         requantize: Requantize | None = None) -> np.ndarray:
     """ONNX Conv on integers: x (N, C, *spatial), w (OC, C/group, *kernel) -> int64 (N, OC, *out).
 
     pads in ONNX order [begin..., end...]; x_bound / w_bound are proven max |value| (computed from
-    the data when None). path: "fast" or "reference"; both give the same bits."""
+    the data when None). path: "fast" or "reference"; both give the same bits. With `requantize` the
+    result is the requantized activations instead of the accumulator, its bias per output channel
+    (fused into the float product when its bound allows: epilogue.Requantize)."""
     x = _as_int64(x)
     w_values = w.values if isinstance(w, Prepared) else _as_int64(w)
     if x_bound is None:
@@ -51,17 +55,38 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     plan, geometry = _planned(x, w, w_values, group, x_bound, w_bound, strides, pads, dilations)
     pads, out_shape = geometry[1], geometry[3]
     if x.size == 0 or w_values.size == 0:  # an empty batch or channel set: nothing to sum
-        return np.zeros((x.shape[0], w_values.shape[0]) + tuple(out_shape), dtype=np.int64)
+        acc = np.zeros((x.shape[0], w_values.shape[0]) + tuple(out_shape), dtype=np.int64)
+        return acc if requantize is None else requantize.apply(acc, 1)
+    if path == "fast" and plan.algorithm == "winograd" and requantize is not None:
+        weight = w if isinstance(w, Prepared) else w_values
+        return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), geometry[1], geometry[3], requantize)
+    if path == "fast" and plan.path != "int64" and requantize is not None:
+        K = int(np.prod(w_values.shape[1:]))
+        if plan.path == "float64" and requantize.fusable(K * x_bound * w_bound):
+            OC = w_values.shape[0]
+            if plan.algorithm == "depthwise":
+                fused = requantize.doubled(w, (x.shape[1], OC // group, K))
+                return _conv_depthwise(x, fused, w_values.shape[2:], group, np.float64, *geometry,
+                                       finish=requantize.finish)
+            fused = requantize.doubled(w, (group, OC // group, K))
+            return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry,
+                                finish=requantize.finish)
+    acc = _accumulate(x, w, w_values, group, plan, (x_bound, w_bound), geometry, path)
+    return acc if requantize is None else requantize.apply(acc, 1)
+
+
+def _accumulate(x, w, w_values, group, plan, bounds, geometry, path):
     if path == "reference" or plan.path == "int64":
         return _conv_reference(x, w_values, group, *geometry)
     if plan.algorithm == "winograd":
         weight = w if isinstance(w, Prepared) else w_values
-        return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape)
+        return winograd.conv3x3(x, weight, plan, bounds, geometry[1], geometry[3])
     dtype = np.float64 if plan.path == "float64" else np.float32
     w_float = w.as_float(dtype) if isinstance(w, Prepared) else w_values.astype(dtype)
+    OC, kernel = w_values.shape[0], w_values.shape[2:]
     if plan.algorithm == "depthwise":
-        return _conv_depthwise(x, w_float, group, dtype, *geometry)
-    return _conv_im2col(x, w_float, group, plan, dtype, *geometry)
+        return _conv_depthwise(x, w_float.reshape(x.shape[1], OC // group, -1), kernel, group, dtype, *geometry)
+    return _conv_im2col(x, w_float.reshape(group, OC // group, -1), kernel, group, plan, dtype, *geometry)
 
 
 def _planned(x, w, w_values, group, x_bound, w_bound, strides, pads, dilations):
@@ -97,61 +122,81 @@ def _check_shapes(x, w, group):
                          f"{group} groups with weight {w.shape}")
 
 
-def _conv_im2col(x, w_float, group, plan, dtype, strides, pads, dilations, out_shape):
+def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilations, out_shape, finish=None):
     """Columns (C * kernel taps, N * positions): the whole batch is one BLAS product per group (a batch
-    of small per-image products runs far slower), written back to (N, OC, *out) in the int64 conversion."""
+    of small per-image products runs far slower), written back to (N, OC, *out).
+
+    weights: (group, OC/group, K) in `dtype`; with `finish` (a fused epilogue, epilogue.Requantize) they
+    are (group, OC/group, K + 1), the columns get a row of ones, and the product is finished into the
+    int64 activations instead of converted to the accumulator."""
     N, C = x.shape[:2]
     rank = x.ndim - 2
-    kernel = w_float.shape[2:]
-    OC, Cg = w_float.shape[:2]
+    OC = weights.shape[0] * weights.shape[1]
+    Cg = C // group
     K = Cg * window.kernel_size(kernel)
     L = int(np.prod(out_shape))
-    channels_first = (1, 0) + tuple(range(2, rank + 2))
+    extra = 0 if finish is None else 1
+    buffer = window.scratch("conv_cols", (group, K + extra, N * L), dtype)
+    if extra:
+        buffer[:, K] = 1.0
+    by_channel = (1, 0) + tuple(range(2, rank + 2))  # (C, N, *spatial)
     if window.kernel_size(kernel) == 1 and all(s == 1 for s in strides) and not any(pads):
-        cols = window.scratch("conv_cols", (C, N) + x.shape[2:], dtype)  # 1x1 stride 1: the input is the matrix
-        cols[...] = x.transpose(channels_first)
+        cols = buffer[:, :K].reshape((group, Cg, N) + x.shape[2:])  # 1x1 stride 1: the input is the matrix
+        cols[...] = x.transpose(by_channel).reshape(cols.shape)
     else:
-        xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype, workspace="conv_padded").transpose(channels_first)
-        cols = window.scratch("conv_cols", (C,) + tuple(kernel) + (N,) + tuple(out_shape), dtype)
-        lead = (slice(None),)
+        xp = window.padded(x, pads[:rank], pads[rank:], 0, dtype, workspace="conv_padded").transpose(by_channel)
+        xp = xp.reshape((group, Cg) + xp.shape[1:])
+        cols = buffer[:, :K].reshape((group, Cg) + tuple(kernel) + (N,) + tuple(out_shape))
+        lead = (slice(None), slice(None))
         for offset, slices in window.taps(kernel, out_shape, strides, dilations):
             cols[lead + offset] = xp[lead + (slice(None),) + slices]
-    cols = cols.reshape(group, K, N * L)
-    weights = w_float.reshape(group, OC // group, K)
+    out_channels = (group, OC // group, N * L)
+    if finish is not None:
+        if N == 1:  # the product's layout is the output's: finish it in place
+            product = np.matmul(weights, buffer, out=np.empty(out_channels, dtype=np.float64))
+            return finish(product).reshape((N, OC) + tuple(out_shape))
+        product = np.matmul(weights, buffer, out=window.scratch("conv_product", out_channels, dtype))
+        activations = finish(product)
+    elif plan.chunk >= K:
+        activations = np.matmul(weights, buffer, out=window.scratch("conv_product", out_channels, dtype))
+    else:
+        activations = exact_gemm.matmul_chunked(weights, buffer, K, plan.chunk, b_k_axis=1)
     out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
     by_group = out.reshape(N, group, OC // group, L).transpose(1, 2, 0, 3)  # (group, OC/group, N, L) view
-    if plan.chunk >= K:
-        product = np.matmul(weights, cols, out=window.scratch("conv_product", (group, OC // group, N * L), dtype))
-        np.copyto(by_group, product.reshape(group, OC // group, N, L), casting="unsafe")
-    else:
-        total = exact_gemm.matmul_chunked(weights, cols, K, plan.chunk, b_k_axis=1)
-        np.copyto(by_group, total.reshape(group, OC // group, N, L))
+    np.copyto(by_group, activations.reshape(group, OC // group, N, L), casting="unsafe")
     return out
 
 
-def _conv_depthwise(x, w_float, group, dtype, strides, pads, dilations, out_shape):
+def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, out_shape, finish=None):
     """Each output channel reads one input channel: a (multiplier x taps) @ (taps x positions)
     product per channel, over columns gathered with one contiguous copy per kernel tap.
 
     The padded input is split into stride phases (phase r holds padded positions r, r + s, ...),
     each flattened over its spatial axes. A tap at padded offset p = k * d reads phase p % s
     shifted by p // s, which in the flattened phase is one contiguous slice covering every output
-    position (plus a few wrap-around columns, cut off at the end)."""
+    position (plus a few wrap-around columns, cut off at the end).
+
+    weights: (C, multiplier, taps) in `dtype`, or (C, multiplier, taps + 1) with `finish` (a fused
+    epilogue: a row of ones joins the taps, and the product is finished into int64 activations)."""
     N, C = x.shape[:2]
-    kernel = w_float.shape[2:]
-    multiplier = w_float.shape[0] // group
+    multiplier = weights.shape[1]
     phases, phase_shape = _stride_phases(x, kernel, strides, pads, dilations, out_shape, dtype)
     row = int(np.prod(phase_shape[1:]))
     length = out_shape[0] * row
     flat_strides = [int(np.prod(phase_shape[i + 1:])) for i in range(len(phase_shape))]
     taps = window.kernel_size(kernel)
-    cols = window.scratch("depthwise_cols", (N, C, taps, length), dtype)
+    extra = 0 if finish is None else 1
+    cols = window.scratch("depthwise_cols", (N, C, taps + extra, length), dtype)
+    if extra:
+        cols[:, :, taps] = 1.0
     for index, offset in enumerate(window.offsets(kernel)):
         positions = [k * d for k, d in zip(offset, dilations)]
         phase = phases[tuple(p % s for p, s in zip(positions, strides))]
         shift = sum((p // s) * f for p, s, f in zip(positions, strides, flat_strides))
         cols[:, :, index] = phase[:, :, shift:shift + length]
-    acc = np.matmul(w_float.reshape(C, multiplier, taps), cols)  # (N, C, multiplier, length)
+    acc = np.matmul(weights, cols, out=window.scratch("depthwise_product", (N, C, multiplier, length), dtype))
+    if finish is not None:
+        acc = finish(acc)
     acc = acc.reshape((N, C * multiplier, out_shape[0]) + tuple(phase_shape[1:]))
     return acc[(Ellipsis,) + tuple(slice(0, o) for o in out_shape[1:])].astype(np.int64)
 

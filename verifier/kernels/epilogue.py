@@ -68,3 +68,92 @@ def _biased(acc, bias, shift, limit, out, relu):
     np.subtract(out, negative, out=out)
     out >>= shift
     return np.clip(out, 0 if relu else -limit, limit, out=out)
+
+
+# -- the epilogue fused into a float product -------------------------------------------------------------
+#
+# A GEMM / convolution whose float operands are doubled, with a column of ones against 2 * bias + 1/2,
+# produces y = 2 (acc + bias) + 1/2 directly: every partial sum is a multiple of 1/2 below 2**52 in
+# magnitude, so it is exact whatever the summation order (the exact_gemm argument). With x = acc + bias,
+# n = 2**shift and h = n / 2, the rounding rule is then one float rounding of y / 2n:
+#   - for x > -h: round-to-nearest((2x + 1/2) / 2n) = floor((x + 1/4) / n + 1/2) = floor((x + h) / n), the
+#     rule (x + h is an integer, so the 1/4 changes no floor; it keeps y / 2n off every tie);
+#   - for x <= -h: y - 1 = 2x - 1/2 rounds to -floor((-x + h) / n), the rule's negative half. (With a fused
+#     Relu both give <= 0 there, clipped to 0, so that case needs no correction.)
+# Round-to-nearest of y / 2n with |y| < 2**(52 + k) - here k = shift + 1 - is one float addition of
+# 1.5 * 2**(52 + k): the sum lies where float64 values are 2**k apart, so IEEE round-to-nearest rounds y to
+# a multiple of 2**k, and the sum's bits minus the constant's bits count those multiples: the integer,
+# as an int64 view of the product's own memory. Saturation commutes with the monotone rounding (its limits
+# times 2**k are exact), so it runs on y first.
+
+FUSED_LIMIT = 1 << 50  # |acc| + |bias| + 1 below this: the doubled product and its correction stay exact
+
+
+class Requantize:
+    """The epilogue a GEMM / convolution ends with: y = requantize(acc + bias, shift, bits), then
+    max(y, 0) when relu. bias: int64, one value per output channel (or None). Kernels given one return
+    activations instead of accumulators, fusing it into their float product when `fusable(acc_bound)`."""
+
+    __slots__ = ("shift", "bits", "relu", "bias", "bias_bound", "_magic", "_magic_bits", "_limits")
+
+    def __init__(self, shift: int, bits: int = ACT_BITS, relu: bool = False, bias: np.ndarray | None = None):
+        self.shift, self.bits, self.relu = int(shift), int(bits), bool(relu)
+        self.bias = None if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
+        self.bias_bound = int(np.max(np.abs(self.bias))) if self.bias is not None and self.bias.size else 0
+        if 0 <= self.shift <= 62:
+            unit = 2.0 ** (self.shift + 1)
+            self._magic = 1.5 * 2.0 ** 52 * unit
+            self._magic_bits = int(np.array(self._magic).view(np.int64))
+            limit = qmax(self.bits) * unit
+            self._limits = (0.0 if self.relu else -limit, limit)
+
+    def fusable(self, acc_bound: int) -> bool:
+        return 0 <= self.shift <= 62 and int(acc_bound) + self.bias_bound + 1 < FUSED_LIMIT
+
+    def apply(self, acc: np.ndarray, channel_axis: int) -> np.ndarray:
+        """The unfused epilogue on an int64 accumulator (in place), bias along `channel_axis`."""
+        bias = None
+        if self.bias is not None:
+            shape = [1] * acc.ndim
+            shape[channel_axis] = -1
+            bias = self.bias.reshape(shape)
+        return requantize(acc, self.shift, 0, self.bits, bias=bias, out=acc, relu=self.relu)
+
+    def doubled(self, weight, shape=None, transposed: bool = False, scale: float = 2.0) -> np.ndarray:
+        """The float64 operand of a fused product: `scale` (2 unless the product itself carries a factor)
+        times the weight (transposed, then reshaped to `shape`, when asked), with one more entry on its last
+        axis holding 2 * bias + 1/2 against the column of ones. `weight` is a kernels.Prepared (the result
+        is cached on it) or an int64 array."""
+        shape = None if shape is None else tuple(int(d) for d in shape)
+        key = ("fused", shape, transposed, scale, None if self.bias is None else self.bias.tobytes())
+        cache = getattr(weight, "cache", None)
+        if cache is not None and key in cache:
+            return cache[key]
+        values = weight.values if cache is not None else np.asarray(weight, dtype=np.int64)
+        values = values.T if transposed else values
+        values = values.reshape(shape) if shape is not None else values
+        result = np.empty(values.shape[:-1] + (values.shape[-1] + 1,), dtype=np.float64)
+        np.multiply(values, scale, out=result[..., :-1])
+        result[..., -1] = self.bias_column(result.shape[:-1])
+        if cache is not None and len(cache) < 64:
+            cache[key] = result
+        return result
+
+    def bias_column(self, shape) -> np.ndarray | float:
+        """2 * bias + 1/2 in float64 (exact: |bias| < 2**50), shaped to the output channels `shape`."""
+        if self.bias is None:
+            return 0.5
+        return (2.0 * self.bias.astype(np.float64) + 0.5).reshape(shape)
+
+    def finish(self, y: np.ndarray) -> np.ndarray:
+        """y (float64, any strides) holding 2 (acc + bias) + 1/2 exactly -> the int64 activations, as a view
+        of y's memory (y is overwritten)."""
+        if not self.relu:
+            negative = np.less_equal(y, 0.5 - 2.0 ** self.shift,  # x <= -h
+                                     out=window.scratch("fused_negative", y.shape, np.bool_))
+            np.subtract(y, negative, out=y)
+        np.clip(y, *self._limits, out=y)
+        y += self._magic
+        q = y.view(np.int64)
+        q -= self._magic_bits
+        return q

@@ -124,13 +124,16 @@ def prepare(values: np.ndarray, bound: int | None = None) -> Prepared:
     return values if isinstance(values, Prepared) else Prepared(values, bound)
 
 
-def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: str = "fast") -> np.ndarray:
+def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: str = "fast",
+         requantize=None) -> np.ndarray:
     """Exact integer a @ b with np.matmul's broadcasting; int64 result.
 
     a: (..., M, K), b: (K, N) or (..., K, N), integer arrays or `Prepared` operands.
     a_bound / b_bound: proven max |value| of each operand (computed from the data when None).
     path: "fast" (the plan's exact BLAS path), "reference" (int64 loops), or a forced plan path
-    ("float64" / "float32"), which raises ValueError when its bound does not hold."""
+    ("float64" / "float32"), which raises ValueError when its bound does not hold.
+    requantize: an epilogue.Requantize (bias along N): the result is then the requantized activations,
+    fused into the float product for a run-time a against a prepared 2-D b when its bound allows."""
     a_values, a_bound = _operand(a, a_bound)
     b_values, b_bound = _operand(b, b_bound)
     K = a_values.shape[-1]
@@ -138,6 +141,11 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
     if b_values.shape[b_k_axis] != K:
         raise ValueError(f"gemm: inner dimensions differ: a {a_values.shape} @ b {b_values.shape}")
     plan = plan_gemm(K, a_bound, b_bound)
+    if requantize is not None:
+        if (path == "fast" and plan.path == "float64" and isinstance(b, Prepared) and b_values.ndim == 2
+                and not isinstance(a, Prepared) and requantize.fusable(K * a_bound * b_bound)):
+            return _gemm_fused(a_values, b, requantize)
+        return requantize.apply(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path), -1)
     if path == "reference":
         return np.matmul(a_values, b_values)
     if path == "fast":
@@ -152,6 +160,17 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
     a_float = _float_of(a, a_values, dtype, "gemm_a")
     b_float = _float_of(b, b_values, dtype, "gemm_b")
     return matmul_chunked(a_float, b_float, K, chosen.chunk, b_k_axis)
+
+
+def _gemm_fused(a_values, b: "Prepared", requantize) -> np.ndarray:
+    """a @ b with the epilogue folded in (epilogue.Requantize): a gets a column of ones, b a row holding
+    the bias, both doubled, and the product is finished into int64 activations."""
+    K = a_values.shape[-1]
+    a_float = window.scratch("gemm_a", a_values.shape[:-1] + (K + 1,), np.float64)
+    a_float[..., :K] = a_values
+    a_float[..., K] = 1.0
+    weights = requantize.doubled(b, transposed=True).T  # (K + 1, N)
+    return requantize.finish(np.matmul(a_float, weights))
 
 
 def matmul_chunked(a_float, b_float, K: int, chunk: int, b_k_axis: int) -> np.ndarray:

@@ -43,40 +43,76 @@ def plan(channels: int, x_bound: int, w_bound: int) -> GemmPlan:
                     algorithm="winograd")
 
 
-def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape) -> np.ndarray:
+def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> np.ndarray:
     """x int64 (N, C, H, W), w int64 array or Prepared (OC, C, 3, 3) -> int64 (N, OC, *out_shape).
     plan_ = plan(C, *bounds), bounds = (max |x|, max |w|). Large images go in bands of tile rows so
-    the transformed tiles and their products stay in cache."""
+    the transformed tiles and their products stay in cache. With `requantize` (epilogue.Requantize) the
+    result is the requantized activations; when `fusable` it is folded into the products (see below)."""
     dtype = np.float64 if plan_.path == "float64" else np.float32
     N, C = x.shape[:2]
     OH, OW = out_shape
     TH, TW = -(-OH // 2), -(-OW // 2)
     phases = _parity_phases(x, pads, TH, TW, dtype)
-    U = _filter_transform(w, dtype)  # (4, 4, OC, C)
-    OC = U.shape[2]
+    fused = requantize is not None and _fusable(requantize, plan_, C, bounds)
+    if fused:
+        U, dtype = _fused_filter(w, requantize), np.float64  # (4, 4, OC, C + 1)
+    else:
+        U = _filter_transform(w, dtype)  # (4, 4, OC, C)
+    OC, depth = U.shape[2], U.shape[3]
     # The output transform adds 9 products' sums: exact in float64 while 9 * C * 36 |x| |w| < 2**53.
     out_bound = 9 * C * INPUT_GROWTH * FILTER_GROWTH * bounds[0] * bounds[1]
-    transform_dtype = np.float64 if out_bound < FLOAT64_EXACT else np.int64
+    transform_dtype = np.float64 if out_bound < FLOAT64_EXACT or fused else np.int64
     out = np.empty((N, OC, OH, OW), dtype=np.int64)
     band = max(1, BAND_BYTES // (16 * (C + OC) * N * TW * np.dtype(dtype).itemsize))
     for top in range(0, TH, band):
         rows = min(band, TH - top)
-        V = window.scratch("winograd_input", (4, 4, N, C, rows, TW), dtype)
-        _input_transform(phases, top, rows, TW, V)
-        Ur, Vr = U.reshape(16, 1, OC, C), V.reshape(16, N, C, rows * TW)
-        if plan_.chunk >= C:
+        V = window.scratch("winograd_input", (4, 4, N, depth, rows, TW), dtype)
+        _input_transform(phases, top, rows, TW, V[:, :, :, :C])
+        if fused:
+            V[:, :, :, C] = 1.0
+        Ur, Vr = U.reshape(16, 1, OC, depth), V.reshape(16, N, depth, rows * TW)
+        if fused or plan_.chunk >= C:
             M = np.matmul(Ur, Vr, out=window.scratch("winograd_product", (16, N, OC, rows * TW), dtype))
         else:
             M = matmul_chunked(Ur, Vr, C, plan_.chunk, b_k_axis=2)
         M = M.astype(transform_dtype, copy=False)
-        Y = _output_transform(M.reshape(4, 4, N, OC, rows, TW))  # 4 times the result
+        Y = _output_transform(M.reshape(4, 4, N, OC, rows, TW))  # 4 times the result (fused: requantizable)
         height = min(2 * (top + rows), OH) - 2 * top
         target = out[:, :, 2 * top:2 * top + height]
-        if transform_dtype == np.int64:
+        if fused:
+            target[...] = requantize.finish(Y[:, :, :height, :OW])
+        elif transform_dtype == np.int64:
             np.right_shift(Y[:, :, :height, :OW], 2, out=target)  # exact: every entry is a multiple of 4
         else:  # exact: a power-of-two scaling of an integer multiple of 4
             np.multiply(Y[:, :, :height, :OW], 0.25, out=target, casting="unsafe")
-    return out
+    return out if requantize is None or fused else requantize.apply(out, 1)
+
+
+# The fused epilogue (epilogue.Requantize): the filters are halved, so A^T m A is twice the convolution
+# instead of 4 times it, and the 16 products get one more input channel of ones whose filter is
+# 2 * bias + 1/2 at tile position (1, 1) and 0 elsewhere. Row and column 1 of A^T are all ones, so that
+# entry adds 2 * bias + 1/2 to each of a tile's 4 outputs: the output transform yields
+# 2 (acc + bias) + 1/2, which Requantize.finish rounds. Every value is a multiple of 1/2, exact while
+# 2 * (9 * 36 C |x| |w| + |bias| + 1) < 2**53.
+
+
+def _fusable(requantize, plan_: GemmPlan, C: int, bounds) -> bool:
+    transformed = 9 * C * INPUT_GROWTH * FILTER_GROWTH * bounds[0] * bounds[1]
+    return (plan_.path == "float64" and requantize.fusable(9 * C * bounds[0] * bounds[1])
+            and 2 * (transformed + requantize.bias_bound + 1) < FLOAT64_EXACT)
+
+
+def _fused_filter(w, requantize) -> np.ndarray:
+    """(4, 4, OC, C + 1) float64: the transformed filters halved, and the bias channel."""
+    key = ("winograd-fused", None if requantize.bias is None else requantize.bias.tobytes())
+    cache = w.cache if isinstance(w, Prepared) else {}
+    if key not in cache:
+        U = _filter_transform(w.values if isinstance(w, Prepared) else w, np.float64)
+        fused = np.zeros(U.shape[:3] + (U.shape[3] + 1,), dtype=np.float64)
+        np.multiply(U, 0.5, out=fused[..., :-1])
+        fused[1, 1, :, -1] = requantize.bias_column(U.shape[2])
+        cache[key] = fused
+    return cache[key]
 
 
 def _parity_phases(x, pads, TH, TW, dtype):

@@ -91,6 +91,19 @@ def epilogue(acc: np.ndarray, attrs: dict, bias, path: str) -> np.ndarray:
                            relu=bool(attrs.get("relu")))
 
 
+def requantize_spec(weight, attrs: dict, bias):
+    """The epilogue of a GEMM/conv node as a kernels Requantize (its bias per output channel), cached on
+    the node's prepared weight: the kernels fuse it into their float product when its bound allows."""
+    from verifier.kernels.epilogue import Requantize
+
+    key = ("requantize", attrs["acc_frac"], attrs["out_frac"], bool(attrs.get("relu")), id(bias))
+    spec = weight.cache.get(key)
+    if spec is None:
+        spec = weight.cache[key] = Requantize(attrs["acc_frac"] - attrs["out_frac"], ACT_BITS,
+                                              bool(attrs.get("relu")), bias)
+    return spec
+
+
 def window_cost(shapes, attrs, consts) -> int:
     """Work of a pooling window op (MaxPool, AveragePool): every output element reads its window once,
     plus one pass over the input."""

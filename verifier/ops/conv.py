@@ -8,7 +8,7 @@ from verifier.kernels import conv, plan_conv
 from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import (activation_bound, auto_pads, epilogue, kernel_path, prepared, quantize_const,
-                                  weight_frac)
+                                  requantize_spec, weight_frac)
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
@@ -60,9 +60,12 @@ class Conv:
     def run(inputs, attrs, consts):
         x = inputs[0]
         path = kernel_path()
-        acc = conv(x, prepared(consts["weight"]), strides=attrs["strides"], pads=attrs["pads"],
-                   dilations=attrs["dilations"], group=attrs["group"], x_bound=activation_bound(x), path=path)
-        bias = consts.get("bias")
+        weight, bias = prepared(consts["weight"]), consts.get("bias")
+        geometry = {"strides": attrs["strides"], "pads": attrs["pads"], "dilations": attrs["dilations"],
+                    "group": attrs["group"], "x_bound": activation_bound(x), "path": path}
+        if path != "reference":  # the kernel ends with the epilogue, fused into its product where it can
+            return [conv(x, weight, requantize=requantize_spec(weight, attrs, bias), **geometry)]
+        acc = conv(x, weight, **geometry)
         if bias is not None:
             bias = bias.reshape((1, -1) + (1,) * (acc.ndim - 2))
         return [epilogue(acc, attrs, bias, path)]

@@ -6,7 +6,8 @@ from verifier import cost
 from verifier.fixedpoint import ACT_BITS, qmax, round_shift
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import activation_bound, epilogue, kernel_path, prepared, quantize_const, weight_frac
+from verifier.ops._common import (activation_bound, epilogue, kernel_path, prepared, quantize_const, requantize_spec,
+                                  weight_frac)
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
@@ -65,6 +66,10 @@ class Gemm:
         path = kernel_path()
         a = inputs[0].T if attrs["transA"] else inputs[0]
         a_bound = activation_bound(a)
+        if "weight" in consts and path != "reference" and "c_shift" not in attrs:
+            weight = prepared(consts["weight"])  # the kernel ends with the epilogue, fused where it can
+            spec = requantize_spec(weight, attrs, consts.get("bias"))
+            return [gemm(a, weight, a_bound=a_bound, path=path, requantize=spec)]
         if "weight" in consts:
             acc = gemm(a, prepared(consts["weight"]), a_bound=a_bound, path=path)
         else:

@@ -6,7 +6,8 @@ from verifier import cost
 from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import activation_bound, epilogue, kernel_path, prepared, quantize_const, weight_frac
+from verifier.ops._common import (activation_bound, epilogue, kernel_path, prepared, quantize_const, requantize_spec,
+                                  weight_frac)
 
 
 class MatMul:
@@ -51,6 +52,10 @@ class MatMul:
             a = _values(a)[None, :]
         if b_vector:
             b = _values(b)[:, None]
+        if path != "reference" and inputs[0] is not None and inputs[1] is None and not b_vector:
+            spec = requantize_spec(b, attrs, None)  # activations @ weight: the kernel ends with the epilogue
+            out = gemm(a, b, a_bound=a_bound, path=path, requantize=spec)
+            return [out[..., 0, :] if a_vector else out]
         acc = gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path)
         if a_vector:
             acc = acc[..., 0, :]

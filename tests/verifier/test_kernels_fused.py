@@ -1,0 +1,103 @@
+"""The epilogue fused into the float product (verifier.kernels.epilogue.Requantize): a convolution or GEMM
+given one returns exactly fixedpoint.requantize(reference accumulator + bias) - the one rounding rule,
+ties included - then the fused Relu, on every kernel path (im2col, 1x1, depthwise, Winograd, GEMM), and
+falls back to the unfused epilogue where the fused bound does not hold."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verifier import fixedpoint
+from verifier.kernels import conv, gemm, prepare, winograd
+from verifier.kernels.epilogue import FUSED_LIMIT, Requantize
+
+from test_kernels_conv import CASES, WINOGRAD_CASES, Q15, edge_values
+
+
+def expected(acc, spec: Requantize, channel_axis: int) -> np.ndarray:
+    if spec.bias is not None:
+        shape = [1] * acc.ndim
+        shape[channel_axis] = -1
+        acc = acc + spec.bias.reshape(shape)
+    out = fixedpoint.requantize(acc, spec.shift, 0, spec.bits)
+    return np.maximum(out, 0) if spec.relu else out
+
+
+def with_ties(rng, acc, shift):
+    """Move about a third of the accumulators onto exact ties (x = k * 2**shift + 2**(shift-1))."""
+    if shift == 0:
+        return acc
+    ties = (acc >> shift << shift) + (1 << (shift - 1))
+    ties = np.where(np.abs(ties) < FUSED_LIMIT // 2, ties, acc)
+    return np.where(rng.random(acc.shape) < 0.3, ties, acc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(shift=st.integers(0, 62), bits=st.sampled_from([8, 16, 24]), relu=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_finish_rounds_exactly_like_fixedpoint_requantize(shift, bits, relu, seed):
+    rng = np.random.default_rng(seed)
+    limit = FUSED_LIMIT // 2
+    magnitudes = rng.integers(0, 49, 600)
+    x = (rng.integers(0, limit, 600) >> (48 - magnitudes)) * rng.choice([-1, 1], 600)
+    x = with_ties(rng, x, shift)
+    negative_tie = -(1 << (shift - 1)) if 0 < shift <= 49 else -1  # x = -h: the first value rounding to -1
+    x[:6] = [0, -1, 1, limit - 1, -(limit - 1), negative_tie]
+    spec = Requantize(shift, bits, relu)
+    y = 2.0 * x.astype(np.float64) + 0.5  # what the fused product holds: exact below 2**52
+    assert np.array_equal(spec.finish(y), expected(x, spec, 0))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("x_shape,w_shape,strides,pads,dilations,group", CASES)
+def test_fused_convolution_equals_the_reference_epilogue(x_shape, w_shape, strides, pads, dilations, group, relu):
+    rng = np.random.default_rng(sum(x_shape) + 7 * sum(w_shape) + relu)
+    x, w = edge_values(rng, x_shape, Q15), edge_values(rng, w_shape, Q15)
+    geometry = dict(strides=strides, pads=pads, dilations=dilations, group=group)
+    acc = conv(x, w, path="reference", **geometry)
+    for shift, bias in ((17, rng.integers(-(1 << 40), 1 << 40, w_shape[0])), (9, None), (0, None)):
+        spec = Requantize(shift, 16, relu, bias)
+        assert spec.fusable(int(np.prod(w_shape[1:])) * Q15 * Q15)
+        assert np.array_equal(conv(x, prepare(w), requantize=spec, **geometry), expected(acc, spec, 1))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("x_shape,w_shape,pads", WINOGRAD_CASES)
+def test_fused_winograd_equals_the_reference_epilogue(x_shape, w_shape, pads, relu, monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
+    monkeypatch.setattr(winograd, "BAND_BYTES", 1)  # several bands of tile rows
+    rng = np.random.default_rng(sum(x_shape) + relu)
+    x, w = edge_values(rng, x_shape, Q15), edge_values(rng, w_shape, Q15)
+    acc = conv(x, w, pads=pads, path="reference")
+    spec = Requantize(21, 16, relu, rng.integers(-(1 << 40), 1 << 40, w_shape[0]))
+    assert winograd._fusable(spec, winograd.plan(x_shape[1], Q15, Q15), x_shape[1], (Q15, Q15))
+    assert np.array_equal(conv(x, prepare(w), pads=pads, requantize=spec), expected(acc, spec, 1))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("a_shape", [(1, 7), (33, 50), (2, 3, 17, 40)])
+def test_fused_gemm_equals_the_reference_epilogue(a_shape, relu):
+    rng = np.random.default_rng(sum(a_shape) + relu)
+    a, b = edge_values(rng, a_shape, Q15), edge_values(rng, (a_shape[-1], 11), Q15)
+    acc = gemm(a, b, path="reference")
+    for shift, bias in ((23, rng.integers(-(1 << 45), 1 << 45, 11)), (4, None)):
+        spec = Requantize(shift, 16, relu, bias)
+        assert np.array_equal(gemm(a, prepare(b), requantize=spec), expected(acc, spec, -1))
+
+
+def test_a_bias_beyond_the_fused_bound_takes_the_unfused_epilogue_with_the_same_bits():
+    rng = np.random.default_rng(5)
+    x, w = edge_values(rng, (2, 8, 6, 6), Q15), edge_values(rng, (4, 8, 3, 3), Q15)
+    bias = np.array([1 << 55, -(1 << 55), 3, -3], dtype=np.int64)
+    spec = Requantize(30, 16, False, bias)
+    assert not spec.fusable(72 * Q15 * Q15)
+    acc = conv(x, w, pads=(1, 1, 1, 1), path="reference")
+    assert np.array_equal(conv(x, prepare(w), pads=(1, 1, 1, 1), requantize=spec), expected(acc, spec, 1))
+    a, b = x.reshape(96, 6), edge_values(rng, (6, 4), Q15)
+    assert np.array_equal(gemm(a, prepare(b), requantize=spec), expected(gemm(a, b, path="reference"), spec, -1))
+
+
+def test_a_left_shift_is_never_fused():
+    assert not Requantize(-1).fusable(1) and Requantize(0).fusable(1) and not Requantize(63).fusable(1)
