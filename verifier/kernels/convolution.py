@@ -122,6 +122,9 @@ def _check_shapes(x, w, group):
                          f"{group} groups with weight {w.shape}")
 
 
+NARROW_COLUMNS = 100  # up to this many positions (N * L) the product runs as columns^T @ weights^T
+
+
 def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilations, out_shape, finish=None):
     """Columns (C * kernel taps, N * positions): the whole batch is one BLAS product per group (a batch
     of small per-image products runs far slower), written back to (N, OC, *out).
@@ -152,6 +155,11 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
             cols[lead + offset] = xp[lead + (slice(None),) + slices]
     out_channels = (group, OC // group, N * L)
     if finish is not None:
+        if group == 1 and N * L <= NARROW_COLUMNS:  # BLAS runs a weight-bound product faster this way round
+            product = np.matmul(buffer[0].T, weights[0].T, out=window.scratch("conv_product", (N * L, OC), dtype))
+            out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
+            np.copyto(out.reshape(N, OC, L), finish(product).reshape(N, L, OC).transpose(0, 2, 1))
+            return out
         if N == 1:  # the product's layout is the output's: finish it in place
             product = np.matmul(weights, buffer, out=np.empty(out_channels, dtype=np.float64))
             return finish(product).reshape((N, OC) + tuple(out_shape))
