@@ -5,8 +5,9 @@ shipped in the onnx wheel; shapes read from the model by shape inference) it tim
 in this process, on the same 16-bit edge-of-range integer input:
   ort   onnxruntime float32 Conv / Gemm of the same shape (the speed to match),
   fast  verifier.kernels fast path (exact float BLAS under the proven bound; weights prepared once),
-  +rq   fast plus the layer's epilogue (kernels.requantize: bias, rounding shift, saturation),
-        what a whole fixed-point Conv node costs (onnxruntime's Conv includes its bias too),
+  +rq   the kernel ending with the layer's epilogue (bias, rounding shift, saturation: an
+        epilogue.Requantize, fused into the float product where its bound allows), what a whole
+        fixed-point Conv node costs (onnxruntime's Conv includes its bias too),
   ref   verifier.kernels reference path (int64 loops),
 checks fast == ref bit for bit, and prints a table, per-model totals (weighted by how often each
 shape occurs) and the ratios fast/ort and ref/fast.
@@ -26,8 +27,9 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 from threadpoolctl import threadpool_info
 
 from verifier.fixedpoint import qmax
-from verifier.kernels import (avg_pool_sum, conv, gemm, max_pool, plan_conv, plan_gemm, prepare, requantize,
+from verifier.kernels import (avg_pool_sum, conv, gemm, max_pool, plan_conv, plan_gemm, prepare,
                               single_threaded)
+from verifier.kernels.epilogue import Requantize
 
 BOUND = qmax(16)
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend/test/data/light"
@@ -137,11 +139,14 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         ref = lambda: gemm(x, w, a_bound=BOUND, b_bound=BOUND, path="reference")  # noqa: E731
         plan = plan_gemm(x_shape[-1], BOUND, BOUND)
         label = f"gemm {x_shape} @ {w_shape}"
-    bias = rng.integers(-(1 << 40), 1 << 40, w_shape[0] if kind == "conv" else w_shape[-1])
-    bias = bias.reshape((1, -1) + (1,) * (len(x_shape) - 2)) if kind == "conv" else bias
+    epilogue = Requantize(16, bias=rng.integers(-(1 << 40), 1 << 40, w_shape[0] if kind == "conv" else w_shape[-1]))
+    if kind == "conv":
+        whole_node = lambda: conv(x, w_prepared, x_bound=BOUND, w_bound=BOUND, requantize=epilogue, **geometry)  # noqa: E731
+    else:
+        whole_node = lambda: gemm(x, w_prepared, a_bound=BOUND, b_bound=BOUND, requantize=epilogue)  # noqa: E731
     t_ort = best_time(lambda: session.run(None, {"x": x_float}), repeat)
     t_fast = best_time(fast, repeat)
-    t_epilogue = best_time(lambda: requantize(acc := fast(), 30, 14, bias=bias, out=acc), repeat)
+    t_epilogue = best_time(whole_node, repeat)
     t_ref = None
     if with_reference:
         start = time.perf_counter()
