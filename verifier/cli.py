@@ -94,12 +94,17 @@ def inspect_command(
 
 
 def _inspect_program(program) -> dict:
+    from verifier.ops._common import epilogue_plan
+
     nodes = []
     for node in program.nodes:
         entry = {"op": node.op + ("+Relu" if node.attrs.get("relu") else ""), "name": node.name, "outputs": node.outputs, "out_fracs": node.out_fracs}
         if "path" in node.attrs:
             entry["path"] = node.attrs["path"]
             entry["path_reason"] = node.attrs.get("path_reason", "")
+            epilogue = epilogue_plan(node.op, node.attrs, node.consts)
+            if epilogue:
+                entry["epilogue"] = epilogue
         nodes.append(entry)
     return {"kind": "program", "hash": program.hash, "bytes": len(program.to_bytes()), "meta": program.meta,
             "inputs": [t.to_json() for t in program.inputs], "outputs": [t.to_json() for t in program.outputs],
@@ -143,6 +148,8 @@ def _print_report(report: dict) -> None:
         detail = f"  out frac {node['out_fracs']}" if "out_fracs" in node else f"  shapes {node['shapes']}"
         if "path" in node:
             detail += f"  path {node['path']}: {node['path_reason']}"
+            if node.get("epilogue"):
+                detail += f"; epilogue {node['epilogue']}"
         typer.echo(f"  {node['op']:20} {node['name']}{detail}")
     for item in report.get("unsupported", []):
         typer.echo(f"UNSUPPORTED {item['op']} at node {item['node']!r} (opset {item['opset']})", err=True)

@@ -66,6 +66,16 @@ def test_inspect_program_shows_ops_scales_parameters_and_paths(app, compiled):
     assert "path float" in result.output and "< 2**" in result.output
 
 
+def test_inspect_json_says_where_each_epilogue_runs(app, compiled):
+    path, _ = compiled
+    result = runner.invoke(app, ["inspect", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    nodes = json.loads(result.output)["nodes"]
+    products = [n for n in nodes if n["op"].split("+")[0] in ("Conv", "Gemm")]
+    assert products and all(n["epilogue"].startswith("fused into the product") for n in products)
+    assert not any("epilogue" in n for n in nodes if n["op"].startswith(("MaxPool", "Flatten")))
+
+
 def test_inspect_onnx_with_unsupported_ops_lists_them_and_fails(app, tmp_path):
     from onnx import TensorProto, helper, save
 

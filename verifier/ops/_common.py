@@ -104,6 +104,23 @@ def requantize_spec(weight, attrs: dict, bias):
     return spec
 
 
+def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
+    """How a GEMM/conv node's epilogue runs on the fast path, for `vinfer inspect`: fused into the float
+    product (epilogue.Requantize) or as int64 passes over the accumulator; None for other nodes."""
+    from verifier.kernels.epilogue import FUSED_LIMIT, Requantize
+
+    weight = consts.get("weight", consts.get("k1"))
+    if op not in ("Conv", "Gemm", "MatMul") or weight is None or "acc_frac" not in attrs or "c_shift" in attrs:
+        return None
+    K = {"Conv": lambda: size(weight.shape[1:]), "Gemm": lambda: weight.shape[0],
+         "MatMul": lambda: weight.shape[-2] if weight.ndim > 1 else weight.shape[0]}[op]()
+    bound = int(K) * qmax(ACT_BITS) * (int(np.max(np.abs(weight))) if weight.size else 0)
+    spec = Requantize(attrs["acc_frac"] - attrs["out_frac"], ACT_BITS, bool(attrs.get("relu")), consts.get("bias"))
+    if attrs.get("path") == "float64" and spec.fusable(bound):
+        return f"fused into the product: |acc| + |bias| + 1 <= {bound + spec.bias_bound + 1} < 2**{FUSED_LIMIT.bit_length() - 1}"
+    return "int64 passes over the accumulator"
+
+
 def window_cost(shapes, attrs, consts) -> int:
     """Work of a pooling window op (MaxPool, AveragePool): every output element reads its window once,
     plus one pass over the input."""
