@@ -8,7 +8,8 @@ faster on a layer's output). Rounding half away from zero by 2**s is
     x >= 0:  (x + 2**(s-1)) >> s
     x <  0:  -((-x + 2**(s-1)) >> s)  ==  (x + 2**(s-1) - 1) >> s     (floor division identities)
 
-so with m = x >> 63 (0 or -1, an arithmetic shift) both cases are (x + m + 2**(s-1)) >> s.
+so with m = x >> 63 (0 or -1, an arithmetic shift) both cases are (x + m + 2**(s-1)) >> s. With a fused
+Relu the correction m is skipped: for x < 0 both (x + 2**(s-1)) >> s and the rule give <= 0, clipped to 0.
 """
 
 import numpy as np
@@ -50,8 +51,9 @@ def requantize(acc: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BI
         # checked fixedpoint primitive (rare; it also gives 0 for any shift >= 64)
         result = fixedpoint.requantize(out, from_frac, to_frac, bits)
         return np.maximum(result, 0, out=result) if relu else result
-    sign = np.right_shift(out, 63, out=window.scratch("requantize_sign", out.shape, np.int64))
-    out += sign
+    if not relu:  # with a Relu the negative half needs no correction: both roundings give <= 0 there
+        sign = np.right_shift(out, 63, out=window.scratch("requantize_sign", out.shape, np.int64))
+        out += sign
     out += np.int64(1 << (shift - 1))  # |acc + bias| < 2**62 + 2**61 and half <= 2**61: no int64 wrap
     out >>= shift
     return np.clip(out, 0 if relu else -limit, limit, out=out)
@@ -64,8 +66,9 @@ def _biased(acc, bias, shift, limit, out, relu):
     (y - [y < h]) >> s is (x + h - [x < 0]) >> s, the rounding above, in five passes instead of six."""
     half = 1 << (shift - 1)
     np.add(acc, bias + np.int64(half), out=out)
-    negative = np.less(out, half, out=window.scratch("requantize_negative", out.shape, np.bool_))
-    np.subtract(out, negative, out=out)
+    if not relu:  # (with a Relu, as above)
+        negative = np.less(out, half, out=window.scratch("requantize_negative", out.shape, np.bool_))
+        np.subtract(out, negative, out=out)
     out >>= shift
     return np.clip(out, 0 if relu else -limit, limit, out=out)
 
