@@ -15,7 +15,8 @@ PROBE = r"""
 import hashlib, sys
 import numpy as np
 from threadpoolctl import threadpool_info
-from verifier.kernels import conv, gemm
+from verifier.kernels import conv, gemm, prepare
+from verifier.kernels.epilogue import Requantize
 rng = np.random.default_rng(2024)
 def edge(shape):
     values = np.where(rng.random(shape) < 0.5, 32767, rng.integers(-32767, 32768, shape))
@@ -29,6 +30,13 @@ digest.update(gemm(a, b, path=sys.argv[1]).tobytes())
 digest.update(conv(x, w, strides=(2, 1), pads=(1, 1, 1, 1), path=sys.argv[1]).tobytes())
 digest.update(conv(x_wide, w_wide, pads=(1, 1, 1, 1), path=sys.argv[1]).tobytes())
 digest.update(conv(x, w_depthwise, pads=(1, 1, 1, 1), group=32, path=sys.argv[1]).tobytes())
+for relu in (False, True):  # the epilogue fused into the float product (unfused on the reference path)
+    digest.update(conv(x, w, pads=(1, 1, 1, 1), path=sys.argv[1],
+                       requantize=Requantize(21, 16, relu, rng.integers(-2**40, 2**40, 48))).tobytes())
+    digest.update(conv(x_wide, w_wide, pads=(1, 1, 1, 1), path=sys.argv[1],
+                       requantize=Requantize(22, 16, relu, rng.integers(-2**40, 2**40, 64))).tobytes())
+    digest.update(gemm(a, prepare(b), path=sys.argv[1],
+                       requantize=Requantize(25, 16, relu, rng.integers(-2**40, 2**40, 160))).tobytes())
 threads = max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 print(threads, digest.hexdigest())
 """
