@@ -93,6 +93,27 @@ def test_session_run_matches_float_relu_output(compiled):
     assert out.min() >= 0 and np.isfinite(out).all() and integer_feeds(program, {"x": x})["x"].shape == shape
 
 
+@pytest.mark.parametrize("c_shape", [(), (1,), (6,), (1, 6), (5, 6), (5, 1)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_gemm_with_a_constant_c_of_any_broadcastable_shape_runs_fast_as_the_reference(c_shape, relu):
+    """A per-output C is fused into the product; a scalar one too (broadcast); a matrix or a column C is
+    not per output channel and takes the unfused epilogue. All equal the reference, and onnxruntime."""
+    import onnxruntime as ort
+
+    from verifier.interpreter import forced_path
+
+    nodes = [helper.make_node("Gemm", ["x", "w", "c"], ["y" if not relu else "z"])] + (
+        [helper.make_node("Relu", ["z"], ["y"])] if relu else [])
+    model = _model(nodes, (5, 4), {"w": RNG.normal(0, 0.5, (4, 6)), "c": RNG.normal(0, 0.5, c_shape)})
+    x = RNG.normal(0, 1, (5, 4)).astype(np.float32)
+    session = InferenceSession(compile_model(model, calibration={"x": x}))
+    with forced_path("reference"):
+        reference = session.run_fixed({"x": x})
+    assert session.run_fixed({"x": x}).commitment == reference.commitment
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.allclose(session.run(None, {"x": x})[0], expected, atol=1e-3)
+
+
 @pytest.mark.parametrize("value", [40000, -(1 << 40), 1 << 41, -(1 << 42), 1 << 50, -(1 << 62)])
 def test_a_sum_of_values_beyond_16_bits_behaves_as_the_reference_errors_included(value):
     """Around the headroom limit of a 20-bit shift (2**42) and at the int64 edge."""

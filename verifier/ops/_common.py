@@ -91,23 +91,29 @@ def epilogue(acc: np.ndarray, attrs: dict, bias, path: str) -> np.ndarray:
                            relu=bool(attrs.get("relu")))
 
 
-def requantize_spec(weight, attrs: dict, bias):
-    """The epilogue of a GEMM/conv node as a kernels Requantize (its bias per output channel), cached on
-    the node's prepared weight: the kernels fuse it into their float product when its bound allows."""
+def requantize_spec(weight, attrs: dict, bias, channels: int):
+    """The epilogue of a GEMM/conv node as a kernels Requantize, cached on the node's prepared weight: the
+    kernels fuse it into their float product when its bound allows. None when the bias is not one value
+    per output channel (`channels` of them, or a single one for all): a Gemm's C may be a whole matrix,
+    which the unfused epilogue adds with broadcasting."""
     from verifier.kernels.epilogue import Requantize
 
     key = ("requantize", attrs["acc_frac"], attrs["out_frac"], bool(attrs.get("relu")), id(bias))
-    spec = weight.cache.get(key)
-    if spec is None:
-        spec = weight.cache[key] = Requantize(attrs["acc_frac"] - attrs["out_frac"], ACT_BITS,
-                                              bool(attrs.get("relu")), bias)
-    return spec
+    if key not in weight.cache:
+        per_channel = bias
+        if bias is not None and bias.size == 1:
+            per_channel = np.full(channels, bias.reshape(-1)[0], dtype=np.int64)
+        elif bias is not None and (bias.size != channels or bias.shape[-1] != channels):
+            per_channel = False
+        weight.cache[key] = None if per_channel is False else Requantize(
+            attrs["acc_frac"] - attrs["out_frac"], ACT_BITS, bool(attrs.get("relu")), per_channel)
+    return weight.cache[key]
 
 
 def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
     """How a GEMM/conv node's epilogue runs on the fast path, for `vinfer inspect`: fused into the float
     product (epilogue.Requantize) or as int64 passes over the accumulator; None for other nodes."""
-    from verifier.kernels.epilogue import FUSED_LIMIT, Requantize
+    from verifier.kernels.epilogue import FUSED_LIMIT
 
     weight = consts.get("weight", consts.get("k1"))
     if op not in ("Conv", "Gemm", "MatMul") or weight is None or "acc_frac" not in attrs or "c_shift" in attrs:
@@ -115,8 +121,9 @@ def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
     K = {"Conv": lambda: size(weight.shape[1:]), "Gemm": lambda: weight.shape[0],
          "MatMul": lambda: weight.shape[-2] if weight.ndim > 1 else weight.shape[0]}[op]()
     bound = int(K) * qmax(ACT_BITS) * (int(np.max(np.abs(weight))) if weight.size else 0)
-    spec = Requantize(attrs["acc_frac"] - attrs["out_frac"], ACT_BITS, bool(attrs.get("relu")), consts.get("bias"))
-    if attrs.get("path") == "float64" and spec.fusable(bound):
+    channels = weight.shape[0] if op == "Conv" else weight.shape[-1]
+    spec = requantize_spec(prepared(weight), attrs, consts.get("bias"), channels)
+    if attrs.get("path") == "float64" and spec is not None and spec.fusable(bound):
         return f"fused into the product: |acc| + |bias| + 1 <= {bound + spec.bias_bound + 1} < 2**{FUSED_LIMIT.bit_length() - 1}"
     return "int64 passes over the accumulator"
 

@@ -64,7 +64,7 @@ class Conv:
         geometry = {"strides": attrs["strides"], "pads": attrs["pads"], "dilations": attrs["dilations"],
                     "group": attrs["group"], "x_bound": activation_bound(x), "path": path}
         if path != "reference":  # the kernel ends with the epilogue, fused into its product where it can
-            return [conv(x, weight, requantize=requantize_spec(weight, attrs, bias), **geometry)]
+            return [conv(x, weight, requantize=requantize_spec(weight, attrs, bias, weight.shape[0]), **geometry)]
         acc = conv(x, weight, **geometry)
         if bias is not None:
             bias = bias.reshape((1, -1) + (1,) * (acc.ndim - 2))

@@ -68,8 +68,9 @@ class Gemm:
         a_bound = activation_bound(a)
         if "weight" in consts and path != "reference" and "c_shift" not in attrs:
             weight = prepared(consts["weight"])  # the kernel ends with the epilogue, fused where it can
-            spec = requantize_spec(weight, attrs, consts.get("bias"))
-            return [gemm(a, weight, a_bound=a_bound, path=path, requantize=spec)]
+            spec = requantize_spec(weight, attrs, consts.get("bias"), weight.shape[1])
+            if spec is not None:
+                return [gemm(a, weight, a_bound=a_bound, path=path, requantize=spec)]
         if "weight" in consts:
             acc = gemm(a, prepared(consts["weight"]), a_bound=a_bound, path=path)
         else:

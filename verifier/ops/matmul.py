@@ -53,7 +53,7 @@ class MatMul:
         if b_vector:
             b = _values(b)[:, None]
         if path != "reference" and inputs[0] is not None and inputs[1] is None and not b_vector:
-            spec = requantize_spec(b, attrs, None)  # activations @ weight: the kernel ends with the epilogue
+            spec = requantize_spec(b, attrs, None, b.shape[-1])  # activations @ weight: ends with the epilogue
             out = gemm(a, b, a_bound=a_bound, path=path, requantize=spec)
             return [out[..., 0, :] if a_vector else out]
         acc = gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path)
