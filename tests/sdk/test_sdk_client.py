@@ -75,7 +75,8 @@ def test_gateway_serving_a_different_program_is_detected(chain, market_address, 
         ("finalized", True), ("program", False), ("input", None), ("output", None), ("recompute", None)]
 
 
-def test_job_that_is_not_finalized_is_detected(client, model, feeds):
+def test_job_that_is_not_finalized_is_detected(client, workers, model, feeds):
+    # `workers` registers the staked workers a job needs to be accepted (xdist may run this test first)
     job = client.submit(model, feeds, redundancy=3)
     with pytest.raises(JobNotFinalizedError, match=f"job {job.job_id} is SUBMITTED"):
         job.result(verify=True)
