@@ -67,3 +67,27 @@ def test_input_bytes_with_a_huge_declared_shape_are_a_bad_input_outcome(example_
     data = bytearray(encode_tensors({"input": np.zeros((1, 1, 8, 8), np.int64)}))
     outcome = execute_job(example_program.to_bytes(), bytes(data[:-8]))
     assert not outcome.ok and outcome.error_code == 4
+
+
+def test_a_conv_bias_of_the_wrong_size_behaves_the_same_on_both_paths(example_program, example_inputs):
+    """A program whose Conv bias is not one value per output channel (only hand-made bytes have one) takes
+    the unfused epilogue on the fast path: the same broadcast - or the same refusal - as the reference."""
+    from verifier.feeds import integer_feeds
+    from verifier.interpreter import execute, forced_path
+    from verifier.program import Program
+
+    conv = next(i for i, n in enumerate(example_program.nodes) if n.op == "Conv")
+    channels = example_program.nodes[conv].consts["weight"].shape[0]
+    for size in (1, channels - 1):
+        program = Program.from_bytes(example_program.to_bytes())
+        program.nodes[conv].consts["bias"] = np.arange(1, size + 1, dtype=np.int64) << 20
+        feeds = integer_feeds(program, example_inputs)
+        outcomes = []
+        for path in ("fast", "reference"):
+            with forced_path(path):
+                try:
+                    outcomes.append(encode_tensors(execute(program, feeds)))
+                except ValueError as exc:
+                    outcomes.append(type(exc))
+        assert outcomes[0] == outcomes[1]
+        assert (outcomes[0] is ValueError) == (size != 1)

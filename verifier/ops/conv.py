@@ -63,8 +63,9 @@ class Conv:
         weight, bias = prepared(consts["weight"]), consts.get("bias")
         geometry = {"strides": attrs["strides"], "pads": attrs["pads"], "dilations": attrs["dilations"],
                     "group": attrs["group"], "x_bound": activation_bound(x), "path": path}
-        if path != "reference":  # the kernel ends with the epilogue, fused into its product where it can
-            return [conv(x, weight, requantize=requantize_spec(weight, attrs, bias, weight.shape[0]), **geometry)]
+        spec = None if path == "reference" else requantize_spec(weight, attrs, bias, weight.shape[0])
+        if spec is not None:  # the kernel ends with the epilogue, fused into its product where it can
+            return [conv(x, weight, requantize=spec, **geometry)]
         acc = conv(x, weight, **geometry)
         if bias is not None:
             bias = bias.reshape((1, -1) + (1,) * (acc.ndim - 2))
