@@ -59,18 +59,17 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
         return acc if requantize is None else requantize.apply(acc, 1)
     if path == "fast" and plan.algorithm == "winograd" and requantize is not None:
         weight = w if isinstance(w, Prepared) else w_values
-        return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), geometry[1], geometry[3], requantize)
-    if path == "fast" and plan.path != "int64" and requantize is not None:
-        K = int(np.prod(w_values.shape[1:]))
-        if plan.path == "float64" and requantize.fusable(K * x_bound * w_bound):
-            OC = w_values.shape[0]
-            if plan.algorithm == "depthwise":
-                fused = requantize.doubled(w, (x.shape[1], OC // group, K))
-                return _conv_depthwise(x, fused, w_values.shape[2:], group, np.float64, *geometry,
-                                       finish=requantize.finish)
-            fused = requantize.doubled(w, (group, OC // group, K))
-            return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry,
-                                finish=requantize.finish)
+        return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape, requantize)
+    K, OC = int(np.prod(w_values.shape[1:])), w_values.shape[0]
+    if (path == "fast" and requantize is not None and plan.path == "float64"
+            and requantize.fusable(K * x_bound * w_bound)):
+        if plan.algorithm == "depthwise":
+            fused = requantize.doubled(w, (x.shape[1], OC // group, K))
+            return _conv_depthwise(x, fused, w_values.shape[2:], group, np.float64, *geometry,
+                                   finish=requantize.finish)
+        fused = requantize.doubled(w, (group, OC // group, K))
+        return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry,
+                            finish=requantize.finish)
     acc = _accumulate(x, w, w_values, group, plan, (x_bound, w_bound), geometry, path)
     return acc if requantize is None else requantize.apply(acc, 1)
 

@@ -103,6 +103,7 @@ class Requantize:
         self.shift, self.bits, self.relu = int(shift), int(bits), bool(relu)
         self.bias = None if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
         self.bias_bound = int(np.max(np.abs(self.bias))) if self.bias is not None and self.bias.size else 0
+        self._limits = None  # set when the shift is one a float rounding can do
         if 0 <= self.shift <= 62:
             unit = 2.0 ** (self.shift + 1)
             self._magic = 1.5 * 2.0 ** 52 * unit
@@ -111,7 +112,7 @@ class Requantize:
             self._limits = (0.0 if self.relu else -limit, limit)
 
     def fusable(self, acc_bound: int) -> bool:
-        return 0 <= self.shift <= 62 and int(acc_bound) + self.bias_bound + 1 < FUSED_LIMIT
+        return self._limits is not None and int(acc_bound) + self.bias_bound + 1 < FUSED_LIMIT
 
     def apply(self, acc: np.ndarray, channel_axis: int) -> np.ndarray:
         """The unfused epilogue on an int64 accumulator (in place), bias along `channel_axis`."""
@@ -122,13 +123,12 @@ class Requantize:
             bias = self.bias.reshape(shape)
         return requantize(acc, self.shift, 0, self.bits, bias=bias, out=acc, relu=self.relu)
 
-    def doubled(self, weight, shape=None, transposed: bool = False, scale: float = 2.0) -> np.ndarray:
-        """The float64 operand of a fused product: `scale` (2 unless the product itself carries a factor)
-        times the weight (transposed, then reshaped to `shape`, when asked), with one more entry on its last
-        axis holding 2 * bias + 1/2 against the column of ones. `weight` is a kernels.Prepared (the result
-        is cached on it) or an int64 array."""
+    def doubled(self, weight, shape=None, transposed: bool = False) -> np.ndarray:
+        """The float64 operand of a fused product: twice the weight (transposed, then reshaped to `shape`,
+        when asked), with one more entry on its last axis holding 2 * bias + 1/2 against the column of ones.
+        `weight` is a kernels.Prepared (the result is cached on it) or an int64 array."""
         shape = None if shape is None else tuple(int(d) for d in shape)
-        key = ("fused", shape, transposed, scale, None if self.bias is None else self.bias.tobytes())
+        key = ("fused", shape, transposed, None if self.bias is None else self.bias.tobytes())
         cache = getattr(weight, "cache", None)
         if cache is not None and key in cache:
             return cache[key]
@@ -136,7 +136,7 @@ class Requantize:
         values = values.T if transposed else values
         values = values.reshape(shape) if shape is not None else values
         result = np.empty(values.shape[:-1] + (values.shape[-1] + 1,), dtype=np.float64)
-        np.multiply(values, scale, out=result[..., :-1])
+        np.multiply(values, 2.0, out=result[..., :-1])
         result[..., -1] = self.bias_column(result.shape[:-1])
         if cache is not None and len(cache) < 64:
             cache[key] = result
@@ -152,7 +152,8 @@ class Requantize:
         """y (float64, any strides) holding 2 (acc + bias) + 1/2 exactly -> the int64 activations, as a view
         of y's memory (y is overwritten)."""
         if not self.relu:
-            negative = np.less_equal(y, 0.5 - 2.0 ** self.shift,  # x <= -h
+            # x <= -h (from shift 52 on the threshold rounds, harmlessly: no |x| < 2**50 reaches -h there)
+            negative = np.less_equal(y, 0.5 - 2.0 ** self.shift,
                                      out=window.scratch("fused_negative", y.shape, np.bool_))
             np.subtract(y, negative, out=y)
         np.clip(y, *self._limits, out=y)

@@ -55,14 +55,11 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> 
     TH, TW = -(-OH // 2), -(-OW // 2)
     phases = _parity_phases(x, pads, TH, TW, dtype)
     fused = requantize is not None and _fusable(requantize, plan_, C, bounds)
-    if fused:
-        U, dtype = _fused_filter(w, requantize), np.float64  # (4, 4, OC, C + 1)
-    else:
-        U = _filter_transform(w, dtype)  # (4, 4, OC, C)
+    U = _fused_filter(w, requantize) if fused else _filter_transform(w, dtype)  # (4, 4, OC, C [+ 1])
     OC, depth = U.shape[2], U.shape[3]
     # The output transform adds 9 products' sums: exact in float64 while 9 * C * 36 |x| |w| < 2**53.
     out_bound = 9 * C * INPUT_GROWTH * FILTER_GROWTH * bounds[0] * bounds[1]
-    transform_dtype = np.float64 if out_bound < FLOAT64_EXACT or fused else np.int64
+    transform_dtype = np.float64 if out_bound < FLOAT64_EXACT else np.int64
     out = np.empty((N, OC, OH, OW), dtype=np.int64)
     band = max(1, BAND_BYTES // (16 * (C + OC) * N * TW * np.dtype(dtype).itemsize))
     for top in range(0, TH, band):
@@ -72,7 +69,7 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> 
         if fused:
             V[:, :, :, C] = 1.0
         Ur, Vr = U.reshape(16, 1, OC, depth), V.reshape(16, N, depth, rows * TW)
-        if fused or plan_.chunk >= C:
+        if plan_.chunk >= C:
             M = np.matmul(Ur, Vr, out=window.scratch("winograd_product", (16, N, OC, rows * TW), dtype))
         else:
             M = matmul_chunked(Ur, Vr, C, plan_.chunk, b_k_axis=2)
@@ -98,6 +95,7 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> 
 
 
 def _fusable(requantize, plan_: GemmPlan, C: int, bounds) -> bool:
+    """The bound above; it implies the float64 one-pass plan and float64 output transform conv3x3 takes."""
     transformed = 9 * C * INPUT_GROWTH * FILTER_GROWTH * bounds[0] * bounds[1]
     return (plan_.path == "float64" and requantize.fusable(9 * C * bounds[0] * bounds[1])
             and 2 * (transformed + requantize.bias_bound + 1) < FLOAT64_EXACT)

@@ -100,13 +100,11 @@ def requantize_spec(weight, attrs: dict, bias, channels: int):
 
     key = ("requantize", attrs["acc_frac"], attrs["out_frac"], bool(attrs.get("relu")), id(bias))
     if key not in weight.cache:
-        per_channel = bias
         if bias is not None and bias.size == 1:
-            per_channel = np.full(channels, bias.reshape(-1)[0], dtype=np.int64)
-        elif bias is not None and (bias.size != channels or bias.shape[-1] != channels):
-            per_channel = False
-        weight.cache[key] = None if per_channel is False else Requantize(
-            attrs["acc_frac"] - attrs["out_frac"], ACT_BITS, bool(attrs.get("relu")), per_channel)
+            bias = np.full(channels, bias.reshape(-1)[0], dtype=np.int64)
+        per_channel = bias is None or (bias.size == channels and bias.shape[-1] == channels)
+        weight.cache[key] = Requantize(attrs["acc_frac"] - attrs["out_frac"], ACT_BITS, bool(attrs.get("relu")),
+                                       bias) if per_channel else None
     return weight.cache[key]
 
 
@@ -115,17 +113,18 @@ def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
     product (epilogue.Requantize) or as int64 passes over the accumulator; None for other nodes."""
     from verifier.kernels.epilogue import FUSED_LIMIT
 
-    weight = consts.get("weight", consts.get("k1"))
-    if op not in ("Conv", "Gemm", "MatMul") or weight is None or "acc_frac" not in attrs or "c_shift" in attrs:
+    if op not in ("Conv", "Gemm", "MatMul") or "acc_frac" not in attrs:
         return None
-    K = {"Conv": lambda: size(weight.shape[1:]), "Gemm": lambda: weight.shape[0],
-         "MatMul": lambda: weight.shape[-2] if weight.ndim > 1 else weight.shape[0]}[op]()
+    unfused = "int64 passes over the accumulator"
+    weight = consts.get("weight", consts.get("k1"))
+    if weight is None or "c_shift" in attrs or (op == "MatMul" and ("k0" in consts or weight.ndim != 2)):
+        return unfused
+    K, channels = (size(weight.shape[1:]), weight.shape[0]) if op == "Conv" else weight.shape
     bound = int(K) * qmax(ACT_BITS) * (int(np.max(np.abs(weight))) if weight.size else 0)
-    channels = weight.shape[0] if op == "Conv" else weight.shape[-1]
     spec = requantize_spec(prepared(weight), attrs, consts.get("bias"), channels)
-    if attrs.get("path") == "float64" and spec is not None and spec.fusable(bound):
-        return f"fused into the product: |acc| + |bias| + 1 <= {bound + spec.bias_bound + 1} < 2**{FUSED_LIMIT.bit_length() - 1}"
-    return "int64 passes over the accumulator"
+    if attrs.get("path") != "float64" or spec is None or not spec.fusable(bound):
+        return unfused
+    return f"fused into the product: |acc| + |bias| + 1 <= {bound + spec.bias_bound + 1} < 2**{FUSED_LIMIT.bit_length() - 1}"
 
 
 def window_cost(shapes, attrs, consts) -> int:

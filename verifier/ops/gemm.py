@@ -66,13 +66,13 @@ class Gemm:
         path = kernel_path()
         a = inputs[0].T if attrs["transA"] else inputs[0]
         a_bound = activation_bound(a)
-        if "weight" in consts and path != "reference" and "c_shift" not in attrs:
-            weight = prepared(consts["weight"])  # the kernel ends with the epilogue, fused where it can
+        weight = prepared(consts["weight"]) if "weight" in consts else None
+        if weight is not None and path != "reference" and "c_shift" not in attrs:
             spec = requantize_spec(weight, attrs, consts.get("bias"), weight.shape[1])
-            if spec is not None:
+            if spec is not None:  # the kernel ends with the epilogue, fused where it can
                 return [gemm(a, weight, a_bound=a_bound, path=path, requantize=spec)]
-        if "weight" in consts:
-            acc = gemm(a, prepared(consts["weight"]), a_bound=a_bound, path=path)
+        if weight is not None:
+            acc = gemm(a, weight, a_bound=a_bound, path=path)
         else:
             b = inputs[1].T if attrs["transB"] else inputs[1]
             acc = gemm(a, b, a_bound=a_bound, b_bound=activation_bound(b), path=path)
