@@ -8,9 +8,11 @@ in this process, on the same 16-bit edge-of-range integer input:
   +rq   the kernel ending with the layer's epilogue (bias, rounding shift, saturation: an
         epilogue.Requantize, fused into the float product where its bound allows), what a whole
         fixed-point Conv node costs (onnxruntime's Conv includes its bias too),
+  f64   a bare float64 BLAS product of the layer's im2col shape (group x (OC/group x K) @ (K x N*positions)):
+        the floor of any exact 16-bit x 16-bit path here (float32 is exact only below 2**24),
   ref   verifier.kernels reference path (int64 loops),
 checks fast == ref bit for bit, and prints a table, per-model totals (weighted by how often each
-shape occurs) and the ratios fast/ort and ref/fast.
+shape occurs) and the ratios fast/ort, +rq/ort, f64/ort and ref/fast (a pool counts its own time in the f64 total).
 
     .venv/bin/python scripts/bench_kernels.py [--models light_resnet50 light_squeezenet] [--repeat 5] [--no-reference]
 """
@@ -30,6 +32,7 @@ from verifier.fixedpoint import qmax
 from verifier.kernels import (avg_pool_sum, conv, gemm, max_pool, plan_conv, plan_gemm, prepare,
                               single_threaded)
 from verifier.kernels.epilogue import Requantize
+from verifier.kernels.window import normalize, output_shape
 
 BOUND = qmax(16)
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend/test/data/light"
@@ -112,7 +115,21 @@ def bench_pool(key, repeat: int, rng):
     label = f"{op} x{x_shape[1:]} k{kernel[0]} s{strides[0]} p{pads[0]} ceil{ceil_mode}"
     t_ort = best_time(lambda: session.run(None, {"x": x.astype(np.float32)}), repeat)
     t_fast = best_time(fast, repeat)
-    return label, "int64", t_ort, t_fast, t_fast, None
+    return label, "int64", t_ort, t_fast, t_fast, None, None
+
+
+def float64_floor(kind, x_shape, w_shape, geometry, repeat: int) -> float:
+    """Seconds of the bare float64 product a conv / gemm of these shapes needs at least (see f64 above)."""
+    if kind == "conv":
+        rank = len(x_shape) - 2
+        strides, pads, dilations = normalize(rank, geometry["strides"], geometry["pads"], geometry["dilations"])
+        positions = x_shape[0] * int(np.prod(output_shape(x_shape[2:], w_shape[2:], strides, pads, dilations)))
+        group = geometry["group"]
+        a = np.ones((group, w_shape[0] // group, int(np.prod(w_shape[1:]))))
+        b = np.ones((group, a.shape[2], positions))
+    else:
+        a, b = np.ones(x_shape), np.ones(w_shape)
+    return best_time(lambda: np.matmul(a, b), repeat)
 
 
 def bench_layer(key, repeat: int, with_reference: bool, rng):
@@ -139,6 +156,7 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         ref = lambda: gemm(x, w, a_bound=BOUND, b_bound=BOUND, path="reference")  # noqa: E731
         plan = plan_gemm(x_shape[-1], BOUND, BOUND)
         label = f"gemm {x_shape} @ {w_shape}"
+        geometry = None
     epilogue = Requantize(16, bias=rng.integers(-(1 << 40), 1 << 40, w_shape[0] if kind == "conv" else w_shape[-1]))
     if kind == "conv":
         whole_node = lambda: conv(x, w_prepared, x_bound=BOUND, w_bound=BOUND, requantize=epilogue, **geometry)  # noqa: E731
@@ -147,6 +165,7 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
     t_ort = best_time(lambda: session.run(None, {"x": x_float}), repeat)
     t_fast = best_time(fast, repeat)
     t_epilogue = best_time(whole_node, repeat)
+    t_floor = float64_floor(kind, x_shape, w_shape, geometry, repeat)
     t_ref = None
     if with_reference:
         start = time.perf_counter()
@@ -154,7 +173,7 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         t_ref = time.perf_counter() - start
         if not np.array_equal(fast(), reference):
             raise SystemExit(f"MISMATCH fast != reference on {label}")
-    return label, f"{plan.path[-2:]}/{plan.algorithm[:4]}", t_ort, t_fast, t_epilogue, t_ref
+    return label, f"{plan.path[-2:]}/{plan.algorithm[:4]}", t_ort, t_fast, t_epilogue, t_floor, t_ref
 
 
 def main():
@@ -171,24 +190,29 @@ def main():
         for model_name in args.models:
             layers = layer_shapes(model_name)
             print(f"\n{model_name}: {sum(layers.values())} layers, {len(layers)} distinct shapes")
-            header = f"{'layer':58} {'n':>3} {'path':>9} {'ort ms':>8} {'fast ms':>8} {'+rq ms':>8} {'ref ms':>9} {'fast/ort':>8} {'+rq/ort':>8} {'ref/fast':>8}"
+            header = f"{'layer':58} {'n':>3} {'path':>9} {'ort ms':>8} {'fast ms':>8} {'+rq ms':>8} {'f64 ms':>8} {'ref ms':>9} {'fast/ort':>8} {'+rq/ort':>8} {'f64/ort':>8} {'ref/fast':>8}"
             print(header)
             totals = collections.Counter()
             for key, count in layers.items():
-                label, path, t_ort, t_fast, t_rq, t_ref = bench_layer(key, args.repeat, not args.no_reference, rng)
+                label, path, t_ort, t_fast, t_rq, t_floor, t_ref = bench_layer(key, args.repeat, not args.no_reference,
+                                                                               rng)
                 totals["ort"] += count * t_ort
                 totals["fast"] += count * t_fast
                 totals["rq"] += count * t_rq
+                totals["f64"] += count * (t_floor if t_floor is not None else t_fast)  # pools: their own time
                 totals["ref"] += count * (t_ref if t_ref is not None else t_fast)
                 ref_ms = f"{t_ref * 1e3:9.2f}" if t_ref is not None else f"{'-':>9}"
                 ratio_ref = f"{t_ref / t_fast:8.1f}" if t_ref is not None else f"{'-':>8}"
+                floor_ms = f"{t_floor * 1e3:8.2f}" if t_floor is not None else f"{'-':>8}"
+                floor_ratio = f"{t_floor / t_ort:8.2f}" if t_floor is not None else f"{'-':>8}"
                 print(f"{label:58.58} {count:3d} {path:>9} {t_ort * 1e3:8.2f} {t_fast * 1e3:8.2f} {t_rq * 1e3:8.2f} "
-                      f"{ref_ms} {t_fast / t_ort:8.2f} {t_rq / t_ort:8.2f} {ratio_ref}")
+                      f"{floor_ms} {ref_ms} {t_fast / t_ort:8.2f} {t_rq / t_ort:8.2f} {floor_ratio} {ratio_ref}")
             ref_total = f"{totals['ref'] * 1e3:9.1f}" if not args.no_reference else f"{'-':>9}"
             ref_ratio = f"{totals['ref'] / totals['fast']:8.1f}" if not args.no_reference else f"{'-':>8}"
             print(f"{'TOTAL ' + model_name:58} {sum(layers.values()):3d} {'':>9} {totals['ort'] * 1e3:8.1f} "
-                  f"{totals['fast'] * 1e3:8.1f} {totals['rq'] * 1e3:8.1f} {ref_total} "
-                  f"{totals['fast'] / totals['ort']:8.2f} {totals['rq'] / totals['ort']:8.2f} {ref_ratio}")
+                  f"{totals['fast'] * 1e3:8.1f} {totals['rq'] * 1e3:8.1f} {totals['f64'] * 1e3:8.1f} {ref_total} "
+                  f"{totals['fast'] / totals['ort']:8.2f} {totals['rq'] / totals['ort']:8.2f} "
+                  f"{totals['f64'] / totals['ort']:8.2f} {ref_ratio}")
 
 
 if __name__ == "__main__":
