@@ -9,7 +9,8 @@ in this process, on the same 16-bit edge-of-range integer input:
         epilogue.Requantize, fused into the float product where its bound allows), what a whole
         fixed-point Conv node costs (onnxruntime's Conv includes its bias too),
   f64   a bare float64 BLAS product of the layer's im2col shape (group x (OC/group x K) @ (K x N*positions)):
-        the floor of any exact 16-bit x 16-bit path here (float32 is exact only below 2**24),
+        the floor of a direct exact 16-bit x 16-bit product (float32 is exact only below 2**24); Winograd,
+        with 2.25x fewer products, can go below it on 3x3 layers,
   ref   verifier.kernels reference path (int64 loops),
 checks fast == ref bit for bit, and prints a table, per-model totals (weighted by how often each
 shape occurs) and the ratios fast/ort, +rq/ort, f64/ort and ref/fast (a pool counts its own time in the f64 total).
