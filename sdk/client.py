@@ -71,11 +71,12 @@ class Client:
         return self._market
 
     # -- models and jobs
-    def upload_model(self, model, calibration=None) -> UploadedModel:
+    def upload_model(self, model, calibration=None, *, matmul_bits: int = 16) -> UploadedModel:
         """Compile (an .onnx path or ModelProto) or load (a .vfp path, program bytes, a Program) the model,
         upload the program bytes and return them with their hash. `calibration`: input name -> array of
-        representative inputs (a bare array for a single-input model)."""
-        program = _as_program(model, calibration)
+        representative inputs (a bare array for a single-input model); `matmul_bits`: compile_model's
+        operand width of products (8: faster, at 8-bit accuracy)."""
+        program = _as_program(model, calibration, matmul_bits)
         if not self.gateway.has_blob(program.hash):
             self.gateway.put_blob(program.to_bytes())
         return UploadedModel(program, program.hash)
@@ -139,7 +140,7 @@ def _account(key):
     return key
 
 
-def _as_program(model, calibration):
+def _as_program(model, calibration, matmul_bits: int = 16):
     from verifier import Program, compile_model
 
     if isinstance(model, Program):
@@ -150,7 +151,7 @@ def _as_program(model, calibration):
         return Program.load(model)
     if calibration is not None and not isinstance(calibration, dict):
         calibration = {_single_input_name(model): calibration}
-    return compile_model(model, calibration=calibration)
+    return compile_model(model, calibration=calibration, matmul_bits=matmul_bits)
 
 
 def _single_input_name(model) -> str:

@@ -20,12 +20,15 @@ def compile_command(
     model: Path = typer.Argument(..., help="ONNX model file"),
     output: Path = typer.Option(..., "-o", "--output", help="where to write the program (.vfp)"),
     calibrate: Optional[Path] = typer.Option(None, "--calibrate", help=".npz of representative inputs, by input name"),
+    matmul_bits: int = typer.Option(16, "--matmul-bits", help="operand width of Conv/Gemm/MatMul products: 16, "
+                                    "or 8 (about 1.4x faster on conv nets, at 8-bit accuracy)"),
 ) -> None:
     """Compile an ONNX model to a deterministic fixed-point program and print its hash."""
     with _user_errors():
         from verifier import compile_model
 
-        program = compile_model(model, calibration=_load_npz(calibrate) if calibrate else None)
+        program = compile_model(model, calibration=_load_npz(calibrate) if calibrate else None,
+                                matmul_bits=matmul_bits)
         program.save(output)
         typer.echo(f"program {program.hash}")
         typer.echo(f"wrote {output} ({len(program.to_bytes())} bytes, {len(program.nodes)} nodes, "
@@ -105,6 +108,9 @@ def _inspect_program(program) -> dict:
             epilogue = epilogue_plan(node.op, node.attrs, node.consts)
             if epilogue:
                 entry["epilogue"] = epilogue
+            shifts = {key[0]: node.attrs[key] for key in ("x_shift", "a_shift", "b_shift") if key in node.attrs}
+            if shifts:
+                entry["narrowed"] = {"bits": node.attrs["operand_bits"], "shifts": shifts}
         nodes.append(entry)
     return {"kind": "program", "hash": program.hash, "bytes": len(program.to_bytes()), "meta": program.meta,
             "inputs": [t.to_json() for t in program.inputs], "outputs": [t.to_json() for t in program.outputs],
@@ -135,7 +141,8 @@ def _inspect_model(path: Path) -> dict:
 def _print_report(report: dict) -> None:
     if report["kind"] == "program":
         typer.echo(f"program {report['hash']}  ({report['bytes']} bytes, opset {report['meta'].get('opset')}, "
-                   f"{'calibrated' if report['meta'].get('calibrated') else 'uncalibrated'})")
+                   f"{'calibrated' if report['meta'].get('calibrated') else 'uncalibrated'}, "
+                   f"{report['meta'].get('matmul_bits', 16)}-bit products)")
     else:
         typer.echo(f"ONNX model, opset {report['opset']}, producer {report['producer'] or '?'}")
     for kind in ("inputs", "outputs"):
@@ -148,6 +155,9 @@ def _print_report(report: dict) -> None:
         detail = f"  out frac {node['out_fracs']}" if "out_fracs" in node else f"  shapes {node['shapes']}"
         if "path" in node:
             detail += f"  path {node['path']}: {node['path_reason']}"
+            if node.get("narrowed"):
+                shifts = ", ".join(f"{name} >> {shift}" for name, shift in node["narrowed"]["shifts"].items())
+                detail += f"; operands narrowed to {node['narrowed']['bits']} bits ({shifts}, rounded)"
             if node.get("epilogue"):
                 detail += f"; epilogue {node['epilogue']}"
         typer.echo(f"  {node['op']:20} {node['name']}{detail}")

@@ -16,6 +16,7 @@ from verifier.errors import OutOfRangeError
 
 ACT_BITS = 16
 WEIGHT_BITS = 16
+MATMUL_BITS = (16, 8)  # operand widths of a program's Conv/Gemm/MatMul products: 16, or 8 (opt-in, faster)
 INT64_SAFE = (1 << 62) - 1  # intermediates stay below this so one more addition cannot wrap
 MAX_FRAC = 48  # the finest scale a tensor gets, 2**-48, whatever its (tiny) range
 

@@ -24,15 +24,16 @@ class FixedResult:
 
 class InferenceSession:
     """`InferenceSession(path_or_program, calibration=None)`: a .vfp program, program bytes, a Program, or
-    an ONNX model (path / ModelProto), compiled on the fly with `calibration`.
+    an ONNX model (path / ModelProto), compiled on the fly with `calibration` and `matmul_bits`.
     `path` forces the GEMM/conv execution path ("fast" | "reference"); `threads=1` limits BLAS/OpenMP
     pools to one thread during each run (costs ~0.4 ms a run). Results are identical either way."""
 
     def __init__(self, path_or_program, calibration: dict | None = None, *, path: str | None = None,
-                 threads: int | None = None, sess_options=None, providers=None, provider_options=None):
+                 threads: int | None = None, matmul_bits: int = 16, sess_options=None, providers=None,
+                 provider_options=None):
         # sess_options / providers / provider_options: accepted so onnxruntime call sites work unchanged;
         # the fixed-point interpreter has one provider, the CPU
-        self.program = _as_program(path_or_program, calibration)
+        self.program = _as_program(path_or_program, calibration, matmul_bits)
         self.path = path
         self.threads = threads
 
@@ -97,7 +98,7 @@ def _thread_limit(threads: int | None):
     return threadpool_limits(limits=threads)
 
 
-def _as_program(source, calibration) -> Program:
+def _as_program(source, calibration, matmul_bits: int = 16) -> Program:
     if isinstance(source, Program):
         return source
     if isinstance(source, (bytes, bytearray)) and Program.is_program(bytes(source)):
@@ -110,4 +111,4 @@ def _as_program(source, calibration) -> Program:
                     return Program.load(path)
     from verifier.compiler import compile_model
 
-    return compile_model(source, calibration=calibration)
+    return compile_model(source, calibration=calibration, matmul_bits=matmul_bits)

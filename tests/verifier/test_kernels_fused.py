@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifier import fixedpoint
-from verifier.kernels import conv, gemm, prepare, winograd
+from verifier.kernels import conv, gemm, plan_conv, plan_gemm, prepare, winograd
 from verifier.kernels.epilogue import FUSED_LIMIT, Requantize
 
 from test_kernels_conv import CASES, WINOGRAD_CASES, Q15, edge_values
@@ -101,3 +101,57 @@ def test_a_bias_beyond_the_fused_bound_takes_the_unfused_epilogue_with_the_same_
 
 def test_a_left_shift_is_never_fused():
     assert not Requantize(-1).fusable(1) and Requantize(0).fusable(1) and not Requantize(63).fusable(1)
+
+
+# -- the float32 form: products of 8-bit operands, summed onto bias + 1/4 in float64 ----------------------
+
+Q7 = 127
+FLOAT32_CASES = CASES + [
+    ((1, 130, 5, 5), (9, 130, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # K = 1170 > 1040: two float32 chunks
+    ((3, 6, 12, 12), (5, 6, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # N > 1, wide: finished then reordered
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(shift=st.integers(0, 62), bits=st.sampled_from([8, 16, 24]), relu=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_finish_of_the_halved_form_rounds_exactly_like_fixedpoint_requantize(shift, bits, relu, seed):
+    rng = np.random.default_rng(seed)
+    limit = FUSED_LIMIT // 2
+    magnitudes = rng.integers(0, 49, 600)
+    x = (rng.integers(0, limit, 600) >> (48 - magnitudes)) * rng.choice([-1, 1], 600)
+    x = with_ties(rng, x, shift)
+    negative_tie = -(1 << (shift - 1)) if 0 < shift <= 49 else -1
+    x[:6] = [0, -1, 1, limit - 1, -(limit - 1), negative_tie]
+    spec = Requantize(shift, bits, relu)
+    z = x.astype(np.float64) + 0.25  # what finish_float sums: acc + bias + 1/4, exact below 2**51
+    assert np.array_equal(spec.finish(z, doubled=False), expected(x, spec, 0))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("x_shape,w_shape,strides,pads,dilations,group", FLOAT32_CASES)
+def test_fused_float32_convolution_equals_the_reference_epilogue(x_shape, w_shape, strides, pads, dilations, group,
+                                                                 relu):
+    rng = np.random.default_rng(sum(x_shape) + 5 * sum(w_shape) + relu)
+    x, w = edge_values(rng, x_shape, Q7), edge_values(rng, w_shape, Q7)
+    geometry = dict(strides=strides, pads=pads, dilations=dilations, group=group)
+    acc = conv(x, w, path="reference", **geometry)
+    K = int(np.prod(w_shape[1:]))
+    assert plan_conv(x_shape, w_shape, group, Q7, Q7, **{k: geometry[k] for k in ("strides", "pads", "dilations")}
+                     ).path == "float32"
+    for shift, bias in ((11, rng.integers(-(1 << 40), 1 << 40, w_shape[0])), (5, None), (0, None)):
+        spec = Requantize(shift, 16, relu, bias)
+        assert spec.fusable(K * Q7 * Q7)
+        assert np.array_equal(conv(x, prepare(w), x_bound=Q7, requantize=spec, **geometry), expected(acc, spec, 1))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("a_shape", [(1, 7), (33, 50), (2, 3, 17, 40), (4, 2500)])  # K = 2500: three chunks
+def test_fused_float32_gemm_equals_the_reference_epilogue(a_shape, relu):
+    rng = np.random.default_rng(sum(a_shape) + relu)
+    a, b = edge_values(rng, a_shape, Q7), edge_values(rng, (a_shape[-1], 11), Q7)
+    acc = gemm(a, b, path="reference")
+    assert plan_gemm(a_shape[-1], Q7, Q7).path == "float32"
+    for shift, bias in ((13, rng.integers(-(1 << 45), 1 << 45, 11)), (2, None)):
+        spec = Requantize(shift, 16, relu, bias)
+        assert np.array_equal(gemm(a, prepare(b), a_bound=Q7, requantize=spec), expected(acc, spec, -1))

@@ -37,6 +37,12 @@ for relu in (False, True):  # the epilogue fused into the float product (unfused
                        requantize=Requantize(22, 16, relu, rng.integers(-2**40, 2**40, 64))).tobytes())
     digest.update(gemm(a, prepare(b), path=sys.argv[1],
                        requantize=Requantize(25, 16, relu, rng.integers(-2**40, 2**40, 160))).tobytes())
+    # 8-bit operands (matmul_bits=8): float32 products, K-chunked past 1040, summed onto the bias in float64
+    x8, w8, a8, b8 = (v % 255 - 127 for v in (x, w, a, b))
+    digest.update(conv(x8, prepare(w8), pads=(1, 1, 1, 1), x_bound=127, path=sys.argv[1],
+                       requantize=Requantize(9, 16, relu, rng.integers(-2**40, 2**40, 48))).tobytes())
+    digest.update(gemm(a8, prepare(b8), a_bound=127, path=sys.argv[1],
+                       requantize=Requantize(12, 16, relu, rng.integers(-2**40, 2**40, 160))).tobytes())
 threads = max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 print(threads, digest.hexdigest())
 """

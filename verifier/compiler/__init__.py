@@ -20,6 +20,8 @@ from verifier.compiler.fuse_tables import fuse_tables
 from verifier.compiler.load import load_model, to_graph
 from verifier.compiler.lower import lower
 from verifier.compiler.ranges import value_ranges
+from verifier.errors import CompileError
+from verifier.fixedpoint import MATMUL_BITS
 from verifier.program import Program
 
 
@@ -31,16 +33,22 @@ def prepare_graph(model_or_path):
     return fold_batchnorm(graph)
 
 
-def compile_model(model_or_path, calibration: dict | None = None) -> Program:
+def compile_model(model_or_path, calibration: dict | None = None, matmul_bits: int = 16) -> Program:
     """Compile an ONNX model (path, bytes or ModelProto) to a fixed-point Program.
 
     `calibration`: input name -> array of representative inputs (batch on axis 0); it sets the scales.
+    `matmul_bits`: operand width of every Conv, Gemm and MatMul product. 16 (the default) keeps weights and
+    activations at 16 bits (float64 BLAS); 8 rounds both to 8 bits before the product, which float32 BLAS
+    computes exactly at about twice the speed, at the accuracy of 8-bit quantization (docs/fixed-point.md).
     """
+    if matmul_bits not in MATMUL_BITS:
+        raise CompileError(f"matmul_bits must be one of {', '.join(map(str, MATMUL_BITS))}, got {matmul_bits!r}")
     if calibration is not None:
         calibration = {name: np.asarray(value) for name, value in dict(calibration).items()}
     graph = prepare_graph(model_or_path)
     ranges, input_ranges = value_ranges(graph, calibration)
     graph = fuse_tables(graph)
-    program = fuse_relu(lower(graph, ranges, input_ranges, calibrated=calibration is not None))
+    program = fuse_relu(lower(graph, ranges, input_ranges, calibrated=calibration is not None,
+                              matmul_bits=matmul_bits))
     program.to_bytes()  # freeze now: a program that cannot serialize fails at compile time
     return program

@@ -24,7 +24,7 @@ def unsupported_nodes(graph: Graph) -> list[tuple[str, str]]:
     return [(node.op_type, node.name) for node in graph.nodes if lookup(node.op_type) is None]
 
 
-def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool) -> Program:
+def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool, matmul_bits: int = 16) -> Program:
     missing = unsupported_nodes(graph)
     if missing:
         op_type, name = missing[0]
@@ -37,15 +37,16 @@ def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool) -> P
         frac = frac_for_range(input_ranges[name]) if np.dtype(dtype).kind == "f" else None
         fracs[name] = frac
         inputs.append(TensorInfo(name, tuple(shape or ()), np.dtype(dtype).name, frac))
+    known_ranges = {**ranges, **input_ranges}
     constants: dict[str, np.ndarray] = {}
     nodes = []
     for node in graph.nodes:
-        operands = [_operand(name, graph, fracs, infinite) if name else None for name in node.input]
+        operands = [_operand(name, graph, fracs, infinite, known_ranges) if name else None for name in node.input]
         ctx = CompileContext(op_type=node.op_type, node_name=node.name, opset=graph.opset, inputs=operands,
                              attrs={a.name: _attr_value(a) for a in node.attribute},
                              output_names=list(node.output),
                              output_shapes=[graph.shapes.get(o) for o in node.output],
-                             ranges=[ranges.get(o) for o in node.output])
+                             ranges=[ranges.get(o) for o in node.output], matmul_bits=matmul_bits)
         try:
             lowering = lookup(node.op_type).compile(ctx)
         except (UnsupportedOpError, CompileError):
@@ -81,12 +82,15 @@ def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool) -> P
         outputs.append(TensorInfo(name, tuple(graph.shapes.get(name) or ()), dtype, fracs[name]))
     used = {n for node in nodes for n in node.inputs} | {o.name for o in outputs}
     meta = {"opset": graph.opset, "producer": graph.producer, "calibrated": int(calibrated)}
+    if matmul_bits != 16:
+        meta["matmul_bits"] = matmul_bits
     return Program(inputs=inputs, outputs=outputs, nodes=nodes,
                    constants={k: v for k, v in constants.items() if k in used},
                    fracs={k: v for k, v in fracs.items() if k in used}, meta=meta)
 
 
-def _operand(name: str, graph: Graph, fracs: dict, infinite: frozenset = frozenset()) -> Operand:
+def _operand(name: str, graph: Graph, fracs: dict, infinite: frozenset = frozenset(),
+             known_ranges: dict | None = None) -> Operand:
     shape = graph.shapes.get(name)
     if name in graph.constants:
         value = np.asarray(graph.constants[name])
@@ -98,8 +102,9 @@ def _operand(name: str, graph: Graph, fracs: dict, infinite: frozenset = frozens
         return Operand(name, tuple(value.shape), frac, value, may_be_infinite=bool(is_infinite(value).any()))
     if name not in fracs:
         raise CompileError(f"tensor {name!r} is used before any node computes it")
+    value_range = (known_ranges or {}).get(name)
     return Operand(name, tuple(shape) if shape is not None else None, fracs[name],
-                   may_be_infinite=name in infinite)
+                   may_be_infinite=name in infinite, range=None if value_range is None else float(value_range))
 
 
 def _materialize(operand: Operand) -> np.ndarray:

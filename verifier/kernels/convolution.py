@@ -26,7 +26,9 @@ def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int, *,
         return base
     if w_shape[1] == 1 and group > 1:
         return GemmPlan(base.path, base.chunk, f"depthwise; {base.reason}", algorithm="depthwise")
-    if strides is not None or pads is not None or dilations is not None:
+    # Winograd saves 2.25x of the products but widens its operands past float32's exact range: with
+    # operands narrow enough for float32 (twice float64's speed), im2col in float32 is as fast, with no transforms
+    if base.path == "float64" and (strides is not None or pads is not None or dilations is not None):
         strides, pads, dilations = window.normalize(len(x_shape) - 2, strides, pads, dilations)
         if winograd.applies(x_shape, w_shape, strides, pads, dilations, group):
             transformed = winograd.plan(x_shape[1], x_bound, w_bound)
@@ -68,8 +70,12 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
             return _conv_depthwise(x, fused, w_values.shape[2:], group, np.float64, *geometry,
                                    finish=requantize.finish)
         fused = requantize.doubled(w, (group, OC // group, K))
-        return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry,
-                            finish=requantize.finish)
+        return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry, requantize=requantize)
+    if (path == "fast" and requantize is not None and plan.path == "float32" and plan.algorithm == "im2col"
+            and requantize.fusable(K * x_bound * w_bound)):
+        weights = (w.as_float(np.float32) if isinstance(w, Prepared) else w_values.astype(np.float32))
+        return _conv_im2col(x, weights.reshape(group, OC // group, K), w_values.shape[2:], group, plan, np.float32,
+                            *geometry, requantize=requantize)
     acc = _accumulate(x, w, w_values, group, plan, (x_bound, w_bound), geometry, path)
     return acc if requantize is None else requantize.apply(acc, 1)
 
@@ -124,20 +130,21 @@ def _check_shapes(x, w, group):
 NARROW_COLUMNS = 100  # up to this many positions (N * L) the product runs as columns^T @ weights^T
 
 
-def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilations, out_shape, finish=None):
+def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilations, out_shape, requantize=None):
     """Columns (C * kernel taps, N * positions): the whole batch is one BLAS product per group (a batch
     of small per-image products runs far slower), written back to (N, OC, *out).
 
-    weights: (group, OC/group, K) in `dtype`; with `finish` (a fused epilogue, epilogue.Requantize) they
-    are (group, OC/group, K + 1), the columns get a row of ones, and the product is finished into the
-    int64 activations instead of converted to the accumulator."""
+    weights: (group, OC/group, K) in `dtype`. With `requantize` (a fused epilogue, epilogue.Requantize)
+    the product is finished into the int64 activations instead of converted to the accumulator: float64
+    weights are then Requantize.doubled, (group, OC/group, K + 1), against a row of ones in the columns;
+    float32 products are summed onto the bias in float64 (Requantize.finish_float)."""
     N, C = x.shape[:2]
     rank = x.ndim - 2
     OC = weights.shape[0] * weights.shape[1]
     Cg = C // group
     K = Cg * window.kernel_size(kernel)
     L = int(np.prod(out_shape))
-    extra = 0 if finish is None else 1
+    extra = 1 if requantize is not None and dtype == np.float64 else 0
     buffer = window.scratch("conv_cols", (group, K + extra, N * L), dtype)
     if extra:
         buffer[:, K] = 1.0
@@ -153,17 +160,15 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
         for offset, slices in window.taps(kernel, out_shape, strides, dilations):
             cols[lead + offset] = xp[lead + (slice(None),) + slices]
     out_channels = (group, OC // group, N * L)
-    if finish is not None:
+    if requantize is not None:
         if group == 1 and N * L <= NARROW_COLUMNS:  # BLAS runs a weight-bound product faster this way round
-            product = np.matmul(buffer[0].T, weights[0].T, out=window.scratch("conv_product", (N * L, OC), dtype))
+            activations = _fused_product(buffer[0].T, weights[0].T, requantize, plan.chunk, (OC,), owned=False)
             out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
-            np.copyto(out.reshape(N, OC, L), finish(product).reshape(N, L, OC).transpose(0, 2, 1))
+            np.copyto(out.reshape(N, OC, L), activations.reshape(N, L, OC).transpose(0, 2, 1))
             return out
-        if N == 1:  # the product's layout is the output's: finish it in place
-            product = np.matmul(weights, buffer, out=np.empty(out_channels, dtype=np.float64))
-            return finish(product).reshape((N, OC) + tuple(out_shape))
-        product = np.matmul(weights, buffer, out=window.scratch("conv_product", out_channels, dtype))
-        activations = finish(product)
+        activations = _fused_product(weights, buffer, requantize, plan.chunk, (group, OC // group, 1), owned=N == 1)
+        if N == 1:  # the product's layout is the output's
+            return activations.reshape((N, OC) + tuple(out_shape))
     elif plan.chunk >= K:
         activations = np.matmul(weights, buffer, out=window.scratch("conv_product", out_channels, dtype))
     else:
@@ -172,6 +177,17 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     by_group = out.reshape(N, group, OC // group, L).transpose(1, 2, 0, 3)  # (group, OC/group, N, L) view
     np.copyto(by_group, activations.reshape(group, OC // group, N, L), casting="unsafe")
     return out
+
+
+def _fused_product(a, b, requantize, chunk, channel_shape, owned):
+    """requantize's activations of a @ b: float64 operands are the doubled weights and columns with their
+    ones (finished in the product's own memory: a new array when `owned`, else scratch), float32 ones
+    are summed onto the bias in float64 (always a new array)."""
+    if a.dtype == np.float32:
+        return requantize.finish_float(a, b, chunk, channel_shape)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    product = np.empty(shape, dtype=np.float64) if owned else window.scratch("conv_product", shape, np.float64)
+    return requantize.finish(np.matmul(a, b, out=product))
 
 
 def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, out_shape, finish=None):

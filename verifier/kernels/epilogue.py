@@ -38,8 +38,8 @@ def requantize(acc: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BI
     elif out.shape != acc.shape or out.dtype != np.int64:
         raise ValueError(f"requantize: out must be int64 of shape {acc.shape}")
     limit = qmax(bits)
-    if bias is not None and 0 < shift <= 62:
-        bias = np.asarray(bias, dtype=np.int64)
+    if 0 < shift <= 62:
+        bias = np.zeros((), dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
         if bias.size and int(np.max(np.abs(bias))) <= BIAS_LIMIT:
             return _biased(acc, bias, shift, limit, out, relu)
     if bias is None:
@@ -88,6 +88,10 @@ def _biased(acc, bias, shift, limit, out, relu):
 # a multiple of 2**k, and the sum's bits minus the constant's bits count those multiples: the integer,
 # as an int64 view of the product's own memory. Saturation commutes with the monotone rounding (its limits
 # times 2**k are exact), so it runs on y first.
+#
+# Halved, the same argument holds for z = y / 2 = acc + bias + 1/4 (k = shift, threshold 1/4 - h, correction
+# 1/2): the form a float32 product is finished in, whose exact accumulator is added to bias + 1/4 in float64
+# in the one pass that widens it (float32 holds the products, not the bias: Requantize.offset).
 
 FUSED_LIMIT = 1 << 50  # |acc| + |bias| + 1 below this: the doubled product and its correction stay exact
 
@@ -97,22 +101,24 @@ class Requantize:
     max(y, 0) when relu. bias: int64, one value per output channel (or None). Kernels given one return
     activations instead of accumulators, fusing it into their float product when `fusable(acc_bound)`."""
 
-    __slots__ = ("shift", "bits", "relu", "bias", "bias_bound", "_magic", "_magic_bits", "_limits")
+    __slots__ = ("shift", "bits", "relu", "bias", "bias_bound", "_forms")
 
     def __init__(self, shift: int, bits: int = ACT_BITS, relu: bool = False, bias: np.ndarray | None = None):
         self.shift, self.bits, self.relu = int(shift), int(bits), bool(relu)
         self.bias = None if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
         self.bias_bound = int(np.max(np.abs(self.bias))) if self.bias is not None and self.bias.size else 0
-        self._limits = None  # set when the shift is one a float rounding can do
-        if 0 <= self.shift <= 62:
-            unit = 2.0 ** (self.shift + 1)
-            self._magic = 1.5 * 2.0 ** 52 * unit
-            self._magic_bits = int(np.array(self._magic).view(np.int64))
-            limit = qmax(self.bits) * unit
-            self._limits = (0.0 if self.relu else -limit, limit)
+        self._forms = {}  # doubled -> (threshold, correction, limits, magic, magic bits), for shifts a float
+        if 0 <= self.shift <= 62:  # rounding can do
+            for doubled in (True, False):
+                unit = 2.0 ** (self.shift + doubled)
+                magic = 1.5 * 2.0 ** 52 * unit
+                limit = qmax(self.bits) * unit
+                threshold = (0.5 - 2.0 ** self.shift) if doubled else (0.25 - 2.0 ** (self.shift - 1))
+                self._forms[doubled] = (threshold, 1.0 if doubled else 0.5, (0.0 if self.relu else -limit, limit),
+                                        magic, int(np.array(magic).view(np.int64)))
 
     def fusable(self, acc_bound: int) -> bool:
-        return self._limits is not None and int(acc_bound) + self.bias_bound + 1 < FUSED_LIMIT
+        return bool(self._forms) and int(acc_bound) + self.bias_bound + 1 < FUSED_LIMIT
 
     def apply(self, acc: np.ndarray, channel_axis: int) -> np.ndarray:
         """The unfused epilogue on an int64 accumulator (in place), bias along `channel_axis`."""
@@ -148,16 +154,32 @@ class Requantize:
             return 0.5
         return (2.0 * self.bias.astype(np.float64) + 0.5).reshape(shape)
 
-    def finish(self, y: np.ndarray) -> np.ndarray:
-        """y (float64, any strides) holding 2 (acc + bias) + 1/2 exactly -> the int64 activations, as a view
-        of y's memory (y is overwritten)."""
+    def offset(self, shape) -> np.ndarray | float:
+        """bias + 1/4 in float64 (exact), shaped to the output channels `shape`: what an exact float
+        accumulator is added to (in float64) before finish(..., doubled=False)."""
+        if self.bias is None:
+            return 0.25
+        return (self.bias.astype(np.float64) + 0.25).reshape(shape)
+
+    def finish(self, y: np.ndarray, doubled: bool = True) -> np.ndarray:
+        """y (float64, any strides) holding 2 (acc + bias) + 1/2 exactly (doubled=False: acc + bias + 1/4)
+        -> the int64 activations, as a view of y's memory (y is overwritten)."""
+        threshold, correction, limits, magic, magic_bits = self._forms[doubled]
         if not self.relu:
             # x <= -h (from shift 52 on the threshold rounds, harmlessly: no |x| < 2**50 reaches -h there)
-            negative = np.less_equal(y, 0.5 - 2.0 ** self.shift,
-                                     out=window.scratch("fused_negative", y.shape, np.bool_))
-            np.subtract(y, negative, out=y)
-        np.clip(y, *self._limits, out=y)
-        y += self._magic
+            negative = np.less_equal(y, threshold, out=window.scratch("fused_negative", y.shape, np.bool_))
+            np.subtract(y, correction, out=y, where=negative)
+        np.clip(y, *limits, out=y)
+        y += magic
         q = y.view(np.int64)
-        q -= self._magic_bits
+        q -= magic_bits
         return q
+
+    def finish_float(self, a: np.ndarray, b: np.ndarray, chunk: int, channel_shape) -> np.ndarray:
+        """The activations of the exact float product a @ b (float32 or float64 operands, np.matmul
+        broadcasting, bias along `channel_shape`): K-chunks of `chunk` summed in float64 onto offset(),
+        then finished. Exact while every chunk's partial sums are (exact_gemm.plan_gemm) and |acc| +
+        |bias| + 1 < 2**50 (fusable)."""
+        from verifier.kernels.exact_gemm import matmul_float_sum
+
+        return self.finish(matmul_float_sum(a, b, chunk, self.offset(channel_shape)), doubled=False)

@@ -142,8 +142,11 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
         raise ValueError(f"gemm: inner dimensions differ: a {a_values.shape} @ b {b_values.shape}")
     plan = plan_gemm(K, a_bound, b_bound)
     if requantize is not None:
-        if (path == "fast" and plan.path == "float64" and isinstance(b, Prepared) and b_values.ndim == 2
+        if (path == "fast" and plan.path != "int64" and isinstance(b, Prepared) and b_values.ndim == 2
                 and not isinstance(a, Prepared) and requantize.fusable(K * a_bound * b_bound)):
+            if plan.path == "float32":
+                a_float = _float_of(a, a_values, np.float32, "gemm_a")
+                return requantize.finish_float(a_float, b.as_float(np.float32), plan.chunk, (-1,))
             return _gemm_fused(a_values, b, requantize)
         return requantize.apply(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path), -1)
     if path == "reference":
@@ -190,6 +193,24 @@ def matmul_chunked(a_float, b_float, K: int, chunk: int, b_k_axis: int) -> np.nd
             as_int = window.scratch("gemm_part", part.shape, np.int64)
             np.copyto(as_int, part, casting="unsafe")
             total += as_int
+    return total
+
+
+def matmul_float_sum(a_float, b_float, chunk: int, offset) -> np.ndarray:
+    """offset + a @ b as a new float64 array: the K-chunks of length `chunk` (a's last axis, b's second
+    to last) multiplied in the operands' float type and summed in float64, each widened in the pass that
+    adds it. Exact while the caller has proven every chunk's partial sums exact (plan_gemm) and the total
+    plus offset below 2**53."""
+    K = a_float.shape[-1]
+    total = None
+    for start in range(0, max(K, 1), max(chunk, 1)):
+        b_part = b_float[..., start:start + chunk, :]
+        part = np.matmul(a_float[..., start:start + chunk], b_part,
+                         out=_product_buffer(a_float, b_float, b_float.ndim - 2))
+        if total is None:
+            total = np.add(part, offset, dtype=np.float64)
+        else:
+            total += part
     return total
 
 

@@ -68,6 +68,7 @@ class Operand:
     frac: int | None
     value: np.ndarray | None = None
     may_be_infinite: bool = False  # the calibration run saw +-inf in it (an attention mask): saturated = infinite
+    range: float | None = None  # calibrated max |value| of a run-time tensor, None when unknown
 
     @property
     def is_const(self) -> bool:
@@ -92,6 +93,7 @@ class CompileContext:
     output_names: list
     output_shapes: list
     ranges: list  # calibrated max |value| per output (float), None when unknown
+    matmul_bits: int = 16  # operand width of Conv/Gemm/MatMul products (fixedpoint.MATMUL_BITS)
 
     def out_range(self, index: int = 0) -> float:
         value = self.ranges[index] if index < len(self.ranges) else None

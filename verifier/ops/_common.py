@@ -68,12 +68,20 @@ def activation_bound(x: np.ndarray) -> int:
     """The bound a GEMM/conv plans and is costed with for a run-time operand: the 16-bit activation
     range every fixed-point tensor lies in. A value outside it (only a hostile program's) is refused
     with OutOfRangeError rather than silently taking a slower path than the cost charged for."""
+    checked_range(x)
+    return qmax(ACT_BITS)
+
+
+def checked_range(x: np.ndarray) -> tuple[int, int]:
+    """(min, max) of a run-time GEMM/conv operand ((0, 0) when empty), refused with OutOfRangeError
+    beyond the 16-bit activation range (activation_bound)."""
     from verifier.errors import OutOfRangeError
 
     limit = qmax(ACT_BITS)
-    if x.size and (int(x.max()) > limit or int(x.min()) < -limit):
+    low, high = (int(x.min()), int(x.max())) if x.size else (0, 0)
+    if high > limit or low < -limit:
         raise OutOfRangeError(f"a matrix operand holds values beyond the 16-bit activation range ±{limit}")
-    return limit
+    return low, high
 
 
 def epilogue(acc: np.ndarray, attrs: dict, bias, path: str) -> np.ndarray:
@@ -120,11 +128,16 @@ def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
     if weight is None or "c_shift" in attrs or (op == "MatMul" and ("k0" in consts or weight.ndim != 2)):
         return unfused
     K, channels = (size(weight.shape[1:]), weight.shape[0]) if op == "Conv" else weight.shape
-    bound = int(K) * qmax(ACT_BITS) * (int(np.max(np.abs(weight))) if weight.size else 0)
+    operand_bound = qmax(int(attrs.get("operand_bits", ACT_BITS)))
+    bound = int(K) * operand_bound * (int(np.max(np.abs(weight))) if weight.size else 0)
     spec = requantize_spec(prepared(weight), attrs, consts.get("bias"), channels)
-    if attrs.get("path") != "float64" or spec is None or not spec.fusable(bound):
+    float32 = attrs.get("path") == "float32"
+    if float32 and op == "Conv" and not attrs.get("path_reason", "").startswith("im2col"):
+        return unfused  # (a float32 depthwise product ends with the int64 passes)
+    if attrs.get("path") not in ("float64", "float32") or spec is None or not spec.fusable(bound):
         return unfused
-    return f"fused into the product: |acc| + |bias| + 1 <= {bound + spec.bias_bound + 1} < 2**{FUSED_LIMIT.bit_length() - 1}"
+    where = "summed onto the bias in float64 and finished there" if float32 else "fused into the product"
+    return f"{where}: |acc| + |bias| + 1 <= {bound + spec.bias_bound + 1} < 2**{FUSED_LIMIT.bit_length() - 1}"
 
 
 def window_cost(shapes, attrs, consts) -> int:

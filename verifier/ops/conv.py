@@ -7,15 +7,16 @@ from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import conv, plan_conv
 from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import (activation_bound, auto_pads, epilogue, kernel_path, prepared, quantize_const,
-                                  requantize_spec, weight_frac)
+from verifier.ops._common import auto_pads, epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
+from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
 
 class Conv:
     """ONNX Conv (1-D/2-D/3-D; strides, pads incl. auto_pad, dilations, groups incl. depthwise).
-    W is quantized at its 16-bit frac fw, the bias B at the accumulator frac fx + fw;
+    W is quantized at its 16-bit frac fw (8-bit, and x narrowed to 8 bits, at matmul_bits=8: _operands.py),
+    the bias B at the accumulator frac fx + fw;
     acc[n, o, p] = sum over the window and the group's input channels of w * x, exact in int64 (fast:
     im2col + float BLAS under K * |x| * |w| < 2**53, K-chunked otherwise; reference: direct int64
     loops; identical bits); y = requantize(acc + B[o], fx + fw, fy)."""
@@ -35,22 +36,26 @@ class Conv:
         dilations = list(ctx.attr("dilations", [1] * rank))
         pads = auto_pads(ctx, kernel, strides, dilations)
         normalize(rank, strides, pads, dilations)
-        w_frac = weight_frac(weight)
-        consts = {"weight": quantize_const(weight, w_frac, 16)}
+        narrow = narrowing(ctx, x)
+        x_frac = x.frac - narrow.get("shift", 0)
+        w_frac = weight_frac(weight, ctx.matmul_bits)
+        consts = {"weight": quantize_const(weight, w_frac, ctx.matmul_bits)}
         absorbed = {1}
         if bias is not None:
             if not bias.is_const:
                 ctx.unsupported("bias computed at run time")
-            consts["bias"] = quantize_const(np.asarray(bias.value, dtype=np.float64), x.frac + w_frac, BIAS_BITS)
+            consts["bias"] = quantize_const(np.asarray(bias.value, dtype=np.float64), x_frac + w_frac, BIAS_BITS)
             absorbed.add(2)
         group = int(ctx.attr("group", 1))
         w_bound = int(np.max(np.abs(consts["weight"]))) if weight.size else 0
         static_shape = x.shape if x.shape is not None and None not in tuple(x.shape[1:]) else None
         geometry = {"strides": strides, "pads": pads, "dilations": dilations} if static_shape else {}
-        plan = plan_conv(x.shape, weight.shape, group, qmax(ACT_BITS), w_bound, **geometry)
+        plan = plan_conv(x.shape, weight.shape, group, qmax(ctx.matmul_bits), w_bound, **geometry)
         out_frac = ctx.out_frac()
         attrs = {"strides": strides, "pads": pads, "dilations": dilations, "group": group,
-                 "acc_frac": x.frac + w_frac, "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
+                 "acc_frac": x_frac + w_frac, "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
+        if narrow:
+            attrs.update(operand_bits=narrow["operand_bits"], x_shift=narrow["shift"])
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue
@@ -58,11 +63,11 @@ class Conv:
 
     @staticmethod
     def run(inputs, attrs, consts):
-        x = inputs[0]
         path = kernel_path()
+        x, x_bound = narrowed(inputs[0], attrs, "x_shift", path)
         weight, bias = prepared(consts["weight"]), consts.get("bias")
         geometry = {"strides": attrs["strides"], "pads": attrs["pads"], "dilations": attrs["dilations"],
-                    "group": attrs["group"], "x_bound": activation_bound(x), "path": path}
+                    "group": attrs["group"], "x_bound": x_bound, "path": path}
         spec = None if path == "reference" else requantize_spec(weight, attrs, bias, weight.shape[0])
         if spec is not None:  # the kernel ends with the epilogue, fused into its product where it can
             return [conv(x, weight, requantize=spec, **geometry)]
@@ -74,8 +79,8 @@ class Conv:
     @staticmethod
     def cost(shapes, attrs, consts):
         """Units: MACs at the weight of the exact path the fast run takes (the plan from the weight's
-        bound and the 16-bit activation bound, so the same on every machine), plus the column buffer
-        it gathers and one pass over input and output."""
+        bound and the activation bound of its operand width, so the same on every machine), plus the column
+        buffer it gathers and one pass over input and output (two over the input when it is narrowed)."""
         x, w = shapes[0], consts["weight"].shape
         out = _out_spatial(x, w, attrs)
         n, oc, group = int(x[0]), int(w[0]), int(attrs["group"])
@@ -83,9 +88,10 @@ class Conv:
         macs = positions * oc * math.prod(int(d) for d in w[1:])
         columns = positions * int(w[1]) * group * kernel_size(w[2:])
         w_bound = prepared(consts["weight"]).bound
-        plan = plan_conv(tuple(x), w, group, qmax(ACT_BITS), w_bound, strides=attrs["strides"],
+        plan = plan_conv(tuple(x), w, group, operand_bound(attrs), w_bound, strides=attrs["strides"],
                          pads=attrs["pads"], dilations=attrs["dilations"])
-        elements = math.prod(int(d) for d in x) + positions * oc
+        passes_over_input = 1 if operand_bits(attrs) == ACT_BITS else 2
+        elements = passes_over_input * math.prod(int(d) for d in x) + positions * oc
         return macs * cost.mac_weight(plan.path) + columns * cost.COLUMN + elements * cost.ARITH
 
     @staticmethod

@@ -6,15 +6,16 @@ from verifier import cost
 from verifier.fixedpoint import ACT_BITS, qmax, round_shift
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import (activation_bound, epilogue, kernel_path, prepared, quantize_const, requantize_spec,
-                                  weight_frac)
+from verifier.ops._common import epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
+from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
 
 class Gemm:
     """Y = alpha * A' B' + beta * C. A constant B is quantized once as alpha * B' at its 16-bit frac fb and
-    C as beta * C at the accumulator frac fa + fb; then acc = A' @ B' exactly in int64 (fast path: float
+    C as beta * C at the accumulator frac fa + fb (at matmul_bits=8 A, B are narrowed to 8 bits first:
+    _operands.py); then acc = A' @ B' exactly in int64 (fast path: float
     BLAS under the bound K * |A| * |B| < 2**53, K-chunked otherwise; reference: int64 loops; identical
     bits), y = requantize(acc + C, fa + fb, fy). A run-time B must have alpha = 1; a run-time C (beta = 1)
     is moved to the accumulator frac by round_shift(C, fc - fa - fb) before the sum."""
@@ -28,20 +29,22 @@ class Gemm:
         if a.frac is None or (not b.is_const and b.frac is None):
             ctx.unsupported("Gemm on plain integer tensors")
         consts, absorbed = {}, set()
+        bits, narrow_a = ctx.matmul_bits, narrowing(ctx, a)
+        narrow_b = {} if b.is_const else narrowing(ctx, b)
         if b.is_const:
             weight = np.asarray(b.value, dtype=np.float64) * alpha
             weight = weight.T if trans_b else weight
-            b_frac = weight_frac(weight)
-            consts["weight"] = quantize_const(weight, b_frac, 16)
+            b_frac = weight_frac(weight, bits)
+            consts["weight"] = quantize_const(weight, b_frac, bits)
             absorbed.add(1)
             b_bound = int(np.max(np.abs(consts["weight"]))) if weight.size else 0
             K = weight.shape[0]
         else:
             if alpha != 1.0:
                 ctx.unsupported("alpha != 1 with a run-time B")
-            b_frac, b_bound = b.frac, qmax(ACT_BITS)
+            b_frac, b_bound = b.frac - narrow_b.get("shift", 0), qmax(bits)
             K = (b.shape or (None, None))[1 if trans_b else 0]
-        acc_frac = a.frac + b_frac
+        acc_frac = a.frac - narrow_a.get("shift", 0) + b_frac
         c_shift = None
         if c is not None and c.is_const:
             consts["bias"] = quantize_const(np.asarray(c.value, dtype=np.float64) * beta, acc_frac, BIAS_BITS)
@@ -50,10 +53,14 @@ class Gemm:
             if beta != 1.0 or c.frac is None:
                 ctx.unsupported("a run-time C needs beta = 1 and a fixed-point tensor")
             c_shift = acc_frac - c.frac  # C moves to the accumulator scale (exact when >= 0)
-        plan = plan_gemm(K or 1, qmax(ACT_BITS), b_bound)
+        plan = plan_gemm(K or 1, qmax(bits), b_bound)
         out_frac = ctx.out_frac()
         attrs = {"transA": trans_a, "transB": 0 if b.is_const else trans_b, "acc_frac": acc_frac,
                  "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
+        if narrow_a:
+            attrs.update(operand_bits=bits, a_shift=narrow_a["shift"])
+            if narrow_b:
+                attrs["b_shift"] = narrow_b["shift"]
         if c_shift is not None:
             attrs["c_shift"] = c_shift
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
@@ -64,8 +71,7 @@ class Gemm:
     @staticmethod
     def run(inputs, attrs, consts):
         path = kernel_path()
-        a = inputs[0].T if attrs["transA"] else inputs[0]
-        a_bound = activation_bound(a)
+        a, a_bound = narrowed(inputs[0].T if attrs["transA"] else inputs[0], attrs, "a_shift", path)
         weight = prepared(consts["weight"]) if "weight" in consts else None
         if weight is not None and path != "reference" and "c_shift" not in attrs:
             spec = requantize_spec(weight, attrs, consts.get("bias"), weight.shape[1])
@@ -74,8 +80,8 @@ class Gemm:
         if weight is not None:
             acc = gemm(a, weight, a_bound=a_bound, path=path)
         else:
-            b = inputs[1].T if attrs["transB"] else inputs[1]
-            acc = gemm(a, b, a_bound=a_bound, b_bound=activation_bound(b), path=path)
+            b, b_bound = narrowed(inputs[1].T if attrs["transB"] else inputs[1], attrs, "b_shift", path)
+            acc = gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path)
         bias = consts.get("bias")
         if bias is None and "c_shift" in attrs:
             bias = round_shift(inputs[2], -attrs["c_shift"])
@@ -90,10 +96,11 @@ class Gemm:
         C and the output."""
         a = _matrix(shapes[0], attrs["transA"])
         b = consts["weight"].shape if "weight" in consts else _matrix(shapes[1], attrs["transB"])
-        b_bound = prepared(consts["weight"]).bound if "weight" in consts else qmax(ACT_BITS)
+        b_bound = prepared(consts["weight"]).bound if "weight" in consts else operand_bound(attrs)
         m, k, n = a[0], a[1], b[1]
-        plan = plan_gemm(k, qmax(ACT_BITS), b_bound)
-        elements = m * k + k * n + m * n + sum(math.prod(int(d) for d in s) for s in shapes[2:] if s is not None)
+        plan = plan_gemm(k, operand_bound(attrs), b_bound)
+        narrowed_elements = 0 if operand_bits(attrs) == ACT_BITS else m * k + (0 if "weight" in consts else k * n)
+        elements = m * k + k * n + m * n + narrowed_elements + sum(math.prod(int(d) for d in s) for s in shapes[2:] if s is not None)
         return m * k * n * cost.mac_weight(plan.path) + elements * cost.ARITH
 
     @staticmethod

@@ -6,35 +6,41 @@ from verifier import cost
 from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import (activation_bound, epilogue, kernel_path, prepared, quantize_const, requantize_spec,
-                                  weight_frac)
+from verifier.ops._common import epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
+from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound
 
 
 class MatMul:
     """y = requantize(a @ b, fa + fb, fy), numpy matmul semantics (batch broadcasting, 1-D operands
     promoted and squeezed). The product is exact int64 (fast float BLAS path under the proven bound,
-    or int64 loops; identical bits). A constant operand is quantized at its own 16-bit frac."""
+    or int64 loops; identical bits). A constant operand is quantized at its own 16-bit frac (at
+    matmul_bits=8 both operands are narrowed to 8 bits first: _operands.py)."""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
         a, b = ctx.inputs
-        consts, absorbed, fracs, bounds = {}, set(), [], []
+        consts, absorbed, fracs, bounds, narrow = {}, set(), [], [], {}
+        bits = ctx.matmul_bits
         for index, operand in enumerate((a, b)):
             if operand.is_const:
-                frac = weight_frac(operand.value)
-                consts[f"k{index}"] = quantize_const(np.asarray(operand.value, dtype=np.float64), frac, 16)
+                frac = weight_frac(operand.value, bits)
+                consts[f"k{index}"] = quantize_const(np.asarray(operand.value, dtype=np.float64), frac, bits)
                 absorbed.add(index)
                 fracs.append(frac)
                 bounds.append(int(np.max(np.abs(consts[f"k{index}"]))) if operand.value.size else 0)
             elif operand.frac is None:
                 ctx.unsupported("MatMul on plain integer tensors")
             else:
-                fracs.append(operand.frac)
-                bounds.append(qmax(ACT_BITS))
+                shift = narrowing(ctx, operand)
+                if shift:
+                    narrow.update(operand_bits=bits, **{"ab"[index] + "_shift": shift["shift"]})
+                fracs.append(operand.frac - shift.get("shift", 0))
+                bounds.append(qmax(bits))
         k = (a.shape or (None,))[-1]
         plan = plan_gemm(k or 1, bounds[0], bounds[1])
         out_frac = ctx.out_frac()
-        attrs = {"acc_frac": fracs[0] + fracs[1], "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
+        attrs = {"acc_frac": fracs[0] + fracs[1], "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason,
+                 **narrow}
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue
@@ -43,10 +49,8 @@ class MatMul:
     @staticmethod
     def run(inputs, attrs, consts):
         path = kernel_path()
-        a = inputs[0] if inputs[0] is not None else prepared(consts["k0"])
-        b = inputs[1] if inputs[1] is not None else prepared(consts["k1"])
-        a_bound = None if inputs[0] is None else activation_bound(a)
-        b_bound = None if inputs[1] is None else activation_bound(b)
+        a, a_bound = (prepared(consts["k0"]), None) if inputs[0] is None else narrowed(inputs[0], attrs, "a_shift", path)
+        b, b_bound = (prepared(consts["k1"]), None) if inputs[1] is None else narrowed(inputs[1], attrs, "b_shift", path)
         a_vector, b_vector = np.ndim(_values(a)) == 1, np.ndim(_values(b)) == 1
         if a_vector:
             a = _values(a)[None, :]
@@ -72,10 +76,13 @@ class MatMul:
         batch = np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2])) if len(a) > 2 or len(b) > 2 else ()
         m = a[-2] if len(a) > 1 else 1
         n = b[-1] if len(b) > 1 else 1
-        bounds = [prepared(consts[f"k{i}"]).bound if shapes[i] is None else qmax(ACT_BITS) for i in (0, 1)]
+        bounds = [prepared(consts[f"k{i}"]).bound if shapes[i] is None else operand_bound(attrs) for i in (0, 1)]
         plan = plan_gemm(int(a[-1]), *bounds)
         macs = math.prod(int(d) for d in batch) * int(m) * int(a[-1]) * int(n)
-        elements = math.prod(int(d) for d in a) + math.prod(int(d) for d in b) + _output_size_of(a, b)
+        narrowed_elements = 0 if operand_bits(attrs) == ACT_BITS else sum(
+            math.prod(int(d) for d in shape) for shape in shapes[:2] if shape is not None)
+        elements = (math.prod(int(d) for d in a) + math.prod(int(d) for d in b) + _output_size_of(a, b)
+                    + narrowed_elements)
         return macs * cost.mac_weight(plan.path) + elements * cost.ARITH
 
 

@@ -1,0 +1,56 @@
+"""The operands of a Conv / Gemm / MatMul product at the program's operand width (compile_model's
+`matmul_bits`, one of fixedpoint.MATMUL_BITS).
+
+At 16 bits (the default) a run-time operand enters the product as it is and a constant is quantized at
+its own 16-bit frac. At 8 bits both are narrowed first: a constant at compile time (quantized at its own
+8-bit frac), a run-time operand x of frac f at run time, to y = requantize(x, f, f - shift, 8) - the one
+rounding rule, saturating at +-127 - with `shift` fixed at compile time from the tensor's calibrated range
+(attrs["<name>_shift"]). Products of 8-bit operands are exact in float32 BLAS (exact_gemm.plan_gemm: chunks
+of up to 1040 products stay below 2**24), about twice float64's speed on half the bytes.
+"""
+
+import numpy as np
+
+from verifier import fixedpoint
+from verifier.fixedpoint import ACT_BITS, frac_for_range, qmax
+from verifier.ops._common import checked_range
+
+
+def narrowing(ctx, operand) -> dict:
+    """Compile time: the attrs that narrow a run-time operand to ctx.matmul_bits ({} at 16 bits).
+    Its narrow frac is the finest that holds its calibrated range in 8 bits (without a range: 8 bits
+    coarser than its own), never finer than its own frac."""
+    bits = ctx.matmul_bits
+    if bits == ACT_BITS:
+        return {}
+    frac = operand.frac - (ACT_BITS - bits) if operand.range is None else frac_for_range(operand.range, bits)
+    shift = min(max(operand.frac - frac, 0), 62)
+    return {"operand_bits": bits, "shift": shift}
+
+
+def operand_bits(attrs: dict) -> int:
+    """The width of a node's product operands: attrs["operand_bits"], else 16."""
+    return int(attrs.get("operand_bits", ACT_BITS))
+
+
+def operand_bound(attrs: dict) -> int:
+    """The proven bound of a run-time product operand, which plans and costs the product."""
+    return qmax(operand_bits(attrs))
+
+
+def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str) -> tuple[np.ndarray, int]:
+    """Run time: (operand, bound) of a run-time tensor entering the product. Any operand is first checked
+    to lie in the 16-bit activation range (checked_range); at 8 bits it is then requantized by
+    attrs[shift_key]. Fast and reference paths round with the same rule (kernels.requantize is bit-identical
+    to fixedpoint.requantize)."""
+    low, _ = checked_range(x)
+    bits = operand_bits(attrs)
+    if bits == ACT_BITS:
+        return x, qmax(bits)
+    shift = int(attrs[shift_key])
+    if path == "reference":
+        return fixedpoint.requantize(x, shift, 0, bits), qmax(bits)
+    from verifier.kernels import requantize
+
+    # a tensor with no negative value (after a Relu, most are) rounds without the sign correction
+    return requantize(np.asarray(x, dtype=np.int64), shift, 0, bits, relu=low >= 0), qmax(bits)
