@@ -3,7 +3,7 @@ best of N), their ratio, and the peak memory of each (peak RSS of a fresh child 
 model and runs it once, so the numbers do not include each other).
 
     .venv/bin/python scripts/bench_verifier.py [--models digits_cnn,light_resnet50] [--repeat 10] [--no-memory]
-                                               [--path fast|reference] [--drop-final-softmax]
+                                               [--path fast|reference] [--drop-final-softmax] [--matmul-bits 16,8]
 
 Models (MODELS below; add an entry to extend): the bundled digits CNN and a digits MLP trained here
 (batch 1 and 256), light_squeezenet, light_shufflenet, light_resnet50 from the onnx wheel (random uniform
@@ -11,6 +11,10 @@ Models (MODELS below; add an entry to extend): the bundled digits CNN and a digi
 (random weights, batch 1 and 64). Any other light_* name of the wheel (light_inception_v1,
 light_densenet121, ...) or the path of an .onnx file (random input of its declared shape, symbolic dims 1)
 may be passed to --models.
+
+Each model is compiled at every --matmul-bits width (default 16 and 8: compile_model's operand width of
+Conv/Gemm/MatMul products; rows of 8-bit programs are labelled "8-bit"). The last column is the largest
+output error relative to onnxruntime's largest output magnitude.
 
 For timings only, run it with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset if the environment sets them (they
 can pin OpenBLAS to a slower kernel); the header prints the BLAS kernel threadpoolctl reports.
@@ -60,7 +64,9 @@ def main() -> None:
     parser.add_argument("--drop-final-softmax", action="store_true",
                         help="bench light_* models without their last Softmax node")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    parser.add_argument("--matmul-bits", default="16,8", help="operand widths of the products to compile at")
     args = parser.parse_args()
+    widths = [int(bits) for bits in args.matmul_bits.split(",")]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -70,8 +76,9 @@ def main() -> None:
     rows = []
     for name in args.models.split(","):
         for case in _cases(name, work, args.drop_final_softmax):
-            rows.append(_bench(case, work, args))
-            _print_row(rows[-1], header=len(rows) == 1)
+            for bits in widths:
+                rows.append(_bench(case, work, args, bits))
+                _print_row(rows[-1], header=len(rows) == 1)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
@@ -182,17 +189,17 @@ def _digits_batches(name, path, calibration):
         yield f"{name} b={batch}", path, {"input": images[-batch:]}, calibration
 
 
-def _bench(case, work: Path, args) -> dict:
+def _bench(case, work: Path, args, matmul_bits: int = 16) -> dict:
     import onnxruntime as ort
 
     from verifier import InferenceSession, compile_model
     from verifier.kernels import single_threaded
 
     label, path, feeds, calibration = case
-    row = {"model": label}
+    row = {"model": label + (f" {matmul_bits}-bit" if matmul_bits != 16 else ""), "matmul_bits": matmul_bits}
     try:
         started = time.perf_counter()
-        program = compile_model(path, calibration=calibration)
+        program = compile_model(path, calibration=calibration, matmul_bits=matmul_bits)
         row["compile_s"] = time.perf_counter() - started
         session = InferenceSession(program, path=args.path)
         options = ort.SessionOptions()

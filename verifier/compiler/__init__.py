@@ -5,6 +5,7 @@
     batchnorm.py  BatchNormalization folded into the Conv/Gemm before it
     ranges.py     value ranges from calibration (or synthetic inputs) for scale selection
     fuse_tables.py  Log(Sigmoid(x)) -> one LogSigmoid table (one rounding instead of two)
+    share_scales.py the inputs of a Concat produced at its scale (no rounding in the Concat)
     lower.py      each op's compile step -> Program
     fuse.py       Relu fused into the Conv/Gemm/MatMul/Add before it; then the bytes are frozen
 """
@@ -20,6 +21,7 @@ from verifier.compiler.fuse_tables import fuse_tables
 from verifier.compiler.load import load_model, to_graph
 from verifier.compiler.lower import lower
 from verifier.compiler.ranges import value_ranges
+from verifier.compiler.share_scales import share_concat_scales
 from verifier.errors import CompileError
 from verifier.fixedpoint import MATMUL_BITS
 from verifier.program import Program
@@ -48,6 +50,7 @@ def compile_model(model_or_path, calibration: dict | None = None, matmul_bits: i
     graph = prepare_graph(model_or_path)
     ranges, input_ranges = value_ranges(graph, calibration)
     graph = fuse_tables(graph)
+    ranges = share_concat_scales(graph, ranges)
     program = fuse_relu(lower(graph, ranges, input_ranges, calibrated=calibration is not None,
                               matmul_bits=matmul_bits))
     program.to_bytes()  # freeze now: a program that cannot serialize fails at compile time
