@@ -43,7 +43,7 @@ def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str) -> tuple[np.
     to lie in the 16-bit activation range (checked_range); at 8 bits it is then requantized by
     attrs[shift_key]. Fast and reference paths round with the same rule (kernels.requantize is bit-identical
     to fixedpoint.requantize)."""
-    low, _ = checked_range(x)
+    value_range = checked_range(x)
     bits = operand_bits(attrs)
     if bits == ACT_BITS:
         return x, qmax(bits)
@@ -52,5 +52,4 @@ def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str) -> tuple[np.
         return fixedpoint.requantize(x, shift, 0, bits), qmax(bits)
     from verifier.kernels import requantize
 
-    # a tensor with no negative value (after a Relu, most are) rounds without the sign correction
-    return requantize(np.asarray(x, dtype=np.int64), shift, 0, bits, relu=low >= 0), qmax(bits)
+    return requantize(np.asarray(x, dtype=np.int64), shift, 0, bits, value_range=value_range), qmax(bits)
