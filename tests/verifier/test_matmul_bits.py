@@ -7,6 +7,7 @@ Accuracy measured at 8 bits (against onnxruntime float32): the digits CNN and ML
 logit; light_squeezenet's trunk is within 3.1% of its largest logit (resnet50 14%, shufflenet 17%: random
 weights, 8-bit weights and activations through 50 layers)."""
 
+import copy
 import json
 
 import numpy as np
@@ -141,3 +142,47 @@ def test_cli_compiles_8_bit_programs_and_inspect_says_so(tmp_path):
                                   "-o", str(tmp_path / "x.vfp")])
     assert refused.exit_code != 0 and "matmul_bits must be one of 16, 8" in refused.output
     assert not (tmp_path / "x.vfp").exists()
+
+
+def test_a_product_output_read_only_by_products_is_produced_at_its_8_bit_scale(example_calibration, example_inputs):
+    program = compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration, matmul_bits=8)
+    convs = [node for node in program.nodes if node.op == "Conv"]
+    # conv1 -> Relu (fused) -> conv2: conv1 saturates at +-127 at the 8-bit frac, conv2 reads it unshifted
+    assert convs[0].attrs["out_bits"] == 8 and convs[1].attrs["x_shift"] == 0
+    logits = program.nodes[-1]
+    assert "out_bits" not in logits.attrs  # a graph output stays 16-bit
+    fast = InferenceSession(program, path="fast").run_trace(example_inputs)
+    assert fast == InferenceSession(program, path="reference").run_trace(example_inputs)
+
+
+def test_an_operand_claimed_narrow_but_wider_is_saturated_alike_on_both_paths(example_calibration, example_inputs):
+    """A hand-edited program whose producer no longer saturates at 8 bits: the reader's shift-0 narrowing
+    saturates what exceeds +-127 itself, and both paths give the same bits."""
+    from verifier import Program
+
+    program = compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration, matmul_bits=8)
+    nodes = copy.deepcopy(program.nodes)
+    first = next(node for node in nodes if node.op == "Conv")
+    del first.attrs["out_bits"]
+    first.attrs["out_frac"] += 3  # 8x the values: most exceed 127
+    edited = Program(inputs=program.inputs, outputs=program.outputs, nodes=nodes, constants=program.constants,
+                     fracs=program.fracs, meta=program.meta)
+    reference = InferenceSession(edited, path="reference").run_trace(example_inputs)
+    assert InferenceSession(edited, path="fast").run_trace(example_inputs) == reference
+    original = InferenceSession(compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration,
+                                              matmul_bits=8)).run_trace(example_inputs)
+    assert reference[0] != original[0]  # the edit did change what conv1 emits
+
+
+@pytest.mark.parametrize("path", ["fast", "reference"])
+def test_a_shift_0_operand_beyond_8_bits_is_saturated_before_the_product(path):
+    """The float32 plan's exactness rests on |operand| <= 127: an unshifted operand that exceeds it (only a
+    hand-edited program makes one) is saturated, never passed through."""
+    from verifier.ops._operands import narrowed
+
+    x = np.array([[-32767, -128, -127, 0, 127, 128, 5000]], dtype=np.int64)
+    attrs = {"operand_bits": 8, "x_shift": 0}
+    narrow, bound = narrowed(x, attrs, "x_shift", path)
+    assert bound == 127 and narrow.tolist() == [[-127, -127, -127, 0, 127, 127, 127]]
+    inside = np.array([[-127, 3, 127]], dtype=np.int64)
+    assert narrowed(inside, attrs, "x_shift", path)[0] is inside  # already narrow: no pass

@@ -8,6 +8,7 @@ from onnx import helper
 
 from verifier.compiler.load import Graph
 from verifier.compiler.ranges import infinite_tensors
+from verifier.compiler.share_scales import narrow_outputs
 from verifier.errors import CompileError, UnsupportedOpError
 from verifier.fixedpoint import ACT_BITS, frac_for_range, quantize
 from verifier.ops import CompileContext, Operand, lookup
@@ -38,6 +39,7 @@ def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool, matm
         fracs[name] = frac
         inputs.append(TensorInfo(name, tuple(shape or ()), np.dtype(dtype).name, frac))
     known_ranges = {**ranges, **input_ranges}
+    narrow = narrow_outputs(graph, matmul_bits)
     constants: dict[str, np.ndarray] = {}
     nodes = []
     for node in graph.nodes:
@@ -46,7 +48,8 @@ def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool, matm
                              attrs={a.name: _attr_value(a) for a in node.attribute},
                              output_names=list(node.output),
                              output_shapes=[graph.shapes.get(o) for o in node.output],
-                             ranges=[ranges.get(o) for o in node.output], matmul_bits=matmul_bits)
+                             ranges=[ranges.get(o) for o in node.output], matmul_bits=matmul_bits,
+                             narrow_output=bool(node.output) and node.output[0] in narrow)
         try:
             lowering = lookup(node.op_type).compile(ctx)
         except (UnsupportedOpError, CompileError):

@@ -94,6 +94,7 @@ class CompileContext:
     output_shapes: list
     ranges: list  # calibrated max |value| per output (float), None when unknown
     matmul_bits: int = 16  # operand width of Conv/Gemm/MatMul products (fixedpoint.MATMUL_BITS)
+    narrow_output: bool = False  # output 0 only ever enters products at matmul_bits (compiler/share_scales.py)
 
     def out_range(self, index: int = 0) -> float:
         value = self.ranges[index] if index < len(self.ranges) else None

@@ -91,12 +91,18 @@ def epilogue(acc: np.ndarray, attrs: dict, bias, path: str) -> np.ndarray:
     if path == "reference":
         if bias is not None:
             acc = acc + bias
-        out = requantize(acc, attrs["acc_frac"], attrs["out_frac"], ACT_BITS)
+        out = requantize(acc, attrs["acc_frac"], attrs["out_frac"], output_bits(attrs))
         return np.maximum(out, 0) if attrs.get("relu") else out
     from verifier.kernels import requantize as requantize_fast
 
-    return requantize_fast(acc, attrs["acc_frac"], attrs["out_frac"], ACT_BITS, bias=bias, out=acc,
+    return requantize_fast(acc, attrs["acc_frac"], attrs["out_frac"], output_bits(attrs), bias=bias, out=acc,
                            relu=bool(attrs.get("relu")))
+
+
+def output_bits(attrs: dict) -> int:
+    """The saturation width of a GEMM/conv output: 16, or 8 for a node of an 8-bit program whose output
+    only ever enters 8-bit products (attrs["out_bits"]: it is produced at its narrow scale directly)."""
+    return int(attrs.get("out_bits", ACT_BITS))
 
 
 def requantize_spec(weight, attrs: dict, bias, channels: int):
@@ -106,12 +112,12 @@ def requantize_spec(weight, attrs: dict, bias, channels: int):
     which the unfused epilogue adds with broadcasting."""
     from verifier.kernels.epilogue import Requantize
 
-    key = ("requantize", attrs["acc_frac"], attrs["out_frac"], bool(attrs.get("relu")), id(bias))
+    key = ("requantize", attrs["acc_frac"], attrs["out_frac"], output_bits(attrs), bool(attrs.get("relu")), id(bias))
     if key not in weight.cache:
         if bias is not None and bias.size == 1:
             bias = np.full(channels, bias.reshape(-1)[0], dtype=np.int64)
         per_channel = bias is None or (bias.size == channels and bias.shape[-1] == channels)
-        weight.cache[key] = Requantize(attrs["acc_frac"] - attrs["out_frac"], ACT_BITS, bool(attrs.get("relu")),
+        weight.cache[key] = Requantize(attrs["acc_frac"] - attrs["out_frac"], output_bits(attrs), bool(attrs.get("relu")),
                                        bias) if per_channel else None
     return weight.cache[key]
 

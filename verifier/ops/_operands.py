@@ -28,6 +28,15 @@ def narrowing(ctx, operand) -> dict:
     return {"operand_bits": bits, "shift": shift}
 
 
+def output_scale(ctx) -> tuple[int, dict]:
+    """Compile time: (out_frac, attrs) of a Conv/Gemm/MatMul output. One that only ever enters 8-bit
+    products (ctx.narrow_output) is produced at its 8-bit frac and saturated at +-127 (attrs["out_bits"]),
+    so its readers narrow it with shift 0 - no pass - and it is rounded once instead of twice."""
+    if not ctx.narrow_output or ctx.matmul_bits == ACT_BITS:
+        return ctx.out_frac(), {}
+    return frac_for_range(ctx.out_range(), ctx.matmul_bits), {"out_bits": ctx.matmul_bits}
+
+
 def operand_bits(attrs: dict) -> int:
     """The width of a node's product operands: attrs["operand_bits"], else 16."""
     return int(attrs.get("operand_bits", ACT_BITS))
@@ -45,9 +54,9 @@ def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str) -> tuple[np.
     to fixedpoint.requantize)."""
     value_range = checked_range(x)
     bits = operand_bits(attrs)
-    if bits == ACT_BITS:
-        return x, qmax(bits)
-    shift = int(attrs[shift_key])
+    shift = int(attrs.get(shift_key, 0))
+    if bits == ACT_BITS or (shift == 0 and -qmax(bits) <= value_range[0] and value_range[1] <= qmax(bits)):
+        return x, qmax(bits)  # (already narrow: produced at its 8-bit scale, output_scale)
     if path == "reference":
         return fixedpoint.requantize(x, shift, 0, bits), qmax(bits)
     from verifier.kernels import requantize

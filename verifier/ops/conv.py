@@ -8,7 +8,7 @@ from verifier.kernels import conv, plan_conv
 from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import auto_pads, epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
-from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound
+from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
@@ -51,11 +51,12 @@ class Conv:
         static_shape = x.shape if x.shape is not None and None not in tuple(x.shape[1:]) else None
         geometry = {"strides": strides, "pads": pads, "dilations": dilations} if static_shape else {}
         plan = plan_conv(x.shape, weight.shape, group, qmax(ctx.matmul_bits), w_bound, **geometry)
-        out_frac = ctx.out_frac()
+        out_frac, out_attrs = output_scale(ctx)
         attrs = {"strides": strides, "pads": pads, "dilations": dilations, "group": group,
                  "acc_frac": x_frac + w_frac, "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
         if narrow:
             attrs.update(operand_bits=narrow["operand_bits"], x_shift=narrow["shift"])
+        attrs.update(out_attrs)
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue

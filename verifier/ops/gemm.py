@@ -7,7 +7,7 @@ from verifier.fixedpoint import ACT_BITS, qmax, round_shift
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
-from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound
+from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
@@ -54,7 +54,7 @@ class Gemm:
                 ctx.unsupported("a run-time C needs beta = 1 and a fixed-point tensor")
             c_shift = acc_frac - c.frac  # C moves to the accumulator scale (exact when >= 0)
         plan = plan_gemm(K or 1, qmax(bits), b_bound)
-        out_frac = ctx.out_frac()
+        out_frac, out_attrs = output_scale(ctx)
         attrs = {"transA": trans_a, "transB": 0 if b.is_const else trans_b, "acc_frac": acc_frac,
                  "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
         if narrow_a:
@@ -63,6 +63,7 @@ class Gemm:
                 attrs["b_shift"] = narrow_b["shift"]
         if c_shift is not None:
             attrs["c_shift"] = c_shift
+        attrs.update(out_attrs)
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue

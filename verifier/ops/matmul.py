@@ -7,7 +7,7 @@ from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
-from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound
+from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 
 class MatMul:
@@ -38,9 +38,9 @@ class MatMul:
                 bounds.append(qmax(bits))
         k = (a.shape or (None,))[-1]
         plan = plan_gemm(k or 1, bounds[0], bounds[1])
-        out_frac = ctx.out_frac()
+        out_frac, out_attrs = output_scale(ctx)
         attrs = {"acc_frac": fracs[0] + fracs[1], "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason,
-                 **narrow}
+                 **narrow, **out_attrs}
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue
