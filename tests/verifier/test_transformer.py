@@ -302,8 +302,9 @@ def test_torch_multihead_attention_module_agrees_with_onnxruntime(dynamo):
     assert_agrees_with_onnxruntime(model, tokens[:64], tokens[64:])
 
 
+@pytest.mark.parametrize("matmul_bits", [16, 8])
 @pytest.mark.parametrize("which", ["digits", "masked"])
-def test_fast_and_reference_paths_agree_on_every_node(which, transformers, digit_rows):
+def test_fast_and_reference_paths_agree_on_every_node(which, matmul_bits, transformers, digit_rows):
     if which == "digits":
         model, x = export(transformers["builtin"], torch.zeros(1, 8, 8)), digit_rows[1][:64]
         calibration = digit_rows[0][:256]
@@ -312,7 +313,7 @@ def test_fast_and_reference_paths_agree_on_every_node(which, transformers, digit
         model = export(MaskedEncoder(causal=False).eval(), torch.ones(2, 8, dtype=torch.int64))
         rng = np.random.default_rng(7)
         calibration, x = padded_ids(rng, 64), padded_ids(rng, 32)
-    program = compile_model(model, calibration={"x": calibration})
+    program = compile_model(model, calibration={"x": calibration}, matmul_bits=matmul_bits)
     fast = InferenceSession(program, path="fast").run_trace({"x": x})
     reference = InferenceSession(program, path="reference").run_trace({"x": x})
     assert fast == reference and len(fast) == len(program.nodes)
