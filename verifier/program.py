@@ -1,6 +1,6 @@
 """The compiled program: its parts, and its frozen bytes (docs/fixed-point.md, "Program bytes").
 
-    magic    b"VFP" + version byte (1)
+    magic    b"VFP" + version byte: 1, or 2 for a program with 8-bit products (NARROWING_ATTRS)
     header   u32 length + UTF-8 JSON, keys sorted, no whitespace, integers and strings only
     tensors  canonical tensor bytes (verifier.encoding) of every integer array the program carries:
              "c/<name>" for constant tensors, "n<index>/<key>" for node constants (weights, tables)
@@ -22,7 +22,8 @@ from verifier.encoding import decode_tensors, encode_tensors, keccak_hex
 from verifier.errors import ProgramFormatError, VerifierError
 
 MAGIC = b"VFP"
-VERSION = 1
+VERSION = 2  # the newest format this verifier reads and writes; it writes the oldest a program fits
+NARROWING_ATTRS = ("operand_bits", "out_bits")  # 8-bit products (format 2): a format-1 reader would ignore them
 MAX_HEADER = 64 << 20
 
 _ONNX_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "float16": "tensor(float16)",
@@ -117,15 +118,16 @@ class Program:
                   "nodes": nodes, "constants": list(self.constants), "fracs": self.fracs, "meta": self.meta}
         _check_integer_only(header)
         header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-        return MAGIC + bytes([VERSION]) + struct.pack("<I", len(header_bytes)) + header_bytes + encode_tensors(arrays)
+        version = _format_version(self.nodes)
+        return MAGIC + bytes([version]) + struct.pack("<I", len(header_bytes)) + header_bytes + encode_tensors(arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Program:
         data = bytes(data)
         if not cls.is_program(data):
             raise ProgramFormatError("not a vinfer program (bad magic)")
-        if data[3] != VERSION:
-            raise ProgramFormatError(f"program format version {data[3]}, this verifier reads {VERSION}")
+        if not 1 <= data[3] <= VERSION:
+            raise ProgramFormatError(f"program format version {data[3]}, this verifier reads 1 to {VERSION}")
         (length,) = struct.unpack("<I", data[4:8])
         if length > MAX_HEADER or 8 + length > len(data):
             raise ProgramFormatError("program header is truncated")
@@ -137,6 +139,10 @@ class Program:
             raise
         except (VerifierError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ProgramFormatError(f"malformed program: {exc}") from exc
+        if data[3] != _format_version(program.nodes):  # e.g. 8-bit products labelled format 1, which a
+            # format-1 verifier would run without narrowing: a different result, so refused everywhere
+            raise ProgramFormatError(f"program format version {data[3]} does not match its contents "
+                                     f"(format {_format_version(program.nodes)})")
         program._bytes = data
         return program
 
@@ -212,3 +218,9 @@ def _check_integer_only(value, where: str = "header") -> None:
             _check_integer_only(item, where)
     elif isinstance(value, (np.integer, np.floating, np.ndarray)):
         raise ProgramFormatError(f"numpy value in program {where}: convert to int/list")
+
+
+def _format_version(nodes) -> int:
+    """The program format a program's nodes need: 2 when any node narrows its products to 8 bits, else 1
+    (so every 16-bit program keeps the bytes, and the hash, it had before format 2)."""
+    return 2 if any(key in node.attrs for node in nodes for key in NARROWING_ATTRS) else 1

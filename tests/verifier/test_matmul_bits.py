@@ -186,3 +186,18 @@ def test_a_shift_0_operand_beyond_8_bits_is_saturated_before_the_product(path):
     assert bound == 127 and narrow.tolist() == [[-127, -127, -127, 0, 127, 127, 127]]
     inside = np.array([[-127, 3, 127]], dtype=np.int64)
     assert narrowed(inside, attrs, "x_shift", path)[0] is inside  # already narrow: no pass
+
+
+def test_8_bit_programs_are_format_2_and_a_mislabelled_one_is_refused(example_calibration, example_program):
+    from verifier import Program
+    from verifier.errors import ProgramFormatError
+
+    narrow = compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration, matmul_bits=8)
+    data = narrow.to_bytes()
+    assert data[:4] == b"VFP\x02" and example_program.to_bytes()[:4] == b"VFP\x01"
+    assert Program.from_bytes(data).hash == narrow.hash
+    for version in (1, 3, 0):  # a format-1 reader would run it without narrowing: refused, not misread
+        with pytest.raises(ProgramFormatError, match="format version"):
+            Program.from_bytes(data[:3] + bytes([version]) + data[4:])
+    with pytest.raises(ProgramFormatError, match="does not match"):
+        Program.from_bytes(example_program.to_bytes()[:3] + b"\x02" + example_program.to_bytes()[4:])
