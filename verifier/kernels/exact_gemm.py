@@ -145,8 +145,9 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
         if (path == "fast" and plan.path != "int64" and isinstance(b, Prepared) and b_values.ndim == 2
                 and not isinstance(a, Prepared) and requantize.fusable(K * a_bound * b_bound)):
             if plan.path == "float32":
-                a_float = _float_of(a, a_values, np.float32, "gemm_a")
-                return requantize.finish_float(a_float, b.as_float(np.float32), plan.chunk, (-1,))
+                rows = _float_of(a, a_values, np.float32, "gemm_a").reshape(-1, K)  # (one BLAS call)
+                out = requantize.finish_float(rows, b.as_float(np.float32), plan.chunk, (-1,))
+                return out.reshape(a_values.shape[:-1] + (b_values.shape[1],))
             return _gemm_fused(a_values, b, requantize)
         return requantize.apply(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path), -1)
     if path == "reference":
@@ -173,7 +174,8 @@ def _gemm_fused(a_values, b: "Prepared", requantize) -> np.ndarray:
     a_float[..., :K] = a_values
     a_float[..., K] = 1.0
     weights = requantize.doubled(b, transposed=True).T  # (K + 1, N)
-    return requantize.finish(np.matmul(a_float, weights))
+    rows = a_float.reshape(-1, K + 1)  # a batch of a's against one b: one BLAS call, not one per matrix
+    return requantize.finish(np.matmul(rows, weights)).reshape(a_values.shape[:-1] + (weights.shape[1],))
 
 
 def matmul_chunked(a_float, b_float, K: int, chunk: int, b_k_axis: int) -> np.ndarray:
