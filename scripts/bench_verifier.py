@@ -16,6 +16,7 @@ Each model is compiled at every --matmul-bits width (default 16 and 8: compile_m
 Conv/Gemm/MatMul products; rows of 8-bit programs are labelled "8-bit"). The last column is the largest
 output error relative to onnxruntime's largest output magnitude.
 
+The fixed-point runs keep freed memory for reuse, as worker job processes do (verifier.kernels.keep_freed_memory).
 For timings only, run it with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset if the environment sets them (they
 can pin OpenBLAS to a slower kernel); the header prints the BLAS kernel threadpoolctl reports.
 """
@@ -45,6 +46,8 @@ with np.load(feeds_path) as data:
     feeds = {k: data[k] for k in data.files}
 if engine == "fixed":
     from verifier import InferenceSession, Program
+    from verifier.kernels import keep_freed_memory
+    keep_freed_memory()
     session = InferenceSession(Program.load(model))
     session.run_fixed(feeds)
 else:
@@ -71,8 +74,11 @@ def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     work = Path(tempfile.mkdtemp(prefix="vinfer-bench-"))
+    from verifier.kernels import keep_freed_memory
+
+    allocator = "freed memory kept, as in worker slots" if keep_freed_memory() else "default allocator"
     print(f"CPU: {_cpu_model()}; numpy {np.__version__}; BLAS: {_blas_kernel()}; single-threaded; "
-          f"best of {args.repeat}")
+          f"best of {args.repeat}; {allocator}")
     rows = []
     for name in args.models.split(","):
         for case in _cases(name, work, args.drop_final_softmax):

@@ -7,9 +7,13 @@ SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 
 
 def init_slot_process() -> None:
-    """Initializer of a slot process: one thread per job (a worker runs jobs side by side instead)."""
+    """Initializer of a slot process: one thread per job (a worker runs jobs side by side instead), and
+    freed memory kept for the next run's temporaries (verifier.kernels.keep_freed_memory)."""
     for name in SINGLE_THREAD_ENV:
         os.environ[name] = "1"
+    from verifier.kernels import keep_freed_memory
+
+    keep_freed_memory()
 
 
 def execute(program_bytes: bytes, input_bytes: bytes) -> tuple[bytes, str, bool, str | None]:

@@ -48,10 +48,12 @@ print(threads, digest.hexdigest())
 """
 
 
-def run_probe(threads: int, path: str = "fast") -> tuple[int, str]:
+def run_probe(threads: int, path: str = "fast", keep_freed_memory: bool = False) -> tuple[int, str]:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    result = subprocess.run([sys.executable, "-c", PROBE, path], env=env, capture_output=True, text=True,
+    probe = ("from verifier.kernels import keep_freed_memory\nassert keep_freed_memory()\n" + PROBE
+             if keep_freed_memory else PROBE)
+    result = subprocess.run([sys.executable, "-c", probe, path], env=env, capture_output=True, text=True,
                             timeout=120, check=True)
     blas_threads, digest = result.stdout.split()
     return int(blas_threads), digest
@@ -85,3 +87,9 @@ def test_single_threaded_limits_blas_inside_the_block_only():
     with single_threaded():
         assert all(info["num_threads"] == 1 for info in threadpool_info())
     assert [info["num_threads"] for info in threadpool_info()] == before
+
+
+def test_keeping_freed_memory_for_reuse_does_not_change_the_bits():
+    """Worker job processes raise glibc's malloc thresholds (verifier.kernels.keep_freed_memory): memory
+    reuse only, so the probe's digest is the same as in a default process."""
+    assert run_probe(1, keep_freed_memory=True) == run_probe(1)

@@ -1,7 +1,7 @@
 import numpy as np
 from onnx import helper
 
-from verifier.fixedpoint import ACT_BITS, round_shift, saturate
+from verifier.fixedpoint import ACT_BITS, round_shift, saturate, with_sign_of
 from verifier.ops import CompileContext, Lowering
 
 
@@ -41,4 +41,4 @@ class Cast:
         if frac <= 0:
             return [x << -frac]
         magnitude = np.abs(x) >> frac
-        return [np.where(x < 0, -magnitude, magnitude)]
+        return [with_sign_of(x, magnitude)]
