@@ -52,8 +52,8 @@ def round_shift(x: np.ndarray, shift: int) -> np.ndarray:
 def requantize(x: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BITS) -> np.ndarray:
     """Move q from scale 2**-from_frac to 2**-to_frac, rounding, then saturate to `bits`."""
     out = round_shift(x, from_frac - to_frac)
-    if out is x:
-        out = out.copy()
+    if out is x or not isinstance(out, np.ndarray):  # (numpy ops on a 0-d array return a scalar)
+        out = np.array(out, dtype=np.int64)
     limit = qmax(bits)
     return np.clip(out, -limit, limit, out=out)
 

@@ -37,3 +37,34 @@ def test_passing_cases_stay_at_or_above_the_floor(outcomes):
 def test_allow_list_names_only_cases_that_exist():
     names = {c.name for c in CASES}
     assert set(ALLOWLIST["expected_failures"]) <= names
+
+
+PRODUCT_CASES = [case for case in CASES if {"Conv", "Gemm", "MatMul"} & set(case.ops)]
+
+
+@pytest.mark.parametrize("name", [c.name for c in PRODUCT_CASES])
+def test_conformance_case_with_8_bit_products_runs_the_same_on_both_paths(name):
+    """Every conformance case with a Conv, Gemm or MatMul, compiled at matmul_bits=8 (with its inputs made
+    constants when the op needs constant weights): it runs, and the fast path equals the reference."""
+    import numpy as np
+
+    from verifier import InferenceSession, compile_model
+    from verifier.conformance import _inputs_as_constants
+    from verifier.errors import UnsupportedOpError
+
+    case = next(c for c in PRODUCT_CASES if c.name == name)
+    for model, data_sets in ((case.model, case.data_sets), _inputs_as_constants(case)):
+        if model is None:
+            continue
+        initializers = {t.name for t in model.graph.initializer}
+        names = [i.name for i in model.graph.input if i.name not in initializers]
+        feeds = {k: np.asarray(v) for k, v in zip(names, data_sets[0][0])}
+        try:
+            program = compile_model(model, calibration=feeds, matmul_bits=8)
+        except UnsupportedOpError:
+            continue  # (weights fed at run time: the constant form follows)
+        feeds = {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in feeds.items()}
+        fast = InferenceSession(program, path="fast").run_fixed(feeds)
+        assert fast.commitment == InferenceSession(program, path="reference").run_fixed(feeds).commitment
+        return
+    pytest.skip("compiles at neither form")

@@ -1,6 +1,7 @@
 """The integer primitives against their definitions in Python integers (docs/fixed-point.md, section 2)."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,3 +47,11 @@ def test_requantize_saturates_symmetrically_and_leaves_its_input_alone():
 def test_rounding_divide_is_division_rounded_half_away_from_zero(values, denominator):
     got = rounding_divide(np.array(values, dtype=np.int64), denominator)
     assert got.tolist() == [half_away(v, denominator) for v in values]
+
+
+@pytest.mark.parametrize("from_frac,to_frac,expected", [(2, 5, 40), (2, 1, 3), (0, 0, 5)])
+def test_requantize_of_a_0_d_array_gives_a_0_d_array(from_frac, to_frac, expected):
+    """(A 1-D by 1-D MatMul ends with a 0-d accumulator; numpy ops on it return scalars, which the
+    saturating clip cannot write into.)"""
+    out = requantize(np.array(5, dtype=np.int64), from_frac, to_frac)
+    assert isinstance(out, np.ndarray) and out.shape == () and int(out) == expected
