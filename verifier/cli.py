@@ -156,8 +156,9 @@ def _print_report(report: dict) -> None:
         if "path" in node:
             detail += f"  path {node['path']}: {node['path_reason']}"
             if node.get("narrowed"):
-                shifts = ", ".join(f"{name} >> {shift}" for name, shift in node["narrowed"]["shifts"].items())
-                detail += f"; operands narrowed to {node['narrowed']['bits']} bits ({shifts}, rounded)"
+                shifts = ", ".join(f"{name} rounded >> {shift}" if shift else f"{name} already at its scale"
+                                   for name, shift in node["narrowed"]["shifts"].items())
+                detail += f"; operands narrowed to {node['narrowed']['bits']} bits ({shifts})"
             if node.get("epilogue"):
                 detail += f"; epilogue {node['epilogue']}"
         typer.echo(f"  {node['op']:20} {node['name']}{detail}")
