@@ -20,6 +20,7 @@ import numpy as np
 
 from verifier.encoding import decode_tensors, encode_tensors, keccak_hex
 from verifier.errors import ProgramFormatError, VerifierError
+from verifier.fixedpoint import MATMUL_BITS
 
 MAGIC = b"VFP"
 VERSION = 2  # the newest format this verifier reads and writes; it writes the oldest a program fits
@@ -175,6 +176,9 @@ class Program:
             missing = [name for name in node.inputs if name and name not in known]
             if missing:
                 raise ProgramFormatError(f"node {node.name!r} reads {missing[0]!r} before anything computes it")
+            widths = [node.attrs[key] for key in NARROWING_ATTRS if key in node.attrs]
+            if any(width not in MATMUL_BITS or isinstance(width, bool) for width in widths):
+                raise ProgramFormatError(f"node {node.name!r}: operand width {widths} is not one of {MATMUL_BITS}")
             known.update(name for name in node.outputs if name)
         absent = [info.name for info in self.outputs if info.name not in known]
         if absent:

@@ -15,7 +15,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from verifier import InferenceSession, compile_model, cost
+from verifier import InferenceSession, Program, compile_model, cost
 from verifier.errors import CompileError
 from verifier.feeds import integer_feeds
 from verifier.interpreter import execute
@@ -158,8 +158,6 @@ def test_a_product_output_read_only_by_products_is_produced_at_its_8_bit_scale(e
 def test_an_operand_claimed_narrow_but_wider_is_saturated_alike_on_both_paths(example_calibration, example_inputs):
     """A hand-edited program whose producer no longer saturates at 8 bits: the reader's shift-0 narrowing
     saturates what exceeds +-127 itself, and both paths give the same bits."""
-    from verifier import Program
-
     program = compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration, matmul_bits=8)
     nodes = copy.deepcopy(program.nodes)
     first = next(node for node in nodes if node.op == "Conv")
@@ -189,7 +187,6 @@ def test_a_shift_0_operand_beyond_8_bits_is_saturated_before_the_product(path):
 
 
 def test_8_bit_programs_are_format_2_and_a_mislabelled_one_is_refused(example_calibration, example_program):
-    from verifier import Program
     from verifier.errors import ProgramFormatError
 
     narrow = compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration, matmul_bits=8)
@@ -201,3 +198,21 @@ def test_8_bit_programs_are_format_2_and_a_mislabelled_one_is_refused(example_ca
             Program.from_bytes(data[:3] + bytes([version]) + data[4:])
     with pytest.raises(ProgramFormatError, match="does not match"):
         Program.from_bytes(example_program.to_bytes()[:3] + b"\x02" + example_program.to_bytes()[4:])
+
+
+@pytest.mark.parametrize("width", [12, 40, 0, -3, True])
+def test_a_program_with_another_operand_width_is_refused_before_it_runs(width, example_calibration,
+                                                                        example_inputs):
+    from verifier import execute_job
+    from verifier.encoding import encode_tensors
+    from verifier.errors import ProgramFormatError
+
+    program = compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration, matmul_bits=8)
+    nodes = copy.deepcopy(program.nodes)
+    nodes[0].attrs["operand_bits"] = width
+    edited = Program(inputs=program.inputs, outputs=program.outputs, nodes=nodes, constants=program.constants,
+                     fracs=program.fracs, meta=program.meta)
+    with pytest.raises(ProgramFormatError, match="operand width"):
+        edited.validate()
+    outcome = execute_job(edited.to_bytes(), encode_tensors(integer_feeds(program, example_inputs)))
+    assert not outcome.ok and "operand width" in outcome.error
