@@ -141,6 +141,8 @@ def submit_cmd(
     model: Path = typer.Argument(..., help="An .onnx model (compiled here) or a compiled .vfp program."),
     input: Path = typer.Option(..., "--input", "-i", help=".npz file with one array per model input."),
     calibrate: Optional[Path] = typer.Option(None, "--calibrate", help=".npz calibration data for compiling."),
+    matmul_bits: int = typer.Option(16, "--matmul-bits", help="Operand width of Conv/Gemm/MatMul products when "
+                                    "compiling: 16, or 8 (faster, 8-bit accuracy)."),
     redundancy: int = typer.Option(3, "--redundancy", min=1, help="Workers in the first round."),
     fee: str = typer.Option("0.01ether", "--fee", help="Fee paid to the agreeing workers, e.g. 0.01ether."),
     wait: bool = typer.Option(False, "--wait", help="Follow the job to its end and print the outputs."),
@@ -155,12 +157,16 @@ def submit_cmd(
         fee_wei = parse_amount(fee)
     except ConfigError as exc:
         _fail(str(exc))
+    from verifier.fixedpoint import MATMUL_BITS
+
+    if matmul_bits not in MATMUL_BITS:
+        _fail(f"--matmul-bits must be one of {', '.join(map(str, MATMUL_BITS))}, got {matmul_bits}")
     feeds = _load_npz(input, "--input")
     calibration = _load_npz(calibrate, "--calibrate") if calibrate else None
     if not model.exists():
         _fail(f"no such model file: {model}")
     client = _client(gateway, rpc, market, need_key=True, need_token=True)
-    uploaded = _run(lambda: client.upload_model(model, calibration=calibration))
+    uploaded = _run(lambda: client.upload_model(model, calibration=calibration, matmul_bits=matmul_bits))
     job = _run(lambda: client.submit(uploaded, feeds, redundancy=redundancy, fee=fee_wei))
     typer.echo(f"submitted job {job.job_id} (program {uploaded.hash})")
     if wait:

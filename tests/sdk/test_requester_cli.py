@@ -18,7 +18,7 @@ from gateway.server import serve_in_thread
 from gateway.settings import GatewaySettings
 from sdk.cli import app
 from sdk_helpers import SimulatedWorkers, small_mlp
-from verifier import InferenceSession
+from verifier import InferenceSession, compile_model
 
 pytestmark = pytest.mark.anvil
 if anvil_binary() is None:
@@ -144,6 +144,27 @@ def test_verify_of_a_job_that_is_not_finalized_exits_one(network, logged_in, fil
     job_id = int(re.search(r"submitted job (\d+)", submitted.output).group(1))
     result = vinfer("verify", job_id, config_dir=logged_in)
     assert result.exit_code == 1 and "FAIL" in result.output and "not FINALIZED" in result.output
+
+
+def test_a_job_with_8_bit_products_runs_finalizes_and_verifies(network, logged_in, files):
+    submitted = vinfer("submit", files / "mlp.onnx", "--input", files / "x.npz", "--calibrate", files / "calib.npz",
+                       "--matmul-bits", "8", key=network["key"], config_dir=logged_in)
+    assert submitted.exit_code == 0, submitted.output
+    with np.load(files / "calib.npz") as data:
+        program = compile_model(files / "mlp.onnx", calibration={"x": data["x"]}, matmul_bits=8)
+    assert program.meta["matmul_bits"] == 8 and program.hash in submitted.output
+    job_id = int(re.search(r"submitted job (\d+)", submitted.output).group(1))
+    workers = network["workers"]
+    workers.run(job_id)
+    next(iter(workers.clients.values())).finalize(job_id)
+    result = vinfer("verify", job_id, "--recompute", config_dir=logged_in)
+    assert result.exit_code == 0 and "all checks passed" in result.output, result.output
+
+
+def test_submit_with_another_operand_width_fails_before_uploading(network, logged_in, files):
+    result = vinfer("submit", files / "mlp.onnx", "--input", files / "x.npz", "--matmul-bits", "4",
+                    key=network["key"], config_dir=logged_in)
+    assert result.exit_code == 1 and "--matmul-bits must be one of 16, 8" in result.output
 
 
 def test_submit_without_a_key_fails_clearly(logged_in, files):
