@@ -27,12 +27,14 @@ def compile_command(
     with _user_errors():
         from verifier import compile_model
 
-        program = compile_model(model, calibration=_load_npz(calibrate) if calibrate else None,
-                                matmul_bits=matmul_bits)
+        calibration = _load_npz(calibrate) if calibrate else None
+        program = compile_model(model, calibration=calibration, matmul_bits=matmul_bits)
         program.save(output)
         typer.echo(f"program {program.hash}")
         typer.echo(f"wrote {output} ({len(program.to_bytes())} bytes, {len(program.nodes)} nodes, "
                    f"{program.parameter_count()} parameters)")
+        if calibration is not None:
+            _report_error(model, program, calibration)
 
 
 def run_command(
@@ -176,6 +178,22 @@ def _argmax(q):
     if q.ndim == 2 and q.shape[1] > 1:
         return [int(i) for i in np.argmax(q, axis=1)]
     return None
+
+
+def _report_error(model: Path, program, calibration: dict) -> None:
+    """The program against the float model (onnxruntime) on the calibration inputs."""
+    from verifier.compare import MAX_SAMPLES, against_float
+
+    samples = min(len(next(iter(calibration.values()))), MAX_SAMPLES) if calibration else 0
+    try:
+        errors = against_float(model, program, calibration)
+    except Exception as exc:  # noqa: BLE001 - a report only: the program is compiled and saved either way
+        typer.echo(f"(not compared with onnxruntime on the calibration inputs: {str(exc).splitlines()[0][:160]})")
+        return
+    for error in errors:
+        agreement = "" if error.top1_agreement is None else f", top-1 agreement {error.top1_agreement:.1%}"
+        typer.echo(f"on {samples} calibration inputs, output {error.name!r} is within {error.max_error:.3g} of "
+                   f"onnxruntime float32 ({error.relative:.2%} of its largest value{agreement})")
 
 
 def _load_npz(path: Path) -> dict:

@@ -36,6 +36,12 @@ def test_compile_writes_the_program_and_prints_its_hash(compiled, example_progra
     assert f"program {example_program.hash}" in output
 
 
+def test_compile_reports_the_error_against_onnxruntime_on_the_calibration_inputs(compiled):
+    _, output = compiled
+    assert "on 256 calibration inputs, output 'logits' is within" in output
+    assert "of onnxruntime float32" in output and "top-1 agreement 100.0%" in output
+
+
 def test_run_prints_the_commitment_of_the_session(app, compiled, example_inputs):
     path, _ = compiled
     result = runner.invoke(app, ["run", str(path), "--input", str(EXAMPLES / "digits_inputs.npz")])
