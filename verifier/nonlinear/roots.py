@@ -4,6 +4,7 @@ import numpy as np
 
 from verifier.fixedpoint import (
     ACT_BITS, INT64_SAFE, bit_length, qmax, round_shift, round_shift_each, rounding_divide, saturate,
+    with_sign_of,
 )
 
 Z_FRAC = 24  # fraction bits of the normalised value (x - mean) / std inside layer_norm
@@ -43,8 +44,7 @@ def divide(a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, out_frac: int
     safe = np.where(denominator == 0, 1, denominator)
     magnitude = rounding_divide(numerator, safe)
     magnitude = np.where(denominator == 0, np.where(numerator == 0, 0, qmax(bits)), magnitude)
-    negative = (a < 0) != (b < 0)
-    return saturate(np.where(negative, -magnitude, magnitude), bits)
+    return saturate(with_sign_of(a ^ b, magnitude), bits)  # (a ^ b < 0 exactly when the signs differ)
 
 
 MAX_NORM_BITS = 16  # N < 2**16 keeps N * sum(x*x) and sum(x)**2 below 2**62

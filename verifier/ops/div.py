@@ -2,7 +2,7 @@ import importlib.util
 
 import numpy as np
 
-from verifier.fixedpoint import requantize
+from verifier.fixedpoint import requantize, with_sign_of
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import multiplier_for
 
@@ -46,7 +46,7 @@ class Div:
             if np.any(divisor == 0):
                 raise ZeroDivisionError("integer division by zero")
             quotient = np.abs(x) // np.abs(divisor)
-            return [np.where((x < 0) != (divisor < 0), -quotient, quotient)]
+            return [with_sign_of(x ^ divisor, quotient)]  # (negative exactly when the signs differ)
         if "multiplier" not in consts:
             from verifier.ops._div_tensor import run_div_by_tensor
 
