@@ -16,16 +16,16 @@ from verifier.fixedpoint import ACT_BITS, frac_for_range, qmax
 from verifier.ops._common import checked_range
 
 
-def narrowing(ctx, operand) -> dict:
-    """Compile time: the attrs that narrow a run-time operand to ctx.matmul_bits ({} at 16 bits).
+def narrowing(ctx, operand, shift_key: str) -> dict:
+    """Compile time: the attrs that narrow a run-time operand to ctx.matmul_bits, {"operand_bits": 8,
+    shift_key: shift} ({} at 16 bits); the operand enters the product at frac operand.frac - shift.
     Its narrow frac is the finest that holds its calibrated range in 8 bits (without a range: 8 bits
     coarser than its own), never finer than its own frac."""
     bits = ctx.matmul_bits
     if bits == ACT_BITS:
         return {}
     frac = operand.frac - (ACT_BITS - bits) if operand.range is None else frac_for_range(operand.range, bits)
-    shift = min(max(operand.frac - frac, 0), 62)
-    return {"operand_bits": bits, "shift": shift}
+    return {"operand_bits": bits, shift_key: min(max(operand.frac - frac, 0), 62)}
 
 
 def output_scale(ctx) -> tuple[int, dict]:

@@ -36,8 +36,8 @@ class Conv:
         dilations = list(ctx.attr("dilations", [1] * rank))
         pads = auto_pads(ctx, kernel, strides, dilations)
         normalize(rank, strides, pads, dilations)
-        narrow = narrowing(ctx, x)
-        x_frac = x.frac - narrow.get("shift", 0)
+        narrow = narrowing(ctx, x, "x_shift")
+        x_frac = x.frac - narrow.get("x_shift", 0)
         w_frac = weight_frac(weight, ctx.matmul_bits)
         consts = {"weight": quantize_const(weight, w_frac, ctx.matmul_bits)}
         absorbed = {1}
@@ -54,9 +54,7 @@ class Conv:
         out_frac, out_attrs = output_scale(ctx)
         attrs = {"strides": strides, "pads": pads, "dilations": dilations, "group": group,
                  "acc_frac": x_frac + w_frac, "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
-        if narrow:
-            attrs.update(operand_bits=narrow["operand_bits"], x_shift=narrow["shift"])
-        attrs.update(out_attrs)
+        attrs.update(narrow, **out_attrs)
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue

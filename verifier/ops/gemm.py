@@ -29,8 +29,9 @@ class Gemm:
         if a.frac is None or (not b.is_const and b.frac is None):
             ctx.unsupported("Gemm on plain integer tensors")
         consts, absorbed = {}, set()
-        bits, narrow_a = ctx.matmul_bits, narrowing(ctx, a)
-        narrow_b = {} if b.is_const else narrowing(ctx, b)
+        bits, narrow = ctx.matmul_bits, narrowing(ctx, a, "a_shift")
+        if not b.is_const:
+            narrow.update(narrowing(ctx, b, "b_shift"))
         if b.is_const:
             weight = np.asarray(b.value, dtype=np.float64) * alpha
             weight = weight.T if trans_b else weight
@@ -42,9 +43,9 @@ class Gemm:
         else:
             if alpha != 1.0:
                 ctx.unsupported("alpha != 1 with a run-time B")
-            b_frac, b_bound = b.frac - narrow_b.get("shift", 0), qmax(bits)
+            b_frac, b_bound = b.frac - narrow.get("b_shift", 0), qmax(bits)
             K = (b.shape or (None, None))[1 if trans_b else 0]
-        acc_frac = a.frac - narrow_a.get("shift", 0) + b_frac
+        acc_frac = a.frac - narrow.get("a_shift", 0) + b_frac
         c_shift = None
         if c is not None and c.is_const:
             consts["bias"] = quantize_const(np.asarray(c.value, dtype=np.float64) * beta, acc_frac, BIAS_BITS)
@@ -57,13 +58,9 @@ class Gemm:
         out_frac, out_attrs = output_scale(ctx)
         attrs = {"transA": trans_a, "transB": 0 if b.is_const else trans_b, "acc_frac": acc_frac,
                  "out_frac": out_frac, "path": plan.path, "path_reason": plan.reason}
-        if narrow_a:
-            attrs.update(operand_bits=bits, a_shift=narrow_a["shift"])
-            if narrow_b:
-                attrs["b_shift"] = narrow_b["shift"]
         if c_shift is not None:
             attrs["c_shift"] = c_shift
-        attrs.update(out_attrs)
+        attrs.update(narrow, **out_attrs)
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed=absorbed)
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue
@@ -101,7 +98,8 @@ class Gemm:
         m, k, n = a[0], a[1], b[1]
         plan = plan_gemm(k, operand_bound(attrs), b_bound)
         narrowed_elements = 0 if operand_bits(attrs) == ACT_BITS else m * k + (0 if "weight" in consts else k * n)
-        elements = m * k + k * n + m * n + narrowed_elements + sum(math.prod(int(d) for d in s) for s in shapes[2:] if s is not None)
+        elements = (m * k + k * n + m * n + narrowed_elements
+                    + sum(math.prod(int(d) for d in s) for s in shapes[2:] if s is not None))
         return m * k * n * cost.mac_weight(plan.path) + elements * cost.ARITH
 
     @staticmethod

@@ -31,10 +31,9 @@ class MatMul:
             elif operand.frac is None:
                 ctx.unsupported("MatMul on plain integer tensors")
             else:
-                shift = narrowing(ctx, operand)
-                if shift:
-                    narrow.update(operand_bits=bits, **{"ab"[index] + "_shift": shift["shift"]})
-                fracs.append(operand.frac - shift.get("shift", 0))
+                key = "ab"[index] + "_shift"
+                narrow.update(narrowing(ctx, operand, key))
+                fracs.append(operand.frac - narrow.get(key, 0))
                 bounds.append(qmax(bits))
         k = (a.shape or (None,))[-1]
         plan = plan_gemm(k or 1, bounds[0], bounds[1])
