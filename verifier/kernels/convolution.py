@@ -63,19 +63,19 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
         weight = w if isinstance(w, Prepared) else w_values
         return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape, requantize)
     K, OC = int(np.prod(w_values.shape[1:])), w_values.shape[0]
-    if (path == "fast" and requantize is not None and plan.path == "float64"
-            and requantize.fusable(K * x_bound * w_bound)):
-        if plan.algorithm == "depthwise":
+    if path == "fast" and requantize is not None and requantize.fusable(K * x_bound * w_bound):
+        if plan.path == "float64" and plan.algorithm == "depthwise":
             fused = requantize.doubled(w, (x.shape[1], OC // group, K))
             return _conv_depthwise(x, fused, w_values.shape[2:], group, np.float64, *geometry,
                                    finish=requantize.finish)
-        fused = requantize.doubled(w, (group, OC // group, K))
-        return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry, requantize=requantize)
-    if (path == "fast" and requantize is not None and plan.path == "float32" and plan.algorithm == "im2col"
-            and requantize.fusable(K * x_bound * w_bound)):
-        weights = (w.as_float(np.float32) if isinstance(w, Prepared) else w_values.astype(np.float32))
-        return _conv_im2col(x, weights.reshape(group, OC // group, K), w_values.shape[2:], group, plan, np.float32,
-                            *geometry, requantize=requantize)
+        if plan.path == "float64":
+            fused = requantize.doubled(w, (group, OC // group, K))
+            return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry,
+                                requantize=requantize)
+        if plan.path == "float32" and plan.algorithm == "im2col":  # (float32 depthwise: unfused, below)
+            weights = w.as_float(np.float32) if isinstance(w, Prepared) else w_values.astype(np.float32)
+            return _conv_im2col(x, weights.reshape(group, OC // group, K), w_values.shape[2:], group, plan,
+                                np.float32, *geometry, requantize=requantize)
     acc = _accumulate(x, w, w_values, group, plan, (x_bound, w_bound), geometry, path)
     return acc if requantize is None else requantize.apply(acc, 1)
 
