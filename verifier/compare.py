@@ -21,32 +21,26 @@ class OutputError:
 
 def against_float(model, program, feeds: dict, max_samples: int = MAX_SAMPLES) -> list[OutputError]:
     """The error of each program output against onnxruntime on `feeds` (name -> array, batch on axis 0),
-    both on the first `max_samples` samples. `model`: the ONNX path or ModelProto the program came from."""
-    import onnxruntime as ort
-
+    both on the first `max_samples` samples, in batches of the model's fixed batch size when it has one.
+    `model`: the ONNX path, bytes or ModelProto the program came from."""
+    from verifier.compiler.load import load_model, to_graph
+    from verifier.compiler.ranges import batches, run_onnxruntime
     from verifier.session import InferenceSession
 
+    proto = load_model(model)
     feeds = {name: np.asarray(value)[:max_samples] for name, value in feeds.items()}
     feeds = {name: value.astype(np.float32) if value.dtype.kind == "f" else value for name, value in feeds.items()}
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    source = model if isinstance(model, (bytes, str)) else (str(model) if hasattr(model, "suffix") else
-                                                            model.SerializeToString())
-    reference = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    names = [output.name for output in program.outputs]
     session = InferenceSession(program)
-    expected: dict = {}
-    fixed: dict = {}
-    for chunk in _batches(feeds, reference.get_inputs()):
-        for results, outputs in ((expected, zip([o.name for o in reference.get_outputs()], reference.run(None, chunk))),
-                                 (fixed, zip(names, session.run(None, chunk)))):
-            for name, value in outputs:
-                results.setdefault(name, []).append(np.asarray(value))
-    expected = {name: np.concatenate(parts) if parts[0].ndim else parts[0] for name, parts in expected.items()}
-    fixed = {name: np.concatenate(parts) if parts[0].ndim else parts[0] for name, parts in fixed.items()}
+    names = [output.name for output in program.outputs]
+    expected, fixed = [], []
+    for batch in batches(to_graph(proto), feeds, drop_remainder=True):
+        expected.append(run_onnxruntime(proto, batch))
+        fixed.append(dict(zip(names, session.run(None, batch))))
+    if not fixed:
+        raise ValueError("fewer inputs than the model's fixed batch size")
     errors = []
     for name in names:
-        got, want = np.asarray(fixed[name], dtype=np.float64), np.asarray(expected[name], dtype=np.float64)
+        got, want = (_joined([part[name] for part in parts]) for parts in (fixed, expected))
         max_error = float(np.max(np.abs(got - want))) if want.size else 0.0
         scale = float(np.max(np.abs(want))) if want.size else 0.0
         agreement = None
@@ -57,13 +51,7 @@ def against_float(model, program, feeds: dict, max_samples: int = MAX_SAMPLES) -
     return errors
 
 
-def _batches(feeds: dict, inputs) -> list[dict]:
-    """The feeds in chunks the model accepts: whole, or split along axis 0 by a fixed batch size."""
-    fixed = {i.name: i.shape[0] for i in inputs if i.shape and isinstance(i.shape[0], int) and i.shape[0] > 0}
-    sizes = {len(feeds[name]) for name in fixed if name in feeds and np.ndim(feeds[name])}
-    step = min(fixed.values()) if fixed else None
-    if step is None or not sizes or max(sizes) <= step:
-        return [feeds]
-    total = max(sizes)
-    return [{name: value[start:start + step] if name in fixed else value for name, value in feeds.items()}
-            for start in range(0, total - total % step, step)]
+def _joined(parts: list) -> np.ndarray:
+    """One output over all batches, as float64 (a 0-d output is the same in each)."""
+    parts = [np.asarray(part, dtype=np.float64) for part in parts]
+    return np.concatenate(parts) if parts[0].ndim else parts[0]

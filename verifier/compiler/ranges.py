@@ -31,7 +31,7 @@ def value_ranges(graph: Graph, calibration: dict | None) -> tuple[dict, dict]:
             input_ranges[name] = DEFAULT_INPUT_RANGE if calibration is None else observed * HEADROOM
     observed: dict[str, float] = {}
     infinite: set[str] = set()
-    for batch in _batches(graph, feeds):
+    for batch in batches(graph, feeds):
         for name, value in _run_float(graph, batch).items():
             value = np.asarray(value)
             if value.dtype.kind == "f":
@@ -55,9 +55,10 @@ def infinite_tensors(ranges: dict) -> frozenset:
     return getattr(ranges, "infinite", frozenset())
 
 
-def _batches(graph: Graph, feeds: dict):
-    """The calibration set in batches the graph accepts: whole when every input fits its declared shape,
-    else sliced along axis 0 in steps of the model's fixed batch size."""
+def batches(graph: Graph, feeds: dict, drop_remainder: bool = False):
+    """The feeds in batches the graph accepts: whole when every input fits its declared shape, else sliced
+    along axis 0 in steps of the model's fixed batch size (a total that is no multiple of it is an error,
+    or with drop_remainder its last partial batch is left out)."""
     oversized = {name: shape[0] for name, shape, _ in graph.inputs
                  if shape and shape[0] is not None and np.ndim(feeds[name]) and len(feeds[name]) != shape[0]}
     if not oversized:
@@ -66,9 +67,9 @@ def _batches(graph: Graph, feeds: dict):
     steps = set(oversized.values())
     totals = {len(feeds[name]) for name in oversized}
     step, total = steps.pop(), totals.pop()
-    if steps or totals or total % step:
+    if steps or totals or (total % step and not drop_remainder):
         raise CompileError(f"calibration batch {total} does not split into the model's fixed batch size {step}")
-    for start in range(0, total, step):
+    for start in range(0, total - total % step, step):
         yield {name: (value[start : start + step] if name in oversized else value) for name, value in feeds.items()}
 
 
@@ -101,7 +102,7 @@ def _run_float(graph: Graph, feeds: dict) -> dict:
     ops at its opset, else the onnx reference evaluator."""
     model = to_model(graph, expose_all=True)
     errors = []
-    for runner in (_run_onnxruntime, _run_reference):
+    for runner in (run_onnxruntime, _run_reference):
         try:
             return runner(model, feeds)
         except ImportError:
@@ -111,7 +112,7 @@ def _run_float(graph: Graph, feeds: dict) -> dict:
     raise CompileError(f"calibration run failed: {'; '.join(errors)}")
 
 
-def _run_onnxruntime(model, feeds: dict) -> dict:
+def run_onnxruntime(model, feeds: dict) -> dict:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
