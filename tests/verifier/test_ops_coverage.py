@@ -309,3 +309,14 @@ def test_constant_of_shape_filled_with_minus_inf_masks_a_softmax_through_trilu()
     (ours, reference, frac), = compare(model, feeds)
     assert np.all(ours[reference == 0] == 0) and np.any(reference == 0)
     assert np.max(np.abs(ours - reference)) <= 0.501 * 2.0**-frac + 1e-6
+
+
+@pytest.mark.parametrize("op", ["IsNaN", "IsInf"])
+def test_float_predicates_no_integer_satisfies_are_false_everywhere(op):
+    graph = helper.make_graph([helper.make_node(op, ["x"], ["y"])], op,
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.BOOL, [None, 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    x = {"x": np.random.default_rng(4).normal(0, 100, (3, 5)).astype(np.float32)}
+    fixed = InferenceSession(compile_model(model, calibration=x)).run(None, x)[0]
+    assert fixed.shape == (3, 5) and np.array_equal(fixed, ort_run(model, x)[0]) and not fixed.any()

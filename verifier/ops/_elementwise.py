@@ -92,3 +92,15 @@ class Extremum:
         if attrs.get("integer"):
             return [result]
         return [requantize(result, attrs["common"], attrs["out_frac"])]
+
+
+class NeverTrue:
+    """y = 0 everywhere, a plain int64 tensor of x's shape: a float predicate no integer satisfies."""
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        return Lowering(out_fracs=[None])
+
+    @staticmethod
+    def run(inputs, attrs, consts):
+        return [np.zeros(inputs[0].shape, dtype=np.int64)]
