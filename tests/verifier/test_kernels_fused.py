@@ -33,10 +33,13 @@ def with_ties(rng, acc, shift):
     return np.where(rng.random(acc.shape) < 0.3, ties, acc)
 
 
+@pytest.mark.parametrize("doubled", [True, False])
 @settings(max_examples=200, deadline=None)
 @given(shift=st.integers(0, 62), bits=st.sampled_from([8, 16, 24]), relu=st.booleans(),
        seed=st.integers(0, 2**32 - 1))
-def test_finish_rounds_exactly_like_fixedpoint_requantize(shift, bits, relu, seed):
+def test_finish_rounds_exactly_like_fixedpoint_requantize(doubled, shift, bits, relu, seed):
+    """Both forms: the doubled one a float64 product holds, y = 2 (acc + bias) + 1/2 (exact below 2**52),
+    and the halved one finish_float sums a float32 product into, z = acc + bias + 1/4 (below 2**51)."""
     rng = np.random.default_rng(seed)
     limit = FUSED_LIMIT // 2
     magnitudes = rng.integers(0, 49, 600)
@@ -45,8 +48,8 @@ def test_finish_rounds_exactly_like_fixedpoint_requantize(shift, bits, relu, see
     negative_tie = -(1 << (shift - 1)) if 0 < shift <= 49 else -1  # x = -h: the first value rounding to -1
     x[:6] = [0, -1, 1, limit - 1, -(limit - 1), negative_tie]
     spec = Requantize(shift, bits, relu)
-    y = 2.0 * x.astype(np.float64) + 0.5  # what the fused product holds: exact below 2**52
-    assert np.array_equal(spec.finish(y), expected(x, spec, 0))
+    held = 2.0 * x.astype(np.float64) + 0.5 if doubled else x.astype(np.float64) + 0.25
+    assert np.array_equal(spec.finish(held, doubled=doubled), expected(x, spec, 0))
 
 
 @pytest.mark.parametrize("relu", [False, True])
@@ -110,22 +113,6 @@ FLOAT32_CASES = CASES + [
     ((1, 130, 5, 5), (9, 130, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # K = 1170 > 1040: two float32 chunks
     ((3, 6, 12, 12), (5, 6, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # N > 1, wide: finished then reordered
 ]
-
-
-@settings(max_examples=200, deadline=None)
-@given(shift=st.integers(0, 62), bits=st.sampled_from([8, 16, 24]), relu=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
-def test_finish_of_the_halved_form_rounds_exactly_like_fixedpoint_requantize(shift, bits, relu, seed):
-    rng = np.random.default_rng(seed)
-    limit = FUSED_LIMIT // 2
-    magnitudes = rng.integers(0, 49, 600)
-    x = (rng.integers(0, limit, 600) >> (48 - magnitudes)) * rng.choice([-1, 1], 600)
-    x = with_ties(rng, x, shift)
-    negative_tie = -(1 << (shift - 1)) if 0 < shift <= 49 else -1
-    x[:6] = [0, -1, 1, limit - 1, -(limit - 1), negative_tie]
-    spec = Requantize(shift, bits, relu)
-    z = x.astype(np.float64) + 0.25  # what finish_float sums: acc + bias + 1/4, exact below 2**51
-    assert np.array_equal(spec.finish(z, doubled=False), expected(x, spec, 0))
 
 
 @pytest.mark.parametrize("relu", [False, True])
