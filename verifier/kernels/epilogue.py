@@ -17,6 +17,7 @@ import numpy as np
 from verifier import fixedpoint
 from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import window
+from verifier.kernels.exact_gemm import matmul_float_sum
 
 BIAS_LIMIT = 1 << 61  # |bias| up to this takes the folded-half path (compiled biases are <= 61 bits)
 
@@ -196,6 +197,4 @@ class Requantize:
         broadcasting, bias along `channel_shape`): K-chunks of `chunk` summed in float64 onto offset(),
         then finished. Exact while every chunk's partial sums are (exact_gemm.plan_gemm) and |acc| +
         |bias| + 1 < 2**50 (fusable)."""
-        from verifier.kernels.exact_gemm import matmul_float_sum
-
         return self.finish(matmul_float_sum(a, b, chunk, self.offset(channel_shape)), doubled=False)
