@@ -17,6 +17,7 @@ class OutputError:
     max_error: float  # max |fixed - float|
     relative: float  # max_error / max |float| (0 when the float output is all zero)
     top1_agreement: float | None  # argmax agreement over the classes of a (batch, classes[, 1, 1]) output
+    samples: int  # inputs compared (the first max_samples, less a last partial fixed-size batch)
 
 
 def against_float(model, program, feeds: dict, max_samples: int = MAX_SAMPLES) -> list[OutputError]:
@@ -32,10 +33,11 @@ def against_float(model, program, feeds: dict, max_samples: int = MAX_SAMPLES) -
     feeds = {name: value.astype(np.float32) if value.dtype.kind == "f" else value for name, value in feeds.items()}
     session = InferenceSession(program)
     names = [output.name for output in program.outputs]
-    expected, fixed = [], []
+    expected, fixed, samples = [], [], 0
     for batch in batches(to_graph(proto), feeds, drop_remainder=True):
         expected.append(run_onnxruntime(proto, batch))
         fixed.append(dict(zip(names, session.run(None, batch))))
+        samples += len(next(iter(batch.values()))) if batch else 0
     if not fixed:
         raise ValueError("fewer inputs than the model's fixed batch size")
     errors = []
@@ -47,7 +49,7 @@ def against_float(model, program, feeds: dict, max_samples: int = MAX_SAMPLES) -
         if want.ndim >= 2 and got.shape == want.shape and int(np.prod(want.shape[2:])) == 1 and want.shape[1] > 1:
             got, want = got.reshape(len(got), -1), want.reshape(len(want), -1)  # (batch, classes[, 1, 1])
             agreement = float(np.mean(got.argmax(axis=1) == want.argmax(axis=1)))
-        errors.append(OutputError(name, max_error, max_error / scale if scale else 0.0, agreement))
+        errors.append(OutputError(name, max_error, max_error / scale if scale else 0.0, agreement, samples))
     return errors
 
 

@@ -40,4 +40,4 @@ def test_a_model_with_a_fixed_batch_size_is_compared_in_chunks_of_it():
     x = np.random.default_rng(3).normal(0, 1, (7, 6)).astype(np.float32)  # 3 chunks of 2; the odd one left out
     program = compile_model(model, calibration={"x": x[:6].reshape(3, 2, 6)[0]})
     (error,) = against_float(model, program, {"x": x})
-    assert error.top1_agreement is not None and error.relative < 1e-3
+    assert error.samples == 6 and error.top1_agreement is not None and error.relative < 1e-3
