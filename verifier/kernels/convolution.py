@@ -12,7 +12,7 @@ w * x, in int64 loops. Every fast path equals it bit for bit (tests/verifier/tes
 import numpy as np
 
 from verifier.kernels import exact_gemm, window, winograd
-from verifier.kernels.epilogue import Requantize
+from verifier.kernels.epilogue import Requantize, float_product
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
 
 
@@ -137,7 +137,7 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     weights: (group, OC/group, K) in `dtype`. With `requantize` (a fused epilogue, epilogue.Requantize)
     the product is finished into the int64 activations instead of converted to the accumulator: float64
     weights are then Requantize.doubled, (group, OC/group, K + 1), against a row of ones in the columns;
-    float32 products are summed onto the bias in float64 (Requantize.finish_float)."""
+    float32 products are widened onto the bias in float64 as they are finished (epilogue.float_product)."""
     N, C = x.shape[:2]
     rank = x.ndim - 2
     OC = weights.shape[0] * weights.shape[1]
@@ -160,34 +160,33 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
         for offset, slices in window.taps(kernel, out_shape, strides, dilations):
             cols[lead + offset] = xp[lead + (slice(None),) + slices]
     out_channels = (group, OC // group, N * L)
+    out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
     if requantize is not None:
         if group == 1 and N * L <= NARROW_COLUMNS:  # BLAS runs a weight-bound product faster this way round
-            activations = _fused_product(buffer[0].T, weights[0].T, requantize, plan.chunk, (OC,), owned=False)
-            out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
-            np.copyto(out.reshape(N, OC, L), activations.reshape(N, L, OC).transpose(0, 2, 1))
-            return out
-        activations = _fused_product(weights, buffer, requantize, plan.chunk, (group, OC // group, 1), owned=N == 1)
-        if N == 1:  # the product's layout is the output's
-            return activations.reshape((N, OC) + tuple(out_shape))
-    elif plan.chunk >= K:
+            product, doubled = _fused_product(buffer[0].T, weights[0].T, requantize, plan.chunk)
+            rows, channels, target = product.reshape(N, L, OC), (OC,), out.reshape(N, OC, L).transpose(0, 2, 1)
+        else:
+            product, doubled = _fused_product(weights, buffer, requantize, plan.chunk)
+            rows, channels, target = product.reshape(OC, N, L), (OC, 1, 1), out.reshape(N, OC, L).transpose(1, 0, 2)
+        requantize.finish(rows, doubled, 0.0 if doubled else requantize.offset(channels), out=target)
+        return out
+    if plan.chunk >= K:
         activations = np.matmul(weights, buffer, out=window.scratch("conv_product", out_channels, dtype))
     else:
         activations = exact_gemm.matmul_chunked(weights, buffer, K, plan.chunk, b_k_axis=1)
-    out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
     by_group = out.reshape(N, group, OC // group, L).transpose(1, 2, 0, 3)  # (group, OC/group, N, L) view
     np.copyto(by_group, activations.reshape(group, OC // group, N, L), casting="unsafe")
     return out
 
 
-def _fused_product(a, b, requantize, chunk, channel_shape, owned):
-    """requantize's activations of a @ b: float64 operands are the doubled weights and columns with their
-    ones (finished in the product's own memory: a new array when `owned`, else scratch), float32 ones
-    are summed onto the bias in float64 (always a new array)."""
+def _fused_product(a, b, requantize, chunk):
+    """(product, doubled) of a fused epilogue: float64 operands are the doubled weights and the columns
+    with their ones (one product in scratch space), float32 ones the exact product to add offset() to
+    (epilogue.float_product)."""
     if a.dtype == np.float32:
-        return requantize.finish_float(a, b, chunk, channel_shape)
+        return float_product(a, b, chunk), False
     shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-    product = np.empty(shape, dtype=np.float64) if owned else window.scratch("conv_product", shape, np.float64)
-    return requantize.finish(np.matmul(a, b, out=product))
+    return np.matmul(a, b, out=window.scratch("conv_product", shape, np.float64)), True
 
 
 def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, out_shape, finish=None):
@@ -218,10 +217,9 @@ def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, 
         shift = sum((p // s) * f for p, s, f in zip(positions, strides, flat_strides))
         cols[:, :, index] = phase[:, :, shift:shift + length]
     acc = np.matmul(weights, cols, out=window.scratch("depthwise_product", (N, C, multiplier, length), dtype))
-    if finish is not None:
-        acc = finish(acc)
     acc = acc.reshape((N, C * multiplier, out_shape[0]) + tuple(phase_shape[1:]))
-    return acc[(Ellipsis,) + tuple(slice(0, o) for o in out_shape[1:])].astype(np.int64)
+    acc = acc[(Ellipsis,) + tuple(slice(0, o) for o in out_shape[1:])]  # (the wrap-around columns cut off)
+    return acc.astype(np.int64) if finish is None else finish(acc)
 
 
 def _stride_phases(x, kernel, strides, pads, dilations, out_shape, dtype):

@@ -16,7 +16,7 @@ import numpy as np
 
 from verifier import fixedpoint
 from verifier.fixedpoint import ACT_BITS, qmax
-from verifier.kernels import window
+from verifier.kernels import loops, window
 from verifier.kernels.exact_gemm import matmul_float_sum
 
 BIAS_LIMIT = 1 << 61  # |bias| up to this takes the folded-half path (compiled biases are <= 61 bits)
@@ -178,23 +178,43 @@ class Requantize:
             return 0.25
         return (self.bias.astype(np.float64) + 0.25).reshape(shape)
 
-    def finish(self, y: np.ndarray, doubled: bool = True) -> np.ndarray:
+    def finish(self, y: np.ndarray, doubled: bool = True, offset=0.0, out: np.ndarray | None = None) -> np.ndarray:
         """y (float64, any strides) holding 2 (acc + bias) + 1/2 exactly (doubled=False: acc + bias + 1/4)
-        -> the int64 activations, as a view of y's memory (y is overwritten)."""
-        threshold, limits, magic, magic_bits = self._forms[doubled]
-        if not self.relu and threshold is not None:
-            # x <= -h (from shift 52 on the threshold rounds, harmlessly: no |x| < 2**50 reaches -h there)
-            negative = np.less_equal(y, threshold, out=window.scratch("fused_negative", y.shape, np.bool_))
-            np.subtract(y, negative, out=y)  # (a float minus a bool: ten times faster than a masked subtract)
-        np.clip(y, *limits, out=y)
-        y += magic
-        q = y.view(np.int64)
-        q -= magic_bits
-        return q
+        -> the int64 activations, in `out` (any strides, y's shape) or a new array. `offset` (doubled=False
+        only; float64, broadcast against y) is added to y in the same pass: a float32 y is then an exact
+        product, widened there."""
+        threshold, limits, magic, _ = self._forms[doubled]
+        if out is None:
+            out = np.empty(y.shape, dtype=np.int64)
+        offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), y.shape)
+        # (from shift 52 on the threshold rounds, harmlessly: no |x| < 2**50 reaches -h there)
+        loops.finish(_three_axes(y), _three_axes(offset), not self.relu and threshold is not None,
+                     0.0 if threshold is None else threshold, *limits, magic, 2.0 ** (self.shift + doubled),
+                     _three_axes(out, writable=True))
+        return out
 
     def finish_float(self, a: np.ndarray, b: np.ndarray, chunk: int, channel_shape) -> np.ndarray:
-        """The activations of the exact float product a @ b (float32 or float64 operands, np.matmul
-        broadcasting, bias along `channel_shape`): K-chunks of `chunk` summed in float64 onto offset(),
-        then finished. Exact while every chunk's partial sums are (exact_gemm.plan_gemm) and |acc| +
-        |bias| + 1 < 2**50 (fusable)."""
-        return self.finish(matmul_float_sum(a, b, chunk, self.offset(channel_shape)), doubled=False)
+        """The activations of the exact float product a @ b (np.matmul broadcasting, bias along
+        `channel_shape`) as a new array: float_product, finished with offset() added in the same pass.
+        Exact while |acc| + |bias| + 1 < 2**50 (fusable)."""
+        return self.finish(float_product(a, b, chunk), False, self.offset(channel_shape))
+
+
+def float_product(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
+    """a @ b for float32 or float64 operands, exact while every K-chunk of `chunk` products' partial sums
+    is (exact_gemm.plan_gemm): one product in the operands' type (scratch space, valid until the next call)
+    when a single chunk covers K, else the chunks summed in float64 (a new array)."""
+    if chunk >= a.shape[-1]:
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+        return np.matmul(a, b, out=window.scratch("fused_product", shape, a.dtype))
+    return matmul_float_sum(a, b, chunk, 0.0)
+
+
+def _three_axes(x: np.ndarray, writable: bool = False) -> np.ndarray:
+    """x as a 3-axis view (the compiled loop's rank): unit axes in front, or leading axes merged."""
+    if x.ndim <= 3:
+        return x.reshape((1,) * (3 - x.ndim) + x.shape)
+    merged = x.reshape((-1,) + x.shape[-2:])
+    if writable and not np.may_share_memory(merged, x):  # (reshape copies what it cannot view)
+        raise ValueError(f"an output of shape {x.shape} and strides {x.strides} has no 3-axis view")
+    return merged

@@ -78,7 +78,7 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> 
         height = min(2 * (top + rows), OH) - 2 * top
         target = out[:, :, 2 * top:2 * top + height]
         if fused:
-            target[...] = requantize.finish(Y[:, :, :height, :OW])
+            requantize.finish(Y[:, :, :height, :OW], out=target)
         elif transform_dtype == np.int64:
             np.right_shift(Y[:, :, :height, :OW], 2, out=target)  # exact: every entry is a multiple of 4
         else:  # exact: a power-of-two scaling of an integer multiple of 4
