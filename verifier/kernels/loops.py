@@ -48,3 +48,33 @@ def _rounded(v, correct, threshold, lo, hi, magic, inverse):  # pragma: no cover
         v -= 1.0
     v = min(max(v, lo), hi)
     return np.int64(((v + magic) - magic) * inverse)
+
+
+
+@_compiled
+def value_range(x):  # pragma: no cover - compiled
+    """(min, max) of a flat int64 array in one pass (numpy's x.min() and x.max() make two);
+    (INT64_MAX, INT64_MIN) when empty."""
+    low, high = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    for i in range(x.shape[0]):
+        v = x[i]
+        low = v if v < low else low  # (a select: min() here would not vectorize)
+        high = v if v > high else high
+    return low, high
+
+
+@_compiled
+def narrow(x, shift, limit, out):  # pragma: no cover - compiled
+    """out = fixedpoint.requantize(x, shift, 0, bits) for shift in 0..62, limit = qmax(bits): x / 2**shift
+    rounded half away from zero as (x + 2**(shift-1) - [x < 0]) >> shift (fixedpoint.round_shift's
+    identity), clipped to +-limit; returns (min, max) of x, taken in the same pass. x, out: flat int64.
+    (Values whose rounding would wrap int64 give garbage here; callers refuse them by the range returned.)"""
+    low, high = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    half = (np.int64(1) << (shift - 1)) if shift > 0 else np.int64(0)
+    for i in range(x.shape[0]):
+        v = x[i]
+        low = v if v < low else low
+        high = v if v > high else high
+        r = (v + half - (v < 0 and shift > 0)) >> shift
+        out[i] = min(max(r, -limit), limit)
+    return low, high

@@ -72,13 +72,18 @@ def activation_bound(x: np.ndarray) -> int:
     return qmax(ACT_BITS)
 
 
-def checked_range(x: np.ndarray) -> tuple[int, int]:
-    """(min, max) of a run-time GEMM/conv operand ((0, 0) when empty), refused with OutOfRangeError
-    beyond the 16-bit activation range (activation_bound)."""
+def checked_range(x: np.ndarray, value_range: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(min, max) of a run-time GEMM/conv operand ((0, 0) when empty; `value_range` when the caller took it
+    already), refused with OutOfRangeError beyond the 16-bit activation range (activation_bound)."""
     from verifier.errors import OutOfRangeError
+    from verifier.kernels import loops
 
     limit = qmax(ACT_BITS)
-    low, high = (int(x.min()), int(x.max())) if x.size else (0, 0)
+    if not x.size:
+        return 0, 0
+    if value_range is None:
+        value_range = loops.value_range(np.asarray(x, dtype=np.int64).reshape(-1))
+    low, high = int(value_range[0]), int(value_range[1])
     if high > limit or low < -limit:
         raise OutOfRangeError(f"a matrix operand holds values beyond the 16-bit activation range ±{limit}")
     return low, high
