@@ -78,3 +78,26 @@ def narrow(x, shift, limit, out):  # pragma: no cover - compiled
         r = (v + half - (v < 0 and shift > 0)) >> shift
         out[i] = min(max(r, -limit), limit)
     return low, high
+
+
+
+@_compiled
+def sum_requantize(a, b, shift_a, shift_b, sign_b, shift, low, high, correct, out):  # pragma: no cover
+    """out = clip(round_shift((a << shift_a) + sign_b * (b << shift_b), shift), low, high) in one pass:
+    the int64 sum of ops/_binary.py (two's complement: a wrap wraps alike), rounded half away from zero by
+    2**shift (1..62) as (t + 2**(shift-1) - [t < 0]) >> shift, the sign correction skipped when not
+    `correct` (a fused Relu: low = 0 clips what it would change). a, b, out: flat int64 of one length;
+    operand shifts 0..61. Returns False, out unfinished, when a shifted operand fails the reference's
+    headroom check (|x| < INT64_SAFE >> shift): the caller then takes the reference path and its error."""
+    safe = np.int64((1 << 62) - 1)  # fixedpoint.INT64_SAFE
+    limit_a = (safe >> shift_a) - 1 if shift_a else np.iinfo(np.int64).max
+    limit_b = (safe >> shift_b) - 1 if shift_b else np.iinfo(np.int64).max
+    half = np.int64(1) << (shift - 1)
+    fits = True
+    for i in range(a.shape[0]):
+        x, y = a[i], b[i]
+        fits &= -limit_a <= x <= limit_a and -limit_b <= y <= limit_b
+        t = (x << shift_a) + sign_b * (y << shift_b)
+        r = (t + half - (correct and t < 0)) >> shift
+        out[i] = min(max(r, low), high)
+    return fits

@@ -3,7 +3,7 @@ constants absorbed at the scale the op computes in, one rounding at the end."""
 
 import numpy as np
 
-from verifier.fixedpoint import ACT_BITS, INT64_SAFE, requantize, round_shift
+from verifier.fixedpoint import ACT_BITS, INT64_SAFE, qmax, requantize, round_shift
 from verifier.kernels import requantize as requantize_fast
 from verifier.kernels.window import scratch
 from verifier.ops import CompileContext, Lowering
@@ -53,9 +53,13 @@ def run_sum(inputs, attrs, consts):
     takes fewer passes over memory (shifts into one preallocated total, requantize and Relu in place); it
     falls back to the reference steps whenever an operand needs them (a right shift, or a value the
     reference's headroom check would refuse), so both give the same bits, errors included."""
+    fast = not attrs.get("integer") and kernel_path() != "reference"
+    compiled = _sum_compiled(inputs, attrs) if fast else None
+    if compiled is not None:
+        return [compiled]
     if attrs.get("integer"):
         total = _sum_reference(inputs, attrs, consts)
-    elif kernel_path() == "reference" or not _fast_sum_applies(inputs, attrs):
+    elif not fast or not _fast_sum_applies(inputs, attrs):
         total = requantize(_sum_reference(inputs, attrs, consts), attrs["acc_frac"], attrs["out_frac"])
     else:
         return [_sum_fast(inputs, attrs, consts)]
@@ -88,6 +92,25 @@ def _fast_sum_applies(inputs, attrs) -> bool:
         if x.size and (int(x.max()) >= safe or int(x.min()) <= -safe):
             return False
     return True
+
+
+def _sum_compiled(inputs, attrs) -> np.ndarray | None:
+    """The common residual add - two run-time operands of one shape - in one compiled pass
+    (kernels.loops.sum_requantize): the same bits as _sum_fast. None when it does not apply."""
+    shift = attrs["acc_frac"] - attrs["out_frac"]
+    if len(inputs) != 2 or inputs[0] is None or inputs[1] is None or inputs[0].shape != inputs[1].shape:
+        return None
+    if not 0 < shift <= 62 or attrs["signs"][0] < 0 or not all(0 <= s < 62 for s in attrs["shifts"]):
+        return None
+    from verifier.kernels import loops
+
+    a, b = (np.ascontiguousarray(x, dtype=np.int64).reshape(-1) for x in inputs)
+    out = np.empty(inputs[0].shape, dtype=np.int64)
+    relu, limit = bool(attrs.get("relu")), qmax(ACT_BITS)
+    if not loops.sum_requantize(a, b, attrs["shifts"][0], attrs["shifts"][1], attrs["signs"][1], shift,
+                                0 if relu else -limit, limit, not relu, out.reshape(-1)):
+        return None  # (an operand past the headroom check: _sum_fast falls back to the reference and its error)
+    return out
 
 
 def _sum_fast(inputs, attrs, consts):
