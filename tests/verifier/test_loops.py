@@ -1,0 +1,139 @@
+"""The compiled loops (verifier/kernels/loops.py) compute the bits of the numpy forms they replace, and
+LLVM changes none of them: each loop, run by numba's compiler and run as plain Python (NUMBA_DISABLE_JIT=1,
+a fresh process), gives the same digest on edge inputs."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verifier import fixedpoint
+from verifier.fixedpoint import INT64_SAFE
+from verifier.kernels import loops
+from verifier.kernels.epilogue import Requantize
+
+PROBE = r"""
+import hashlib
+import numpy as np
+from verifier.kernels import loops
+from verifier.kernels.epilogue import Requantize
+rng = np.random.default_rng(7)
+digest = hashlib.sha256()
+def edge(n, bound):
+    values = rng.integers(-bound, bound + 1, n)
+    values[:4] = [bound, -bound, 0, -1]
+    return values
+for shift, relu in ((0, False), (1, False), (9, True), (30, False), (52, False)):
+    spec = Requantize(shift, 16, relu)
+    x = edge(500, 1 << 40)
+    x[4:300:3] = (x[4:300:3] >> shift << shift) + ((1 << shift) >> 1)  # ties
+    for doubled in (True, False):
+        held = 2.0 * x + 0.5 if doubled else x + 0.25
+        digest.update(spec.finish(held.reshape(5, 10, 10), doubled).tobytes())
+        digest.update(spec.finish(held.astype(np.float32).reshape(10, 50)[:, ::2], False, np.arange(25.0)).tobytes())
+for shift in (0, 1, 7, 62):
+    x = edge(400, 1 << 20)
+    out = np.empty_like(x)
+    digest.update(repr([int(v) for v in loops.narrow(x, shift, 127, out)]).encode() + out.tobytes())
+digest.update(repr([int(v) for v in loops.value_range(edge(300, 1 << 62))]).encode())
+for shifts, sign, relu in (((0, 20), -1, True), ((3, 0), 1, False), ((0, 0), -1, False)):
+    a, b = edge(300, 1 << 42), edge(300, 1 << 42)
+    out = np.empty_like(a)
+    fits = loops.sum_requantize(a, b, shifts[0], shifts[1], sign, 21, 0 if relu else -32767, 32767, not relu, out)
+    digest.update(repr(bool(fits)).encode() + (out.tobytes() if fits else b""))
+print(digest.hexdigest())
+"""
+
+
+def run_probe(compiled: bool) -> str:
+    env = dict(os.environ)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    if not compiled:
+        env["NUMBA_DISABLE_JIT"] = "1"
+    result = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300,
+                            check=True)
+    return result.stdout.strip()
+
+
+def test_the_compiled_loops_give_the_bits_of_their_plain_python_bodies():
+    assert run_probe(compiled=True) == run_probe(compiled=False)
+
+
+def _numpy_finish(y, spec: Requantize, doubled: bool) -> np.ndarray:
+    """The epilogue's numpy form before it was compiled: correct, clip, add magic, subtract its bits."""
+    threshold, limits, magic, magic_bits = spec._forms[doubled]
+    y = np.array(y, dtype=np.float64)
+    if not spec.relu and threshold is not None:
+        y -= y <= threshold
+    np.clip(y, *limits, out=y)
+    y += magic
+    return y.view(np.int64) - magic_bits
+
+
+@settings(max_examples=100, deadline=None)
+@given(shift=st.integers(0, 62), relu=st.booleans(), doubled=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_finish_equals_the_numpy_form_it_replaced(shift, relu, doubled, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-(1 << 48), 1 << 48, 240) >> rng.integers(0, 48, 240)
+    spec = Requantize(shift, 16, relu)
+    held = 2.0 * x + 0.5 if doubled else x + 0.25
+    assert np.array_equal(spec.finish(held.reshape(4, 6, 10), doubled).reshape(-1), _numpy_finish(held, spec, doubled))
+
+
+def test_finish_adds_an_offset_per_row_or_per_column_and_writes_any_strides():
+    rng = np.random.default_rng(3)
+    spec = Requantize(6, 16, False, rng.integers(-1000, 1000, 8))
+    acc = rng.integers(-(1 << 20), 1 << 20, (8, 30))
+    expected = fixedpoint.requantize(acc + spec.bias[:, None], 6, 0, 16)
+    out = np.zeros((30, 8), np.int64)
+    spec.finish(acc.astype(np.float32), False, spec.offset((8, 1)), out=out.T)  # rows; a transposed output
+    assert np.array_equal(out.T, expected)
+    by_column = spec.finish(np.ascontiguousarray(acc.T).astype(np.float32), False, spec.offset((8,)))
+    assert np.array_equal(by_column, expected.T)
+
+
+@settings(max_examples=100, deadline=None)
+@given(shift=st.integers(0, 62), bits=st.sampled_from([8, 16]), seed=st.integers(0, 2**32 - 1))
+def test_narrow_is_fixedpoint_requantize_and_takes_the_range(shift, bits, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-(1 << 40), 1 << 40, 300) >> rng.integers(0, 40, 300)
+    x[:3] = [0, -1, 1]
+    out = np.empty_like(x)
+    low, high = loops.narrow(x, shift, fixedpoint.qmax(bits), out)
+    assert (low, high) == (x.min(), x.max())
+    assert np.array_equal(out, fixedpoint.requantize(x, shift, 0, bits))
+
+
+def test_value_range_of_an_empty_array_is_the_empty_range():
+    assert loops.value_range(np.zeros(0, np.int64)) == (np.iinfo(np.int64).max, np.iinfo(np.int64).min)
+
+
+@settings(max_examples=150, deadline=None)
+@given(shift_a=st.integers(0, 30), shift_b=st.integers(0, 30), sign=st.sampled_from([1, -1]),
+       shift=st.integers(1, 62), relu=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_sum_requantize_is_the_reference_sum_and_refuses_what_its_headroom_check_refuses(
+        shift_a, shift_b, sign, shift, relu, seed):
+    rng = np.random.default_rng(seed)
+    a, b = (rng.integers(-(1 << 34), 1 << 34, 200) >> rng.integers(0, 34, 200) for _ in range(2))
+    if seed % 4 == 0:  # one operand at (or just past) its headroom limit
+        a[5] = (INT64_SAFE >> shift_a) - (seed % 8 == 0) if shift_a else a[5]
+    out = np.empty_like(a)
+    limit = fixedpoint.qmax(16)
+    fits = loops.sum_requantize(a, b, shift_a, shift_b, sign, shift, 0 if relu else -limit, limit, not relu, out)
+    safe = all(not s or np.abs(x).max() < INT64_SAFE >> s for x, s in ((a, shift_a), (b, shift_b)))
+    assert fits == safe
+    if fits:
+        expected = fixedpoint.requantize((a << shift_a) + sign * (b << shift_b), shift, 0, 16)
+        assert np.array_equal(out, np.maximum(expected, 0) if relu else expected)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 1, 2, 2, 2)])
+def test_finish_takes_more_than_three_axes(shape):
+    spec = Requantize(3, 16, False)
+    acc = np.random.default_rng(1).integers(-5000, 5000, shape)
+    assert np.array_equal(spec.finish(2.0 * acc + 0.5), fixedpoint.requantize(acc, 3, 0, 16))
