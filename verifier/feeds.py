@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from verifier.errors import FeedError, OutOfRangeError
-from verifier.fixedpoint import ACT_BITS, qmax, quantize
+from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.program import Program, TensorInfo
 
 
@@ -57,16 +57,21 @@ def check_encoded(program: Program, tensors: dict) -> dict[str, np.ndarray]:
 def _quantize_float(info: TensorInfo, value: np.ndarray) -> np.ndarray:
     if info.frac is None:
         raise FeedError(f"input {info.name!r} takes integers ({info.type}), got {value.dtype}")
-    if not np.all(np.isfinite(value)):
-        raise FeedError(f"input {info.name!r} contains NaN or inf")
+    from verifier.kernels import loops
+
     limit = qmax(ACT_BITS)
-    q = quantize(value, info.frac, bits=63)
-    if q.size and int(np.max(np.abs(q))) > limit:
+    exact = value.dtype if value.dtype in (np.float32, np.float64) else np.float64  # (float16 widens exactly)
+    flat = np.ascontiguousarray(value, dtype=exact).reshape(-1)  # one pass: fixedpoint.quantize(bits=63), checked
+    q = np.empty(flat.shape, dtype=np.int64)
+    finite, largest = loops.quantize(flat, 2.0 ** info.frac, float(qmax(63)), q)
+    if not finite:
+        raise FeedError(f"input {info.name!r} contains NaN or inf")
+    if largest > limit:
         worst = float(np.max(np.abs(value)))
         raise OutOfRangeError(f"input {info.name!r}: |value| up to {worst:g} is outside the program's range "
                               f"±{limit * 2.0 ** -info.frac:g} (scale 2^-{info.frac}); recompile with "
                               f"calibration data that covers it")
-    return q
+    return q.reshape(value.shape)
 
 
 def _check_integers(info: TensorInfo, value: np.ndarray) -> np.ndarray:

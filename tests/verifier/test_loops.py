@@ -41,6 +41,10 @@ for shift in (0, 1, 7, 62):
     out = np.empty_like(x)
     digest.update(repr([int(v) for v in loops.narrow(x, shift, 127, out)]).encode() + out.tobytes())
 digest.update(repr([int(v) for v in loops.value_range(edge(300, 1 << 62))]).encode())
+real = rng.standard_normal(300) * 1e3
+real[:4] = [0.5, -0.5, 2.5, -1e300]
+q = np.empty(300, np.int64)
+digest.update(repr([int(v) for v in loops.quantize(real, 2.0 ** 7, float(2 ** 62 - 1), q)]).encode() + q.tobytes())
 for shifts, sign, relu in (((0, 20), -1, True), ((3, 0), 1, False), ((0, 0), -1, False)):
     a, b = edge(300, 1 << 42), edge(300, 1 << 42)
     out = np.empty_like(a)
@@ -137,3 +141,18 @@ def test_finish_takes_more_than_three_axes(shape):
     spec = Requantize(3, 16, False)
     acc = np.random.default_rng(1).integers(-5000, 5000, shape)
     assert np.array_equal(spec.finish(2.0 * acc + 0.5), fixedpoint.requantize(acc, 3, 0, 16))
+
+
+@settings(max_examples=100, deadline=None)
+@given(frac=st.integers(-4, 48), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_quantize_is_fixedpoint_quantize(frac, dtype, seed):
+    rng = np.random.default_rng(seed)
+    real = (rng.standard_normal(300) * 10.0 ** rng.integers(-6, 6, 300)).astype(dtype)
+    real[:6] = [0.0, -0.0, 0.5 * 2.0**-frac, -0.5 * 2.0**-frac, 1.5 * 2.0**-frac, 1e30]  # ties, saturation
+    out = np.empty(real.shape, np.int64)
+    finite, largest = loops.quantize(real, 2.0**frac, float(fixedpoint.qmax(63)), out)
+    expected = fixedpoint.quantize(real, frac, 63)
+    assert finite and largest == np.abs(expected).max()
+    assert np.array_equal(out, expected)
+    real[7] = np.nan
+    assert not loops.quantize(real, 2.0**frac, float(fixedpoint.qmax(63)), out)[0]

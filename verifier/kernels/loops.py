@@ -101,3 +101,19 @@ def sum_requantize(a, b, shift_a, shift_b, sign_b, shift, low, high, correct, ou
         r = (t + half - (correct and t < 0)) >> shift
         out[i] = min(max(r, low), high)
     return fits
+
+
+@_compiled
+def quantize(real, scale, limit, out):  # pragma: no cover - compiled
+    """out = fixedpoint.quantize(real, frac, bits) in one pass, scale = 2**frac and limit = float(qmax(bits)):
+    s = real * scale (float64), sign(s) * floor(|s| + 1/2) clipped to +-limit, as int64. Returns (all finite,
+    largest |out|); out is unspecified when some value is not finite. real: flat float; out: flat int64."""
+    finite, largest = True, np.int64(0)
+    for i in range(real.shape[0]):
+        s = np.float64(real[i]) * scale
+        finite &= np.isfinite(s)
+        magnitude = min(np.floor(abs(s) + 0.5), limit) if np.isfinite(s) else 0.0
+        q = np.int64(magnitude)
+        largest = q if q > largest else largest
+        out[i] = -q if s < 0 else q
+    return finite, largest
