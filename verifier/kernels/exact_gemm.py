@@ -133,7 +133,8 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
     path: "fast" (the plan's exact BLAS path), "reference" (int64 loops), or a forced plan path
     ("float64" / "float32"), which raises ValueError when its bound does not hold.
     requantize: an epilogue.Requantize (bias along N): the result is then the requantized activations,
-    fused into the float product for a run-time a against a prepared 2-D b when its bound allows."""
+    fused into the float product for a run-time a when its bound allows (against a prepared 2-D b, or any b
+    without a bias)."""
     a_values, a_bound = _operand(a, a_bound)
     b_values, b_bound = _operand(b, b_bound)
     K = a_values.shape[-1]
@@ -142,13 +143,18 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
         raise ValueError(f"gemm: inner dimensions differ: a {a_values.shape} @ b {b_values.shape}")
     plan = plan_gemm(K, a_bound, b_bound)
     if requantize is not None:
-        if (path == "fast" and plan.path != "int64" and isinstance(b, Prepared) and b_values.ndim == 2
-                and not isinstance(a, Prepared) and requantize.fusable(K * a_bound * b_bound)):
-            if plan.path == "float32":
-                rows = _float_of(a, a_values, np.float32, "gemm_a").reshape(-1, K)  # (one BLAS call)
-                out = requantize.finish_float(rows, b.as_float(np.float32), plan.chunk, (-1,))
-                return out.reshape(a_values.shape[:-1] + (b_values.shape[1],))
-            return _gemm_fused(a_values, b, requantize)
+        if (path == "fast" and plan.path != "int64" and not isinstance(a, Prepared)
+                and requantize.fusable(K * a_bound * b_bound)):
+            if isinstance(b, Prepared) and b_values.ndim == 2:  # activations @ weight
+                if plan.path == "float32":
+                    rows = _float_of(a, a_values, np.float32, "gemm_a").reshape(-1, K)  # (one BLAS call)
+                    out = requantize.finish_float(rows, b.as_float(np.float32), plan.chunk, (-1,))
+                    return out.reshape(a_values.shape[:-1] + (b_values.shape[1],))
+                return _gemm_fused(a_values, b, requantize)
+            if requantize.bias is None:  # two run-time operands (attention): the float product, finished
+                dtype = np.float64 if plan.path == "float64" else np.float32
+                return requantize.finish_float(_float_of(a, a_values, dtype, "gemm_a"),
+                                               _float_of(b, b_values, dtype, "gemm_b"), plan.chunk, (-1,))
         return requantize.apply(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path), -1)
     if path == "reference":
         return np.matmul(a_values, b_values)

@@ -1,5 +1,7 @@
 """Helpers several ops share. Integer helpers here only compose verifier.fixedpoint; nothing new rounds."""
 
+import functools
+
 import numpy as np
 
 from verifier.fixedpoint import ACT_BITS, WEIGHT_BITS, frac_for_range, qmax, quantize, requantize, round_shift
@@ -127,6 +129,19 @@ def requantize_spec(weight, attrs: dict, bias, channels: int):
     return weight.cache[key]
 
 
+@functools.lru_cache(maxsize=256)
+def _bias_free_spec(shift: int, bits: int, relu: bool):
+    from verifier.kernels.epilogue import Requantize
+
+    return Requantize(shift, bits, relu)
+
+
+def runtime_spec(attrs: dict):
+    """The epilogue of a product of two run-time operands (no bias) as a kernels Requantize (shared by
+    every node with the same shift, width and Relu)."""
+    return _bias_free_spec(attrs["acc_frac"] - attrs["out_frac"], output_bits(attrs), bool(attrs.get("relu")))
+
+
 def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
     """How a GEMM/conv node's epilogue runs on the fast path, for `vinfer inspect`: fused into the float
     product (epilogue.Requantize) or as int64 passes over the accumulator; None for other nodes."""
@@ -136,6 +151,9 @@ def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
         return None
     unfused = "int64 passes over the accumulator"
     weight = consts.get("weight", consts.get("k1"))
+    if op == "MatMul" and not consts and attrs.get("path") in ("float64", "float32"):
+        return (f"finished from the {attrs['path']} product in one pass while K * |a| * |b| + 1 < "
+                f"2**{FUSED_LIMIT.bit_length() - 1} (checked per run)")
     if weight is None or "c_shift" in attrs or (op == "MatMul" and ("k0" in consts or weight.ndim != 2)):
         return unfused
     K, channels = (size(weight.shape[1:]), weight.shape[0]) if op == "Conv" else weight.shape

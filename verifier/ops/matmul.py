@@ -6,7 +6,8 @@ from verifier import cost
 from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
+from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, runtime_spec,
+                                  weight_frac)
 from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 
@@ -59,11 +60,10 @@ class MatMul:
             spec = requantize_spec(b, attrs, None, b.shape[-1])  # activations @ weight: ends with the epilogue
             out = gemm(a, b, a_bound=a_bound, path=path, requantize=spec)
             return [out[..., 0, :] if a_vector else out]
-        acc = gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path)
-        if a_vector:
-            acc = acc[..., 0, :]
-        if b_vector:
-            acc = acc[..., 0]
+        if path != "reference" and inputs[0] is not None and inputs[1] is not None:  # both at run time
+            return [_squeezed(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path, requantize=runtime_spec(attrs)),
+                              a_vector, b_vector)]
+        acc = _squeezed(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path), a_vector, b_vector)
         return [epilogue(acc, attrs, None, path)]
 
     @staticmethod
@@ -100,6 +100,13 @@ def _output_size_of(a, b) -> int:
 
 
 MatMul.output_size = staticmethod(_output_size)
+
+
+def _squeezed(y, a_vector: bool, b_vector: bool):
+    """The product of promoted 1-D operands with their promoted axes dropped again (numpy matmul)."""
+    if a_vector:
+        y = y[..., 0, :]
+    return y[..., 0] if b_vector else y
 
 
 def _values(x):
