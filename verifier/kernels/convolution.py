@@ -11,7 +11,7 @@ w * x, in int64 loops. Every fast path equals it bit for bit (tests/verifier/tes
 
 import numpy as np
 
-from verifier.kernels import exact_gemm, window, winograd
+from verifier.kernels import exact_gemm, loops, window, winograd
 from verifier.kernels.epilogue import Requantize, float_product
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
 
@@ -128,6 +128,8 @@ def _check_shapes(x, w, group):
 
 
 NARROW_COLUMNS = 100  # up to this many positions (N * L) the product runs as columns^T @ weights^T
+SMALL_COLUMNS = 1 << 16  # 2-D columns up to this many entries, or any at stride 1, are gathered by one compiled
+# loop (loops.im2col); numpy's per-tap strided copies are faster for large strided gathers (a 7x7 stride-2 stem)
 
 
 def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilations, out_shape, requantize=None):
@@ -149,7 +151,9 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     if extra:
         buffer[:, K] = 1.0
     by_channel = (1, 0) + tuple(range(2, rank + 2))  # (C, N, *spatial)
-    if window.kernel_size(kernel) == 1 and all(s == 1 for s in strides) and not any(pads):
+    if rank == 2 and (all(s == 1 for s in strides) or K * N * L <= SMALL_COLUMNS):
+        loops.im2col(x, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]), tuple(out_shape), buffer)
+    elif window.kernel_size(kernel) == 1 and all(s == 1 for s in strides) and not any(pads):
         cols = buffer[:, :K].reshape((group, Cg, N) + x.shape[2:])  # 1x1 stride 1: the input is the matrix
         cols[...] = x.transpose(by_channel).reshape(cols.shape)
     else:

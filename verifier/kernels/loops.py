@@ -117,3 +117,36 @@ def quantize(real, scale, limit, out):  # pragma: no cover - compiled
         largest = q if q > largest else largest
         out[i] = -q if s < 0 else q
     return finite, largest
+
+
+@_compiled
+def im2col(x, kernel, strides, dilations, pads, out_shape, cols):  # pragma: no cover - compiled
+    """The columns of a 2-D convolution: cols[g, (c * KH + i) * KW + j, (n * OH + oh) * OW + ow] =
+    x[n, g * Cg + c, oh * SH + i * DH - PH, ow * SW + j * DW - PW], 0 where that lies in the padding,
+    converted to cols' float type (exact: the caller's bound proves it). x: int64 (N, C, H, W); cols:
+    (group, Cg * KH * KW + extra, N * OH * OW), its first Cg * KH * KW rows written. (numpy's per-tap
+    copies are faster on large inputs; this saves their per-call overhead on small ones.)"""
+    N, C, H, W = x.shape
+    KH, KW = kernel
+    OH, OW = out_shape
+    group = cols.shape[0]
+    Cg = C // group
+    for g in range(group):
+        for c in range(Cg):
+            for i in range(KH):
+                for j in range(KW):
+                    row = (c * KH + i) * KW + j
+                    for n in range(N):
+                        for oh in range(OH):
+                            h = oh * strides[0] + i * dilations[0] - pads[0]
+                            start = (n * OH + oh) * OW
+                            left = j * dilations[1] - pads[1]
+                            if strides[1] == 1:  # (a unit-stride read the compiler can vectorize)
+                                for ow in range(OW):
+                                    inside = 0 <= h < H and 0 <= ow + left < W
+                                    cols[g, row, start + ow] = x[n, g * Cg + c, h, ow + left] if inside else 0
+                            else:
+                                for ow in range(OW):
+                                    w = ow * strides[1] + left
+                                    inside = 0 <= h < H and 0 <= w < W
+                                    cols[g, row, start + ow] = x[n, g * Cg + c, h, w] if inside else 0
