@@ -36,6 +36,9 @@ for shift, relu in ((0, False), (1, False), (9, True), (30, False), (52, False))
         held = 2.0 * x + 0.5 if doubled else x + 0.25
         digest.update(spec.finish(held.reshape(5, 10, 10), doubled).tobytes())
         digest.update(spec.finish(held.astype(np.float32).reshape(10, 50)[:, ::2], False, np.arange(25.0)).tobytes())
+        swapped = np.empty((10, 5, 10), np.int64)
+        spec.finish(held.reshape(5, 10, 10), doubled, out=swapped.transpose(1, 0, 2))
+        digest.update(swapped.tobytes())
 for shift in (0, 1, 7, 62):
     x = edge(400, 1 << 20)
     out = np.empty_like(x)
@@ -99,6 +102,9 @@ def test_finish_adds_an_offset_per_row_or_per_column_and_writes_any_strides():
     assert np.array_equal(out.T, expected)
     by_column = spec.finish(np.ascontiguousarray(acc.T).astype(np.float32), False, spec.offset((8,)))
     assert np.array_equal(by_column, expected.T)
+    images = np.zeros((3, 8, 10), np.int64)  # (channels, images, positions) written as (images, channels, ...)
+    spec.finish(acc.reshape(8, 3, 10).astype(np.float32), False, spec.offset((8, 1, 1)), out=images.transpose(1, 0, 2))
+    assert np.array_equal(images.transpose(1, 0, 2), expected.reshape(8, 3, 10))
 
 
 @settings(max_examples=100, deadline=None)

@@ -187,10 +187,12 @@ class Requantize:
         if out is None:
             out = np.empty(y.shape, dtype=np.int64)
         offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), y.shape)
+        target = _three_axes(out, writable=True)
+        swapped = not target.flags.c_contiguous and target.transpose(1, 0, 2).flags.c_contiguous
         # (from shift 52 on the threshold rounds, harmlessly: no |x| < 2**50 reaches -h there)
         loops.finish(_three_axes(y), _three_axes(offset), not self.relu and threshold is not None,
                      0.0 if threshold is None else threshold, *limits, magic, 2.0 ** (self.shift + doubled),
-                     _three_axes(out, writable=True))
+                     target.transpose(1, 0, 2) if swapped else target, swapped)
         return out
 
     def finish_float(self, a: np.ndarray, b: np.ndarray, chunk: int, channel_shape) -> np.ndarray:

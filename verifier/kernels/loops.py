@@ -20,19 +20,21 @@ _compiled = njit(nogil=True, cache=True)
 
 
 @_compiled
-def finish(y, offset, correct, threshold, lo, hi, magic, unit, out):  # pragma: no cover - compiled
+def finish(y, offset, correct, threshold, lo, hi, magic, unit, out, swapped):  # pragma: no cover - compiled
     """out = the epilogue's rounding of v = y + offset, elementwise (float64, exact): v - [v <= threshold]
     when `correct`, clipped to [lo, hi], rounded to a multiple of `unit` by one float addition of `magic`
     (epilogue.py: round-to-nearest, never a tie), then divided by `unit` (a power of two: exact).
     y: float32 or float64 (A, B, D); offset: float64 (A, B, D), usually a broadcast view (a stride of 0
-    along D: one offset per row, read once); out: int64 (A, B, D), not y's memory (an aliased output keeps
-    LLVM from vectorizing the loop: several times slower)."""
+    along D: one offset per row, read once); out: int64 (A, B, D), or (B, A, D) when `swapped` (out[b, a] is
+    then y[a, b]'s row: a batch's (channels, images) product written as (images, channels) while out stays
+    C-contiguous, which the compiler vectorizes; a strided out is several times slower), not y's memory (an
+    aliased output keeps LLVM from vectorizing too)."""
     inverse = 1.0 / unit
     A, B, D = y.shape
     per_row = offset.strides[2] == 0
     for a in range(A):
         for b in range(B):
-            row, offsets, target = y[a, b], offset[a, b], out[a, b]
+            row, offsets, target = y[a, b], offset[a, b], (out[b, a] if swapped else out[a, b])
             if per_row:
                 shift = offsets[0] if D else 0.0
                 for d in range(D):
