@@ -73,7 +73,8 @@ def test_the_compiled_loops_give_the_bits_of_their_plain_python_bodies():
 
 def _numpy_finish(y, spec: Requantize, doubled: bool) -> np.ndarray:
     """The epilogue's numpy form before it was compiled: correct, clip, add magic, subtract its bits."""
-    threshold, limits, magic, magic_bits = spec._forms[doubled]
+    threshold, limits, magic, _ = spec._forms[doubled]
+    magic_bits = int(np.array(magic).view(np.int64))
     y = np.array(y, dtype=np.float64)
     if not spec.relu and threshold is not None:
         y -= y <= threshold

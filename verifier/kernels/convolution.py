@@ -3,8 +3,9 @@
 Fast paths, each an exact float computation under a proven bound (see exact_gemm.py):
   winograd   3x3 stride-1 convolutions with many channels and tiles (winograd.py), 2.25x fewer products;
   depthwise  one input channel per group: per-channel products over stride-phase columns;
-  im2col     everything else: columns gathered into a reused buffer with one vectorized copy per
-             kernel offset, then one batched BLAS product per group.
+  im2col     everything else: columns gathered into a reused buffer (one compiled loop for 2-D at stride
+             1 or small inputs, loops.im2col; else one vectorized copy per kernel offset), then one
+             batched BLAS product per group.
 Reference path: the direct definition, out[n, o, p] = sum over kernel offsets and input channels of
 w * x, in int64 loops. Every fast path equals it bit for bit (tests/verifier/test_kernels_conv.py).
 """

@@ -96,8 +96,8 @@ def _biased(acc, bias, shift, limit, out, relu):
 #     Relu both give <= 0 there, clipped to 0, so that case needs no correction.)
 # Round-to-nearest of y / 2n with |y| < 2**(52 + k) - here k = shift + 1 - is one float addition of
 # 1.5 * 2**(52 + k): the sum lies where float64 values are 2**k apart, so IEEE round-to-nearest rounds y to
-# a multiple of 2**k, and the sum's bits minus the constant's bits count those multiples: the integer,
-# as an int64 view of the product's own memory. Saturation commutes with the monotone rounding (its limits
+# a multiple of 2**k, and (sum - constant) / 2**k, both steps exact, counts those multiples: the integer
+# (loops.finish, one compiled pass into the output). Saturation commutes with the monotone rounding (its limits
 # times 2**k are exact), so it runs on y first.
 #
 # Halved, the same holds for z = acc + bias + 1/4 (k = shift): z / n is never a tie and rounds to
@@ -121,7 +121,7 @@ class Requantize:
         self.shift, self.bits, self.relu = int(shift), int(bits), bool(relu)
         self.bias = None if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
         self.bias_bound = int(np.max(np.abs(self.bias))) if self.bias is not None and self.bias.size else 0
-        self._forms = {}  # doubled -> (threshold or None, limits, magic, magic bits), for shifts a float
+        self._forms = {}  # doubled -> (threshold or None, limits, magic, unit), for shifts a float
         if 0 <= self.shift <= 62:  # rounding can do
             for doubled in (True, False):
                 unit = 2.0 ** (self.shift + doubled)
@@ -131,8 +131,7 @@ class Requantize:
                     threshold = 0.5 - 2.0 ** self.shift
                 else:  # (at shift 0, round(x + 1/4) is x itself: nothing to correct)
                     threshold = 0.25 - 2.0 ** (self.shift - 1) if self.shift else None
-                self._forms[doubled] = (threshold, (0.0 if self.relu else -limit, limit),
-                                        magic, int(np.array(magic).view(np.int64)))
+                self._forms[doubled] = (threshold, (0.0 if self.relu else -limit, limit), magic, unit)
 
     def fusable(self, acc_bound: int) -> bool:
         return bool(self._forms) and int(acc_bound) + self.bias_bound + 1 < FUSED_LIMIT
@@ -183,7 +182,7 @@ class Requantize:
         -> the int64 activations, in `out` (any strides, y's shape) or a new array. `offset` (doubled=False
         only; float64, broadcast against y) is added to y in the same pass: a float32 y is then an exact
         product, widened there."""
-        threshold, limits, magic, _ = self._forms[doubled]
+        threshold, limits, magic, unit = self._forms[doubled]
         if out is None:
             out = np.empty(y.shape, dtype=np.int64)
         offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), y.shape)
@@ -191,7 +190,7 @@ class Requantize:
         swapped = not target.flags.c_contiguous and target.transpose(1, 0, 2).flags.c_contiguous
         # (from shift 52 on the threshold rounds, harmlessly: no |x| < 2**50 reaches -h there)
         loops.finish(_three_axes(y), _three_axes(offset), not self.relu and threshold is not None,
-                     0.0 if threshold is None else threshold, *limits, magic, 2.0 ** (self.shift + doubled),
+                     0.0 if threshold is None else threshold, *limits, magic, unit,
                      target.transpose(1, 0, 2) if swapped else target, swapped)
         return out
 
