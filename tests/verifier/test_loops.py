@@ -44,6 +44,10 @@ for shift in (0, 1, 7, 62):
     out = np.empty_like(x)
     digest.update(repr([int(v) for v in loops.narrow(x, shift, 127, out)]).encode() + out.tobytes())
 digest.update(repr([int(v) for v in loops.value_range(edge(300, 1 << 62))]).encode())
+rows = edge(640, 32767).reshape(10, 64)
+rows[0] = 5
+normed = np.empty_like(rows)
+digest.update(repr(bool(loops.layer_norm(rows, edge(64, 1 << 19), edge(64, 1 << 40), 300, 61, 24, 30, 32767, normed))).encode() + normed.tobytes())
 real = rng.standard_normal(300) * 1e3
 real[:4] = [0.5, -0.5, 2.5, -1e300]
 q = np.empty(300, np.int64)
@@ -163,3 +167,27 @@ def test_quantize_is_fixedpoint_quantize(frac, dtype, seed):
     assert np.array_equal(out, expected)
     real[7] = np.nan
     assert not loops.quantize(real, 2.0**frac, float(fixedpoint.qmax(63)), out)[0]
+
+
+@settings(max_examples=120, deadline=None)
+@given(n=st.sampled_from([1, 2, 3, 16, 64, 257]), in_frac=st.integers(0, 14), eps=st.sampled_from([0.0, 1e-12, 1e-5, 0.1]),
+       gamma_frac=st.integers(0, 30), out_frac=st.integers(0, 20), seed=st.integers(0, 2**32 - 1))
+def test_layer_norm_is_the_numpy_layer_norm(n, in_frac, eps, gamma_frac, out_frac, seed):
+    from verifier.nonlinear.roots import Z_FRAC, inv_sqrt_bits, layer_norm, layer_norm_eps
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-32767, 32768, (6, n)) >> rng.integers(0, 15, (6, 1))
+    x[0] = 7  # a constant row: V = 0, D = eps (or 1)
+    x[1, : (n + 1) // 2] = 32767  # the 16-bit edge
+    gamma = rng.integers(-(1 << 19), 1 << 19, n)
+    beta = rng.integers(-(1 << 40), 1 << 40, n)
+    eps_q, out_shift = layer_norm_eps(eps, n, in_frac), Z_FRAC + gamma_frac - out_frac
+    if 1 <= out_shift <= 62:  # columns whose y = round(beta / 2**out_shift) is a tie, of either sign
+        ties = np.array([-1, -3, 1, 3]) << (out_shift - 1)
+        gamma[: min(n, 4)], beta[: min(n, 4)] = 0, ties[: min(n, 4)]
+    out = np.empty_like(x)
+    handled = 1 <= out_shift <= 62 and loops.layer_norm(x, gamma, beta, eps_q, inv_sqrt_bits(n), Z_FRAC, out_shift,
+                                                        fixedpoint.qmax(16), out)
+    assert handled or not 1 <= out_shift <= 62  # (the z shift is 0..62 for every calibrated program's rows)
+    if handled:
+        assert np.array_equal(out, layer_norm(x, 1, gamma, gamma_frac, beta, eps_q, out_frac))

@@ -152,3 +152,59 @@ def im2col(x, kernel, strides, dilations, pads, out_shape, cols):  # pragma: no 
                                     w = ow * strides[1] + left
                                     inside = 0 <= h < H and 0 <= w < W
                                     cols[g, row, start + ow] = x[n, g * Cg + c, h, w] if inside else 0
+
+
+@_compiled
+def layer_norm(x, gamma, beta, eps_q, k, z_frac, out_shift, limit, out):  # pragma: no cover - compiled
+    """nonlinear.roots.layer_norm over the rows of x (R, n), the same integer steps per row: S = sum(x),
+    V = n * sum(x * x) - S * S, D = max(min(V + eps_q, INT64_SAFE), 1), s = (62 - bitlen(D)) & ~1,
+    inv = rounding_divide(2**k, sqrt_round(D << s)), z = round_shift_each((n x - S) * inv, k - s/2 - z_frac),
+    y = saturate(round_shift(z * gamma + beta, out_shift)). gamma, beta: (n,); out: (R, n).
+    Handles the shifts 0..62 (z) and 1..62 (y); returns False, out unfinished, for any other (the caller
+    then takes the numpy form, which defines those too)."""
+    rows, n = x.shape
+    safe = np.int64((1 << 62) - 1)  # fixedpoint.INT64_SAFE
+    out_half = np.int64(1) << (out_shift - 1)
+    for r in range(rows):
+        row, target = x[r], out[r]
+        total, squares = np.int64(0), np.int64(0)
+        for i in range(n):
+            total += row[i]
+            squares += row[i] * row[i]
+        d = max(min(n * squares - total * total + eps_q, safe), np.int64(1))
+        s = (62 - _bit_length(d)) & ~1
+        root = _sqrt_round(d << s)
+        inv = (2 * (np.int64(1) << k) + root) // (2 * root)  # rounding_divide of a positive numerator
+        shift = k - (s >> 1) - z_frac
+        if shift < 0 or shift > 62:
+            return False
+        half = (np.int64(1) << (shift - 1)) if shift > 0 else np.int64(0)
+        for i in range(n):
+            t = (n * row[i] - total) * inv
+            magnitude = ((-t if t < 0 else t) + half) >> shift
+            w = (-magnitude if t < 0 else magnitude) * gamma[i] + beta[i]
+            y = ((w + out_half) - (w < 0)) >> out_shift
+            target[i] = min(max(y, -limit), limit)
+    return True
+
+
+@njit(inline="always")
+def _bit_length(v):  # pragma: no cover - compiled
+    length = 0
+    while v > 0:
+        v >>= 1
+        length += 1
+    return length
+
+
+@njit(inline="always")
+def _sqrt_round(v):  # pragma: no cover - compiled
+    """nonlinear.roots.sqrt_round of one v > 0: Newton from 2**ceil(bitlen / 2) while it decreases (at most
+    NEWTON_MAX_STEPS = 64 steps), then + [v - r * r > r]."""
+    r = np.int64(1) << ((_bit_length(v) + 1) >> 1)
+    for _ in range(64):
+        following = (r + v // r) >> 1
+        if following >= r:
+            break
+        r = following
+    return r + (v - r * r > r)

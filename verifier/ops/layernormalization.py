@@ -1,8 +1,9 @@
 import numpy as np
 
-from verifier.fixedpoint import frac_for_range, quantize, round_shift
-from verifier.nonlinear.roots import MAX_NORM_BITS, Z_FRAC, layer_norm, layer_norm_eps
+from verifier.fixedpoint import ACT_BITS, frac_for_range, qmax, quantize, round_shift
+from verifier.nonlinear.roots import MAX_NORM_BITS, Z_FRAC, inv_sqrt_bits, layer_norm, layer_norm_eps
 from verifier.ops import CompileContext, Lowering
+from verifier.ops._common import kernel_path
 
 GAMMA_BITS = 20
 BETA_LIMIT = 2.0**58
@@ -72,6 +73,31 @@ class LayerNormalization:
         gamma = consts["gamma"] if "gamma" in consts else scale
         beta = consts["beta"] if "beta" in consts else round_shift(bias, -attrs["beta_shift"])
         stats = attrs.get("stats_fracs")
+        compiled = None if stats or kernel_path() == "reference" else _compiled(x, gamma, beta, attrs)
+        if compiled is not None:
+            return [compiled]
         result = layer_norm(x, attrs["n_axes"], gamma, attrs["gamma_frac"], beta, attrs["eps_q"], attrs["out_frac"],
                             stats_fracs=tuple(stats) if stats else None)
         return list(result) if stats else [result]
+
+
+def _compiled(x, gamma, beta, attrs):
+    """The fast path: kernels.loops.layer_norm over the rows (the same integers as roots.layer_norm), or None
+    where it does not apply (statistics outputs, scale / bias wider than the normalised dims, shifts it
+    leaves to the numpy form)."""
+    from verifier.kernels import loops
+
+    n_axes, out_shift = attrs["n_axes"], Z_FRAC + attrs["gamma_frac"] - attrs["out_frac"]
+    if not 1 <= out_shift <= 62 or np.ndim(gamma) > n_axes or np.ndim(beta) > n_axes or x.ndim < n_axes:
+        return None
+    normalised = x.shape[x.ndim - n_axes:]
+    n = int(np.prod(normalised, dtype=np.int64))
+    if n == 0 or x.size == 0:
+        return None
+    rows = np.ascontiguousarray(x, dtype=np.int64).reshape(-1, n)
+    gamma, beta = (np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.int64), normalised)).reshape(-1)
+                   for v in (gamma, beta))
+    out = np.empty(rows.shape, dtype=np.int64)
+    if not loops.layer_norm(rows, gamma, beta, attrs["eps_q"], inv_sqrt_bits(n), Z_FRAC, out_shift, qmax(ACT_BITS), out):
+        return None
+    return out.reshape(x.shape)
