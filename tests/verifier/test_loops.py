@@ -44,6 +44,10 @@ for shift in (0, 1, 7, 62):
     out = np.empty_like(x)
     digest.update(repr([int(v) for v in loops.narrow(x, shift, 127, out)]).encode() + out.tobytes())
 digest.update(repr([int(v) for v in loops.value_range(edge(300, 1 << 62))]).encode())
+from verifier.nonlinear.exp_log import exp_neg_table
+logits = edge(120, 32767).reshape(12, 10)
+probabilities = np.empty_like(logits)
+digest.update(repr(bool(loops.softmax(logits, exp_neg_table(9), 14, True, 32767, probabilities))).encode() + probabilities.tobytes())
 rows = edge(640, 32767).reshape(10, 64)
 rows[0] = 5
 normed = np.empty_like(rows)
@@ -191,3 +195,26 @@ def test_layer_norm_is_the_numpy_layer_norm(n, in_frac, eps, gamma_frac, out_fra
     assert handled or not 1 <= out_shift <= 62  # (the z shift is 0..62 for every calibrated program's rows)
     if handled:
         assert np.array_equal(out, layer_norm(x, 1, gamma, gamma_frac, beta, eps_q, out_frac))
+
+
+@settings(max_examples=100, deadline=None)
+@given(in_frac=st.integers(0, 14), out_frac=st.integers(0, 30), axis=st.integers(-3, 2), masked=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_softmax_is_the_numpy_softmax_on_any_axis(in_frac, out_frac, axis, masked, seed):
+    from verifier.nonlinear.exp_log import softmax
+    from verifier.ops._softmax import fast_softmax
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-32767, 32768, (3, 5, 7)) >> rng.integers(0, 15, (3, 5, 7))
+    x[0, 0] = -32767  # a masked (-inf) row, whose maximum stays
+    x[1, :, 1] = 32767
+    x[2, 1, :3] = -32767
+    assert np.array_equal(fast_softmax(x, in_frac, axis, out_frac, masked=masked),
+                          softmax(x, in_frac, axis, out_frac, masked=masked))
+
+
+def test_softmax_leaves_values_past_16_bits_to_the_numpy_form():
+    from verifier.nonlinear.exp_log import exp_neg_table
+
+    x = np.array([[np.iinfo(np.int64).max, -5, 3]])  # max - x wraps negative: outside the table
+    assert not loops.softmax(x, exp_neg_table(8), 14, False, 32767, np.empty_like(x))

@@ -208,3 +208,30 @@ def _sqrt_round(v):  # pragma: no cover - compiled
             break
         r = following
     return r + (v - r * r > r)
+
+
+@_compiled
+def softmax(x, table, out_frac, masked, limit, out):  # pragma: no cover - compiled
+    """nonlinear.exp_log.softmax over the rows of x (R, n): t = max - x_i, e_i = table[min(t, len - 1)]
+    (exp_neg_lookup), 0 when `masked` and x_i <= -limit < max; y_i = rounding_divide(e_i << out_frac, sum e)
+    = (2 (e_i << out_frac) + sum) // (2 sum) for e_i >= 0, saturated to +-limit. Returns False, out
+    unfinished, on a row whose t leaves the table's range below (only values past 16 bits can do that)."""
+    rows, n = x.shape
+    last = table.shape[0] - 1
+    for r in range(rows):
+        row, target = x[r], out[r]
+        top = row[0]
+        for i in range(n):
+            top = row[i] if row[i] > top else top
+        total = np.int64(0)
+        for i in range(n):
+            t = top - row[i]
+            if t < 0:
+                return False
+            e = 0 if masked and row[i] <= -limit and row[i] < top else table[min(t, last)]
+            target[i] = e
+            total += e
+        for i in range(n):
+            y = (2 * (target[i] << out_frac) + total) // (2 * total)
+            target[i] = min(max(y, -limit), limit)
+    return True

@@ -100,7 +100,7 @@ def scale_capped(t: np.ndarray, multiplier: int, shift: int, cap: int) -> np.nda
 
 
 @cache
-def _exp_neg_table(in_frac: int) -> np.ndarray:
+def exp_neg_table(in_frac: int) -> np.ndarray:
     """exp_neg(t, in_frac) for every t from 0 up to its first zero (or 2**17 - 1): the same integers, cached."""
     values = exp_neg(np.arange(EXP_NEG_MAX_ARG + 1, dtype=np.int64), in_frac)
     zeros = np.nonzero(values == 0)[0]
@@ -111,7 +111,7 @@ def _exp_neg_table(in_frac: int) -> np.ndarray:
 
 def exp_neg_lookup(t: np.ndarray, in_frac: int) -> np.ndarray:
     """exp_neg by lookup in its cached table: bit-identical to exp_neg (t >= 0), several times faster."""
-    table = _exp_neg_table(in_frac)
+    table = exp_neg_table(in_frac)
     return np.take(table, np.minimum(t, len(table) - 1))
 
 

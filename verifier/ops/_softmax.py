@@ -4,6 +4,7 @@ did then), the integer kernels in verifier/nonlinear/exp_log.py."""
 import numpy as np
 
 from verifier.fixedpoint import ACT_BITS, frac_for_range, qmax
+from verifier.nonlinear.exp_log import exp_neg_table, softmax
 from verifier.ops import CompileContext, Lowering
 
 MAX_OUT_FRAC = 30
@@ -39,3 +40,21 @@ def run_on_axis(kernel, x: np.ndarray, attrs) -> np.ndarray:
     axis = axis % max(x.ndim, 1)
     flat = x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
     return kernel(flat, attrs["in_frac"], 1, attrs["out_frac"], masked=masked).reshape(x.shape)
+
+
+def fast_softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = ACT_BITS,
+                 masked: bool = False) -> np.ndarray:
+    """exp_log.softmax on the fast path: one compiled loop per row (kernels.loops.softmax, the same integer
+    steps over the same table), the axis moved last; the numpy form for what the loop leaves to it."""
+    from verifier.kernels import loops
+
+    x = np.asarray(x, dtype=np.int64)
+    if x.size == 0 or x.ndim == 0:
+        return softmax(x, in_frac, axis, out_frac, bits, masked=masked)
+    rows = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+    out = np.empty(rows.shape, dtype=np.int64)
+    table = exp_neg_table(in_frac)
+    if not loops.softmax(rows.reshape(-1, rows.shape[-1]), table, out_frac, masked, qmax(bits),
+                         out.reshape(-1, rows.shape[-1])):
+        return softmax(x, in_frac, axis, out_frac, bits, masked=masked)
+    return np.moveaxis(out, -1, axis)
