@@ -59,8 +59,11 @@ digest.update(repr([int(v) for v in loops.quantize(real, 2.0 ** 7, float(2 ** 62
 for shifts, sign, relu in (((0, 20), -1, True), ((3, 0), 1, False), ((0, 0), -1, False)):
     a, b = edge(300, 1 << 42), edge(300, 1 << 42)
     out = np.empty_like(a)
-    fits = loops.sum_requantize(a, b, shifts[0], shifts[1], sign, 21, 0 if relu else -32767, 32767, not relu, out)
+    fits = loops.sum_requantize(a.reshape(10, 30), b.reshape(1, 300)[:, :30], shifts[0], shifts[1], 1, sign, 21,
+                                0 if relu else -32767, 32767, not relu, out.reshape(10, 30))
     digest.update(repr(bool(fits)).encode() + (out.tobytes() if fits else b""))
+    loops.multiply_requantize(a.reshape(10, 30) >> 22, b.reshape(300, 1)[:1], 9, 32767, out.reshape(10, 30))
+    digest.update(out.tobytes())
 print(digest.hexdigest())
 """
 
@@ -133,22 +136,61 @@ def test_value_range_of_an_empty_array_is_the_empty_range():
 
 
 @settings(max_examples=150, deadline=None)
-@given(shift_a=st.integers(0, 30), shift_b=st.integers(0, 30), sign=st.sampled_from([1, -1]),
-       shift=st.integers(1, 62), relu=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(shift_a=st.integers(0, 30), shift_b=st.integers(0, 30), signs=st.sampled_from([(1, 1), (1, -1), (-1, 1)]),
+       b_shape=st.sampled_from([(10, 20), (1, 20), (1, 1)]), shift=st.integers(1, 62), relu=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
 def test_sum_requantize_is_the_reference_sum_and_refuses_what_its_headroom_check_refuses(
-        shift_a, shift_b, sign, shift, relu, seed):
+        shift_a, shift_b, signs, b_shape, shift, relu, seed):
     rng = np.random.default_rng(seed)
-    a, b = (rng.integers(-(1 << 34), 1 << 34, 200) >> rng.integers(0, 34, 200) for _ in range(2))
+    a = rng.integers(-(1 << 34), 1 << 34, (10, 20)) >> rng.integers(0, 34, (10, 20))
+    b = rng.integers(-(1 << 34), 1 << 34, b_shape) >> rng.integers(0, 34, b_shape)
     if seed % 4 == 0:  # one operand at (or just past) its headroom limit
-        a[5] = (INT64_SAFE >> shift_a) - (seed % 8 == 0) if shift_a else a[5]
+        a[1, 5] = (INT64_SAFE >> shift_a) - (seed % 8 == 0) if shift_a else a[1, 5]
     out = np.empty_like(a)
     limit = fixedpoint.qmax(16)
-    fits = loops.sum_requantize(a, b, shift_a, shift_b, sign, shift, 0 if relu else -limit, limit, not relu, out)
+    fits = loops.sum_requantize(a, b, shift_a, shift_b, *signs, shift, 0 if relu else -limit, limit, not relu, out)
     safe = all(not s or np.abs(x).max() < INT64_SAFE >> s for x, s in ((a, shift_a), (b, shift_b)))
     assert fits == safe
     if fits:
-        expected = fixedpoint.requantize((a << shift_a) + sign * (b << shift_b), shift, 0, 16)
+        expected = fixedpoint.requantize(signs[0] * (a << shift_a) + signs[1] * (b << shift_b), shift, 0, 16)
         assert np.array_equal(out, np.maximum(expected, 0) if relu else expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(b_shape=st.sampled_from([(10, 20), (1, 20), (1, 1)]), shift=st.integers(1, 62), seed=st.integers(0, 2**32 - 1))
+def test_multiply_requantize_is_the_reference_product(b_shape, shift, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-(1 << 31), 1 << 31, (10, 20)) >> rng.integers(0, 31, (10, 20))
+    b = rng.integers(-(1 << 31), 1 << 31, b_shape) >> rng.integers(0, 31, b_shape)
+    a[0, :4], b.reshape(-1)[:1] = [1, -1, 3, -3], 1 << (shift - 1) if shift < 32 else 1  # ties of both signs
+    out = np.empty_like(a)
+    loops.multiply_requantize(a, b, shift, fixedpoint.qmax(16), out)
+    assert np.array_equal(out, fixedpoint.requantize(a * b, shift, 0, 16))
+
+
+@pytest.mark.parametrize("other_shape", [(), (6,), (1, 6), (5, 6), (4, 5, 6), (5, 1), (1, 5, 1), (4, 1, 6)])
+@pytest.mark.parametrize("op", ["add", "sub", "const-sub", "mul"])
+def test_elementwise_ops_give_the_reference_bits_whichever_loop_takes_them(op, other_shape):
+    """Add / Sub / Mul of a (4, 5, 6) tensor and a run-time or constant operand of each broadcast shape: the
+    compiled loops take trailing broadcasts and single values, numpy the rest; the bits are the reference's."""
+    from verifier.interpreter import forced_path
+    from verifier.ops._binary import run_product, run_sum
+
+    rng = np.random.default_rng(len(other_shape) + len(op))
+    x = rng.integers(-32767, 32768, (4, 5, 6))
+    other = rng.integers(-32767, 32768, other_shape)
+    results = []
+    for path in ("fast", "reference"):
+        with forced_path(path):
+            if op == "mul":
+                results.append(run_product([x, None], {"acc_frac": 20, "out_frac": 9}, {"k1": other})[0])
+            else:
+                constant_first = op == "const-sub"
+                attrs = {"signs": [1, -1 if op != "add" else 1], "shifts": [0, 3] if not constant_first else [0, 0],
+                         "acc_frac": 12, "out_frac": 8, "relu": 0}
+                inputs, consts = ([None, x], {"k0": other}) if constant_first else ([x, other], {})
+                results.append(run_sum(inputs, attrs, consts)[0])
+    assert np.array_equal(results[0], results[1])
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 1, 2, 2, 2)])

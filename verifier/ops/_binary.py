@@ -54,7 +54,7 @@ def run_sum(inputs, attrs, consts):
     falls back to the reference steps whenever an operand needs them (a right shift, or a value the
     reference's headroom check would refuse), so both give the same bits, errors included."""
     fast = not attrs.get("integer") and kernel_path() != "reference"
-    compiled = _sum_compiled(inputs, attrs) if fast else None
+    compiled = _sum_compiled(inputs, attrs, consts) if fast else None
     if compiled is not None:
         return [compiled]
     if attrs.get("integer"):
@@ -94,23 +94,49 @@ def _fast_sum_applies(inputs, attrs) -> bool:
     return True
 
 
-def _sum_compiled(inputs, attrs) -> np.ndarray | None:
-    """The common residual add - two run-time operands of one shape - in one compiled pass
-    (kernels.loops.sum_requantize): the same bits as _sum_fast. None when it does not apply."""
+def _sum_compiled(inputs, attrs, consts) -> np.ndarray | None:
+    """A sum of two terms - a residual add, a bias add - in one compiled pass (kernels.loops.sum_requantize):
+    the same bits as _sum_fast. None when it does not apply (more terms, a broadcast other than over leading
+    axes, shifts outside the loop's range)."""
     shift = attrs["acc_frac"] - attrs["out_frac"]
-    if len(inputs) != 2 or inputs[0] is None or inputs[1] is None or inputs[0].shape != inputs[1].shape:
+    if len(inputs) != 2 or not 0 < shift <= 62 or not all(0 <= s < 62 for s in attrs["shifts"]):
         return None
-    if not 0 < shift <= 62 or attrs["signs"][0] < 0 or not all(0 <= s < 62 for s in attrs["shifts"]):
-        return None
+    terms = [(consts[f"k{i}"] if x is None else x, 0 if x is None else attrs["shifts"][i], attrs["signs"][i])
+             for i, x in enumerate(inputs)]
+    laid_out = _full_and_broadcast(terms[0][0], terms[1][0])
+    if laid_out is None:
+        terms.reverse()
+        laid_out = _full_and_broadcast(terms[0][0], terms[1][0])
+        if laid_out is None:
+            return None
     from verifier.kernels import loops
 
-    a, b = (np.ascontiguousarray(x, dtype=np.int64).reshape(-1) for x in inputs)
-    out = np.empty(inputs[0].shape, dtype=np.int64)
+    (full, other), shape = laid_out, np.shape(terms[0][0])
+    out = np.empty(shape, dtype=np.int64)
     relu, limit = bool(attrs.get("relu")), qmax(ACT_BITS)
-    if not loops.sum_requantize(a, b, attrs["shifts"][0], attrs["shifts"][1], attrs["signs"][1], shift,
-                                0 if relu else -limit, limit, not relu, out.reshape(-1)):
+    if not loops.sum_requantize(full, other, terms[0][1], terms[1][1], terms[0][2], terms[1][2], shift,
+                                0 if relu else -limit, limit, not relu, out.reshape(full.shape)):
         return None  # (an operand past the headroom check: _sum_fast falls back to the reference and its error)
     return out
+
+
+def _full_and_broadcast(full, other):
+    """(full as (R, M), other as (1, M) or (1, 1)), int64 and contiguous, when `other` broadcasts to full's
+    shape over its leading axes only (or is one value): the layout of the compiled elementwise loops. None
+    otherwise (a per-channel (C, 1, 1) bias, say)."""
+    full, other = np.asarray(full), np.asarray(other)
+    if full.size == 0 or np.broadcast_shapes(full.shape, other.shape) != full.shape:
+        return None
+    m = full.size
+    if other.size > 1:
+        dims = other.shape
+        while dims[0] == 1:
+            dims = dims[1:]
+        if full.shape[full.ndim - len(dims):] != dims:
+            return None
+        m = other.size
+    rows = np.ascontiguousarray(full, dtype=np.int64).reshape(-1, m)
+    return rows, np.ascontiguousarray(other, dtype=np.int64).reshape(1, -1)
 
 
 def _sum_fast(inputs, attrs, consts):
@@ -161,9 +187,29 @@ def lower_product(ctx: CompileContext) -> Lowering:
 def run_product(inputs, attrs, consts):
     a = inputs[0] if inputs[0] is not None else consts["k0"]
     b = inputs[1] if inputs[1] is not None else consts["k1"]
+    compiled = None if attrs.get("integer") or kernel_path() == "reference" else _product_compiled(a, b, attrs)
+    if compiled is not None:
+        return [compiled]
     product = np.multiply(a, b, dtype=np.int64)
     if attrs.get("integer"):
         return [product]
     if kernel_path() == "reference":
         return [requantize(product, attrs["acc_frac"], attrs["out_frac"])]
     return [requantize_fast(product, attrs["acc_frac"], attrs["out_frac"], ACT_BITS, out=product)]
+
+
+def _product_compiled(a, b, attrs) -> np.ndarray | None:
+    """a * b requantized in one compiled pass (kernels.loops.multiply_requantize): the same bits as the
+    numpy product and kernels.requantize. None when the layout or the shift is not the loop's."""
+    shift = attrs["acc_frac"] - attrs["out_frac"]
+    laid_out = _full_and_broadcast(a, b) if 0 < shift <= 62 else None
+    if laid_out is None and 0 < shift <= 62:
+        a, b = b, a
+        laid_out = _full_and_broadcast(a, b)
+    if laid_out is None:
+        return None
+    from verifier.kernels import loops
+
+    out = np.empty(np.shape(a), dtype=np.int64)
+    loops.multiply_requantize(*laid_out, shift, qmax(ACT_BITS), out.reshape(laid_out[0].shape))
+    return out
