@@ -87,15 +87,16 @@ def narrow(x, shift, limit, out):  # pragma: no cover - compiled
 def sum_requantize(a, b, shift_a, shift_b, sign_a, sign_b, shift, low, high, correct, out):  # pragma: no cover
     """out = clip(round_shift(sign_a (a << shift_a) + sign_b (b << shift_b), shift), low, high) in one pass:
     the int64 sum of ops/_binary.py (two's complement: a wrap wraps alike, in any order), rounded half away
-    from zero by 2**shift (1..62) as (t + 2**(shift-1) - [t < 0]) >> shift, the sign correction skipped when
-    not `correct` (a fused Relu: low = 0 clips what it would change). a, out: int64 (R, M); b: (R or 1,
+    from zero by 2**shift (0..62) as (t + 2**(shift-1) - [t < 0]) >> shift, the sign correction skipped when
+    not `correct` or at shift 0 (a fused Relu: low = 0 clips what it would change). a, out: int64 (R, M); b: (R or 1,
     M or 1), broadcast; operand shifts 0..61, signs +-1. Returns False, out unfinished, when a shifted
     operand fails the reference's headroom check (|x| < INT64_SAFE >> shift): the caller then takes the
     reference path and its error."""
     safe = np.int64((1 << 62) - 1)  # fixedpoint.INT64_SAFE
     limit_a = (safe >> shift_a) - 1 if shift_a else np.iinfo(np.int64).max
     limit_b = (safe >> shift_b) - 1 if shift_b else np.iinfo(np.int64).max
-    half = np.int64(1) << (shift - 1)
+    half = (np.int64(1) << (shift - 1)) if shift > 0 else np.int64(0)
+    correct = correct and shift > 0  # (shift 0: the sum itself, saturated)
     fits = True
     rows, m = a.shape
     for r in range(rows):
@@ -111,14 +112,15 @@ def sum_requantize(a, b, shift_a, shift_b, sign_a, sign_b, shift, low, high, cor
 @_compiled
 def multiply_requantize(a, b, shift, limit, out):  # pragma: no cover - compiled
     """out = clip(round_shift(a * b, shift), -limit, limit): ops/_binary.py's product (int64, wrapping alike)
-    rounded half away from zero by 2**shift (1..62), in one pass. a, out: int64 (R, M); b: (R or 1, M or 1)."""
-    half = np.int64(1) << (shift - 1)
+    rounded half away from zero by 2**shift (0..62), in one pass. a, out: int64 (R, M); b: (R or 1, M or 1)."""
+    half = (np.int64(1) << (shift - 1)) if shift > 0 else np.int64(0)
+    correct = shift > 0
     rows, m = a.shape
     for r in range(rows):
         row, others, target = a[r], b[r if b.shape[0] > 1 else 0], out[r]
         for i in range(m):
             t = row[i] * others[i if b.shape[1] > 1 else 0]
-            target[i] = min(max((t + half - (t < 0)) >> shift, -limit), limit)
+            target[i] = min(max((t + half - (correct and t < 0)) >> shift, -limit), limit)
 
 
 @_compiled

@@ -99,7 +99,7 @@ def _sum_compiled(inputs, attrs, consts) -> np.ndarray | None:
     the same bits as _sum_fast. None when it does not apply (more terms, a broadcast other than over leading
     axes, shifts outside the loop's range)."""
     shift = attrs["acc_frac"] - attrs["out_frac"]
-    if len(inputs) != 2 or not 0 < shift <= 62 or not all(0 <= s < 62 for s in attrs["shifts"]):
+    if len(inputs) != 2 or not 0 <= shift <= 62 or not all(0 <= s < 62 for s in attrs["shifts"]):
         return None
     terms = [(consts[f"k{i}"] if x is None else x, 0 if x is None else attrs["shifts"][i], attrs["signs"][i])
              for i, x in enumerate(inputs)]
@@ -202,8 +202,8 @@ def _product_compiled(a, b, attrs) -> np.ndarray | None:
     """a * b requantized in one compiled pass (kernels.loops.multiply_requantize): the same bits as the
     numpy product and kernels.requantize. None when the layout or the shift is not the loop's."""
     shift = attrs["acc_frac"] - attrs["out_frac"]
-    laid_out = _full_and_broadcast(a, b) if 0 < shift <= 62 else None
-    if laid_out is None and 0 < shift <= 62:
+    laid_out = _full_and_broadcast(a, b) if 0 <= shift <= 62 else None
+    if laid_out is None and 0 <= shift <= 62:
         a, b = b, a
         laid_out = _full_and_broadcast(a, b)
     if laid_out is None:
