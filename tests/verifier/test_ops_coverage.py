@@ -142,6 +142,14 @@ def test_gather_along_axis_1_of_a_run_time_tensor_is_exact():
     assert_exact(model, feeds)
 
 
+@pytest.mark.parametrize("axis,index", [(0, 2), (1, -1), (2, 0)])
+def test_gather_of_one_scalar_index_on_any_axis_is_exact(axis, index):
+    """A 0-d index (q, k, v out of a stacked projection) takes a view of its row, no copy; negative ones too."""
+    feeds = {"x": rand(3, 4, 5)}
+    model = graph_model([helper.make_node("Gather", ["x", "i"], ["y"], axis=axis)], feeds, {"i": np.array(index)})
+    assert_exact(model, feeds)
+
+
 def test_shape_gather_arithmetic_reshapes_a_dynamic_batch_exactly():
     feeds = {"x": rand(5, 4, 3)}
     nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["b"]),

@@ -20,6 +20,8 @@ class Gather:
         size = data.shape[axis]
         if indices.size and (indices.min() < -size or indices.max() >= size):
             raise IndexError(f"Gather index outside [-{size}, {size})")
+        if indices.ndim == 0:  # one index (a row of a stacked tensor): the same values as a view, no copy
+            return [data[(slice(None),) * axis + (int(indices) % size,)]]
         return [np.take(data, np.where(indices < 0, indices + size, indices), axis=axis)]
 
     @staticmethod
