@@ -6,8 +6,8 @@ Every loop computes exactly what the numpy form it replaces computes, in the sam
   - floats: additions, comparisons, min / max and power-of-two scalings of exact values, each one IEEE
     operation, compiled without fast-math (numba's default), so LLVM may neither reassociate nor fuse
     them into FMAs; the results are the bits of the proofs in epilogue.py whatever the CPU or its SIMD width.
-tests/verifier/test_loops.py checks each against its pure-Python body (`py_func`, no compiler) and
-against the numpy form; the kernels' fast == reference tests cover them too.
+tests/verifier/test_loops.py checks each against its plain-Python body (NUMBA_DISABLE_JIT=1: no compiler)
+and against the numpy form; the kernels' and ops' fast == reference tests cover them too.
 
 Arrays arrive in a fixed rank (the callers' wrappers add unit axes) and any strides; compiled code is
 cached next to this file (numba's cache), so a process pays the compilation once per machine.
@@ -50,7 +50,6 @@ def _rounded(v, correct, threshold, lo, hi, magic, inverse):  # pragma: no cover
         v -= 1.0
     v = min(max(v, lo), hi)
     return np.int64(((v + magic) - magic) * inverse)
-
 
 
 @_compiled
