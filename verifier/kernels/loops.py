@@ -10,13 +10,39 @@ tests/verifier/test_loops.py checks each against its plain-Python body (NUMBA_DI
 and against the numpy form; the kernels' and ops' fast == reference tests cover them too.
 
 Arrays arrive in a fixed rank (the callers' wrappers add unit axes) and any strides; compiled code is
-cached next to this file (numba's cache), so a process pays the compilation once per machine.
+cached next to this file (numba's cache), so a process pays the compilation once per machine. numba itself
+(and LLVM, about 150 MiB of memory) is imported on the first call of a loop, so processes that never run a
+program - the CLI, the gateway, the SDK - never load it.
 """
 
 import numpy as np
-from numba import njit
 
-_compiled = njit(nogil=True, cache=True)
+_INLINED: list[str] = []  # helpers the loops call, made numba functions (inlined) when the first loop compiles
+
+
+def _compiled(function):
+    """`function` compiled by numba on its first call (nogil, cached on disk); plain Python until then."""
+    dispatcher = None
+
+    def call(*args):
+        nonlocal dispatcher
+        if dispatcher is None:
+            from numba import njit
+
+            namespace = globals()
+            for name in _INLINED:
+                if not hasattr(namespace[name], "py_func"):
+                    namespace[name] = njit(inline="always")(namespace[name])
+            dispatcher = njit(nogil=True, cache=True)(function)
+        return dispatcher(*args)
+
+    call.__name__, call.__doc__, call.py_func = function.__name__, function.__doc__, function
+    return call
+
+
+def _inlined(function):
+    _INLINED.append(function.__name__)
+    return function
 
 
 @_compiled
@@ -44,7 +70,7 @@ def finish(y, offset, correct, threshold, lo, hi, magic, unit, out, swapped):  #
                     target[d] = _rounded(row[d] + offsets[d], correct, threshold, lo, hi, magic, inverse)
 
 
-@njit(inline="always")
+@_inlined
 def _rounded(v, correct, threshold, lo, hi, magic, inverse):  # pragma: no cover - compiled
     if correct and v <= threshold:
         v -= 1.0
@@ -205,7 +231,7 @@ def layer_norm(x, gamma, beta, eps_q, k, z_frac, out_shift, limit, out):  # prag
     return True
 
 
-@njit(inline="always")
+@_inlined
 def _bit_length(v):  # pragma: no cover - compiled
     length = 0
     while v > 0:
@@ -214,7 +240,7 @@ def _bit_length(v):  # pragma: no cover - compiled
     return length
 
 
-@njit(inline="always")
+@_inlined
 def _sqrt_round(v):  # pragma: no cover - compiled
     """nonlinear.roots.sqrt_round of one v > 0: Newton from 2**ceil(bitlen / 2) while it decreases (at most
     NEWTON_MAX_STEPS = 64 steps), then + [v - r * r > r]."""
