@@ -260,3 +260,12 @@ def test_softmax_leaves_values_past_16_bits_to_the_numpy_form():
 
     x = np.array([[np.iinfo(np.int64).max, -5, 3]])  # max - x wraps negative: outside the table
     assert not loops.softmax(x, exp_neg_table(8), 14, False, 32767, np.empty_like(x))
+
+
+def test_numba_is_loaded_by_the_first_loop_not_by_importing_vinfer():
+    """The CLI, the gateway and the SDK import the verifier without paying numba's ~150 MiB of LLVM."""
+    probe = ("import sys, verifier, sdk.cli, gateway.app\nassert 'numba' not in sys.modules\n"
+             "import numpy as np\nfrom verifier.kernels import loops\nloops.value_range(np.arange(3))\n"
+             "assert 'numba' in sys.modules\nprint('ok')")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
