@@ -64,6 +64,10 @@ for shifts, sign, relu in (((0, 20), -1, True), ((3, 0), 1, False), ((0, 0), -1,
     digest.update(repr(bool(fits)).encode() + (out.tobytes() if fits else b""))
     loops.multiply_requantize(a.reshape(10, 30) >> 22, b.reshape(300, 1)[:1], 9, 32767, out.reshape(10, 30))
     digest.update(out.tobytes())
+images, filters = edge(2 * 4 * 7 * 6, 32767).reshape(2, 4, 7, 6), edge(8 * 9, 32767).reshape(8, 3, 3)
+convolved = np.empty((2, 8, 4, 3), np.int64)
+loops.depthwise(images, filters, edge(8, 1 << 40), (2, 2), (1, 1), (1, 1), 20, -32767, 32767, True, convolved)
+digest.update(convolved.tobytes())
 print(digest.hexdigest())
 """
 

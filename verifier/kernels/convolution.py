@@ -2,7 +2,8 @@
 
 Fast paths, each an exact float computation under a proven bound (see exact_gemm.py):
   winograd   3x3 stride-1 convolutions with many channels and tiles (winograd.py), 2.25x fewer products;
-  depthwise  one input channel per group: per-channel products over stride-phase columns;
+  depthwise  one input channel per group: with its epilogue (1-D, 2-D), one compiled int64 loop
+             (loops.depthwise); otherwise per-channel products over stride-phase columns;
   im2col     everything else: columns gathered into a reused buffer (one compiled loop for 2-D at stride
              1 or small inputs, loops.im2col; else one vectorized copy per kernel offset), then one
              batched BLAS product per group.
@@ -64,6 +65,9 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
         weight = w if isinstance(w, Prepared) else w_values
         return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape, requantize)
     K, OC = int(np.prod(w_values.shape[1:])), w_values.shape[0]
+    if (path == "fast" and plan.algorithm == "depthwise" and requantize is not None and x.ndim in (3, 4)
+            and requantize.fits_int64(K * x_bound * w_bound)):
+        return _conv_depthwise_int64(x, w_values, requantize, *geometry)
     if path == "fast" and requantize is not None and requantize.fusable(K * x_bound * w_bound):
         if plan.path == "float64" and plan.algorithm == "depthwise":
             fused = requantize.doubled(w, (x.shape[1], OC // group, K))
@@ -225,6 +229,24 @@ def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, 
     acc = acc.reshape((N, C * multiplier, out_shape[0]) + tuple(phase_shape[1:]))
     acc = acc[(Ellipsis,) + tuple(slice(0, o) for o in out_shape[1:])]  # (the wrap-around columns cut off)
     return acc.astype(np.int64) if finish is None else finish(acc)
+
+
+def _conv_depthwise_int64(x, w, requantize, strides, pads, dilations, out_shape):
+    """A 1-D or 2-D depthwise convolution and its epilogue in one compiled int64 loop (loops.depthwise): no
+    columns, no float products; a 1-D one runs as 2-D with a unit height."""
+    one_dimensional = x.ndim == 3
+    if one_dimensional:
+        x, w = x[:, :, None, :], w[:, :, None, :]
+        strides, dilations, out_shape = (1,) + tuple(strides), (1,) + tuple(dilations), (1,) + tuple(out_shape)
+        pads = (0, pads[0], 0, pads[1])
+    OC = w.shape[0]
+    out = np.empty((x.shape[0], OC) + tuple(out_shape), dtype=np.int64)
+    bias = requantize.bias if requantize.bias is not None else np.zeros(OC, dtype=np.int64)
+    low, high = requantize.limits()
+    loops.depthwise(x, np.ascontiguousarray(w.reshape(OC, *w.shape[2:])), np.broadcast_to(bias, OC),
+                    tuple(strides), tuple(dilations), tuple(pads[:2]), requantize.shift, low, high,
+                    not requantize.relu, out)
+    return out[:, :, 0] if one_dimensional else out
 
 
 def _stride_phases(x, kernel, strides, pads, dilations, out_shape, dtype):

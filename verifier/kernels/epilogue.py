@@ -136,6 +136,15 @@ class Requantize:
     def fusable(self, acc_bound: int) -> bool:
         return bool(self._forms) and int(acc_bound) + self.bias_bound + 1 < FUSED_LIMIT
 
+    def fits_int64(self, acc_bound: int) -> bool:
+        """The integer form of the epilogue (an int64 accumulator and bias, rounded by shifting: loops.depthwise)
+        applies: a right shift of 1..62 and |acc| + |bias| + 2**61 below 2**63."""
+        return 0 < self.shift <= 62 and int(acc_bound) + self.bias_bound < fixedpoint.INT64_SAFE
+
+    def limits(self) -> tuple[int, int]:
+        """The saturation range of the result: [-qmax, qmax], or [0, qmax] with a fused Relu."""
+        return (0 if self.relu else -qmax(self.bits)), qmax(self.bits)
+
     def apply(self, acc: np.ndarray, channel_axis: int) -> np.ndarray:
         """The unfused epilogue on an int64 accumulator (in place), bias along `channel_axis`."""
         bias = None

@@ -278,3 +278,39 @@ def softmax(x, table, out_frac, masked, limit, out):  # pragma: no cover - compi
             y = (2 * (target[i] << out_frac) + total) // (2 * total)
             target[i] = min(max(y, -limit), limit)
     return True
+
+
+@_compiled
+def depthwise(x, w, bias, strides, dilations, pads, shift, low, high, correct, out):  # pragma: no cover
+    """A 2-D depthwise convolution (one input channel per group, `multiplier` outputs each) with its
+    epilogue, in int64: acc = sum over taps of w[o, i, j] * x[n, o // multiplier, h, w] (0 in the padding;
+    exact: 9 taps of 16-bit products are far below 2**63), then requantize(acc + bias[o], shift) as
+    (t + 2**(shift-1) - [t < 0]) >> shift (shift 1..62; the correction skipped when not `correct`: a fused
+    Relu, low = 0), clipped to [low, high]. x: (N, C, H, W); w: (C * multiplier, KH, KW); bias: (C * multiplier,);
+    out: (N, C * multiplier, OH, OW). No floats: the same integers as the int64 reference convolution."""
+    N, C, H, W = x.shape
+    O, KH, KW = w.shape
+    OH, OW = out.shape[2], out.shape[3]
+    multiplier = O // C
+    half = np.int64(1) << (shift - 1)
+    acc = np.empty(OW, dtype=np.int64)
+    for n in range(N):
+        for o in range(O):
+            plane = x[n, o // multiplier]
+            for oh in range(OH):
+                acc[:] = bias[o]
+                for i in range(KH):
+                    h = oh * strides[0] + i * dilations[0] - pads[0]
+                    if h < 0 or h >= H:
+                        continue
+                    line = plane[h]
+                    for j in range(KW):
+                        tap = w[o, i, j]
+                        left = j * dilations[1] - pads[1]
+                        for ow in range(OW):
+                            v = ow * strides[1] + left
+                            acc[ow] += tap * (line[v] if 0 <= v < W else 0)
+                target = out[n, o, oh]
+                for ow in range(OW):
+                    t = acc[ow]
+                    target[ow] = min(max((t + half - (correct and t < 0)) >> shift, low), high)
