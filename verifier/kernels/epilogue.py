@@ -138,7 +138,7 @@ class Requantize:
 
     def fits_int64(self, acc_bound: int) -> bool:
         """The integer form of the epilogue (an int64 accumulator and bias, rounded by shifting: loops.depthwise)
-        applies: a right shift of 1..62 and |acc| + |bias| + 2**61 below 2**63."""
+        applies: a right shift of 1..62 and |acc| + |bias| below 2**62, so adding the half cannot wrap."""
         return 0 < self.shift <= 62 and int(acc_bound) + self.bias_bound < fixedpoint.INT64_SAFE
 
     def limits(self) -> tuple[int, int]:
