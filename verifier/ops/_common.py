@@ -163,8 +163,8 @@ def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
     float32 = attrs.get("path") == "float32"
     depthwise = op == "Conv" and attrs.get("path_reason", "").startswith("depthwise")
     if depthwise and weight.ndim in (3, 4) and spec is not None and spec.fits_int64(bound):
-        return (f"one compiled int64 loop with the products: |acc| + |bias| <= {bound + spec.bias_bound} "
-                f"< 2**62 (1-D and 2-D)")
+        return (f"products and epilogue in one compiled int64 loop instead (1-D and 2-D): |acc| + |bias| <= "
+                f"{bound + spec.bias_bound} < 2**62")
     if float32 and op == "Conv" and not attrs.get("path_reason", "").startswith("im2col"):
         return unfused  # (a float32 depthwise product ends with the int64 passes)
     if attrs.get("path") not in ("float64", "float32") or spec is None or not spec.fusable(bound):
