@@ -180,7 +180,7 @@ def winograd_for_small_shapes(monkeypatch):
     """Take the Winograd path for the small shapes a test can afford to check against the reference
     (in production it only runs where it is faster: many channels and tiles)."""
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
-    monkeypatch.setattr(winograd, "MIN_TILES", 1)
+    monkeypatch.setattr(winograd, "TILES_PER_CHANNEL", 1 << 20)
 
 
 WINOGRAD_CASES = [

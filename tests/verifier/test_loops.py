@@ -68,6 +68,14 @@ images, filters = edge(2 * 4 * 7 * 6, 32767).reshape(2, 4, 7, 6), edge(8 * 9, 32
 convolved = np.empty((2, 8, 4, 3), np.int64)
 loops.depthwise(images, filters, edge(8, 1 << 40), (2, 2), (1, 1), (1, 1), 20, -32767, 32767, True, convolved)
 digest.update(convolved.tobytes())
+tiles = np.empty((4, 4, 2, 5, 3, 4))
+loops.winograd_input(images, 1, 1, 1, tiles)
+digest.update(tiles[:, :, :, :4].tobytes())
+convolved = np.empty((2, 3, 9, 7), np.int64)
+for fused in (True, False):
+    loops.winograd_output(4.0 * edge(4 * 4 * 2 * 3 * 5 * 4, 1 << 40).reshape(4, 4, 2, 3, 5, 4) + 2.0 * fused, fused,
+                          *Requantize(9, 16, False).rounding(), 0, convolved)
+    digest.update(convolved.tobytes())
 print(digest.hexdigest())
 """
 
@@ -88,12 +96,12 @@ def test_the_compiled_loops_give_the_bits_of_their_plain_python_bodies():
 
 def _numpy_finish(y, spec: Requantize, doubled: bool) -> np.ndarray:
     """The epilogue's numpy form before it was compiled: correct, clip, add magic, subtract its bits."""
-    threshold, limits, magic, _ = spec._forms[doubled]
+    correct, threshold, low, high, magic, _ = spec.rounding(doubled)
     magic_bits = int(np.array(magic).view(np.int64))
     y = np.array(y, dtype=np.float64)
-    if not spec.relu and threshold is not None:
+    if correct:
         y -= y <= threshold
-    np.clip(y, *limits, out=y)
+    np.clip(y, low, high, out=y)
     y += magic
     return y.view(np.int64) - magic_bits
 

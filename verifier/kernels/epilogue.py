@@ -191,17 +191,23 @@ class Requantize:
         -> the int64 activations, in `out` (any strides, y's shape) or a new array. `offset` (doubled=False
         only; float64, broadcast against y) is added to y in the same pass: a float32 y is then an exact
         product, widened there."""
-        threshold, limits, magic, unit = self._forms[doubled]
         if out is None:
             out = np.empty(y.shape, dtype=np.int64)
         offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), y.shape)
         target = _three_axes(out, writable=True)
         swapped = not target.flags.c_contiguous and target.transpose(1, 0, 2).flags.c_contiguous
-        # (from shift 52 on the threshold rounds, harmlessly: no |x| < 2**50 reaches -h there)
-        loops.finish(_three_axes(y), _three_axes(offset), not self.relu and threshold is not None,
-                     0.0 if threshold is None else threshold, *limits, magic, unit,
+        loops.finish(_three_axes(y), _three_axes(offset), *self.rounding(doubled),
                      target.transpose(1, 0, 2) if swapped else target, swapped)
         return out
+
+    def rounding(self, doubled: bool = True) -> tuple:
+        """The compiled loops' arguments for one form: (correct, threshold, low, high, magic, unit), where
+        `correct` says whether values at or below `threshold` are moved down by 1 (not with a fused Relu, nor
+        at shift 0 in the halved form). (From shift 52 on the threshold rounds, harmlessly: no |x| < 2**50
+        reaches -h there.)"""
+        threshold, (low, high), magic, unit = self._forms[doubled]
+        correct = not self.relu and threshold is not None
+        return correct, (threshold if correct else 0.0), low, high, magic, unit
 
     def finish_float(self, a: np.ndarray, b: np.ndarray, chunk: int, channel_shape) -> np.ndarray:
         """The activations of the exact float product a @ b (np.matmul broadcasting, bias along

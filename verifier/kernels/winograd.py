@@ -8,24 +8,25 @@ transform has halves in it; here it is doubled (G2 = 2G) so every transform is a
 
 B^T, G2 and A^T hold only 0, +-1, 2, so the transformed input and filter are exact integers with
 |B^T d B| <= 4 max|x| and |G2 g G2^T| <= 9 max|w|. The 16 products summed over the C input
-channels are one exact float GEMM each under plan_gemm(C, 4 |x|, 9 |w|); the output transform runs
-in int64, and the final division by 4 is exact (the sum is 4 times an integer), so the result is
-bit-identical to the direct convolution.
+channels are one exact float GEMM each under plan_gemm(C, 4 |x|, 9 |w|); the output transform's sums
+are exact too (in float64 below 2**53, else in int64), and the final division by 4 is exact (the sum is
+4 times an integer), so the result is bit-identical to the direct convolution. Both transforms run as
+compiled loops (loops.winograd_input, loops.winograd_output; the latter also finishes a fused epilogue).
 """
 
 import numpy as np
 
-from verifier.kernels import window
+from verifier.kernels import loops, window
 from verifier.kernels.exact_gemm import FLOAT64_EXACT, GemmPlan, Prepared, matmul_chunked, plan_gemm
 
 INPUT_GROWTH = 4  # max |B^T d B| / max |d|
 FILTER_GROWTH = 9  # max |G2 g G2^T| / max |g|
-# Below these channel counts the transforms cost more than the multiplications they save
-# (scripts/bench_kernels.py).
-MIN_CHANNELS = 64
+# Below this channel count the transforms cost as much as the multiplications they save; with fewer tiles
+# than C / TILES_PER_CHANNEL the product is bound by reading the filters, 16/9 larger than im2col's
+# (512 channels at 4x4 tiles: im2col 2.9 ms, Winograd 4.2; 256 channels there: 0.76 / 0.59).
+MIN_CHANNELS = 16
+TILES_PER_CHANNEL = 16
 BAND_BYTES = 1 << 21  # transformed input + products of one band of tile rows: about an L2 cache
-MIN_TILES = 64  # fewer tiles than this and the product is bound by reading the filters, 16/9 larger here
-# than im2col's (light_resnet50 / light_squeezenet at 7x7 tiles: im2col is 3% faster; scripts/bench_verifier.py)
 
 
 def applies(x_shape, w_shape, strides, pads, dilations, group) -> bool:
@@ -35,7 +36,7 @@ def applies(x_shape, w_shape, strides, pads, dilations, group) -> bool:
         return False
     tiles = -(-(x_shape[2] + pads[0] + pads[2] - 2) // 2) * -(-(x_shape[3] + pads[1] + pads[3] - 2) // 2)
     batch = x_shape[0] or 1  # a symbolic batch: judge by one image
-    return min(w_shape[0], w_shape[1]) >= MIN_CHANNELS and batch * tiles >= MIN_TILES
+    return min(w_shape[0], w_shape[1]) >= MIN_CHANNELS and batch * tiles * TILES_PER_CHANNEL >= w_shape[1]
 
 
 def plan(channels: int, x_bound: int, w_bound: int) -> GemmPlan:
@@ -53,19 +54,22 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> 
     N, C = x.shape[:2]
     OH, OW = out_shape
     TH, TW = -(-OH // 2), -(-OW // 2)
-    phases = _parity_phases(x, pads, TH, TW, dtype)
     fused = requantize is not None and _fusable(requantize, plan_, C, bounds)
     U = _fused_filter(w, requantize) if fused else _filter_transform(w, dtype)  # (4, 4, OC, C [+ 1])
     OC, depth = U.shape[2], U.shape[3]
     # The output transform adds 9 products' sums: exact in float64 while 9 * C * 36 |x| |w| < 2**53.
     out_bound = 9 * C * INPUT_GROWTH * FILTER_GROWTH * bounds[0] * bounds[1]
     transform_dtype = np.float64 if out_bound < FLOAT64_EXACT else np.int64
+    rounding = requantize.rounding() if fused else (False, 0.0, 0.0, 0.0, 0.0, 1.0)  # (unused unless fused)
     out = np.empty((N, OC, OH, OW), dtype=np.int64)
     band = max(1, BAND_BYTES // (16 * (C + OC) * N * TW * np.dtype(dtype).itemsize))
+    if U.nbytes > BAND_BYTES:  # every band reads all the filters: with filters past the cache, one band
+        band = TH
+    x = np.ascontiguousarray(x, dtype=np.int64)
     for top in range(0, TH, band):
         rows = min(band, TH - top)
         V = window.scratch("winograd_input", (4, 4, N, depth, rows, TW), dtype)
-        _input_transform(phases, top, rows, TW, V[:, :, :, :C])
+        loops.winograd_input(x, pads[0], pads[1], top, V)  # (its first C channels)
         if fused:
             V[:, :, :, C] = 1.0
         Ur, Vr = U.reshape(16, 1, OC, depth), V.reshape(16, N, depth, rows * TW)
@@ -73,16 +77,13 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> 
             M = np.matmul(Ur, Vr, out=window.scratch("winograd_product", (16, N, OC, rows * TW), dtype))
         else:
             M = matmul_chunked(Ur, Vr, C, plan_.chunk, b_k_axis=2)
-        M = M.astype(transform_dtype, copy=False)
-        Y = _output_transform(M.reshape(4, 4, N, OC, rows, TW))  # 4 times the result (fused: requantizable)
+        M = M.astype(transform_dtype, copy=False).reshape(4, 4, N, OC, rows, TW)
+        if transform_dtype == np.float64:  # one compiled pass: A^T m A, then finished (fused) or divided by 4
+            loops.winograd_output(M, fused, *rounding, top, out)
+            continue
+        Y = _output_transform(M)  # int64: 4 times the result
         height = min(2 * (top + rows), OH) - 2 * top
-        target = out[:, :, 2 * top:2 * top + height]
-        if fused:
-            requantize.finish(Y[:, :, :height, :OW], out=target)
-        elif transform_dtype == np.int64:
-            np.right_shift(Y[:, :, :height, :OW], 2, out=target)  # exact: every entry is a multiple of 4
-        else:  # exact: a power-of-two scaling of an integer multiple of 4
-            np.multiply(Y[:, :, :height, :OW], 0.25, out=target, casting="unsafe")
+        np.right_shift(Y[:, :, :height, :OW], 2, out=out[:, :, 2 * top:2 * top + height])  # exact: multiples of 4
     return out if requantize is None or fused else requantize.apply(out, 1)
 
 
@@ -112,50 +113,6 @@ def _fused_filter(w, requantize) -> np.ndarray:
         fused[1, 1, :, -1] = requantize.bias_column(U.shape[2])
         cache[key] = fused
     return cache[key]
-
-
-def _parity_phases(x, pads, TH, TW, dtype):
-    """The zero-padded input split into its four (row, column) parity phases (2, 2, N, C, TH+1, TW+1),
-    so that row / column k of every 4x4 tile is one contiguous slice: phase[k % 2][k // 2 : k // 2 + T]."""
-    N, C = x.shape[:2]
-    phases = window.scratch("winograd_phases", (2, 2, N, C, TH + 1, TW + 1), dtype)
-    phases.fill(0)
-    for pr in range(2):
-        for pc in range(2):
-            rows = _parity_slices(pr, pads[0], x.shape[2], TH + 1)
-            cols = _parity_slices(pc, pads[1], x.shape[3], TW + 1)
-            if rows and cols:
-                phases[pr, pc, :, :, rows[0], cols[0]] = x[:, :, rows[1], cols[1]]
-    return phases
-
-
-def _input_transform(phases, top, rows, TW, V):
-    """V[a, b] = (B^T d B)[a, b] for the 4x4 input tiles d of tile rows top .. top + rows."""
-    N, C = phases.shape[2:4]
-    mixed = window.scratch("winograd_rows", (4, 2, N, C, rows, TW + 1), V.dtype)
-    for pc in range(2):
-        d = [phases[k % 2, pc, :, :, top + k // 2:top + k // 2 + rows] for k in range(4)]
-        np.subtract(d[0], d[2], out=mixed[0, pc])
-        np.add(d[1], d[2], out=mixed[1, pc])
-        np.subtract(d[2], d[1], out=mixed[2, pc])
-        np.subtract(d[1], d[3], out=mixed[3, pc])
-    for a in range(4):
-        d = [mixed[a, k % 2, ..., k // 2:k // 2 + TW] for k in range(4)]
-        np.subtract(d[0], d[2], out=V[a, 0])
-        np.add(d[1], d[2], out=V[a, 1])
-        np.subtract(d[2], d[1], out=V[a, 2])
-        np.subtract(d[1], d[3], out=V[a, 3])
-
-
-def _parity_slices(parity, pad, size, length):
-    """(target, source) slices moving the input positions whose padded index is `parity` mod 2
-    into a phase of `length` entries; None when there are none."""
-    first = max(-(-(pad - parity) // 2), 0)
-    stop = min(-(-(size + pad - parity) // 2), length)
-    if stop <= first:
-        return None
-    start = first * 2 + parity - pad
-    return slice(first, stop), slice(start, start + 2 * (stop - first - 1) + 1, 2)
 
 
 _G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], dtype=np.int64)
