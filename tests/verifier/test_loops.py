@@ -68,6 +68,10 @@ images, filters = edge(2 * 4 * 7 * 6, 32767).reshape(2, 4, 7, 6), edge(8 * 9, 32
 convolved = np.empty((2, 8, 4, 3), np.int64)
 loops.depthwise(images, filters, edge(8, 1 << 40), (2, 2), (1, 1), (1, 1), 20, -32767, 32767, True, convolved)
 digest.update(convolved.tobytes())
+for stride in (1, 2, 3):
+    columns = np.full((2, 2 * 9 + 1, 2 * 4 * 3), 7.0)
+    loops.im2col(images, (3, 3), (stride, stride), (1, 2), (1, 1), (4, 3), columns)
+    digest.update(columns.tobytes())
 tiles = np.empty((4, 4, 2, 5, 3, 4))
 loops.winograd_input(images, 1, 1, 1, tiles)
 digest.update(tiles[:, :, :, :4].tobytes())

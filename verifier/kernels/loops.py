@@ -190,6 +190,10 @@ def im2col(x, kernel, strides, dilations, pads, out_shape, cols):  # pragma: no 
                                 for ow in range(OW):
                                     inside = 0 <= h < H and 0 <= ow + left < W
                                     cols[g, row, start + ow] = x[n, g * Cg + c, h, ow + left] if inside else 0
+                            elif strides[1] == 2:  # (a constant stride: interleaved loads)
+                                for ow in range(OW):
+                                    inside = 0 <= h < H and 0 <= 2 * ow + left < W
+                                    cols[g, row, start + ow] = x[n, g * Cg + c, h, 2 * ow + left] if inside else 0
                             else:
                                 for ow in range(OW):
                                     w = ow * strides[1] + left
