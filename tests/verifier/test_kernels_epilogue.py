@@ -103,17 +103,3 @@ def test_a_bias_folded_with_the_half_rounds_like_fixedpoint(shift, seed, relu, b
     expected = fixedpoint.requantize(acc + bias, shift, 0)
     expected = np.maximum(expected, 0) if relu else expected
     assert np.array_equal(requantize(acc.copy(), shift, 0, bias=bias, relu=relu), expected)
-
-
-@settings(max_examples=200, deadline=None)
-@given(shift=st.integers(1, 20), bits=st.sampled_from([8, 16]), top=st.integers(0, 1 << 20),
-       signed=st.booleans(), seed=st.integers(0, 2**32 - 1))
-def test_a_known_value_range_gives_the_same_bits(shift, bits, top, signed, seed):
-    """The narrowing of 8-bit products passes the operand's (min, max): non-negative operands skip the
-    sign correction, and the clip when the max cannot round past the limit."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-top if signed else 0, top + 1, (4, 33))
-    ties = (rng.integers(0, max(top >> shift, 1), x.shape) << shift) + (1 << (shift - 1))
-    x = np.where(rng.random(x.shape) < 0.3, np.minimum(ties, top), x).astype(np.int64)
-    expected = fixedpoint.requantize(x, shift, 0, bits)
-    assert np.array_equal(requantize(x, shift, 0, bits, value_range=(int(x.min()), int(x.max()))), expected)

@@ -23,16 +23,13 @@ BIAS_LIMIT = 1 << 61  # |bias| up to this takes the folded-half path (compiled b
 
 
 def requantize(acc: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BITS, *,
-               bias: np.ndarray | None = None, out: np.ndarray | None = None, relu: bool = False,
-               value_range: tuple[int, int] | None = None) -> np.ndarray:
+               bias: np.ndarray | None = None, out: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
     """saturate(round_shift(acc + bias, from_frac - to_frac), bits) as int64, bit-identical to
     verifier.fixedpoint.requantize. `bias` broadcasts against acc; `out` may be acc itself (an
     accumulator the caller no longer needs) to work in place. acc + bias must stay within the
     int64 accumulator range (|.| <= 2**62), as the kernels that produce acc guarantee.
     relu=True also applies max(., 0) (a fused Relu): the saturating clip starts at 0 instead of -qmax,
-    the same integers as np.maximum(requantize(...), 0) in no extra pass.
-    value_range: the known (min, max) of acc (no bias, no relu): with min >= 0 the rounding needs no sign
-    correction, and a max that cannot round past the limit needs no saturation - two passes, not five."""
+    the same integers as np.maximum(requantize(...), 0) in no extra pass."""
     acc = np.asarray(acc)
     if acc.dtype != np.int64:
         raise TypeError(f"requantize takes an int64 accumulator, got {acc.dtype}")
@@ -42,13 +39,6 @@ def requantize(acc: np.ndarray, from_frac: int, to_frac: int, bits: int = ACT_BI
     elif out.shape != acc.shape or out.dtype != np.int64:
         raise ValueError(f"requantize: out must be int64 of shape {acc.shape}")
     limit = qmax(bits)
-    if value_range is not None and bias is None and not relu and value_range[0] >= 0 and 0 < shift <= 62:
-        half = 1 << (shift - 1)
-        np.add(acc, np.int64(half), out=out)  # x >= 0: the rule is (x + h) >> s
-        out >>= shift
-        if (int(value_range[1]) + half) >> shift > limit:
-            np.minimum(out, limit, out=out)
-        return out
     if 0 < shift <= 62:
         bias = np.zeros((), dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
         if bias.size and int(np.max(np.abs(bias))) <= BIAS_LIMIT:
