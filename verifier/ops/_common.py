@@ -66,17 +66,11 @@ def prepared(array: np.ndarray):
     return _PREPARED[key]
 
 
-def activation_bound(x: np.ndarray) -> int:
-    """The bound a GEMM/conv plans and is costed with for a run-time operand: the 16-bit activation
-    range every fixed-point tensor lies in. A value outside it (only a hostile program's) is refused
-    with OutOfRangeError rather than silently taking a slower path than the cost charged for."""
-    checked_range(x)
-    return qmax(ACT_BITS)
-
-
 def checked_range(x: np.ndarray, value_range: tuple[int, int] | None = None) -> tuple[int, int]:
     """(min, max) of a run-time GEMM/conv operand ((0, 0) when empty; `value_range` when the caller took it
-    already), refused with OutOfRangeError beyond the 16-bit activation range (activation_bound)."""
+    already). A GEMM/conv plans and is costed with the 16-bit activation range every fixed-point tensor
+    lies in; a value outside it (only a hostile program's) is refused with OutOfRangeError rather than
+    silently taking a slower path than the cost charged for."""
     from verifier.errors import OutOfRangeError
     from verifier.kernels import loops
 
