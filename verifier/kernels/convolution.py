@@ -196,8 +196,7 @@ def _fused_product(a, b, requantize, chunk):
     (epilogue.float_product)."""
     if a.dtype == np.float32:
         return float_product(a, b, chunk), False
-    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-    return np.matmul(a, b, out=window.scratch("conv_product", shape, np.float64)), True
+    return np.matmul(a, b, out=exact_gemm.product_buffer(a, b, "conv_product")), True
 
 
 def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, out_shape, finish=None):

@@ -17,7 +17,7 @@ import numpy as np
 from verifier import fixedpoint
 from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import loops, window
-from verifier.kernels.exact_gemm import matmul_float_sum
+from verifier.kernels.exact_gemm import matmul_float_sum, product_buffer
 
 BIAS_LIMIT = 1 << 61  # |bias| up to this takes the folded-half path (compiled biases are <= 61 bits)
 
@@ -211,9 +211,8 @@ def float_product(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
     is (exact_gemm.plan_gemm): one product in the operands' type (scratch space, valid until the next call)
     when a single chunk covers K, else the chunks summed in float64 (a new array)."""
     if chunk >= a.shape[-1]:
-        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-        return np.matmul(a, b, out=window.scratch("fused_product", shape, a.dtype))
-    return matmul_float_sum(a, b, chunk, 0.0)
+        return np.matmul(a, b, out=product_buffer(a, b, "fused_product"))
+    return matmul_float_sum(a, b, chunk)
 
 
 def _three_axes(x: np.ndarray, writable: bool = False) -> np.ndarray:

@@ -188,13 +188,13 @@ def matmul_chunked(a_float, b_float, K: int, chunk: int, b_k_axis: int) -> np.nd
     """int64 result of the float product a @ b, summing K-chunks of length `chunk` in int64.
     The caller has proven every chunk's partial sums exact (plan_gemm)."""
     if chunk >= K:
-        product = np.matmul(a_float, b_float, out=_product_buffer(a_float, b_float, b_k_axis))
+        product = np.matmul(a_float, b_float, out=product_buffer(a_float, b_float))
         return product.astype(np.int64)
     total = None
     for start in range(0, K, chunk):
         stop = min(start + chunk, K)
         b_part = b_float[(slice(None),) * b_k_axis + (slice(start, stop),)]
-        part = np.matmul(a_float[..., start:stop], b_part, out=_product_buffer(a_float, b_float, b_k_axis))
+        part = np.matmul(a_float[..., start:stop], b_part, out=product_buffer(a_float, b_float))
         if total is None:
             total = part.astype(np.int64)
         else:
@@ -204,30 +204,28 @@ def matmul_chunked(a_float, b_float, K: int, chunk: int, b_k_axis: int) -> np.nd
     return total
 
 
-def matmul_float_sum(a_float, b_float, chunk: int, offset) -> np.ndarray:
-    """offset + a @ b as a new float64 array: the K-chunks of length `chunk` (a's last axis, b's second
-    to last) multiplied in the operands' float type and summed in float64, each widened in the pass that
-    adds it. Exact while the caller has proven every chunk's partial sums exact (plan_gemm) and the total
-    plus offset below 2**53."""
+def matmul_float_sum(a_float, b_float, chunk: int) -> np.ndarray:
+    """a @ b as a new float64 array: the K-chunks of length `chunk` (a's last axis, b's second to last)
+    multiplied in the operands' float type and summed in float64, each widened in the pass that adds it.
+    Exact while the caller has proven every chunk's partial sums exact (plan_gemm) and the total below 2**53."""
     K = a_float.shape[-1]
     total = None
     for start in range(0, max(K, 1), max(chunk, 1)):
         b_part = b_float[..., start:start + chunk, :]
-        part = np.matmul(a_float[..., start:start + chunk], b_part,
-                         out=_product_buffer(a_float, b_float, b_float.ndim - 2))
+        part = np.matmul(a_float[..., start:start + chunk], b_part, out=product_buffer(a_float, b_float))
         if total is None:
-            total = np.add(part, offset, dtype=np.float64)
+            total = part.astype(np.float64)
         else:
             total += part
     return total
 
 
-def _product_buffer(a_float, b_float, b_k_axis):
-    """Scratch space for one float product of a and b (np.matmul's output shape)."""
-    if a_float.ndim < 2 or b_float.ndim < 2:
+def product_buffer(a, b, name: str = "gemm_product"):
+    """The scratch buffer `name` shaped for np.matmul(a, b), in a's dtype (None for a 1-D operand)."""
+    if a.ndim < 2 or b.ndim < 2:
         return None
-    batch = np.broadcast_shapes(a_float.shape[:-2], b_float.shape[:-2])
-    return window.scratch("gemm_product", batch + (a_float.shape[-2], b_float.shape[-1]), a_float.dtype)
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return window.scratch(name, batch + (a.shape[-2], b.shape[-1]), a.dtype)
 
 
 def _forced_plan(path: str, K: int, product: int) -> GemmPlan:
