@@ -78,6 +78,25 @@ def _rounded(v, correct, threshold, lo, hi, magic, inverse):  # pragma: no cover
     return np.int64(((v + magic) - magic) * inverse)
 
 
+@_inlined
+def _requantized(t, rounding, low, high):  # pragma: no cover - compiled
+    """fixedpoint.requantize of one int64 t, clipped to [low, high]: with rounding = (shift, half, correct)
+    from _rounding, t rounded half away from zero by 2**shift as (t + half - [t < 0]) >> shift
+    (fixedpoint.round_shift's identity), the sign correction only when `correct`."""
+    shift, half, correct = rounding
+    return min(max((t + half - (correct and t < 0)) >> shift, low), high)
+
+
+@_inlined
+def _rounding(shift, correct):  # pragma: no cover - compiled
+    """_requantized's (shift, half, correct) for a shift of 0..62, taken once per loop: half = 2**(shift-1)
+    and the sign correction as asked (skipped for a fused Relu, where low = 0 clips whatever it changes); at
+    shift 0, t itself (half 0, no correction)."""
+    if shift == 0:
+        return shift, np.int64(0), False
+    return shift, np.int64(1) << (shift - 1), correct
+
+
 @_compiled
 def value_range(x):  # pragma: no cover - compiled
     """(min, max) of a flat int64 array in one pass (numpy's x.min() and x.max() make two);
@@ -92,36 +111,31 @@ def value_range(x):  # pragma: no cover - compiled
 
 @_compiled
 def narrow(x, shift, limit, out):  # pragma: no cover - compiled
-    """out = fixedpoint.requantize(x, shift, 0, bits) for shift in 0..62, limit = qmax(bits): x / 2**shift
-    rounded half away from zero as (x + 2**(shift-1) - [x < 0]) >> shift (fixedpoint.round_shift's
-    identity), clipped to +-limit; returns (min, max) of x, taken in the same pass. x, out: flat int64.
+    """out = fixedpoint.requantize(x, shift, 0, bits) for shift in 0..62, limit = qmax(bits) (_requantized);
+    returns (min, max) of x, taken in the same pass. x, out: flat int64.
     (Values whose rounding would wrap int64 give garbage here; callers refuse them by the range returned.)"""
     low, high = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    half = (np.int64(1) << (shift - 1)) if shift > 0 else np.int64(0)
+    rounding = _rounding(shift, True)
     for i in range(x.shape[0]):
         v = x[i]
         low = v if v < low else low
         high = v if v > high else high
-        r = (v + half - (v < 0 and shift > 0)) >> shift
-        out[i] = min(max(r, -limit), limit)
+        out[i] = _requantized(v, rounding, -limit, limit)
     return low, high
-
 
 
 @_compiled
 def sum_requantize(a, b, shift_a, shift_b, sign_a, sign_b, shift, low, high, correct, out):  # pragma: no cover
     """out = clip(round_shift(sign_a (a << shift_a) + sign_b (b << shift_b), shift), low, high) in one pass:
-    the int64 sum of ops/_binary.py (two's complement: a wrap wraps alike, in any order), rounded half away
-    from zero by 2**shift (0..62) as (t + 2**(shift-1) - [t < 0]) >> shift, the sign correction skipped when
-    not `correct` or at shift 0 (a fused Relu: low = 0 clips what it would change). a, out: int64 (R, M); b: (R or 1,
-    M or 1), broadcast; operand shifts 0..61, signs +-1. Returns False, out unfinished, when a shifted
+    the int64 sum of ops/_binary.py (two's complement: a wrap wraps alike, in any order), rounded by 2**shift
+    (0..62) and clipped by _requantized (without the sign correction when not `correct`: a fused Relu).
+    a, out: int64 (R, M); b: (R or 1, M or 1), broadcast; operand shifts 0..61, signs +-1. Returns False, out unfinished, when a shifted
     operand fails the reference's headroom check (|x| < INT64_SAFE >> shift): the caller then takes the
     reference path and its error."""
     safe = np.int64((1 << 62) - 1)  # fixedpoint.INT64_SAFE
     limit_a = (safe >> shift_a) - 1 if shift_a else np.iinfo(np.int64).max
     limit_b = (safe >> shift_b) - 1 if shift_b else np.iinfo(np.int64).max
-    half = (np.int64(1) << (shift - 1)) if shift > 0 else np.int64(0)
-    correct = correct and shift > 0  # (shift 0: the sum itself, saturated)
+    rounding = _rounding(shift, correct)
     fits = True
     rows, m = a.shape
     for r in range(rows):
@@ -129,23 +143,20 @@ def sum_requantize(a, b, shift_a, shift_b, sign_a, sign_b, shift, low, high, cor
         for i in range(m):
             x, y = row[i], others[i if b.shape[1] > 1 else 0]
             fits &= -limit_a <= x <= limit_a and -limit_b <= y <= limit_b
-            t = sign_a * (x << shift_a) + sign_b * (y << shift_b)
-            target[i] = min(max((t + half - (correct and t < 0)) >> shift, low), high)
+            target[i] = _requantized(sign_a * (x << shift_a) + sign_b * (y << shift_b), rounding, low, high)
     return fits
 
 
 @_compiled
 def multiply_requantize(a, b, shift, limit, out):  # pragma: no cover - compiled
     """out = clip(round_shift(a * b, shift), -limit, limit): ops/_binary.py's product (int64, wrapping alike)
-    rounded half away from zero by 2**shift (0..62), in one pass. a, out: int64 (R, M); b: (R or 1, M or 1)."""
-    half = (np.int64(1) << (shift - 1)) if shift > 0 else np.int64(0)
-    correct = shift > 0
+    rounded by 2**shift (0..62) and clipped by _requantized, in one pass. a, out: int64 (R, M); b: (R or 1, M or 1)."""
+    rounding = _rounding(shift, True)
     rows, m = a.shape
     for r in range(rows):
         row, others, target = a[r], b[r if b.shape[0] > 1 else 0], out[r]
         for i in range(m):
-            t = row[i] * others[i if b.shape[1] > 1 else 0]
-            target[i] = min(max((t + half - (correct and t < 0)) >> shift, -limit), limit)
+            target[i] = _requantized(row[i] * others[i if b.shape[1] > 1 else 0], rounding, -limit, limit)
 
 
 @_compiled
@@ -169,8 +180,8 @@ def im2col(x, kernel, strides, dilations, pads, out_shape, cols):  # pragma: no 
     """The columns of a 2-D convolution: cols[g, (c * KH + i) * KW + j, (n * OH + oh) * OW + ow] =
     x[n, g * Cg + c, oh * SH + i * DH - PH, ow * SW + j * DW - PW], 0 where that lies in the padding,
     converted to cols' float type (exact: the caller's bound proves it). x: int64 (N, C, H, W); cols:
-    (group, Cg * KH * KW + extra, N * OH * OW), its first Cg * KH * KW rows written. (numpy's per-tap
-    copies are faster on large inputs; this saves their per-call overhead on small ones.)"""
+    (group, Cg * KH * KW + extra, N * OH * OW), its first Cg * KH * KW rows written. Strides 1 and 2 read
+    with a constant stride, which the compiler vectorizes (convolution.SMALL_COLUMNS says when this loop runs)."""
     N, C, H, W = x.shape
     KH, KW = kernel
     OH, OW = out_shape
@@ -181,11 +192,11 @@ def im2col(x, kernel, strides, dilations, pads, out_shape, cols):  # pragma: no 
             for i in range(KH):
                 for j in range(KW):
                     row = (c * KH + i) * KW + j
+                    left = j * dilations[1] - pads[1]  # w = ow * SW + left
                     for n in range(N):
                         for oh in range(OH):
                             h = oh * strides[0] + i * dilations[0] - pads[0]
                             start = (n * OH + oh) * OW
-                            left = j * dilations[1] - pads[1]
                             if strides[1] == 1:  # (a unit-stride read the compiler can vectorize)
                                 for ow in range(OW):
                                     inside = 0 <= h < H and 0 <= ow + left < W
@@ -211,7 +222,7 @@ def layer_norm(x, gamma, beta, eps_q, k, z_frac, out_shift, limit, out):  # prag
     then takes the numpy form, which defines those too)."""
     rows, n = x.shape
     safe = np.int64((1 << 62) - 1)  # fixedpoint.INT64_SAFE
-    out_half = np.int64(1) << (out_shift - 1)
+    rounding = _rounding(out_shift, True)
     for r in range(rows):
         row, target = x[r], out[r]
         total, squares = np.int64(0), np.int64(0)
@@ -230,8 +241,7 @@ def layer_norm(x, gamma, beta, eps_q, k, z_frac, out_shift, limit, out):  # prag
             t = (n * row[i] - total) * inv
             magnitude = ((-t if t < 0 else t) + half) >> shift
             w = (-magnitude if t < 0 else magnitude) * gamma[i] + beta[i]
-            y = ((w + out_half) - (w < 0)) >> out_shift
-            target[i] = min(max(y, -limit), limit)
+            target[i] = _requantized(w, rounding, -limit, limit)
     return True
 
 
@@ -288,15 +298,14 @@ def softmax(x, table, out_frac, masked, limit, out):  # pragma: no cover - compi
 def depthwise(x, w, bias, strides, dilations, pads, shift, low, high, correct, out):  # pragma: no cover
     """A 2-D depthwise convolution (one input channel per group, `multiplier` outputs each) with its
     epilogue, in int64: acc = sum over taps of w[o, i, j] * x[n, o // multiplier, h, w] (0 in the padding;
-    exact: 9 taps of 16-bit products are far below 2**63), then requantize(acc + bias[o], shift) as
-    (t + 2**(shift-1) - [t < 0]) >> shift (shift 1..62; the correction skipped when not `correct`: a fused
-    Relu, low = 0), clipped to [low, high]. x: (N, C, H, W); w: (C * multiplier, KH, KW); bias: (C * multiplier,);
+    exact while |acc| + |bias| < 2**62: Requantize.fits_int64), then _requantized(acc + bias[o], shift) into
+    [low, high] (shift 1..62; the correction skipped when not `correct`: a fused Relu, low = 0). x: (N, C, H, W); w: (C * multiplier, KH, KW); bias: (C * multiplier,);
     out: (N, C * multiplier, OH, OW). No floats: the same integers as the int64 reference convolution."""
     N, C, H, W = x.shape
     O, KH, KW = w.shape
     OH, OW = out.shape[2], out.shape[3]
     multiplier = O // C
-    half = np.int64(1) << (shift - 1)
+    rounding = _rounding(shift, correct)
     acc = np.empty(OW, dtype=np.int64)
     for n in range(N):
         for o in range(O):
@@ -316,8 +325,7 @@ def depthwise(x, w, bias, strides, dilations, pads, shift, low, high, correct, o
                             acc[ow] += tap * (line[v] if 0 <= v < W else 0)
                 target = out[n, o, oh]
                 for ow in range(OW):
-                    t = acc[ow]
-                    target[ow] = min(max((t + half - (correct and t < 0)) >> shift, low), high)
+                    target[ow] = _requantized(acc[ow], rounding, low, high)
 
 
 @_compiled
