@@ -80,6 +80,9 @@ for fused in (True, False):
     loops.winograd_output(4.0 * edge(4 * 4 * 2 * 3 * 5 * 4, 1 << 40).reshape(4, 4, 2, 3, 5, 4) + 2.0 * fused, fused,
                           *Requantize(9, 16, False).rounding(), 0, convolved)
     digest.update(convolved.tobytes())
+loops.winograd_output(4 * edge(4 * 4 * 2 * 3 * 5 * 4, 1 << 56).reshape(4, 4, 2, 3, 5, 4), False,
+                      *Requantize(9, 16, False).rounding(), 0, convolved)  # the int64 transform
+digest.update(convolved.tobytes())
 print(digest.hexdigest())
 """
 

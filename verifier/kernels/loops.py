@@ -364,10 +364,10 @@ def winograd_input(x, pad_top, pad_left, top, V):  # pragma: no cover - compiled
 @_compiled
 def winograd_output(M, fused, correct, threshold, lo, hi, magic, unit, top, out):  # pragma: no cover
     """Winograd F(2x2, 3x3)'s output transform, A^T m A per tile with A^T = [[1, 1, 1, 0], [0, 1, -1, -1]],
-    in float64 (sums of exact values below 2**53: exact in any order), written to out[n, o, 2 (top + r) + i,
-    2 t + j] within out's bounds: rounded by the epilogue (finish's doubled form) when `fused`, else divided
-    by 4 (exact: A^T m A is 4 times the convolution). M: float64 (4, 4, N, OC, rows, TW); out: int64
-    (N, OC, OH, OW)."""
+    in M's type (float64 sums of exact values below 2**53, or int64: exact in any order), written to
+    out[n, o, 2 (top + r) + i, 2 t + j] within out's bounds: rounded by the epilogue (finish's doubled form,
+    float64 only) when `fused`, else divided by 4 (exact: A^T m A is 4 times the convolution). M: float64 or
+    int64 (4, 4, N, OC, rows, TW); out: int64 (N, OC, OH, OW)."""
     N, OC, rows, TW = M.shape[2], M.shape[3], M.shape[4], M.shape[5]
     OH, OW = out.shape[2], out.shape[3]
     inverse = 1.0 / unit
@@ -391,8 +391,8 @@ def winograd_output(M, fused, correct, threshold, lo, hi, magic, unit, top, out)
                         for j in range(2):
                             if 2 * t + j < OW:
                                 y = _transform_row(s0, s1, s2, s3, j)
-                                target[2 * t + j] = (_rounded(y, correct, threshold, lo, hi, magic, inverse) if fused
-                                                     else np.int64(y * 0.25))
+                                target[2 * t + j] = (_rounded(np.float64(y), correct, threshold, lo, hi, magic, inverse)
+                                                     if fused else np.int64(y) >> 2)
 
 
 @_inlined

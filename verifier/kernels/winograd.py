@@ -78,12 +78,7 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> 
         else:
             M = matmul_chunked(Ur, Vr, C, plan_.chunk, b_k_axis=2)
         M = M.astype(transform_dtype, copy=False).reshape(4, 4, N, OC, rows, TW)
-        if transform_dtype == np.float64:  # one compiled pass: A^T m A, then finished (fused) or divided by 4
-            loops.winograd_output(M, fused, *rounding, top, out)
-            continue
-        Y = _output_transform(M)  # int64: 4 times the result
-        height = min(2 * (top + rows), OH) - 2 * top
-        np.right_shift(Y[:, :, :height, :OW], 2, out=out[:, :, 2 * top:2 * top + height])  # exact: multiples of 4
+        loops.winograd_output(M, fused, *rounding, top, out)  # A^T m A, then finished (fused) or divided by 4
     return out if requantize is None or fused else requantize.apply(out, 1)
 
 
@@ -128,19 +123,3 @@ def _filter_transform(w, dtype) -> np.ndarray:
         return cached
     transformed = np.einsum("ai,ocij,bj->aboc", _G2, w, _G2)  # int64, exact
     return np.ascontiguousarray(transformed.astype(dtype))
-
-
-def _output_transform(M: np.ndarray) -> np.ndarray:
-    """A^T m A for every tile: (4, 4, N, OC, TH, TW) -> (N, OC, 2 TH, 2 TW), in M's dtype."""
-    N, OC, TH, TW = M.shape[2:]
-    s0 = window.scratch("winograd_s0", M.shape[1:], M.dtype)  # (4, N, OC, TH, TW): row 0 of A^T m
-    s1 = window.scratch("winograd_s1", M.shape[1:], M.dtype)
-    np.add(M[0], M[1], out=s0)
-    s0 += M[2]
-    np.subtract(M[1], M[2], out=s1)
-    s1 -= M[3]
-    Y = np.empty((N, OC, TH, 2, TW, 2), dtype=M.dtype)
-    for row, s in enumerate((s0, s1)):
-        Y[:, :, :, row, :, 0] = s[0] + s[1] + s[2]
-        Y[:, :, :, row, :, 1] = s[1] - s[2] - s[3]
-    return Y.reshape(N, OC, 2 * TH, 2 * TW)
