@@ -4,6 +4,8 @@
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from verifier.kernels import avg_pool_sum, max_pool
@@ -35,13 +37,14 @@ GEOMETRIES = [
 ]
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("x_shape,kernel,strides,pads,dilations,ceil_mode", GEOMETRIES)
-def test_max_pool_matches_onnxruntime(x_shape, kernel, strides, pads, dilations, ceil_mode):
+def test_max_pool_matches_onnxruntime(x_shape, kernel, strides, pads, dilations, ceil_mode, compiled):
     rng = np.random.default_rng(sum(x_shape))
     x = rng.integers(-32767, 32768, x_shape)
     expected = onnxruntime_pool("MaxPool", x, kernel_shape=list(kernel), strides=list(strides), pads=list(pads),
                                 dilations=list(dilations), ceil_mode=int(ceil_mode))
-    got = max_pool(x, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode)
+    got = max_pool(x, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode, compiled=compiled)
     assert got.dtype == np.int64
     assert np.array_equal(got, expected.astype(np.int64))
 
@@ -88,9 +91,37 @@ def test_avg_pool_includes_explicit_pads_when_asked():
     assert np.all(counts == 9)
 
 
-def test_window_entirely_in_padding_is_rejected():
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_compiled_max_pool_equals_the_numpy_passes(data):
+    """loops.max_pool against the separable numpy passes over the padded input, on 1-D and 2-D geometries with
+    any kernel, stride, dilation, padding and ceil_mode, values at the int64 edges, and strided inputs."""
+    rank = data.draw(st.sampled_from([1, 2]))
+    kernel = data.draw(st.tuples(*[st.integers(1, 4)] * rank))
+    strides = data.draw(st.tuples(*[st.integers(1, 3)] * rank))
+    dilations = data.draw(st.tuples(*[st.integers(1, 2)] * rank))
+    pads = data.draw(st.tuples(*[st.integers(0, 2)] * (2 * rank)))
+    pads = tuple(min(p, (k - 1) * d) for p, k, d in zip(pads, kernel * 2, dilations * 2))  # no empty window
+    spatial = tuple(data.draw(st.integers((k - 1) * d + 1, 12)) for k, d in zip(kernel, dilations))
+    shape = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4))) + spatial
+    values = data.draw(st.sampled_from([(-32767, 32767), (np.iinfo(np.int64).min, np.iinfo(np.int64).max)]))
+    x = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).integers(*values, shape, endpoint=True)
+    if data.draw(st.booleans()):
+        x = np.swapaxes(np.swapaxes(x, 0, 1).copy(), 0, 1)  # not C-contiguous
+    geometry = dict(strides=strides, pads=pads, dilations=dilations, ceil_mode=data.draw(st.booleans()))
+    compiled = max_pool(x, kernel, **geometry)
+    assert np.array_equal(compiled, max_pool(x, kernel, compiled=False, **geometry))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("x_shape,kernel,pads,dilations", [
+    ((1, 1, 2, 2), (2, 2), (2, 2, 0, 0), (1, 1)),
+    ((1, 1, 3, 2), (1, 2), (0, 2, 0, 2), (1, 4)),  # the window's two taps straddle the input's two columns
+    ((1, 1, 4), (2,), (3, 0), (1,)),  # 1-D
+])
+def test_window_entirely_in_padding_is_rejected(x_shape, kernel, pads, dilations, compiled):
     with pytest.raises(ValueError, match="padding"):
-        max_pool(np.zeros((1, 1, 2, 2), dtype=np.int64), (2, 2), pads=(2, 2, 0, 0))
+        max_pool(np.zeros(x_shape, dtype=np.int64), kernel, pads=pads, dilations=dilations, compiled=compiled)
 
 
 def test_kernel_rank_must_match_input():

@@ -1,4 +1,4 @@
-"""The compiled loops (verifier/kernels/loops.py) compute the bits of the numpy forms they replace, and
+"""The compiled loops (verifier/kernels/loops/) compute the bits of the numpy forms they replace, and
 LLVM changes none of them: each loop, run by numba's compiler and run as plain Python (NUMBA_DISABLE_JIT=1,
 a fresh process), gives the same digest on edge inputs."""
 
@@ -83,6 +83,11 @@ for fused in (True, False):
 loops.winograd_output(4 * edge(4 * 4 * 2 * 3 * 5 * 4, 1 << 56).reshape(4, 4, 2, 3, 5, 4), False,
                       *Requantize(9, 16, False).rounding(), 0, convolved)  # the int64 transform
 digest.update(convolved.tobytes())
+from verifier.kernels.pooling import max_pool
+images[0, 0, 0, :3] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1]
+for kernel, strides, pads, dilations in (((2, 2), (2, 2), (0, 0, 0, 0), (1, 1)), ((3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+                                         ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), ((2, 3), (3, 1), (1, 0, 0, 2), (2, 2))):
+    digest.update(max_pool(images, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=True).tobytes())
 print(digest.hexdigest())
 """
 

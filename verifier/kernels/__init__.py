@@ -1,7 +1,7 @@
 """Exact integer kernels of the verifier: GEMM, convolution, pooling and the requantize epilogue.
 
 Each has a fast path (float BLAS on integers under a proven exactness bound, im2col, vectorized
-window loops, and compiled loops for the passes around them: loops.py) and a reference path (plain int64),
+window loops, and compiled loops for the passes around them: loops/) and a reference path (plain int64),
 and the two agree bit for bit; see exact_gemm.py for the argument and tests/verifier/test_kernels*.py and
 test_loops.py for the evidence.
 """

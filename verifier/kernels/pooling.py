@@ -1,29 +1,63 @@
 """Integer pooling with ONNX MaxPool / AveragePool semantics (kernel, strides, pads, dilations,
 ceil_mode), separable: max and sum are taken along one spatial axis at a time, each a few vectorized
-passes over strided views.
+passes over strided views; 1-D and 2-D max pools run as one compiled loop (loops.max_pool), the same
+maxima of the same values.
 
 avg_pool_sum returns the window sums and the divisor of each output position; the caller divides
 with the fixed-point rounding rule (verifier.fixedpoint.rounding_divide), so the only rounding
 stays in one place.
 """
 
+import functools
+
 import numpy as np
 
-from verifier.kernels import window
+from verifier.kernels import loops, window
 from verifier.kernels.exact_gemm import _as_int64
 
 _EMPTY = np.iinfo(np.int64).min  # the padding of a max pool: below every value
 
 
-def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False) -> np.ndarray:
-    """Max over each window of x (N, C, *spatial); padding never wins. int64 (N, C, *out)."""
+def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False,
+             compiled: bool = True) -> np.ndarray:
+    """Max over each window of x (N, C, *spatial); padding never wins. int64 (N, C, *out). 1-D and 2-D
+    pools run in one compiled loop (loops.max_pool) unless `compiled` is False; others, and those, as
+    separable numpy passes over the padded input. A window entirely in the padding is an error."""
     x = _as_int64(x)
     kernel, strides, pads, dilations, out_shape = _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
+    rank = x.ndim - 2
+    for axis in range(rank):
+        if _empty_window(x.shape[2 + axis], kernel[axis], strides[axis], pads[axis], dilations[axis], out_shape[axis]):
+            raise ValueError(f"max_pool: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
+    if compiled and rank in (1, 2) and x.size:
+        return _max_pool_compiled(x, kernel, strides, pads, dilations, out_shape)
     xp = _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, _EMPTY)
-    out = _separable(xp, kernel, strides, dilations, out_shape, np.maximum)
-    if out.size and (out == _EMPTY).any():
-        raise ValueError(f"max_pool: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
-    return out
+    return _separable(xp, kernel, strides, dilations, out_shape, np.maximum)
+
+
+def _max_pool_compiled(x, kernel, strides, pads, dilations, out_shape):
+    """loops.max_pool; a 1-D pool runs as 2-D with a unit height."""
+    one_dimensional = x.ndim == 3
+    if one_dimensional:
+        x = x[:, :, None]
+        kernel, strides, dilations = (1,) + kernel, (1,) + tuple(strides), (1,) + tuple(dilations)
+        pads, out_shape = (0, pads[0], 0, pads[1]), (1,) + tuple(out_shape)
+    H, W = x.shape[2:]
+    reach = (out_shape[1] - 1) * strides[1] + dilations[1] * (kernel[1] - 1) + 1  # padded columns read
+    row = np.full(max(reach, pads[1] + W), _EMPTY, dtype=np.int64)
+    out = np.empty(x.shape[:2] + tuple(out_shape), dtype=np.int64)
+    loops.max_pool(np.ascontiguousarray(x).reshape(-1), H, W, tuple(kernel), tuple(strides), tuple(dilations),
+                   tuple(pads[:2]), tuple(out_shape), row, out.reshape(-1))
+    return out[:, :, 0] if one_dimensional else out
+
+
+@functools.lru_cache(maxsize=256)
+def _empty_window(size, kernel, stride, pad, dilation, out_size) -> bool:
+    """Whether some output's window along one axis reads no input position (only padding)."""
+    for o in range(out_size):
+        if not any(0 <= o * stride - pad + j * dilation < size for j in range(kernel)):
+            return True
+    return False
 
 
 def avg_pool_sum(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False,

@@ -1,0 +1,202 @@
+"""Compiled loops over windows: 2-D im2col, depthwise convolution with its epilogue, Winograd F(2x2, 3x3)'s
+input and output transforms, and 2-D max pooling (the package docstring says why their bits are those of the
+numpy forms)."""
+
+import numpy as np
+
+from verifier.kernels.loops._compile import compiled, inlined
+from verifier.kernels.loops.rows import _requantized, _rounded, _rounding  # noqa: F401 (inlined when compiled)
+
+
+@compiled
+def im2col(x, kernel, strides, dilations, pads, out_shape, cols):  # pragma: no cover - compiled
+    """The columns of a 2-D convolution: cols[g, (c * KH + i) * KW + j, (n * OH + oh) * OW + ow] =
+    x[n, g * Cg + c, oh * SH + i * DH - PH, ow * SW + j * DW - PW], 0 where that lies in the padding,
+    converted to cols' float type (exact: the caller's bound proves it). x: int64 (N, C, H, W); cols:
+    (group, Cg * KH * KW + extra, N * OH * OW), its first Cg * KH * KW rows written. Strides 1 and 2 read
+    with a constant stride, which the compiler vectorizes (convolution.SMALL_COLUMNS says when this loop runs)."""
+    N, C, H, W = x.shape
+    KH, KW = kernel
+    OH, OW = out_shape
+    group = cols.shape[0]
+    Cg = C // group
+    for g in range(group):
+        for c in range(Cg):
+            for i in range(KH):
+                for j in range(KW):
+                    row = (c * KH + i) * KW + j
+                    left = j * dilations[1] - pads[1]  # w = ow * SW + left
+                    for n in range(N):
+                        for oh in range(OH):
+                            h = oh * strides[0] + i * dilations[0] - pads[0]
+                            start = (n * OH + oh) * OW
+                            if strides[1] == 1:  # (a unit-stride read the compiler can vectorize)
+                                for ow in range(OW):
+                                    inside = 0 <= h < H and 0 <= ow + left < W
+                                    cols[g, row, start + ow] = x[n, g * Cg + c, h, ow + left] if inside else 0
+                            elif strides[1] == 2:  # (a constant stride: interleaved loads)
+                                for ow in range(OW):
+                                    inside = 0 <= h < H and 0 <= 2 * ow + left < W
+                                    cols[g, row, start + ow] = x[n, g * Cg + c, h, 2 * ow + left] if inside else 0
+                            else:
+                                for ow in range(OW):
+                                    w = ow * strides[1] + left
+                                    inside = 0 <= h < H and 0 <= w < W
+                                    cols[g, row, start + ow] = x[n, g * Cg + c, h, w] if inside else 0
+
+
+@compiled
+def depthwise(x, w, bias, strides, dilations, pads, shift, low, high, correct, out):  # pragma: no cover
+    """A 2-D depthwise convolution (one input channel per group, `multiplier` outputs each) with its
+    epilogue, in int64: acc = sum over taps of w[o, i, j] * x[n, o // multiplier, h, w] (0 in the padding;
+    exact while |acc| + |bias| < 2**62: Requantize.fits_int64), then _requantized(acc + bias[o], shift) into
+    [low, high] (shift 1..62; the correction skipped when not `correct`: a fused Relu, low = 0). x: (N, C, H, W); w: (C * multiplier, KH, KW); bias: (C * multiplier,);
+    out: (N, C * multiplier, OH, OW). No floats: the same integers as the int64 reference convolution."""
+    N, C, H, W = x.shape
+    O, KH, KW = w.shape
+    OH, OW = out.shape[2], out.shape[3]
+    multiplier = O // C
+    rounding = _rounding(shift, correct)
+    acc = np.empty(OW, dtype=np.int64)
+    for n in range(N):
+        for o in range(O):
+            plane = x[n, o // multiplier]
+            for oh in range(OH):
+                acc[:] = bias[o]
+                for i in range(KH):
+                    h = oh * strides[0] + i * dilations[0] - pads[0]
+                    if h < 0 or h >= H:
+                        continue
+                    line = plane[h]
+                    for j in range(KW):
+                        tap = w[o, i, j]
+                        left = j * dilations[1] - pads[1]
+                        for ow in range(OW):
+                            v = ow * strides[1] + left
+                            acc[ow] += tap * (line[v] if 0 <= v < W else 0)
+                target = out[n, o, oh]
+                for ow in range(OW):
+                    target[ow] = _requantized(acc[ow], rounding, low, high)
+
+
+@compiled
+def winograd_input(x, pad_top, pad_left, top, V):  # pragma: no cover - compiled
+    """Winograd F(2x2, 3x3)'s input transform, V[a, b, n, c, r, t] = (B^T d B)[a, b] for the 4x4 tile d of
+    x at padded rows 2 (top + r) .. + 3 and columns 2 t .. + 3 (0 outside x), with B^T = [[1, 0, -1, 0],
+    [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]: integer sums of at most 4 values, exact in V's float type.
+    x: int64 (N, C, H, W); V: (4, 4, N, depth, rows, TW), its first C channels written."""
+    N, C, H, W = x.shape
+    rows, TW = V.shape[4], V.shape[5]
+    e = np.zeros((4, 4, TW), dtype=np.int64)  # d B for the tile row's 4 input rows, every tile
+    for n in range(N):
+        for c in range(C):
+            plane = x[n, c]
+            for r in range(rows):
+                for i in range(4):
+                    h = 2 * (top + r) + i - pad_top
+                    inside = 0 <= h < H
+                    line = plane[h if inside else 0]
+                    for t in range(TW):
+                        w = 2 * t - pad_left
+                        d0 = line[w] if inside and 0 <= w < W else 0
+                        d1 = line[w + 1] if inside and 0 <= w + 1 < W else 0
+                        d2 = line[w + 2] if inside and 0 <= w + 2 < W else 0
+                        d3 = line[w + 3] if inside and 0 <= w + 3 < W else 0
+                        e[i, 0, t], e[i, 1, t], e[i, 2, t], e[i, 3, t] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                for b in range(4):
+                    for t in range(TW):
+                        e0, e1, e2, e3 = e[0, b, t], e[1, b, t], e[2, b, t], e[3, b, t]
+                        V[0, b, n, c, r, t] = e0 - e2
+                        V[1, b, n, c, r, t] = e1 + e2
+                        V[2, b, n, c, r, t] = e2 - e1
+                        V[3, b, n, c, r, t] = e1 - e3
+
+
+@compiled
+def winograd_output(M, fused, correct, threshold, lo, hi, magic, unit, top, out):  # pragma: no cover
+    """Winograd F(2x2, 3x3)'s output transform, A^T m A per tile with A^T = [[1, 1, 1, 0], [0, 1, -1, -1]],
+    in M's type (float64 sums of exact values below 2**53, or int64: exact in any order), written to
+    out[n, o, 2 (top + r) + i, 2 t + j] within out's bounds: rounded by the epilogue (finish's doubled form,
+    float64 only) when `fused`, else divided by 4 (exact: A^T m A is 4 times the convolution). M: float64 or
+    int64 (4, 4, N, OC, rows, TW); out: int64 (N, OC, OH, OW)."""
+    N, OC, rows, TW = M.shape[2], M.shape[3], M.shape[4], M.shape[5]
+    OH, OW = out.shape[2], out.shape[3]
+    inverse = 1.0 / unit
+    for n in range(N):
+        for o in range(OC):
+            for r in range(rows):
+                for i in range(2):
+                    row = 2 * (top + r) + i
+                    if row >= OH:
+                        continue
+                    target = out[n, o, row]
+                    for t in range(TW):
+                        s0 = _transform_row(M[0, 0, n, o, r, t], M[1, 0, n, o, r, t], M[2, 0, n, o, r, t],
+                                            M[3, 0, n, o, r, t], i)
+                        s1 = _transform_row(M[0, 1, n, o, r, t], M[1, 1, n, o, r, t], M[2, 1, n, o, r, t],
+                                            M[3, 1, n, o, r, t], i)
+                        s2 = _transform_row(M[0, 2, n, o, r, t], M[1, 2, n, o, r, t], M[2, 2, n, o, r, t],
+                                            M[3, 2, n, o, r, t], i)
+                        s3 = _transform_row(M[0, 3, n, o, r, t], M[1, 3, n, o, r, t], M[2, 3, n, o, r, t],
+                                            M[3, 3, n, o, r, t], i)
+                        for j in range(2):
+                            if 2 * t + j < OW:
+                                y = _transform_row(s0, s1, s2, s3, j)
+                                target[2 * t + j] = (_rounded(np.float64(y), correct, threshold, lo, hi, magic, inverse)
+                                                     if fused else np.int64(y) >> 2)
+
+
+@inlined
+def _transform_row(m0, m1, m2, m3, i):  # pragma: no cover - compiled
+    """Row i of A^T applied to (m0, m1, m2, m3): m0 + m1 + m2, or m1 - m2 - m3."""
+    return m0 + m1 + m2 if i == 0 else m1 - m2 - m3
+
+
+@compiled
+def max_pool(x, H, W, kernel, strides, dilations, pads, out_shape, row, out):  # pragma: no cover - compiled
+    """A 2-D max pool whose every window holds an input position (pooling.max_pool checks it): the max over the
+    window's taps inside x, which is what a max over the padded input gives, since padding never wins. Per output
+    row, the rows of its window are reduced into `row` (a contiguous pass), then each output takes the max of
+    its columns there. x: flat int64, planes of (H, W); row: int64 of pads[1] + W + the columns windows reach
+    past the end, its padding columns set to INT64_MIN; out: flat int64, planes of out_shape.
+    Indices are unsigned (_at): numba wraps negative indices around otherwise, which keeps LLVM from
+    vectorizing the passes (about 3x slower)."""
+    KH, KW = kernel
+    SH, SW = strides
+    DH, DW = dilations
+    OH, OW = out_shape
+    left = pads[1]
+    for p in range(x.shape[0] // (H * W)):
+        for oh in range(OH):
+            top = oh * SH - pads[0]
+            first = True
+            for i in range(KH):
+                h = top + i * DH
+                if 0 <= h < H:
+                    line = (p * H + h) * W
+                    if first:
+                        for w in range(W):
+                            row[_at(left + w)] = x[_at(line + w)]
+                        first = False
+                    else:
+                        for w in range(W):
+                            row[_at(left + w)] = max(row[_at(left + w)], x[_at(line + w)])
+            start = (p * OH + oh) * OW
+            if DW == 1 and KW == 2 and SW == 2:  # (constant offsets: the compiler vectorizes these)
+                for ow in range(OW):
+                    out[_at(start + ow)] = max(row[_at(2 * ow)], row[_at(2 * ow + 1)])
+            elif DW == 1 and KW == 3 and SW == 2:
+                for ow in range(OW):
+                    out[_at(start + ow)] = max(max(row[_at(2 * ow)], row[_at(2 * ow + 1)]), row[_at(2 * ow + 2)])
+            elif DW == 1 and KW == 3 and SW == 1:
+                for ow in range(OW):
+                    out[_at(start + ow)] = max(max(row[_at(ow)], row[_at(ow + 1)]), row[_at(ow + 2)])
+            else:
+                for ow in range(OW):
+                    out[_at(start + ow)] = row[_at(SW * ow)]
+                for j in range(1, KW):
+                    for ow in range(OW):
+                        out[_at(start + ow)] = max(out[_at(start + ow)], row[_at(SW * ow + j * DW)])
+
+
+_at = np.uint64  # an unsigned index: numba then skips the wrap-around of negative ones
