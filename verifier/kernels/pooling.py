@@ -43,8 +43,7 @@ def _max_pool_compiled(x, kernel, strides, pads, dilations, out_shape):
         kernel, strides, dilations = (1,) + kernel, (1,) + tuple(strides), (1,) + tuple(dilations)
         pads, out_shape = (0, pads[0], 0, pads[1]), (1,) + tuple(out_shape)
     H, W = x.shape[2:]
-    reach = (out_shape[1] - 1) * strides[1] + dilations[1] * (kernel[1] - 1) + 1  # padded columns read
-    row = np.full(max(reach, pads[1] + W), _EMPTY, dtype=np.int64)
+    row = np.full(max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W), _EMPTY, dtype=np.int64)
     out = np.empty(x.shape[:2] + tuple(out_shape), dtype=np.int64)
     loops.max_pool(np.ascontiguousarray(x).reshape(-1), H, W, tuple(kernel), tuple(strides), tuple(dilations),
                    tuple(pads[:2]), tuple(out_shape), row, out.reshape(-1))
@@ -121,6 +120,10 @@ def _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, fill):
     rank = x.ndim - 2
     ends = []
     for i, size in enumerate(x.shape[2:]):
-        reach = (out_shape[i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1
-        ends.append(max(reach - size - pads[i], 0))
+        ends.append(max(_reach(kernel, strides, dilations, out_shape, i) - size - pads[i], 0))
     return window.padded(x, pads[:rank], ends, fill, np.int64)
+
+
+def _reach(kernel, strides, dilations, out_shape, axis) -> int:
+    """Positions of the padded input that the windows span along `axis`: through the last window's last tap."""
+    return (out_shape[axis] - 1) * strides[axis] + dilations[axis] * (kernel[axis] - 1) + 1

@@ -7,6 +7,8 @@ import numpy as np
 from verifier.kernels.loops._compile import compiled, inlined
 from verifier.kernels.loops.rows import _requantized, _rounded, _rounding  # noqa: F401 (inlined when compiled)
 
+_at = np.uint64  # an unsigned index: numba then skips the wrap-around of negative ones
+
 
 @compiled
 def im2col(x, kernel, strides, dilations, pads, out_shape, cols):  # pragma: no cover - compiled
@@ -197,6 +199,3 @@ def max_pool(x, H, W, kernel, strides, dilations, pads, out_shape, row, out):  #
                 for j in range(1, KW):
                     for ow in range(OW):
                         out[_at(start + ow)] = max(out[_at(start + ow)], row[_at(SW * ow + j * DW)])
-
-
-_at = np.uint64  # an unsigned index: numba then skips the wrap-around of negative ones
