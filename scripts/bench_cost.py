@@ -7,8 +7,8 @@ Each case compiles a one-op ONNX model, replicates its compiled nodes into a cha
 with the worker's interpreter (single-threaded, the cost metered exactly as execute_job meters it):
   tiny   MAX_NODES nodes (or as many as the budget allows) on a 1-element tensor: per-node overhead;
   huge   a chain of nodes on a tensor of MAX_LIVE_ELEMENTS / 8 elements: per-element work;
-  gemm   MatMul / Conv at sizes where BLAS runs, on the fast float path and (with weights too wide for
-         an exact float chunk) on the int64 loops.
+  gemm   MatMul / Conv / ConvTranspose at sizes where BLAS runs, on the fast float path and (with weights
+         too wide for an exact float chunk) on the int64 loops; Einsum on its int64 loops.
 "s at MAX" is the largest such program the limits allow (MAX_COST units, or MAX_NODES nodes of that
 kind when those cost less) divided by the measured units per second: a class that runs slower than the
 cost model assumes shows up as a large number here. The guard holds while the worst class stays well inside the
@@ -41,6 +41,9 @@ ELEMENTWISE = {
     "Max": ("ARITH", lambda shape: (["x", "x"], {}, [])),
     "Clip": ("ARITH", lambda shape: (["x", "lo", "hi"], {}, [("lo", np.float32(-1.0)), ("hi", np.float32(1.0))])),
     "ReduceSum": ("ARITH", lambda shape: (["x"], {"keepdims": 1}, [])),
+    "ReduceSumSquare": ("ARITH", lambda shape: (["x"], {"keepdims": 1}, [])),
+    "CumSum": ("NONLINEAR", lambda shape: (["x", "axis"], {}, [("axis", np.array(-1, np.int64))])),
+    "ReduceL2": ("NONLINEAR", lambda shape: (["x"], {"axes": [-1], "keepdims": 1}, [])),
     "MaxPool": ("ARITH", lambda shape: (["x"], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, [])),
     "AveragePool": ("NONLINEAR", lambda shape: (["x"], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, [])),
     "Transpose": ("MOVE", lambda shape: (["x"], {"perm": list(range(len(shape)))[::-1]}, [])),
@@ -135,6 +138,32 @@ def _gemm_cases(full):
             nodes[0].attrs.update(strides=[2, 2], pads=[3, 3, 3, 3])
         program = Program([TensorInfo("x", x_shape, "float32", 10)],
                           [TensorInfo(f"y{count - 1}", (), "float32", 10)], nodes)
+        yield label, program, _feeds(x_shape), int(np.prod(x_shape))
+    yield from _transposed_and_einsum_cases(rng)
+
+
+def _transposed_and_einsum_cases(rng):
+    """ConvTranspose (a stride-1 3x3 keeps the shape, so nodes chain) and Einsum on its int64 loops."""
+    from verifier.program import Program, ProgramNode, TensorInfo
+
+    for label, x_shape, count in (("ConvTranspose 3x3 64->64 on 8x64x32x32", (8, 64, 32, 32), 2),
+                                  ("ConvTranspose tiny 1x1x3x3", (1, 1, 3, 3), 4096)):
+        channels = x_shape[1]
+        weight = rng.integers(-32767, 32768, (1, channels * 9, channels))
+        attrs = {"strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1], "output_padding": [0, 0],
+                 "kernel": [3, 3], "acc_frac": 20, "out_frac": 10, "path": "", "path_reason": ""}
+        nodes = [ProgramNode("ConvTranspose", f"n{i}", ["x" if i == 0 else f"y{i - 1}", ""], [f"y{i}"], dict(attrs),
+                             {"weight": weight}, [10]) for i in range(count)]
+        program = Program([TensorInfo("x", x_shape, "float32", 10)], [TensorInfo(f"y{count - 1}", (), "float32", 10)],
+                          nodes)
+        yield label, program, _feeds(x_shape), int(np.prod(x_shape))
+    for label, x_shape, count in (("Einsum bij,bjk->bik 16x128x128", (16, 128, 128), 2),
+                                  ("Einsum tiny 1x1x1", (1, 1, 1), 4096)):
+        nodes = [ProgramNode("Einsum", f"n{i}", [f"y{i - 1}" if i else "x"] * 2, [f"y{i}"],
+                             {"equation": "bij,bjk->bik", "acc_frac": 20, "out_frac": 10}, {}, [10])
+                 for i in range(count)]
+        program = Program([TensorInfo("x", x_shape, "float32", 10)], [TensorInfo(f"y{count - 1}", (), "float32", 10)],
+                          nodes)
         yield label, program, _feeds(x_shape), int(np.prod(x_shape))
 
 

@@ -43,9 +43,9 @@ _MOVE_OPS = ("Identity Reshape Flatten Squeeze Unsqueeze Shape Transpose Concat 
              "Pad Cast Dropout ConstantOfShape ArrayFeatureExtractor").split()
 _ARITH_OPS = ("Relu Add Sub Mul Neg Abs Max Min Sum Mean Clip Sign Equal Greater GreaterOrEqual Less LessOrEqual "
               "And Or Xor Not Where IsNaN IsInf LeakyRelu PRelu ThresholdedRelu Shrink BatchNormalization "
-              "MaxPool GlobalAveragePool GlobalMaxPool ReduceSum ReduceMax ReduceMin ReduceMean "
-              "ArgMax").split()
-_UNIT_OPS = ("Conv", "Gemm", "MatMul")  # their `cost` is already in units (MACs by path, columns, passes)
+              "MaxPool GlobalAveragePool GlobalMaxPool ReduceSum ReduceMax ReduceMin ReduceMean ReduceL1 "
+              "ReduceSumSquare ArgMax").split()
+_UNIT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum")  # their `cost` is already in units (MACs by path, columns, passes)
 WEIGHTS: dict[str, int] = {**{op: MOVE for op in _MOVE_OPS}, **{op: ARITH for op in _ARITH_OPS},
                            **{op: 1 for op in _UNIT_OPS}}
 

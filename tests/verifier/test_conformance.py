@@ -39,7 +39,7 @@ def test_allow_list_names_only_cases_that_exist():
     assert set(ALLOWLIST["expected_failures"]) <= names
 
 
-PRODUCT_CASES = [case for case in CASES if {"Conv", "Gemm", "MatMul"} & set(case.ops)]
+PRODUCT_CASES = [case for case in CASES if {"Conv", "ConvTranspose", "Gemm", "MatMul"} & set(case.ops)]
 
 
 @pytest.mark.parametrize("name", [c.name for c in PRODUCT_CASES])

@@ -1,5 +1,8 @@
 """Shared by the Reduce* ops: axes (attribute before opset 18, constant input from 18) and the exact reductions."""
 
+import numpy as np
+
+from verifier.fixedpoint import requantize
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import const_ints
 
@@ -21,6 +24,32 @@ def axes_of(x, attrs):
     if "axes" in attrs:
         return tuple(sorted(a % x.ndim for a in attrs["axes"]))
     return None if attrs["noop"] else tuple(range(x.ndim))
+
+
+def summed(terms: np.ndarray, attrs: dict) -> np.ndarray:
+    """The exact int64 sum of `terms` over the reduced axes (keepdims per the attribute; the terms
+    themselves for the identity)."""
+    axes = axes_of(terms, attrs)
+    return terms if axes is None else terms.sum(axis=axes, keepdims=bool(attrs["keepdims"]))
+
+
+def lower_sum(ctx: CompileContext) -> Lowering:
+    """ReduceSum, ReduceL1 (terms q, |q|) and ReduceSumSquare (q * q): the sum of the terms is exact at
+    frac fx (2 fx for squares) and is requantized to the output's calibrated frac fy (attrs in_frac = fx,
+    out_frac). Plain integer tensors sum exactly (no fracs)."""
+    attrs = reduce_attrs(ctx)
+    x = ctx.inputs[0]
+    if x.frac is None:
+        return Lowering(out_fracs=[None], attrs=attrs, absorbed={1})
+    out_frac = ctx.out_frac()
+    attrs.update({"in_frac": x.frac, "out_frac": out_frac})
+    return Lowering(out_fracs=[out_frac], attrs=attrs, absorbed={1})
+
+
+def requantized_sum(terms: np.ndarray, attrs: dict, power: int = 1) -> np.ndarray:
+    """summed(terms) moved from frac power * in_frac to out_frac (terms: q**power or |q|)."""
+    total = summed(terms, attrs)
+    return total if "out_frac" not in attrs else requantize(total, power * attrs["in_frac"], attrs["out_frac"])
 
 
 class ExactReduction:

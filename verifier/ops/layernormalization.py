@@ -1,12 +1,11 @@
 import numpy as np
 
-from verifier.fixedpoint import ACT_BITS, frac_for_range, qmax, quantize, round_shift
+from verifier.fixedpoint import ACT_BITS, qmax, round_shift
 from verifier.nonlinear.roots import MAX_NORM_BITS, Z_FRAC, inv_sqrt_bits, layer_norm, layer_norm_eps
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import kernel_path
+from verifier.ops._norm import gamma_frac_for, quantize_beta, quantize_gamma
 
-GAMMA_BITS = 20
-BETA_LIMIT = 2.0**58
 MAX_BETA_SHIFT = 46  # a 16-bit run-time bias moved to the product's frac stays below 2**62
 
 
@@ -42,11 +41,9 @@ class LayerNormalization:
         consts, absorbed = {}, set()
         if scale.is_const:
             gamma = np.asarray(scale.value, dtype=np.float64)
-            gamma_frac = frac_for_range(float(np.max(np.abs(gamma))) if gamma.size else 0.0, GAMMA_BITS)
-            beta = np.asarray(bias.value, dtype=np.float64) if bias is not None and bias.is_const else np.zeros(1)
-            while beta.size and float(np.max(np.abs(beta))) * 2.0 ** (Z_FRAC + gamma_frac) >= BETA_LIMIT:
-                gamma_frac -= 1
-            consts["gamma"] = quantize(gamma, gamma_frac, GAMMA_BITS)
+            beta = np.asarray(bias.value, dtype=np.float64) if bias is not None and bias.is_const else None
+            gamma_frac = gamma_frac_for(gamma, beta)
+            consts["gamma"] = quantize_gamma(gamma, gamma_frac)
             absorbed.add(1)
         else:
             gamma_frac = scale.frac
@@ -54,7 +51,7 @@ class LayerNormalization:
                  "eps_q": layer_norm_eps(float(ctx.attr("epsilon", 1e-5)), n, x.frac)}
         if bias is None or bias.is_const:
             value = np.zeros(1) if bias is None else np.asarray(bias.value, dtype=np.float64)
-            consts["beta"] = quantize(value, Z_FRAC + gamma_frac, 63)
+            consts["beta"] = quantize_beta(value, gamma_frac)
             absorbed |= {2} if bias is not None else set()
         else:
             attrs["beta_shift"] = Z_FRAC + gamma_frac - bias.frac

@@ -1,6 +1,5 @@
-from verifier.fixedpoint import requantize
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._reduce import axes_of, reduce_attrs
+from verifier.ops._reduce import lower_sum, requantized_sum
 
 
 class ReduceSum:
@@ -9,19 +8,8 @@ class ReduceSum:
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
-        attrs = reduce_attrs(ctx)
-        x = ctx.inputs[0]
-        if x.frac is None:
-            return Lowering(out_fracs=[None], attrs=attrs, absorbed={1})
-        out_frac = ctx.out_frac()
-        attrs.update({"in_frac": x.frac, "out_frac": out_frac})
-        return Lowering(out_fracs=[out_frac], attrs=attrs, absorbed={1})
+        return lower_sum(ctx)
 
     @staticmethod
     def run(inputs, attrs, consts):
-        x = inputs[0]
-        axes = axes_of(x, attrs)
-        total = x if axes is None else x.sum(axis=axes, keepdims=bool(attrs["keepdims"]))
-        if "out_frac" not in attrs:
-            return [total]
-        return [requantize(total, attrs["in_frac"], attrs["out_frac"])]
+        return [requantized_sum(inputs[0], attrs)]

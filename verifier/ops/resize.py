@@ -1,53 +1,155 @@
+import math
+
 import numpy as np
 
+from verifier.fixedpoint import ACT_BITS, quantize, requantize
 from verifier.ops import CompileContext, Lowering
+
+ACC_BITS = 62  # the interpolation's products stay below 2**62 (ACT_BITS input, every axis's weights)
 
 
 class Resize:
-    """mode="nearest" only: a gather along every resized axis. The source index of each output position is
-    computed at compile time from the static input shape, the scales/sizes, coordinate_transformation_mode
-    and nearest_mode (ONNX formulas, float64) and stored in the program as integer tables ("index<axis>");
-    the run only gathers. Values and frac unchanged."""
+    """The source positions of every output position are computed at compile time from the static input
+    shape, the scales/sizes and coordinate_transformation_mode (ONNX formulas, float64) and stored in the
+    program as integer tables; the run only gathers and, for linear / cubic, sums integer products.
+    nearest: per resized axis an index table ("index<axis>", nearest_mode); values and frac unchanged.
+    linear / cubic (also antialias, exclude_outside, cubic_coeff_a): per resized axis the n source indices
+    of each output ("taps<axis>", edge-clamped as ONNX) and their weights rounded at 2**-w ("weights<axis>");
+    w = floor((62 - 15 - sum of log2 of each axis's largest row sum of |weights|) /
+    resized axes). Axis by axis acc = sum over taps of acc[tap] * weight (exact int64, the bound proven by
+    w); y = requantize(acc, fx + axes * w, fy), fy = min(calibrated, fx). Error: 0.5 output step plus the
+    weights' rounding, at most n * 2**-(w+1) * max|q| per axis (under 0.02 step for two cubic axes)."""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
-        if ctx.attr("mode", "nearest") != "nearest":
-            ctx.unsupported(f"mode {ctx.attr('mode')!r} (only nearest)")
+        mode = ctx.attr("mode", "nearest")
+        if mode not in ("nearest", "linear", "cubic"):
+            ctx.unsupported(f"mode {mode!r}")
         shape = ctx.inputs[0].shape
         if shape is None:
             ctx.unsupported("needs the input's rank and resized dims")
-        scales, sizes = _scales_and_sizes(ctx, shape)
         coordinate = ctx.attr("coordinate_transformation_mode", "half_pixel")
-        rounding = ctx.attr("nearest_mode", "round_prefer_floor")
-        consts = {}
+        if coordinate == "tf_crop_and_resize":
+            ctx.unsupported("coordinate_transformation_mode 'tf_crop_and_resize'")
+        scales, sizes = _scales_and_sizes(ctx, shape)
+        resized = []
         for axis, (size_in, size_out, scale) in enumerate(zip(shape, sizes, scales)):
             if scale == 1.0 and (size_in is None or size_in == size_out):
                 continue  # an axis that keeps its size (a dynamic batch, the channels) is not touched
             if size_in is None:
                 ctx.unsupported(f"axis {axis} is resized but its size is only known at run time")
-            positions = np.arange(size_out, dtype=np.float64)
-            original = _original(positions, scale, size_in, size_out, coordinate)
-            index = _nearest(original, rounding)
-            consts[f"index{axis}"] = np.clip(index, 0, size_in - 1).astype(np.int64)
-        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs={"axes": sorted(int(k[5:]) for k in consts)},
-                        consts=consts, absorbed={1, 2, 3})
+            original = _original(np.arange(size_out, dtype=np.float64), scale, size_in, size_out, coordinate)
+            resized.append((axis, size_in, scale, original))
+        if mode == "nearest":
+            consts = {f"index{axis}": np.clip(_nearest(original, ctx.attr("nearest_mode", "round_prefer_floor")),
+                                              0, size_in - 1).astype(np.int64)
+                      for axis, size_in, _, original in resized}
+            return Lowering(out_fracs=[ctx.inputs[0].frac], attrs={"axes": [axis for axis, *_ in resized]},
+                            consts=consts, absorbed={1, 2, 3})
+        return _lower_interpolation(ctx, mode, resized)
 
     @staticmethod
     def run(inputs, attrs, consts):
         x = inputs[0]
+        if "mode" not in attrs:  # nearest
+            for axis in attrs["axes"]:
+                x = np.take(x, consts[f"index{axis}"], axis=axis)
+            return [x]
+        acc = x
         for axis in attrs["axes"]:
-            x = np.take(x, consts[f"index{axis}"], axis=axis)
-        return [x]
+            taps, weights = consts[f"taps{axis}"], consts[f"weights{axis}"]
+            if not axis < acc.ndim or taps.size and int(taps.max()) >= acc.shape[axis]:
+                raise ValueError(f"Resize: an input of shape {x.shape} does not fit the program's tables")
+            gathered = np.take(acc, taps, axis=axis)  # (..., out, n, ...)
+            acc = (gathered * weights.reshape((1,) * axis + weights.shape + (1,) * (acc.ndim - axis - 1))).sum(axis + 1)
+        return [requantize(acc, attrs["in_frac"] + len(attrs["axes"]) * attrs["weight_bits"], attrs["out_frac"])]
 
 
 def _output_size(inputs, attrs, consts):
+    """The output's elements; for linear / cubic the gathered taps (n per output) of the widest step."""
     shape = list(inputs[0].shape)
+    largest = 0
     for axis in attrs["axes"]:
-        shape[axis] = consts[f"index{axis}"].size
-    return int(np.prod(shape, dtype=object))
+        table = consts[f"index{axis}"] if "mode" not in attrs else consts[f"taps{axis}"]
+        shape[axis] = table.shape[0]
+        largest = max(largest, math.prod(shape) * (table.shape[1] if table.ndim == 2 else 1))
+    return max(largest, math.prod(shape))
 
 
 Resize.output_size = staticmethod(_output_size)
+
+
+def _lower_interpolation(ctx: CompileContext, mode: str, resized) -> Lowering:
+    x = ctx.inputs[0]
+    if x.frac is None:
+        ctx.unsupported(f"{mode} interpolation of a plain integer tensor")
+    antialias, a = bool(ctx.attr("antialias", 0)), float(ctx.attr("cubic_coeff_a", -0.75))
+    exclude_outside = bool(ctx.attr("exclude_outside", 0))
+    tables = [(axis,) + _taps(mode, original, size_in, scale, antialias, a, exclude_outside)
+              for axis, size_in, scale, original in resized]
+    growth = sum(math.ceil(math.log2(max(float(np.abs(w).sum(axis=1).max()), 1.0))) for _, _, w in tables)
+    weight_bits = (ACC_BITS - (ACT_BITS - 1) - growth) // max(len(tables), 1)
+    if weight_bits < 8:
+        ctx.unsupported(f"{len(tables)} interpolated axes leave {weight_bits} weight bits (8 needed)")
+    consts = {}
+    for axis, taps, weights in tables:
+        consts[f"taps{axis}"] = taps
+        consts[f"weights{axis}"] = quantize(weights, weight_bits, bits=weight_bits + 2)
+    out_frac = min(ctx.out_frac(), x.frac)
+    attrs = {"mode": mode, "axes": [axis for axis, *_ in tables], "weight_bits": weight_bits,
+             "in_frac": x.frac, "out_frac": out_frac}
+    return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed={1, 2, 3})
+
+
+def _taps(mode, original, size_in, scale, antialias, a, exclude_outside):
+    """(source indices, real weights), each (outputs, n): the ONNX reference's neighbours and coefficients
+    (onnx.reference op_resize), indices clamped to the input (edge padding)."""
+    whole = np.floor(original)
+    ratios = np.where(original == whole, 1.0, original - whole)  # (the left neighbour at integer positions)
+    weights = np.array([_coefficients(mode, r, scale, antialias, a) for r in ratios]).reshape(len(ratios), -1)
+    n = weights.shape[1]
+    pad = math.ceil(n / 2)
+    padded = original + pad
+    start = np.floor(padded).astype(np.int64)
+    part = padded - start
+    if n % 2 == 0:
+        start = start + np.where(part == 0, -(n // 2), -(n // 2) + 1)
+    else:
+        start = start + np.where(part <= 0.5, -((n - 1) // 2), -((n - 1) // 2) + 1)
+    taps = start[:, None] + np.arange(n)[None, :] - pad
+    if exclude_outside:
+        weights = np.where((taps < 0) | (taps >= size_in), 0.0, weights)
+        sums = weights.sum(axis=1, keepdims=True)
+        weights = weights / np.where(sums == 0, 1.0, sums)
+    return np.clip(taps, 0, size_in - 1).astype(np.int64), weights
+
+
+def _coefficients(mode, ratio, scale, antialias, a):
+    if mode == "linear" and not antialias:
+        return [1 - ratio, ratio]
+    if mode == "linear":
+        scale = min(scale, 1.0)
+        start = int(np.floor(-1 / scale) + 1)
+        weights = np.clip(1 - np.abs((np.arange(start, 2 - start) - ratio) * scale), 0, 1)
+        return weights / weights.sum()
+    if not antialias:
+        return [_cubic(ratio + 1, a), _cubic(ratio, a), _cubic(1 - ratio, a), _cubic(2 - ratio, a)]
+    scale = min(scale, 1.0)
+    start = int(np.floor(-2 / scale) + 1)
+    weights = np.array([_cubic(abs(scale * (i - ratio)), a) for i in range(start, 2 - start)])
+    return weights / weights.sum()
+
+
+def _cubic(distance, a):
+    """Keys' cubic convolution kernel at |distance|, coefficient a."""
+    d = abs(distance)
+    if d <= 1:
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+    if d < 2:
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return 0.0
+
+
 
 
 def _scales_and_sizes(ctx, shape):
