@@ -140,6 +140,7 @@ def _gemm_cases(full):
                           [TensorInfo(f"y{count - 1}", (), "float32", 10)], nodes)
         yield label, program, _feeds(x_shape), int(np.prod(x_shape))
     yield from _transposed_and_einsum_cases(rng)
+    yield from _recurrent_cases()
 
 
 def _transposed_and_einsum_cases(rng):
@@ -204,6 +205,30 @@ def _chain(block, count: int, shape):
         previous = renamed[block.outputs[0].name]
     return Program([TensorInfo("x", shape, "float32", block.inputs[0].frac)],
                    [TensorInfo(previous, (), "float32", block.outputs[0].frac)], nodes, dict(block.constants))
+
+
+def _recurrent_cases():
+    """LSTM and GRU over many steps of a one-unit state (per-step overhead) and over a wide state (products,
+    gates): compiled from one-node models with random weights."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from verifier import compile_model
+
+    rng = np.random.default_rng(0)
+    for op, gates in (("LSTM", 4), ("GRU", 3)):
+        for label, seq, batch, hidden in ((f"{op} 4096 steps of 1 unit", 4096, 1, 1),
+                                          (f"{op} 32 steps, 64 x 256 units", 32, 64, 256)):
+            weights = {"W": rng.standard_normal((1, gates * hidden, hidden)) * 0.1,
+                       "R": rng.standard_normal((1, gates * hidden, hidden)) * 0.1}
+            node = helper.make_node(op, ["x", "W", "R"], ["y"], hidden_size=hidden)
+            graph = helper.make_graph([node], op, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, batch, hidden])],
+                                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [seq, 1, batch, hidden])],
+                                      [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+            calibration = {"x": rng.uniform(-1, 1, (seq, batch, hidden)).astype(np.float32)}
+            program = compile_model(model, calibration=calibration)
+            feeds = {"x": rng.integers(-20000, 20000, (seq, batch, hidden)).astype(np.int64)}
+            yield label, program, feeds, seq * batch * hidden
 
 
 def _feeds(shape):
