@@ -75,6 +75,8 @@ TABLE_OPS = [
     ("Elu", {"alpha": 0.7}, 4.0), ("Selu", {}, 4.0), ("Celu", {"alpha": 1.5}, 4.0),
     ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, 5.0), ("ThresholdedRelu", {"alpha": 0.8}, 3.0),
     ("Shrink", {"lambd": 0.6}, 3.0), ("Shrink", {"lambd": 0.6, "bias": 0.6}, 3.0),
+    ("Sin", {}, 8.0), ("Cos", {}, 8.0), ("Tan", {}, 1.4), ("Atan", {}, 8.0), ("Sinh", {}, 4.0), ("Cosh", {}, 4.0),
+    ("Asinh", {}, 8.0), ("Asin", {}, 0.99), ("Acos", {}, 0.99), ("Atanh", {}, 0.99),
 ]
 
 
@@ -94,9 +96,9 @@ def test_gelu_opset_20_is_within_half_an_output_step(approximate):
     assert_within(ours, reference, 0.5)
 
 
-@pytest.mark.parametrize("op", ["Log", "Sqrt", "Reciprocal"])
-def test_positive_domain_op_is_within_half_an_output_step(op):
-    x = np.abs(inputs_with_edges(4.0)) + 0.05
+@pytest.mark.parametrize("op,low", [("Log", 0.05), ("Sqrt", 0.05), ("Reciprocal", 0.05), ("Acosh", 1.0)])
+def test_positive_domain_op_is_within_half_an_output_step(op, low):
+    x = np.abs(inputs_with_edges(4.0)) + low
     ours, reference, _ = run_both(single_node_model(op, [4, 257]), {"x0": x}, {"x0": x})
     assert_within(ours, reference, 0.5)
 

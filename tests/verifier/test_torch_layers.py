@@ -1,10 +1,13 @@
 """Layers torch models use beyond the issue's list, exported by both torch.onnx exporters, compile and match
 onnxruntime: a sentence-embedding head (masked mean pooling, F.normalize: ReduceL2), GroupNorm and
 InstanceNorm2d (InstanceNormalization), a ConvTranspose2d decoder, einsum attention, cumsum positions,
-bilinear and bicubic upsampling (Resize linear / cubic)."""
+bilinear and bicubic upsampling (Resize linear / cubic), a LLaMA-style decoder exported with dynamic batch and
+length (rotary embeddings from torch.arange: Range, Sin, Cos; RMSNorm; SwiGLU; a causal mask) run at two
+lengths, PixelShuffle (DepthToSpace), one_hot, in-place index assignment (ScatterND)."""
 
 import io
 import logging
+import math
 import warnings
 
 import numpy as np
@@ -75,6 +78,60 @@ class SegmentationHead(nn.Module):
         return coarse + fine[:, :4] + smooth[:, 4:]
 
 
+class RMSNorm(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.weight = nn.Parameter(1 + 0.1 * torch.randn(dims))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+
+
+def rotary(x):
+    """Rotary position embeddings with the angles computed from torch.arange at run time."""
+    length, dims = x.shape[-2], x.shape[-1]
+    inverse = 1.0 / (10000 ** (torch.arange(0, dims, 2, dtype=torch.float32) / dims))
+    angles = torch.arange(length, dtype=torch.float32)[:, None] * inverse[None, :]
+    even, odd = x[..., ::2], x[..., 1::2]
+    return torch.stack([even * angles.cos() - odd * angles.sin(), even * angles.sin() + odd * angles.cos()], -1).flatten(-2)
+
+
+class TinyLlama(nn.Module):
+    def __init__(self, vocab=50, dims=32, heads=4):
+        super().__init__()
+        self.embedding, self.heads = nn.Embedding(vocab, dims), heads
+        self.norm1, self.norm2 = RMSNorm(dims), RMSNorm(dims)
+        self.qkv, self.out = nn.Linear(dims, 3 * dims, bias=False), nn.Linear(dims, dims, bias=False)
+        self.gate, self.up, self.down = nn.Linear(dims, 64, bias=False), nn.Linear(dims, 64, bias=False), nn.Linear(64, dims, bias=False)
+        self.head = nn.Linear(dims, vocab, bias=False)
+
+    def forward(self, ids):
+        x = self.embedding(ids)
+        batch, length, dims = x.shape
+        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2) for t in self.qkv(self.norm1(x)).split(dims, -1))
+        scores = rotary(q) @ rotary(k).transpose(-1, -2) / math.sqrt(dims // self.heads)
+        causal = torch.triu(torch.ones(length, length, dtype=torch.bool), 1)
+        attention = scores.masked_fill(causal, float("-inf")).softmax(-1) @ v
+        x = x + self.out(attention.transpose(1, 2).reshape(batch, length, dims))
+        h = self.norm2(x)
+        return self.head(x + self.down(F.silu(self.gate(h)) * self.up(h)))[:, -1]
+
+
+class Rearranging(nn.Module):
+    """PixelShuffle / PixelUnshuffle, one_hot of token ids and an in-place masked assignment."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 12, 3, padding=1)
+        self.embed = nn.Linear(6, 8)
+
+    def forward(self, x):
+        y = nn.functional.pixel_unshuffle(nn.functional.pixel_shuffle(self.conv(x), 2), 2).clone()
+        y[:, 0] = 0.0
+        ids = (x[:, 0, 0, :].abs() * 2).long().clamp(max=5)
+        return y.flatten(1)[:, :8] + self.embed(F.one_hot(ids, 6).float()).mean(1)
+
+
 def export(model, example, dynamo):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -132,3 +189,42 @@ def test_bilinear_and_bicubic_upsampling_match(dynamo):
     x = rng.standard_normal((2, 3, 12, 12)).astype(np.float32)
     model = export(SegmentationHead().eval(), torch.from_numpy(x), dynamo)
     check(model, rng.standard_normal((8, 3, 12, 12)).astype(np.float32), x, {"Resize"})
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_llama_style_decoder_with_dynamic_length_matches_at_two_lengths(dynamo):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    module = TinyLlama().eval()
+    example = torch.randint(1, 50, (2, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            logging.disable(logging.WARNING)
+            try:
+                dims = ({0: torch.export.Dim("batch", min=1, max=64), 1: torch.export.Dim("length", min=2, max=64)},)
+                model = torch.onnx.export(module, (example,), dynamo=True, verbose=False, input_names=["x"],
+                                          dynamic_shapes=dims).model_proto
+            finally:
+                logging.disable(logging.NOTSET)
+        else:
+            buffer = io.BytesIO()
+            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=17, input_names=["x"],
+                              dynamic_axes={"x": {0: "batch", 1: "length"}})
+            model = onnx.load_from_string(buffer.getvalue())
+    assert {"Range", "Sin", "Cos"} <= {node.op_type for node in model.graph.node}
+    session = InferenceSession(compile_model(model, calibration={"x": rng.integers(1, 50, (8, 8)).astype(np.int64)}))
+    for shape in ((2, 8), (3, 13)):
+        ids = rng.integers(1, 50, shape).astype(np.int64)
+        fixed, reference = session.run(None, {"x": ids})[0], ort_run(model, {"x": ids})[0]
+        assert fixed.shape == reference.shape
+        assert np.max(np.abs(fixed - reference)) <= 0.01 * np.max(np.abs(reference)) + 1e-3
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_pixel_shuffle_one_hot_and_index_assignment_match(dynamo):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4, 6)).astype(np.float32)
+    model = export(Rearranging().eval(), torch.from_numpy(x), dynamo)
+    check(model, rng.standard_normal((8, 3, 4, 6)).astype(np.float32), x, {"DepthToSpace"})

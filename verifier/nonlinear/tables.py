@@ -29,6 +29,8 @@ def _erf_numpy(x):
 
 NUMPY = SimpleNamespace(
     exp=np.exp, log=np.log, log1p=np.log1p, expm1=np.expm1, tanh=np.tanh, sqrt=np.sqrt, erf=_erf_numpy,
+    sin=np.sin, cos=np.cos, tan=np.tan, sinh=np.sinh, cosh=np.cosh, arcsin=np.arcsin, arccos=np.arccos,
+    arctan=np.arctan, arcsinh=np.arcsinh, arccosh=np.arccosh, arctanh=np.arctanh,
     where=np.where, abs=np.abs, minimum=np.minimum, maximum=np.maximum, pi=np.pi,
 )
 
@@ -38,7 +40,9 @@ def _mpmath_namespace():
 
     return SimpleNamespace(
         exp=mpmath.exp, log=mpmath.log, log1p=mpmath.log1p, expm1=mpmath.expm1, tanh=mpmath.tanh,
-        sqrt=mpmath.sqrt, erf=mpmath.erf, where=lambda c, a, b: a if c else b, abs=abs,
+        sqrt=mpmath.sqrt, erf=mpmath.erf, sin=mpmath.sin, cos=mpmath.cos, tan=mpmath.tan, sinh=mpmath.sinh,
+        cosh=mpmath.cosh, arcsin=mpmath.asin, arccos=mpmath.acos, arctan=mpmath.atan, arcsinh=mpmath.asinh,
+        arccosh=mpmath.acosh, arctanh=mpmath.atanh, where=lambda c, a, b: a if c else b, abs=abs,
         minimum=min, maximum=max, pi=mpmath.pi,
     )
 

@@ -1,0 +1,27 @@
+"""Shared by Floor, Ceil and Round: the real value q * 2**-f rounded to an integer, exactly on q."""
+
+import numpy as np
+
+from verifier.fixedpoint import saturate
+from verifier.ops import CompileContext, Lowering
+
+
+def lower_rounding(ctx: CompileContext) -> Lowering:
+    """frac unchanged; plain integers are already whole."""
+    x = ctx.inputs[0]
+    return Lowering(out_fracs=[x.frac], attrs={} if x.frac is None else {"frac": x.frac})
+
+
+def rounded(x: np.ndarray, attrs: dict, mode: str) -> np.ndarray:
+    """floor / ceil / half-to-even of q * 2**-f, back at frac f and saturated (a ceil may pass qmax)."""
+    frac = attrs.get("frac", 0)
+    if frac <= 0:
+        return x
+    whole = x >> frac  # floor
+    rest = x - (whole << frac)
+    half = 1 << (frac - 1)
+    if mode == "ceil":
+        whole = whole + (rest > 0)
+    elif mode == "half_even":
+        whole = whole + ((rest > half) | ((rest == half) & (whole & 1 == 1)))
+    return saturate(whole << frac)
