@@ -50,7 +50,7 @@ def test_conformance_case_with_8_bit_products_runs_the_same_on_both_paths(name):
 
     from verifier import InferenceSession, compile_model
     from verifier.conformance import _inputs_as_constants
-    from verifier.errors import UnsupportedOpError
+    from verifier.errors import CompileError, UnsupportedOpError
 
     case = next(c for c in PRODUCT_CASES if c.name == name)
     for model, data_sets in ((case.model, case.data_sets), _inputs_as_constants(case)):
@@ -63,6 +63,10 @@ def test_conformance_case_with_8_bit_products_runs_the_same_on_both_paths(name):
             program = compile_model(model, calibration=feeds, matmul_bits=8)
         except UnsupportedOpError:
             continue  # (weights fed at run time: the constant form follows)
+        except CompileError as exc:
+            if "NaN or inf" in str(exc):
+                pytest.skip("feeds NaN/inf, refused by design")
+            raise
         feeds = {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in feeds.items()}
         fast = InferenceSession(program, path="fast").run_fixed(feeds)
         assert fast.commitment == InferenceSession(program, path="reference").run_fixed(feeds).commitment

@@ -277,3 +277,47 @@ def test_resize_tf_crop_and_resize_is_refused_by_name():
                                         "scales": np.array([1, 1, 2, 2], np.float32)}, opset=13)
     with pytest.raises(UnsupportedOpError, match="Resize.*tf_crop_and_resize"):
         compile_model(model, calibration=feeds)
+
+
+# log-sum-exp and log-sum ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["ReduceLogSumExp", "ReduceLogSum"])
+@pytest.mark.parametrize("axes,keepdims", [([1], 1), ([0, 2], 0), (None, 1)])
+def test_log_reductions_round_once(op, axes, keepdims):
+    x = rand(3, 4, 5, scale=4.0)
+    feeds = {"x": np.abs(x) + 0.25 if op == "ReduceLogSum" else x}
+    node = helper.make_node(op, ["x"], ["y"], keepdims=keepdims, **({"axes": axes} if axes else {}))
+    model = graph_model([node], feeds, opset=13)
+    assert_steps(model, feeds, 0.5 + 2.0**-26 * 2.0**compile_model(model, calibration=feeds).outputs[0].frac)
+
+
+def test_log_sum_of_zero_and_negative_sums_saturates_and_zeroes_as_the_log_table():
+    feeds = {"x": np.array([[1.0, 2.0], [0.0, 0.0], [-1.0, 0.5]], np.float32)}
+    model = graph_model([helper.make_node("ReduceLogSum", ["x"], ["y"], axes=[1], keepdims=0)], feeds, opset=13)
+    program = compile_model(model, calibration=feeds)
+    y = InferenceSession(program).run_fixed(feeds).outputs["y"]
+    assert y[1] == -32767 and y[2] == 0 and abs(y[0] * 2.0 ** -program.outputs[0].frac - np.log(3)) < 2.0**-program.outputs[0].frac
+
+
+# CastLike, and comparisons with an infinite constant ------------------------------------------------------
+
+@pytest.mark.parametrize("target", [np.array([1], np.int64), np.array([1.0], np.float32), np.array([True])])
+def test_cast_like_casts_to_its_target_type(target):
+    feeds = {"x": np.array([-2.75, -0.5, 0.0, 1.25, 3.5], np.float32)}
+    model = graph_model([helper.make_node("CastLike", ["x", "t"], ["y"])], feeds, {"t": target}, opset=15)
+    ours = InferenceSession(compile_model(model, calibration=feeds)).run(None, feeds)[0]
+    reference = ort_run(model, feeds)[0]
+    assert ours.dtype == reference.dtype and np.array_equal(ours, reference)
+
+
+def test_a_fully_masked_attention_row_equals_minus_infinity_as_in_float():
+    """ONNX's Attention function zeroes a row whose bias is all -inf: Equal(ReduceMax(bias), -inf). A bias
+    that may hold -inf (seen in calibration) is saturated there, and the -inf constant is that saturation."""
+    feeds = {"mask": np.array([[True, False, True], [False, False, False]])}
+    nodes = [helper.make_node("Where", ["mask", "zero", "minus_inf"], ["bias"]),
+             helper.make_node("ReduceMax", ["bias"], ["row_max"], axes=[1], keepdims=0),
+             helper.make_node("Equal", ["row_max", "minus_inf"], ["y"])]
+    model = graph_model(nodes, feeds, {"zero": np.array(0.0, np.float32), "minus_inf": np.array(-np.inf, np.float32)},
+                        opset=17)
+    assert InferenceSession(compile_model(model, calibration=feeds)).run(None, feeds)[0].tolist() == [False, True]
+    assert ort_run(model, feeds)[0].tolist() == [False, True]

@@ -83,11 +83,27 @@ def to_graph(model: onnx.ModelProto) -> Graph:
             dtypes[info.name] = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
     for name, value in constants.items():
         shapes[name] = tuple(value.shape)
+        dtypes[name] = value.dtype
+    _cast_like_as_cast(graph.node, dtypes, opset)
     inputs = [(i.name, shapes[i.name], dtypes.get(i.name, np.dtype("float32")))
               for i in graph.input if i.name not in constants]
     return Graph(nodes=list(graph.node), constants=constants, inputs=inputs, outputs=[o.name for o in graph.output],
                  output_dtypes={o.name: dtypes.get(o.name, np.dtype("float32")) for o in graph.output},
                  shapes=shapes, opset=opset, producer=model.producer_name)
+
+
+def _cast_like_as_cast(nodes, dtypes: dict, opset: int) -> None:
+    """CastLike(x, like) becomes Cast(x, to=like's type) (in place): the type is known before folding, from
+    shape inference or the initializer, and Cast's integer semantics then apply unchanged."""
+    for node in nodes:
+        if node.op_type != "CastLike":
+            continue
+        target = dtypes.get(node.input[1])
+        if target is None:
+            raise UnsupportedOpError("CastLike", node.name, opset, "the type of its target_type input is unknown")
+        node.op_type = "Cast"
+        del node.input[1:]
+        node.attribute.append(onnx.helper.make_attribute("to", onnx.helper.np_dtype_to_tensor_dtype(np.dtype(target))))
 
 
 def _shape_of(info: onnx.ValueInfoProto):

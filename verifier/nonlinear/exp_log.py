@@ -130,6 +130,19 @@ def log2(x: np.ndarray) -> np.ndarray:
     return (k << MANT) + fraction
 
 
+def ln(x: np.ndarray, x_frac: int) -> np.ndarray:
+    """ln(x * 2**-x_frac) at 2**-30 for integers x >= 1: (log2(x) - x_frac) * ln2, rounded once."""
+    return round_shift((log2(x) - (x_frac << MANT)) * spec_constants()["ln2"], LN2_SHIFT)
+
+
+def log_sum_exp(rows: np.ndarray, in_frac: int) -> np.ndarray:
+    """ln(sum exp(x)) over the last axis at 2**-30: max + ln(sum exp_neg(max - x)), the sum >= 2**30 (the
+    maximum contributes exactly that)."""
+    row_max = np.max(rows, axis=-1)
+    total = np.sum(exp_neg_lookup(row_max[..., None] - rows, in_frac), axis=-1)
+    return round_shift(row_max, in_frac - MANT) + ln(total, MANT)
+
+
 def pow_positive(x: np.ndarray, x_frac: int, exponent_m: int, exponent_shift: int, out_frac: int) -> np.ndarray:
     """(x * 2**-x_frac) ** p at 2**-out_frac for x >= 1, p = exponent_m * 2**-exponent_shift:
     exp2(round(p * log2) at 2**-24); results saturate at INT64_SAFE."""
@@ -229,7 +242,7 @@ def log_softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int
     if masked:
         e = np.where(minus_infinity, 0, e)
     total = np.sum(e, axis=axis, keepdims=True)  # >= 2**30: the max contributes exactly that
-    log_total = round_shift((log2(total) - (MANT << MANT)) * spec_constants()["ln2"], LN2_SHIFT)
+    log_total = ln(total, MANT)
     if work >= out_frac:
         saturating = (qmax(bits) + 1) << (work - out_frac)
     else:

@@ -6,9 +6,10 @@ import functools
 
 import numpy as np
 
-from verifier.fixedpoint import requantize
+from verifier.fixedpoint import ACT_BITS, qmax, requantize
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._align import align_operands, aligned
+from verifier.ops._infinity import is_infinite
 
 
 class Comparison:
@@ -16,7 +17,9 @@ class Comparison:
     c = max(fa, fb); numpy broadcasting. A float constant compares by its exact real value, not a rounded
     one: k = value * 2**c is replaced by floor(k) or ceil(k), whichever makes the integer comparison equal
     the real one (x <= k iff q <= floor(k), x < k iff q < ceil(k), mirrored when the constant is on the
-    left; Equal: k itself when it is an integer, else a value no operand reaches)."""
+    left; Equal: k itself when it is an integer, else a value no operand reaches). A +-inf constant is
+    beyond every value, except against an operand that may hold +-inf (_infinity.py): there it is that
+    operand's saturated +-qmax (at c), so `x == -inf` finds a masked attention row as in float."""
 
     numpy_fn = None
     const_rounding = (None, None)  # for a constant on the left, on the right: "floor", "ceil" or "exact"
@@ -28,6 +31,11 @@ class Comparison:
             value = np.asarray(ctx.inputs[index].value)
             if value.dtype.kind == "f" and common is not None:
                 consts[f"k{index}"] = exact_threshold(value, common, cls.const_rounding[index])
+                other = ctx.inputs[1 - index]
+                if not other.is_const and other.may_be_infinite:
+                    saturated = qmax(ACT_BITS) << (common - other.frac)
+                    signed = np.where(value > 0, saturated, -saturated)  # (ints: float16 cannot hold qmax)
+                    consts[f"k{index}"] = np.where(is_infinite(value), signed, consts[f"k{index}"]).astype(np.int64)
         return Lowering(out_fracs=[None], attrs=attrs, consts=consts, absorbed=absorbed)
 
     @classmethod

@@ -28,6 +28,8 @@ class Pad:
                 ctx.unsupported("pad value computed at run time")
             value = float(np.asarray(operand.value).reshape(-1)[0]) if operand is not None and operand.value.size else 0.0
             axes = const_ints(ctx, 3, "axes") if len(ctx.inputs) > 3 else None
+        if x.frac is None and not np.isfinite(value):
+            ctx.unsupported(f"pad value {value} for a plain integer tensor")
         q_value = int(value) if x.frac is None else int(quantize(np.array([value]), x.frac)[0])
         attrs = {"mode": mode, "pads": pads, "value": q_value}
         if axes is not None:
