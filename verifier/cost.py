@@ -40,11 +40,11 @@ FLOAT_MAC = 1  # one multiply-add of a GEMM/conv on an exact float BLAS path
 COLUMN = 16  # one element of an im2col / depthwise column buffer (gathered once per product)
 
 _MOVE_OPS = ("Identity Reshape Flatten Squeeze Unsqueeze Shape Transpose Concat Slice Gather Split Expand Tile "
-             "Pad Cast Dropout ConstantOfShape ArrayFeatureExtractor DepthToSpace SpaceToDepth").split()
+             "Pad Cast Dropout ConstantOfShape ArrayFeatureExtractor DepthToSpace SpaceToDepth Size").split()
 _ARITH_OPS = ("Relu Add Sub Mul Neg Abs Max Min Sum Mean Clip Sign Equal Greater GreaterOrEqual Less LessOrEqual "
               "And Or Xor Not Where IsNaN IsInf LeakyRelu PRelu ThresholdedRelu Shrink BatchNormalization "
               "MaxPool GlobalAveragePool GlobalMaxPool ReduceSum ReduceMax ReduceMin ReduceMean ReduceL1 "
-              "ReduceSumSquare ArgMax Range OneHot").split()
+              "ReduceSumSquare ArgMax ArgMin Hardmax Range OneHot").split()
 _UNIT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "RNN", "GRU", "LSTM")  # their `cost` is already in units (MACs by path, columns, passes)
 WEIGHTS: dict[str, int] = {**{op: MOVE for op in _MOVE_OPS}, **{op: ARITH for op in _ARITH_OPS},
                            **{op: 1 for op in _UNIT_OPS}}

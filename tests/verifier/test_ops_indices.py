@@ -129,3 +129,29 @@ def test_nonzero_of_a_fixed_point_tensor_is_exact():
 def test_rounding_ops_are_exact_including_ties(op):
     feeds = {"x": np.concatenate([rand(40), np.array([2.5, -2.5, 1.5, -0.5, 0.5, 3.0, -3.0], np.float32)])}
     assert_exact(graph_model([helper.make_node(op, ["x"], ["y"])], feeds), feeds)
+
+
+@pytest.mark.parametrize("attrs", [{"axis": 1}, {"axis": 0, "keepdims": 0}, {"axis": -1, "select_last_index": 1}])
+def test_argmin_including_ties_is_exact(attrs):
+    feeds = {"x": np.round(rand(3, 5, 4)).astype(np.float32)}  # (whole numbers: ties)
+    assert_exact(graph_model([helper.make_node("ArgMin", ["x"], ["y"], **attrs)], feeds), feeds)
+
+
+@pytest.mark.parametrize("opset,axis", [(13, -1), (13, 1), (11, 1)])
+def test_hardmax_marks_the_first_maximum_exactly(opset, axis):
+    feeds = {"x": np.round(rand(3, 4, 5)).astype(np.float32)}
+    assert_exact(graph_model([helper.make_node("Hardmax", ["x"], ["y"], axis=axis)], feeds, opset=opset), feeds)
+
+
+def test_size_of_a_dynamic_tensor_is_exact():
+    feeds = {"x": rand(3, 4)}
+    model = graph_model([helper.make_node("Size", ["x"], ["y"])], feeds, dynamic_batch=True)
+    assert run_ours(model, {"x": rand(7, 4)})[0] == 28
+
+
+@pytest.mark.parametrize("batch_dims,indices", [(0, [[0, 1], [2, -1]]), (0, [[1], [0]]), (1, [[1], [0], [2]])])
+def test_gather_nd_is_exact(batch_dims, indices):
+    feeds = {"x": rand(3, 3, 4)}
+    model = graph_model([helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)], feeds,
+                        {"i": np.array(indices, np.int64)}, opset=13)
+    assert_exact(model, feeds)

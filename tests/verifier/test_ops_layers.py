@@ -321,3 +321,23 @@ def test_a_fully_masked_attention_row_equals_minus_infinity_as_in_float():
                         opset=17)
     assert InferenceSession(compile_model(model, calibration=feeds)).run(None, feeds)[0].tolist() == [False, True]
     assert ort_run(model, feeds)[0].tolist() == [False, True]
+
+
+@pytest.mark.parametrize("p,axis", [(2, -1), (2, 1), (1, -1)])
+def test_lp_normalization_rounds_once(p, axis):
+    feeds = {"x": rand(3, 4, 6)}
+    feeds["x"][0, 0] = 0.0  # a zero vector gives 0
+    model = graph_model([helper.make_node("LpNormalization", ["x"], ["y"], p=p, axis=axis)], feeds, opset=13)
+    assert_steps(model, feeds, 0.5 + 2.0**-31 * 2.0**15)
+
+
+@pytest.mark.parametrize("opset,mode", [(9, "nearest"), (9, "linear"), (7, "nearest")])
+def test_upsample_of_old_exports_follows_onnxruntime(opset, mode):
+    feeds = {"x": rand(1, 2, 3, 4)}
+    scales = np.array([1, 1, 2, 3], np.float32)
+    if opset == 7:
+        model = graph_model([helper.make_node("Upsample", ["x"], ["y"], mode=mode, scales=scales.tolist())], feeds,
+                            opset=7)
+    else:
+        model = graph_model([helper.make_node("Upsample", ["x", "s"], ["y"], mode=mode)], feeds, {"s": scales}, opset=9)
+    assert_steps(model, feeds, 0.0 if mode == "nearest" else 0.5 + 2 * 2.0**-24 * 32767)

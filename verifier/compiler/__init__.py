@@ -1,6 +1,7 @@
 """compile_model: ONNX -> integer Program, one pass a file, run in this order:
 
-    load.py       read (external data too), check, infer shapes
+    load.py       read (external data too), check, infer shapes; CastLike -> Cast
+    functions.py  ops ONNX defines as functions (RMSNormalization, Attention, ...) -> their bodies
     fold.py       constant folding (incl. Shape subgraphs), Identity/Dropout aliases
     batchnorm.py  BatchNormalization folded into the Conv/Gemm before it
     ranges.py     value ranges from calibration (or synthetic inputs) for scale selection

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from verifier.compiler.functions import expand_function_ops
 from verifier.errors import ModelLoadError, UnsupportedOpError
 
 MIN_OPSET = 6
@@ -66,10 +67,12 @@ def to_graph(model: onnx.ModelProto) -> Graph:
                                      "custom domains are not supported")
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
             raise UnsupportedOpError(node.op_type, node.name or node.output[0], opset, "control flow subgraphs")
-    try:
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:
-        pass  # shapes are refined again after folding; a model ORT can run still lowers
+    model = _inferred(model)
+    from verifier.ops import OPS
+
+    expanded = expand_function_ops(model, opset, set(OPS) | {"CastLike"})
+    if expanded is not model:
+        model = _inferred(expanded)
     graph = model.graph
     constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     for node in graph.node:  # give every node a name so errors and traces can point at it
@@ -90,6 +93,13 @@ def to_graph(model: onnx.ModelProto) -> Graph:
     return Graph(nodes=list(graph.node), constants=constants, inputs=inputs, outputs=[o.name for o in graph.output],
                  output_dtypes={o.name: dtypes.get(o.name, np.dtype("float32")) for o in graph.output},
                  shapes=shapes, opset=opset, producer=model.producer_name)
+
+
+def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:
+        return model  # shapes are refined again after folding; a model ORT can run still lowers
 
 
 def _cast_like_as_cast(nodes, dtypes: dict, opset: int) -> None:

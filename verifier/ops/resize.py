@@ -28,7 +28,8 @@ class Resize:
         shape = ctx.inputs[0].shape
         if shape is None:
             ctx.unsupported("needs the input's rank and resized dims")
-        coordinate = ctx.attr("coordinate_transformation_mode", "half_pixel")
+        legacy = ctx.opset < 11  # Resize-10 (and Upsample, rewritten to it): asymmetric, nearest floor
+        coordinate = ctx.attr("coordinate_transformation_mode", "asymmetric" if legacy else "half_pixel")
         if coordinate == "tf_crop_and_resize":
             ctx.unsupported("coordinate_transformation_mode 'tf_crop_and_resize'")
         scales, sizes = _scales_and_sizes(ctx, shape)
@@ -41,7 +42,8 @@ class Resize:
             original = _original(np.arange(size_out, dtype=np.float64), scale, size_in, size_out, coordinate)
             resized.append((axis, size_in, scale, original))
         if mode == "nearest":
-            consts = {f"index{axis}": np.clip(_nearest(original, ctx.attr("nearest_mode", "round_prefer_floor")),
+            rounding = ctx.attr("nearest_mode", "floor" if legacy else "round_prefer_floor")
+            consts = {f"index{axis}": np.clip(_nearest(original, rounding),
                                               0, size_in - 1).astype(np.int64)
                       for axis, size_in, _, original in resized}
             return Lowering(out_fracs=[ctx.inputs[0].frac], attrs={"axes": [axis for axis, *_ in resized]},
@@ -154,7 +156,8 @@ def _cubic(distance, a):
 
 def _scales_and_sizes(ctx, shape):
     rank = len(shape)
-    scales_operand = ctx.inputs[2] if len(ctx.inputs) > 2 else (ctx.inputs[1] if ctx.opset < 11 else None)
+    legacy_scales = ctx.inputs[1] if ctx.opset < 11 and len(ctx.inputs) > 1 else None  # Resize-10, Upsample-9
+    scales_operand = ctx.inputs[2] if len(ctx.inputs) > 2 else legacy_scales
     sizes_operand = ctx.inputs[3] if len(ctx.inputs) > 3 else None
     if sizes_operand is not None and sizes_operand.is_const and sizes_operand.value.size:
         sizes = [int(s) for s in sizes_operand.value.reshape(-1)]
@@ -163,9 +166,12 @@ def _scales_and_sizes(ctx, shape):
         if any(d is None and o != 1 for o, d in zip(sizes, shape)):
             ctx.unsupported("sizes for an axis whose size is only known at run time")
         return [1.0 if i is None else o / i for o, i in zip(sizes, shape)], sizes
-    if scales_operand is None or not scales_operand.is_const or not scales_operand.value.size:
+    if scales_operand is None and ctx.attr("scales") is not None:  # Upsample-7
+        scales = [float(s) for s in ctx.attr("scales")]
+    elif scales_operand is None or not scales_operand.is_const or not scales_operand.value.size:
         ctx.unsupported("scales or sizes must be constants")
-    scales = [float(s) for s in scales_operand.value.reshape(-1)]
+    else:
+        scales = [float(s) for s in scales_operand.value.reshape(-1)]
     if len(scales) != rank:
         ctx.unsupported("axes attribute")
     return scales, [None if d is None else int(np.floor(d * s)) for d, s in zip(shape, scales)]
