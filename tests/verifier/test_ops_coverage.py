@@ -12,8 +12,6 @@ from verifier.fixedpoint import dequantize, quantize
 from verifier_helpers import ort_run
 
 FLOAT_SLACK = 1e-3  # onnxruntime's own float32 rounding, in LSB
-ONNX_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64,
-              np.dtype(bool): TensorProto.BOOL}
 
 
 def rand(*shape, scale=2.0, seed=0):
@@ -24,14 +22,14 @@ def graph_model(nodes, feeds, initializers=None, outputs=("y",), opset=17, dynam
     """A model of `nodes` whose graph inputs are `feeds` (name -> example array); output types found by
     running onnxruntime once on the feeds."""
     initializers = initializers or {}
-    inputs = [helper.make_tensor_value_info(name, ONNX_TYPES[value.dtype],
+    inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype),
                                             (["batch"] + list(value.shape[1:])) if dynamic_batch else value.shape)
               for name, value in feeds.items()]
     graph = helper.make_graph(nodes, "g", inputs, [helper.make_empty_tensor_value_info(o) for o in outputs],
                               [numpy_helper.from_array(np.asarray(v), n) for n, v in initializers.items()])
     untyped = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
     results = ort_run(untyped, feeds)
-    typed = [helper.make_tensor_value_info(o, ONNX_TYPES[np.asarray(r).dtype], np.asarray(r).shape)
+    typed = [helper.make_tensor_value_info(o, helper.np_dtype_to_tensor_dtype(np.asarray(r).dtype), np.asarray(r).shape)
              for o, r in zip(outputs, results)]
     del graph.output[:]
     graph.output.extend(typed)

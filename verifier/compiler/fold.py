@@ -76,7 +76,8 @@ def _static_value(node, graph: Graph):
 
 
 def evaluate_node(node, inputs, opset: int):
-    """Run one node on numpy values with the onnx reference evaluator (compile time only)."""
+    """Run one node on numpy values with the onnx reference evaluator, or onnxruntime for an op version the
+    evaluator lacks (compile time only)."""
     from onnx.reference import ReferenceEvaluator
 
     names = [f"in{i}" if value is not None else "" for i, value in enumerate(inputs)]
@@ -89,10 +90,16 @@ def evaluate_node(node, inputs, opset: int):
     graph_outputs = [helper.make_empty_tensor_value_info(o) for o in clone.output if o]
     model = helper.make_model(helper.make_graph([clone], "fold", graph_inputs, graph_outputs),
                               opset_imports=[helper.make_opsetid("", opset)])
+    feeds = {n: v for n, v in zip(names, inputs) if n}
     try:
-        results = ReferenceEvaluator(model).run(None, {n: v for n, v in zip(names, inputs) if n})
+        results = ReferenceEvaluator(model).run(None, feeds)
     except Exception as exc:
-        raise CompileError(f"cannot fold constant node {node.name!r} ({node.op_type}): {exc}") from exc
+        try:  # the reference evaluator lacks some op versions (DequantizeLinear before 19): onnxruntime's
+            from verifier.compiler.ranges import run_onnxruntime
+
+            results = list(run_onnxruntime(model, feeds).values())
+        except Exception:
+            raise CompileError(f"cannot fold constant node {node.name!r} ({node.op_type}): {exc}") from exc
     return [np.asarray(r) for r in results]
 
 

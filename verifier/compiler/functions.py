@@ -35,7 +35,7 @@ def expand_function_ops(model: onnx.ModelProto, opset: int, implemented) -> onnx
     if not expanded:
         return model
     model.opset_import.append(helper.make_opsetid(EXPANDED_DOMAIN, 1))
-    inlined = onnx.inliner.inline_local_functions(model)
+    inlined = onnx.inliner.inline_local_functions(model, convert_version=True)
     del inlined.opset_import[:]
     inlined.opset_import.extend(op for op in model.opset_import if op.domain != EXPANDED_DOMAIN)
     return inlined
