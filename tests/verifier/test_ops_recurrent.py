@@ -5,17 +5,14 @@ reference paths agree bit for bit; torch's nn.LSTM / nn.GRU / nn.RNN export and 
 named. The gates' inputs are rounded to 2**-11 each step, so the states carry ~1e-4 of error per step that
 the recurrence mixes: the bound below is the measured worst case (9.1e-4) with margin."""
 
-import io
-import warnings
-
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from test_torch_layers import export
 from verifier import InferenceSession, compile_model
 from verifier.errors import UnsupportedOpError
 
@@ -130,17 +127,7 @@ def test_torch_stacked_bidirectional_recurrent_classifiers_match(kind, dynamo):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 6, 8)).astype(np.float32)
-    module = Sequence(kind).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            model = torch.onnx.export(module, (torch.from_numpy(x),), dynamo=True, verbose=False,
-                                      input_names=["x"]).model_proto
-        else:
-            buffer = io.BytesIO()
-            torch.onnx.export(module, (torch.from_numpy(x),), buffer, dynamo=False, opset_version=17,
-                              input_names=["x"])
-            model = onnx.load_from_string(buffer.getvalue())
+    model = export(Sequence(kind).eval(), torch.from_numpy(x), dynamo)
     ops = {node.op_type for node in model.graph.node}
     assert kind in ops or (dynamo and kind == "RNN")  # (the dynamo exporter unrolls nn.RNN into Gemm, Tanh, ...)
     calibration = rng.standard_normal((8, 6, 8)).astype(np.float32)

@@ -132,26 +132,33 @@ class Rearranging(nn.Module):
         return y.flatten(1)[:, :8] + self.embed(F.one_hot(ids, 6).float()).mean(1)
 
 
-def export(model, example, dynamo):
+def export(model, example, dynamo, dynamic=None):
+    """The model exported with its input named x; `dynamic`: {axis: name} of the input's dynamic dims."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
             logging.disable(logging.WARNING)
+            dims = ({axis: torch.export.Dim(name, min=2, max=64) for axis, name in dynamic.items()},) if dynamic else None
             try:
-                return torch.onnx.export(model, (example,), dynamo=True, verbose=False, input_names=["x"]).model_proto
+                return torch.onnx.export(model, (example,), dynamo=True, verbose=False, input_names=["x"],
+                                         dynamic_shapes=dims).model_proto
             finally:
                 logging.disable(logging.NOTSET)
         buffer = io.BytesIO()
-        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=17, input_names=["x"])
+        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=17, input_names=["x"],
+                          dynamic_axes={"x": dynamic} if dynamic else None)
         return onnx.load_from_string(buffer.getvalue())
 
 
-def check(model, calibration, x, ops):
+def check(model, calibration, inputs, ops):
+    """The model exports `ops`, compiles on `calibration` and matches onnxruntime on each of `inputs` (one
+    array or a list, of any shapes the model takes)."""
     assert ops <= {node.op_type for node in model.graph.node}
-    fixed = InferenceSession(compile_model(model, calibration={"x": calibration})).run(None, {"x": x})[0]
-    reference = ort_run(model, {"x": x})[0]
-    assert fixed.shape == reference.shape
-    assert np.max(np.abs(fixed - reference)) <= 0.01 * np.max(np.abs(reference)) + 1e-3
+    session = InferenceSession(compile_model(model, calibration={"x": calibration}))
+    for x in inputs if isinstance(inputs, list) else [inputs]:
+        fixed, reference = session.run(None, {"x": x})[0], ort_run(model, {"x": x})[0]
+        assert fixed.shape == reference.shape
+        assert np.max(np.abs(fixed - reference)) <= 0.01 * np.max(np.abs(reference)) + 1e-3
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
@@ -195,30 +202,9 @@ def test_bilinear_and_bicubic_upsampling_match(dynamo):
 def test_llama_style_decoder_with_dynamic_length_matches_at_two_lengths(dynamo):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    module = TinyLlama().eval()
-    example = torch.randint(1, 50, (2, 8))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            logging.disable(logging.WARNING)
-            try:
-                dims = ({0: torch.export.Dim("batch", min=1, max=64), 1: torch.export.Dim("length", min=2, max=64)},)
-                model = torch.onnx.export(module, (example,), dynamo=True, verbose=False, input_names=["x"],
-                                          dynamic_shapes=dims).model_proto
-            finally:
-                logging.disable(logging.NOTSET)
-        else:
-            buffer = io.BytesIO()
-            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=17, input_names=["x"],
-                              dynamic_axes={"x": {0: "batch", 1: "length"}})
-            model = onnx.load_from_string(buffer.getvalue())
-    assert {"Range", "Sin", "Cos"} <= {node.op_type for node in model.graph.node}
-    session = InferenceSession(compile_model(model, calibration={"x": rng.integers(1, 50, (8, 8)).astype(np.int64)}))
-    for shape in ((2, 8), (3, 13)):
-        ids = rng.integers(1, 50, shape).astype(np.int64)
-        fixed, reference = session.run(None, {"x": ids})[0], ort_run(model, {"x": ids})[0]
-        assert fixed.shape == reference.shape
-        assert np.max(np.abs(fixed - reference)) <= 0.01 * np.max(np.abs(reference)) + 1e-3
+    model = export(TinyLlama().eval(), torch.randint(1, 50, (2, 8)), dynamo, dynamic={0: "batch", 1: "length"})
+    lengths = [rng.integers(1, 50, shape).astype(np.int64) for shape in ((2, 8), (3, 13))]
+    check(model, rng.integers(1, 50, (8, 8)).astype(np.int64), lengths, {"Range", "Sin", "Cos"})
 
 
 @pytest.mark.parametrize("dynamo", [False, True])

@@ -5,7 +5,7 @@ at c. Plain integer operands stay as they are when all operands are plain intege
 import numpy as np
 
 from verifier.fixedpoint import round_shift
-from verifier.ops import CompileContext
+from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import quantize_const
 
 WIDE_BITS = 60
@@ -32,6 +32,15 @@ def align_operands(ctx: CompileContext, indices) -> tuple[dict, dict, set, int |
         else:
             shifts[str(i)] = common - operand.frac
     return {"shifts": shifts, "common": common}, consts, absorbed, common
+
+
+def lower_aligned(ctx: CompileContext, indices) -> Lowering:
+    """align_operands, with the result requantized from c to the output's calibrated frac (attrs out_frac);
+    plain integers stay exact."""
+    attrs, consts, absorbed, common = align_operands(ctx, indices)
+    if common is not None:
+        attrs["out_frac"] = ctx.out_frac()
+    return Lowering(out_fracs=[attrs.get("out_frac")], attrs=attrs, consts=consts, absorbed=absorbed)
 
 
 def aligned(inputs, attrs, consts, index: int):

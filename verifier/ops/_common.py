@@ -206,6 +206,20 @@ def kernel_path() -> str:
     return current_forced_path() or "fast"
 
 
+def window_geometry(ctx, weight_shape) -> tuple[list, list, list, list]:
+    """(kernel, strides, pads, dilations) of a Conv-like node with a weight of `weight_shape`: the attributes
+    with ONNX's defaults, auto_pad resolved (auto_pads), checked (window.normalize)."""
+    from verifier.kernels.window import normalize
+
+    rank = len(weight_shape) - 2
+    kernel = list(ctx.attr("kernel_shape", weight_shape[2:]))
+    strides = list(ctx.attr("strides", [1] * rank))
+    dilations = list(ctx.attr("dilations", [1] * rank))
+    pads = auto_pads(ctx, kernel, strides, dilations)
+    normalize(rank, strides, pads, dilations)
+    return kernel, strides, pads, dilations
+
+
 def auto_pads(ctx, kernel, strides, dilations) -> list:
     """Explicit ONNX pads [begin..., end...] for an auto_pad attribute (needs static spatial dims)."""
     mode = ctx.attr("auto_pad", "NOTSET")

@@ -177,6 +177,21 @@ def _initial(inputs, index: int, direction: int, batch: int, hidden: int, attrs:
     return round_shift(state[direction], own - frac)
 
 
+class Recurrent:
+    """What RNN, GRU and LSTM share beyond the steps: the cost and output size of `gates` gates."""
+
+    gates = None
+    output_size_from_shapes = True
+
+    @classmethod
+    def cost(cls, shapes, attrs, consts):
+        return recurrent_cost(shapes, attrs, consts, cls.gates)
+
+    @classmethod
+    def output_size(cls, inputs, attrs, consts):
+        return recurrent_output_size(inputs, attrs, consts, cls.gates)
+
+
 def recurrent_cost(shapes, attrs, consts, gates: int) -> int:
     """Units: the products' MACs (float path), STEP_BASE per time step and direction, GATE_ELEMENT per gate
     element, one pass over input and outputs."""

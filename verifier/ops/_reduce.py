@@ -46,6 +46,17 @@ def lower_sum(ctx: CompileContext) -> Lowering:
     return Lowering(out_fracs=[out_frac], attrs=attrs, absorbed={1})
 
 
+def lower_to_calibrated(ctx: CompileContext) -> Lowering:
+    """A reduction of a fixed-point input to a new scale (ReduceLogSum, ReduceLogSumExp): attrs in_frac = fx
+    and out_frac = the output's calibrated frac."""
+    x = ctx.inputs[0]
+    if x.frac is None:
+        ctx.unsupported("needs a fixed-point (float) input")
+    attrs = reduce_attrs(ctx)
+    attrs.update(in_frac=x.frac, out_frac=ctx.out_frac())
+    return Lowering(out_fracs=[attrs["out_frac"]], attrs=attrs, absorbed={1})
+
+
 def requantized_sum(terms: np.ndarray, attrs: dict, power: int = 1) -> np.ndarray:
     """summed(terms) moved from frac power * in_frac to out_frac (terms: q**power or |q|)."""
     total = summed(terms, attrs)

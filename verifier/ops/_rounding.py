@@ -6,10 +6,21 @@ from verifier.fixedpoint import saturate
 from verifier.ops import CompileContext, Lowering
 
 
-def lower_rounding(ctx: CompileContext) -> Lowering:
-    """frac unchanged; plain integers are already whole."""
-    x = ctx.inputs[0]
-    return Lowering(out_fracs=[x.frac], attrs={} if x.frac is None else {"frac": x.frac})
+class Rounding:
+    """y = the real value q * 2**-f rounded to an integer (`mode`, in the subclass), computed on q with shifts
+    and a comparison with the remainder, back at frac f (saturated: a ceil may pass qmax); exact. Plain
+    integers are unchanged."""
+
+    mode = None
+
+    @staticmethod
+    def compile(ctx: CompileContext) -> Lowering:
+        x = ctx.inputs[0]
+        return Lowering(out_fracs=[x.frac], attrs={} if x.frac is None else {"frac": x.frac})
+
+    @classmethod
+    def run(cls, inputs, attrs, consts):
+        return [rounded(inputs[0], attrs, cls.mode)]
 
 
 def rounded(x: np.ndarray, attrs: dict, mode: str) -> np.ndarray:

@@ -21,3 +21,18 @@ def lower_table(ctx: CompileContext, fn) -> Lowering:
 def run_table(inputs, attrs, consts):
     return [apply_table(inputs[0], attrs["lo"], consts["table"])]
 
+
+
+class TableFunction:
+    """An op that is one table of `function(x, m)` (the docstring of each subclass names f): the table of
+    lower_table, y = T[clip(q, lo, lo + len(T) - 1) - lo], at most 0.5 output step from f of the input's
+    exact value; f_out from the largest |f| over the representable inputs, tightened to the calibrated
+    output range."""
+
+    function = None
+
+    @classmethod
+    def compile(cls, ctx: CompileContext) -> Lowering:
+        return lower_table(ctx, cls.function)
+
+    run = staticmethod(run_table)

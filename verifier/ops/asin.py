@@ -1,16 +1,7 @@
-from verifier.ops import CompileContext, Lowering
-from verifier.ops._table import lower_table, run_table
+from verifier.ops._table import TableFunction
 
 
-class Asin:
-    """f(x) = asin(x); outside [-1, 1] (NaN in float) gives 0.
-    A lookup table over every 16-bit input q (docs/fixed-point-nonlinear.md, "Tables"):
-    T[i] = round_half_away(f((lo + i) * 2**-f_in) * 2**f_out), saturated to 16 bits;
-    y = T[clip(q, lo, lo + len(T) - 1) - lo]. Error: at most 0.5 output step from f of the input's exact value.
-    f_out: from the largest |f| over the representable inputs, tightened to the calibrated output range."""
+class Asin(TableFunction):
+    """f(x) = asin(x); outside [-1, 1] (NaN in float) gives 0: one table (docs/fixed-point-nonlinear.md, "Tables")."""
 
-    @staticmethod
-    def compile(ctx: CompileContext) -> Lowering:
-        return lower_table(ctx, lambda x, m: m.arcsin(x))
-
-    run = staticmethod(run_table)
+    function = staticmethod(lambda x, m: m.arcsin(x))

@@ -7,7 +7,8 @@ from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import conv, plan_conv
 from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import auto_pads, epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
+from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac,
+                                  window_geometry)
 from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
@@ -30,12 +31,7 @@ class Conv:
         if x.frac is None:
             ctx.unsupported("convolution of a plain integer tensor")
         weight = np.asarray(w.value, dtype=np.float64)
-        rank = weight.ndim - 2
-        kernel = list(ctx.attr("kernel_shape", weight.shape[2:]))
-        strides = list(ctx.attr("strides", [1] * rank))
-        dilations = list(ctx.attr("dilations", [1] * rank))
-        pads = auto_pads(ctx, kernel, strides, dilations)
-        normalize(rank, strides, pads, dilations)
+        _, strides, pads, dilations = window_geometry(ctx, weight.shape)
         narrow = narrowing(ctx, x, "x_shift")
         x_frac = x.frac - narrow.get("x_shift", 0)
         w_frac = weight_frac(weight, ctx.matmul_bits)
@@ -81,7 +77,7 @@ class Conv:
         bound and the activation bound of its operand width, so the same on every machine), plus the column
         buffer it gathers and one pass over input and output (two over the input when it is narrowed)."""
         x, w = shapes[0], consts["weight"].shape
-        out = _out_spatial(x, w, attrs)
+        out = conv_output_spatial(x, w, attrs)
         n, oc, group = int(x[0]), int(w[0]), int(attrs["group"])
         positions = n * math.prod(out)
         macs = positions * oc * math.prod(int(d) for d in w[1:])
@@ -97,11 +93,12 @@ class Conv:
     def output_size(inputs, attrs, consts):
         """The larger of the output and the im2col column buffer of the fast path."""
         x, w = inputs[0].shape, consts["weight"].shape
-        positions = int(x[0]) * math.prod(_out_spatial(x, w, attrs))
+        positions = int(x[0]) * math.prod(conv_output_spatial(x, w, attrs))
         return max(positions * int(w[0]), positions * int(w[1]) * int(attrs["group"]) * kernel_size(w[2:]))
 
 
-def _out_spatial(x, w, attrs):
+def conv_output_spatial(x, w, attrs):
+    """The output's spatial dims of a Conv-like node (Conv, ConvInteger) on input shape x, weight shape w."""
     rank = len(w) - 2
     if len(x) != rank + 2:
         raise ValueError(f"Conv: input of rank {len(x)} for a weight of rank {len(w)}")

@@ -4,9 +4,10 @@ import numpy as np
 
 from verifier import cost
 from verifier.kernels import conv, plan_conv
-from verifier.kernels.window import kernel_size, normalize, output_shape
+from verifier.kernels.window import kernel_size
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import auto_pads, kernel_path
+from verifier.ops._common import kernel_path, window_geometry
+from verifier.ops.conv import conv_output_spatial
 
 
 class ConvInteger:
@@ -26,12 +27,7 @@ class ConvInteger:
             if not zero.is_const:
                 ctx.unsupported("a weight zero point computed at run time")
             weight = weight - np.asarray(zero.value).astype(np.int64).reshape((-1,) + (1,) * (weight.ndim - 1))
-        rank = weight.ndim - 2
-        kernel = list(ctx.attr("kernel_shape", weight.shape[2:]))
-        strides = list(ctx.attr("strides", [1] * rank))
-        dilations = list(ctx.attr("dilations", [1] * rank))
-        pads = auto_pads(ctx, kernel, strides, dilations)
-        normalize(rank, strides, pads, dilations)
+        _, strides, pads, dilations = window_geometry(ctx, weight.shape)
         attrs = {"strides": strides, "pads": pads, "dilations": dilations, "group": int(ctx.attr("group", 1))}
         return Lowering(out_fracs=[None], attrs=attrs, consts={"weight": weight}, absorbed={1, 3})
 
@@ -49,7 +45,7 @@ class ConvInteger:
         """Units: MACs at the weight of the exact path for the weights' bound, plus the im2col columns and one
         pass over input and output."""
         x, w = shapes[0], consts["weight"].shape
-        out = _out_spatial(x, w, attrs)
+        out = conv_output_spatial(x, w, attrs)
         positions = int(x[0]) * math.prod(out)
         plan = plan_conv(tuple(x), w, attrs["group"], 255, int(np.max(np.abs(consts["weight"]), initial=0)),
                          strides=attrs["strides"], pads=attrs["pads"], dilations=attrs["dilations"])
@@ -61,13 +57,6 @@ class ConvInteger:
     @staticmethod
     def output_size(inputs, attrs, consts):
         x, w = inputs[0].shape, consts["weight"].shape
-        positions = int(x[0]) * math.prod(_out_spatial(x, w, attrs))
+        positions = int(x[0]) * math.prod(conv_output_spatial(x, w, attrs))
         return max(positions * int(w[0]), positions * int(w[1]) * attrs["group"] * kernel_size(w[2:]))
 
-
-def _out_spatial(x, w, attrs):
-    rank = len(w) - 2
-    if len(x) != rank + 2:
-        raise ValueError(f"ConvInteger: input of rank {len(x)} for a weight of rank {len(w)}")
-    return output_shape(tuple(int(d) for d in x[2:]), w[2:],
-                        *normalize(rank, attrs["strides"], attrs["pads"], attrs["dilations"]))

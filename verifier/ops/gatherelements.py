@@ -1,17 +1,13 @@
 import numpy as np
 
-from verifier.ops import CompileContext, Lowering
+from verifier.ops.gather import Gather
 
 
 class GatherElements:
     """y[i][j]... = data[... index[i][j]... at `axis` ...] (torch.gather), negative indices counting from the
     end; an index outside the axis is a run error. Values and frac unchanged."""
 
-    @staticmethod
-    def compile(ctx: CompileContext) -> Lowering:
-        if ctx.inputs[1].frac is not None:
-            ctx.unsupported("indices must be an integer tensor")
-        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs={"axis": int(ctx.attr("axis", 0))})
+    compile = staticmethod(Gather.compile)  # (integer indices, the axis)
 
     @staticmethod
     def run(inputs, attrs, consts):

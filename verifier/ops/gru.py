@@ -1,9 +1,9 @@
-from verifier.ops import CompileContext, Lowering
-from verifier.ops._recurrent import STATE_FRAC, lower_recurrent, recurrent_cost, recurrent_output_size, run_recurrent
 from verifier.fixedpoint import round_shift
+from verifier.ops import CompileContext, Lowering
+from verifier.ops._recurrent import STATE_FRAC, Recurrent, lower_recurrent, run_recurrent
 
 
-class GRU:
+class GRU(Recurrent):
     """ONNX GRU (gates z, r, h; forward, reverse, bidirectional; layout 0/1; sequence_lens; initial_h; clip;
     linear_before_reset 0 or 1 - torch exports 1) with the default activations Sigmoid, Tanh
     (docs/fixed-point.md, "Recurrent ops"; shared steps in _recurrent.py). Per step, gates at 2**-15:
@@ -11,13 +11,13 @@ class GRU:
     linear_before_reset=0: h~ = tanh(X Wh + Wbh + round_shift(r * H, 15) Rh + Rbh);
     H = round_shift((2**15 - z) * h~ + z * H, 15). Y and Y_h at 2**-15."""
 
+    gates = 3
+
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
         lowering = lower_recurrent(ctx, 3, ["Sigmoid", "Tanh"], headroom=STATE_FRAC)
         lowering.attrs["linear_before_reset"] = int(ctx.attr("linear_before_reset", 0))
         return lowering
-
-    output_size_from_shapes = True
 
     @staticmethod
     def run(inputs, attrs, consts):
@@ -35,11 +35,3 @@ class GRU:
             return round_shift(((1 << STATE_FRAC) - z) * candidate + z * h, STATE_FRAC), None
 
         return run_recurrent(inputs, attrs, consts, step)
-
-    @staticmethod
-    def cost(shapes, attrs, consts):
-        return recurrent_cost(shapes, attrs, consts, gates=3)
-
-    @staticmethod
-    def output_size(inputs, attrs, consts):
-        return recurrent_output_size(inputs, attrs, consts, gates=3)

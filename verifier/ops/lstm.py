@@ -3,13 +3,12 @@ import numpy as np
 from verifier.fixedpoint import requantize, round_shift
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import quantize_const, weight_frac
-from verifier.ops._recurrent import (CELL_FRAC, STATE_FRAC, lower_recurrent, recurrent_cost, recurrent_output_size,
-                                     run_recurrent)
+from verifier.ops._recurrent import CELL_FRAC, STATE_FRAC, Recurrent, lower_recurrent, run_recurrent
 
 CELL_LIMIT = 1 << 46  # |C| <= 65536 at 2**-30: f * C stays below 2**61
 
 
-class LSTM:
+class LSTM(Recurrent):
     """ONNX LSTM (gates i, o, f, c; forward, reverse, bidirectional; layout 0/1; sequence_lens; initial_h /
     initial_c; peepholes; clip) with the default activations Sigmoid, Tanh, Tanh (docs/fixed-point.md,
     "Recurrent ops"; shared steps in _recurrent.py). Per step, with every gate at 2**-15 from its table:
@@ -17,6 +16,8 @@ class LSTM:
     H = round_shift(o * tanh(C), 15). Peepholes P (quantized at their 16-bit frac fp) add
     round_shift(P * C, 30 + fp - A) to the i and f pre-activations (the previous C) and to o's (the new C).
     Y and Y_h at 2**-15; Y_c requantized to its calibrated frac. input_forget=1 is refused."""
+
+    gates = 4
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
@@ -46,8 +47,6 @@ class LSTM:
         lowering.absorbed |= {7} if peepholes is not None else set()
         return lowering
 
-    output_size_from_shapes = True
-
     @staticmethod
     def run(inputs, attrs, consts):
         hidden = attrs["hidden"]
@@ -71,11 +70,3 @@ class LSTM:
         if "cell_out_frac" in attrs:
             outputs.append(requantize(y_c, CELL_FRAC, attrs["cell_out_frac"]))
         return outputs
-
-    @staticmethod
-    def cost(shapes, attrs, consts):
-        return recurrent_cost(shapes, attrs, consts, gates=4)
-
-    @staticmethod
-    def output_size(inputs, attrs, consts):
-        return recurrent_output_size(inputs, attrs, consts, gates=4)

@@ -2,7 +2,7 @@ import numpy as np
 
 from verifier.fixedpoint import requantize
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._align import align_operands, aligned
+from verifier.ops._align import aligned, lower_aligned
 
 
 class Mod:
@@ -13,12 +13,9 @@ class Mod:
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
-        attrs, consts, absorbed, common = align_operands(ctx, [0, 1])
-        attrs["fmod"] = int(ctx.attr("fmod", 0))
-        if common is not None:
-            attrs["out_frac"] = ctx.out_frac()
-        return Lowering(out_fracs=[None if common is None else attrs["out_frac"]], attrs=attrs, consts=consts,
-                        absorbed=absorbed)
+        lowering = lower_aligned(ctx, [0, 1])
+        lowering.attrs["fmod"] = int(ctx.attr("fmod", 0))
+        return lowering
 
     @staticmethod
     def run(inputs, attrs, consts):

@@ -2,7 +2,7 @@ import numpy as np
 
 from verifier.fixedpoint import requantize
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._align import align_operands, aligned
+from verifier.ops._align import aligned, lower_aligned
 
 
 class Range:
@@ -14,11 +14,7 @@ class Range:
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
-        attrs, consts, absorbed, common = align_operands(ctx, [0, 1, 2])
-        if common is not None:
-            attrs["out_frac"] = ctx.out_frac()
-        return Lowering(out_fracs=[None if common is None else attrs["out_frac"]], attrs=attrs, consts=consts,
-                        absorbed=absorbed)
+        return lower_aligned(ctx, [0, 1, 2])
 
     @staticmethod
     def run(inputs, attrs, consts):

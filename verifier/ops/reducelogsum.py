@@ -3,7 +3,7 @@ import numpy as np
 from verifier.fixedpoint import ACT_BITS, qmax, requantize
 from verifier.nonlinear.exp_log import MANT, ln
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._reduce import reduce_attrs, summed
+from verifier.ops._reduce import lower_to_calibrated, summed
 
 
 class ReduceLogSum:
@@ -13,12 +13,7 @@ class ReduceLogSum:
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
-        x = ctx.inputs[0]
-        if x.frac is None:
-            ctx.unsupported("needs a fixed-point (float) input")
-        attrs = reduce_attrs(ctx)
-        attrs.update(in_frac=x.frac, out_frac=ctx.out_frac())
-        return Lowering(out_fracs=[attrs["out_frac"]], attrs=attrs, absorbed={1})
+        return lower_to_calibrated(ctx)
 
     @staticmethod
     def run(inputs, attrs, consts):

@@ -1,15 +1,7 @@
-from verifier.ops import CompileContext, Lowering
-from verifier.ops._rounding import lower_rounding, rounded
+from verifier.ops._rounding import Rounding
 
 
-class Round:
-    """y = x rounded half to even (ONNX Round) on the exact real value q * 2**-f: computed on q with shifts
-    and a comparison with the remainder, back at frac f (saturated); exact. Plain integers are unchanged."""
+class Round(Rounding):
+    """y = x rounded half to even (ONNX Round), exactly on q (_rounding.py); frac unchanged."""
 
-    @staticmethod
-    def compile(ctx: CompileContext) -> Lowering:
-        return lower_rounding(ctx)
-
-    @staticmethod
-    def run(inputs, attrs, consts):
-        return [rounded(inputs[0], attrs, "half_even")]
+    mode = "half_even"

@@ -1,16 +1,7 @@
-from verifier.ops import CompileContext, Lowering
-from verifier.ops._table import lower_table, run_table
+from verifier.ops._table import TableFunction
 
 
-class Sin:
-    """f(x) = sin(x) (rotary position embeddings compute it from positions at run time).
-    A lookup table over every 16-bit input q (docs/fixed-point-nonlinear.md, "Tables"):
-    T[i] = round_half_away(f((lo + i) * 2**-f_in) * 2**f_out), saturated to 16 bits;
-    y = T[clip(q, lo, lo + len(T) - 1) - lo]. Error: at most 0.5 output step from f of the input's exact value.
-    f_out: from the largest |f| over the representable inputs, tightened to the calibrated output range."""
+class Sin(TableFunction):
+    """f(x) = sin(x) (rotary position embeddings compute it from positions at run time): one table (docs/fixed-point-nonlinear.md, "Tables")."""
 
-    @staticmethod
-    def compile(ctx: CompileContext) -> Lowering:
-        return lower_table(ctx, lambda x, m: m.sin(x))
-
-    run = staticmethod(run_table)
+    function = staticmethod(lambda x, m: m.sin(x))

@@ -1,17 +1,11 @@
-from verifier.ops import CompileContext, Lowering
+from verifier.ops.depthtospace import DepthToSpace
 
 
 class SpaceToDepth:
     """(N, C, H, W) -> (N, C * b**2, H / b, W / b), moving values only (ONNX's DCR order, or CRD; torch's
     PixelUnshuffle is CRD); frac unchanged."""
 
-    @staticmethod
-    def compile(ctx: CompileContext) -> Lowering:
-        mode = ctx.attr("mode", "DCR")
-        if mode not in ("DCR", "CRD"):
-            ctx.unsupported(f"mode {mode!r}")
-        attrs = {"block": int(ctx.attr("blocksize")), "crd": int(mode == "CRD")}
-        return Lowering(out_fracs=[ctx.inputs[0].frac], attrs=attrs)
+    compile = staticmethod(DepthToSpace.compile)  # (the same block size and DCR / CRD order)
 
     @staticmethod
     def run(inputs, attrs, consts):
