@@ -1,6 +1,7 @@
 """Quantized ONNX models as onnxruntime's own quantization tools write them: QDQ (QuantizeLinear /
 DequantizeLinear around float ops, static calibration) and dynamic (DynamicQuantizeLinear, MatMulInteger,
-ConvInteger), for the digits MLP and CNN; and each quantization op against onnxruntime. The quantization
+ConvInteger), for the digits MLP and CNN; the operator form (QLinearConv, QLinearMatMul) of a conv net with a
+MatMul head; and each quantization op against onnxruntime. The quantization
 steps are integer-exact replicas of onnxruntime's float steps (a float32 division's rounding emulated on
 integers), so quantized values match exactly."""
 
@@ -125,3 +126,51 @@ def test_matmul_integer_and_conv_integer_are_exact():
     node = helper.make_node("ConvInteger", ["x", "w", "zx"], ["y"], pads=[1, 1, 1, 1], strides=[2, 1])
     assert_exact(graph_model([node], feeds, {"w": rng.integers(-128, 128, (4, 3, 3, 3)).astype(np.int8),
                                              "zx": np.array(17, np.uint8)}, opset=10), feeds)
+
+
+class ConvMatMul(__import__("torch").nn.Module):
+    """Convolutions and a bias-free linear head on a 3-D tensor (a MatMul: the operator form's QLinearMatMul;
+    a Gemm would become onnxruntime's contrib QGemm)."""
+
+    def __init__(self):
+        import torch
+
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.head = torch.nn.Linear(8 * 16, 10, bias=False)
+
+    def forward(self, x):
+        import torch
+
+        return self.head(torch.relu(self.conv2(torch.relu(self.conv1(x)))).reshape(x.shape[0], 1, -1))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_operator_form_qlinear_conv_and_matmul_match_onnxruntime(per_channel, tmp_path):
+    import io
+
+    import torch
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.onnx.export(ConvMatMul().eval(), (torch.zeros(4, 1, 8, 8),), buffer, dynamo=False, opset_version=17,
+                      input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    (tmp_path / "net.onnx").write_bytes(buffer.getvalue())
+    data = np.random.default_rng(0).uniform(0, 1, (256, 1, 8, 8)).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        batches = iter([{"x": data[i:i + 16]} for i in range(0, 128, 16)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(str(tmp_path / "net.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QOperator,
+                    per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    assert {"QLinearConv", "QLinearMatMul"} <= {node.op_type for node in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    program = compile_model(str(tmp_path / "q.onnx"), calibration={"x": data[:64]})
+    step = 2.0 ** -program.inputs[0].frac  # (inputs on the program's grid: both sides quantize the same x)
+    test = {"x": (np.round(data[-32:] / step) * step).astype(np.float32)}
+    fixed, reference = InferenceSession(program).run(None, test)[0], ort_run(tmp_path / "q.onnx", test)[0]
+    # the integers agree; the last DequantizeLinear rounds the float output once, to the output's frac
+    assert np.max(np.abs(fixed - reference)) <= 2.0 ** -program.outputs[0].frac

@@ -3,6 +3,8 @@ of two, the integer ranges of the quantized types, and the per-axis layout of sc
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from verifier.fixedpoint import bit_length, with_sign_of
@@ -108,3 +110,57 @@ def _significand(magnitude, d, shift):
     top = np.where(shift >= 0, magnitude << np.clip(shift, 0, 62), magnitude)
     bottom = np.where(shift >= 0, d, d << np.clip(-shift, 0, 62))
     return half_even(top, bottom), shift
+
+
+def float32_multiplier(a_scales, b_scales, y_scales) -> tuple[np.ndarray, np.ndarray]:
+    """onnxruntime's requantization multiplier fl(fl(a_scale * b_scale) / y_scale) (float32 steps, broadcast)
+    as (M, k), the value M * 2**-k with M of 24 bits: exact rational arithmetic on the float32 scales."""
+    scales = np.broadcast_arrays(*(np.asarray(v, dtype=np.float32) for v in (a_scales, b_scales, y_scales)))
+    mantissas, shifts = [], []
+    for a, b, y in zip(*(v.reshape(-1) for v in scales)):
+        product = Fraction(float(a)) * Fraction(float(b))
+        mantissa, k = float32_of_ratio(product.numerator, product.denominator)
+        quotient = Fraction(mantissa) * Fraction(2) ** -k / Fraction(float(y))
+        mantissa, k = float32_of_ratio(quotient.numerator, quotient.denominator)
+        mantissas.append(mantissa)
+        shifts.append(k)
+    shape = scales[0].shape
+    return np.array(mantissas, dtype=np.int64).reshape(shape), np.array(shifts, dtype=np.int64).reshape(shape)
+
+
+def float32_rounded(n: np.ndarray) -> np.ndarray:
+    """The int64 values n rounded to 24 significant bits (ties to even): what a conversion to float32 keeps."""
+    n = np.asarray(n, dtype=np.int64)
+    magnitude = np.abs(n)
+    shift = np.maximum(bit_length(magnitude) - MANTISSA_BITS, 0)
+    kept = half_even(magnitude, np.left_shift(np.int64(1), shift)) << shift
+    return with_sign_of(n, kept)
+
+
+def lower_requantization(ctx: CompileContext, a: int, b: int, y: int) -> tuple[dict, dict]:
+    """(attrs, consts) of a QLinear op's output step from the constant scales at inputs a, b (one value, or
+    for b one per output channel) and y, and y's zero point at y + 1: the multiplier (M, k) of
+    float32_multiplier; the output's integer range from the zero point's type."""
+    for index in (a, b, y):
+        if not ctx.inputs[index].is_const:
+            ctx.unsupported("scales computed at run time")
+    mantissa, shift = float32_multiplier(*(np.asarray(ctx.inputs[i].value) for i in (a, b, y)))
+    if np.any(shift > 37) or np.any(shift < 0):
+        ctx.unsupported("a requantization multiplier outside [2**-13, 1]")
+    low, high = RANGES[quantized_type(ctx, y + 1)]
+    consts = {"mantissa": mantissa.reshape(-1), "shift": shift.reshape(-1), "y_zero": zero_point(ctx, y + 1)}
+    return {"low": low, "high": high}, consts
+
+
+def requantized_output(acc: np.ndarray, attrs: dict, consts: dict, channel_axis: int) -> np.ndarray:
+    """clip(round_half_even(fl32(fl32(acc) * multiplier)) + y_zero, low, high): onnxruntime's
+    MlasRequantizeOutput on integers (the multiplier per channel along `channel_axis` when it has several)."""
+    mantissa, shift = consts["mantissa"], consts["shift"]
+    if mantissa.size > 1:
+        shape = [1] * acc.ndim
+        shape[channel_axis] = -1
+        mantissa, shift = mantissa.reshape(shape), shift.reshape(shape)
+    else:
+        mantissa, shift = mantissa.reshape(()), shift.reshape(())
+    y = rounded_quotient(float32_rounded(acc) * mantissa, np.left_shift(np.int64(1), shift))
+    return np.clip(y + consts["y_zero"].reshape(()), attrs["low"], attrs["high"])
