@@ -85,9 +85,24 @@ FOLDED = {"Constant", "CastLike"}
 
 
 def supported(case: Case) -> bool:
+    """Every op of the case has a lowering, is folded or rewritten at load, or is an ONNX function op that
+    compiler/functions.py expands into its body."""
     from verifier.ops import OPS
 
-    return bool(case.model.graph.node) and all(op in OPS or op in FOLDED for op in case.ops)
+    opset = next((o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return bool(case.model.graph.node) and all(op in OPS or op in FOLDED or _is_function(op, opset)
+                                                for op in case.ops)
+
+
+def _is_function(op: str, opset: int) -> bool:
+    import onnx
+
+    try:
+        schema = onnx.defs.get_schema(op, opset, "")
+    except onnx.defs.SchemaError:
+        return False
+    return any(v <= opset for v in list(schema.function_opset_versions)
+               + list(schema.context_dependent_function_opset_versions))
 
 
 def run_case(case: Case) -> Outcome:

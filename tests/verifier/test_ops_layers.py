@@ -341,3 +341,18 @@ def test_upsample_of_old_exports_follows_onnxruntime(opset, mode):
     else:
         model = graph_model([helper.make_node("Upsample", ["x", "s"], ["y"], mode=mode)], feeds, {"s": scales}, opset=9)
     assert_steps(model, feeds, 0.0 if mode == "nearest" else 0.5 + 2 * 2.0**-24 * 32767)
+
+
+# GridSample -------------------------------------------------------------------------------------------
+
+GRID_CASES = [(mode, padding, align) for mode in ("bilinear", "nearest") for padding in ("zeros", "border", "reflection")
+              for align in (0, 1)]
+
+
+@pytest.mark.parametrize("mode,padding,align", GRID_CASES, ids=[f"{m}-{p}-{a}" for m, p, a in GRID_CASES])
+def test_grid_sample_follows_onnxruntime(mode, padding, align):
+    rng = np.random.default_rng(len(mode) + len(padding) + align)
+    feeds = {"x": rand(2, 3, 5, 6), "grid": rng.uniform(-1.3, 1.3, (2, 4, 7, 2)).astype(np.float32)}
+    feeds["grid"][0, 0, :3] = [[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]  # corners and centre exactly
+    node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode=mode, padding_mode=padding, align_corners=align)
+    assert_steps(graph_model([node], feeds, opset=16), feeds, 0.0 if mode == "nearest" else 0.5)

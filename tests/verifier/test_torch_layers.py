@@ -3,7 +3,8 @@ onnxruntime: a sentence-embedding head (masked mean pooling, F.normalize: Reduce
 InstanceNorm2d (InstanceNormalization), a ConvTranspose2d decoder, einsum attention, cumsum positions,
 bilinear and bicubic upsampling (Resize linear / cubic), a LLaMA-style decoder exported with dynamic batch and
 length (rotary embeddings from torch.arange: Range, Sin, Cos; RMSNorm; SwiGLU; a causal mask) run at two
-lengths, PixelShuffle (DepthToSpace), one_hot, in-place index assignment (ScatterND)."""
+lengths, PixelShuffle (DepthToSpace), one_hot, in-place index assignment (ScatterND), a spatial transformer
+(affine_grid, grid_sample: GridSample)."""
 
 import io
 import logging
@@ -132,8 +133,25 @@ class Rearranging(nn.Module):
         return y.flatten(1)[:, :8] + self.embed(F.one_hot(ids, 6).float()).mean(1)
 
 
-def export(model, example, dynamo, dynamic=None):
-    """The model exported with its input named x; `dynamic`: {axis: name} of the input's dynamic dims."""
+class SpatialTransformer(nn.Module):
+    """A localisation net predicts an affine map; the input is resampled through it."""
+
+    def __init__(self):
+        super().__init__()
+        self.locate = nn.Linear(3 * 8 * 8, 6)
+        nn.init.zeros_(self.locate.weight)
+        with torch.no_grad():
+            self.locate.bias.copy_(torch.tensor([0.9, 0.1, 0.05, -0.1, 0.8, -0.05]))
+
+    def forward(self, x):
+        theta = (self.locate(x.flatten(1)) + 0.05 * x.mean()).view(-1, 2, 3)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def export(model, example, dynamo, dynamic=None, opset=17):
+    """The model exported with its input named x; `dynamic`: {axis: name} of the input's dynamic dims;
+    `opset`: the torchscript exporter's (the dynamo exporter picks its own)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
@@ -145,7 +163,7 @@ def export(model, example, dynamo, dynamic=None):
             finally:
                 logging.disable(logging.NOTSET)
         buffer = io.BytesIO()
-        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=17, input_names=["x"],
+        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset, input_names=["x"],
                           dynamic_axes={"x": dynamic} if dynamic else None)
         return onnx.load_from_string(buffer.getvalue())
 
@@ -214,3 +232,12 @@ def test_pixel_shuffle_one_hot_and_index_assignment_match(dynamo):
     x = rng.standard_normal((2, 3, 4, 6)).astype(np.float32)
     model = export(Rearranging().eval(), torch.from_numpy(x), dynamo)
     check(model, rng.standard_normal((8, 3, 4, 6)).astype(np.float32), x, {"DepthToSpace"})
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_spatial_transformer_matches(dynamo):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    model = export(SpatialTransformer().eval(), torch.from_numpy(x), dynamo, opset=20)  # (affine_grid: opset 20)
+    check(model, rng.standard_normal((8, 3, 8, 8)).astype(np.float32), x, {"GridSample"})

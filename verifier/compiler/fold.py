@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from verifier.compiler.load import Graph
+from verifier.compiler.load import Graph, cast_like_as_cast
 from verifier.errors import CompileError
 
 NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
@@ -19,7 +19,14 @@ def fold_constants(graph: Graph) -> Graph:
     kept = []
     rename: dict[str, str] = {}
     used = {name for node in graph.nodes for name in node.input} | set(graph.outputs)
-    for node in graph.nodes:
+    pending = list(reversed(graph.nodes))
+    while pending:
+        node = pending.pop()
+        if node.op_type == "If" and node.input[0] in graph.constants:  # (a function body's shape test)
+            branch = _chosen_branch(node, graph)
+            pending.extend(reversed(branch))
+            used |= {name for n in branch for name in n.input}
+            continue
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
@@ -42,6 +49,29 @@ def fold_constants(graph: Graph) -> Graph:
     graph.outputs = [rename.get(o, o) for o in graph.outputs]
     graph.aliases = rename
     return graph
+
+
+def _chosen_branch(node, graph: Graph) -> list:
+    """The nodes of the branch a constant If condition picks (ONNX names are unique across subgraphs, so
+    they keep theirs), its initializers added to the constants, and an Identity from each branch output to
+    the If's output."""
+    condition = bool(np.asarray(graph.constants[node.input[0]]).reshape(-1)[0])
+    branch = _attr(node, "then_branch" if condition else "else_branch", None)
+    for init in branch.initializer:
+        graph.constants[init.name] = numpy_helper.to_array(init)
+    nodes = []
+    for inner in branch.node:
+        clone = onnx.NodeProto()
+        clone.CopyFrom(inner)
+        clone.name = clone.name or f"{inner.op_type}_{inner.output[0]}"
+        nodes.append(clone)
+    for source, target in zip(branch.output, node.output):
+        nodes.append(helper.make_node("Identity", [source.name], [target], name=f"{node.name}/{target}"))
+    for info in list(branch.value_info) + list(branch.output):
+        if info.type.tensor_type.elem_type:
+            graph.dtypes[info.name] = helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
+    cast_like_as_cast(nodes, {**{n: v.dtype for n, v in graph.constants.items()}, **graph.dtypes}, graph.opset)
+    return nodes
 
 
 def _dropout_is_inference(node, graph: Graph) -> bool:

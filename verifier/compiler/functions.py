@@ -11,6 +11,7 @@ import onnx.inliner
 from onnx import helper
 
 EXPANDED_DOMAIN = "vinfer.expanded"  # private names for the bodies while they are inlined
+LOOPS = {"Scan", "Loop"}  # a body with a loop is not expanded: the interpreter runs no loops of subgraphs
 
 
 def expand_function_ops(model: onnx.ModelProto, opset: int, implemented) -> onnx.ModelProto:
@@ -26,8 +27,8 @@ def expand_function_ops(model: onnx.ModelProto, opset: int, implemented) -> onnx
         if node.domain not in ("", "ai.onnx") or node.op_type in implemented:
             continue
         function = _function_of(node, opset, types)
-        if function is None:
-            continue
+        if function is None or any(inner.op_type in LOOPS for inner in function.node):
+            continue  # (left for the lowering to refuse by its own name)
         function.name, function.domain = f"{node.op_type}.{expanded}", EXPANDED_DOMAIN
         node.op_type, node.domain = function.name, EXPANDED_DOMAIN
         model.functions.append(function)

@@ -30,6 +30,7 @@ class Graph:
     opset: int
     producer: str = ""
     aliases: dict = field(default_factory=dict)
+    dtypes: dict = field(default_factory=dict)  # name -> numpy dtype, where shape inference or a value says
 
 
 def load_model(model_or_path) -> onnx.ModelProto:
@@ -87,12 +88,12 @@ def to_graph(model: onnx.ModelProto) -> Graph:
     for name, value in constants.items():
         shapes[name] = tuple(value.shape)
         dtypes[name] = value.dtype
-    _cast_like_as_cast(graph.node, dtypes, opset)
+    cast_like_as_cast(graph.node, dtypes, opset)
     inputs = [(i.name, shapes[i.name], dtypes.get(i.name, np.dtype("float32")))
               for i in graph.input if i.name not in constants]
     return Graph(nodes=list(graph.node), constants=constants, inputs=inputs, outputs=[o.name for o in graph.output],
                  output_dtypes={o.name: dtypes.get(o.name, np.dtype("float32")) for o in graph.output},
-                 shapes=shapes, opset=opset, producer=model.producer_name)
+                 shapes=shapes, opset=opset, producer=model.producer_name, dtypes=dtypes)
 
 
 def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -102,7 +103,7 @@ def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
         return model  # shapes are refined again after folding; a model ORT can run still lowers
 
 
-def _cast_like_as_cast(nodes, dtypes: dict, opset: int) -> None:
+def cast_like_as_cast(nodes, dtypes: dict, opset: int) -> None:
     """CastLike(x, like) becomes Cast(x, to=like's type) (in place): the type is known before folding, from
     shape inference or the initializer, and Cast's integer semantics then apply unchanged."""
     for node in nodes:
