@@ -155,3 +155,26 @@ def test_gather_nd_is_exact(batch_dims, indices):
     model = graph_model([helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)], feeds,
                         {"i": np.array(indices, np.int64)}, opset=13)
     assert_exact(model, feeds)
+
+
+@pytest.mark.parametrize("center", [0, 1])
+@pytest.mark.parametrize("iou,score", [(0.5, 0.3), (0.25, None), (0.7, 0.0)])
+def test_non_max_suppression_selects_what_onnxruntime_selects(center, iou, score):
+    rng = np.random.default_rng(int(iou * 10) + center)
+    corners = rng.uniform(0, 10, (2, 40, 2))
+    sizes = rng.uniform(0.5, 4, (2, 40, 2))
+    if center:
+        boxes = np.concatenate([corners, sizes], -1)
+    else:
+        boxes = np.concatenate([corners, corners + sizes], -1)[..., [1, 0, 3, 2]]
+        boxes[0, :5] = boxes[0, :5, [2, 3, 0, 1]].T  # (flipped corners)
+    scores = np.round(rng.uniform(0, 1, (2, 3, 40)), 2).astype(np.float32)  # (ties: the lower index first)
+    feeds = {"boxes": boxes.astype(np.float32), "scores": scores}
+    initializers = {"limit": np.array(7, np.int64), "iou": np.array(iou, np.float32)}
+    names = ["boxes", "scores", "limit", "iou"]
+    if score is not None:
+        initializers["score"] = np.array(score, np.float32)
+        names.append("score")
+    model = graph_model([helper.make_node("NonMaxSuppression", names, ["y"], center_point_box=center)], feeds,
+                        initializers, opset=11)
+    assert_exact(model, feeds)
