@@ -4,7 +4,8 @@ InstanceNorm2d (InstanceNormalization), a ConvTranspose2d decoder, einsum attent
 bilinear and bicubic upsampling (Resize linear / cubic), a LLaMA-style decoder exported with dynamic batch and
 length (rotary embeddings from torch.arange: Range, Sin, Cos; RMSNorm; SwiGLU; a causal mask) run at two
 lengths, PixelShuffle (DepthToSpace), one_hot, in-place index assignment (ScatterND), a spatial transformer
-(affine_grid, grid_sample: GridSample)."""
+(affine_grid, grid_sample: GridSample), LocalResponseNorm (whose torchscript export tests the input's rank in an
+If: folded to its branch)."""
 
 import io
 import logging
@@ -241,3 +242,14 @@ def test_spatial_transformer_matches(dynamo):
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
     model = export(SpatialTransformer().eval(), torch.from_numpy(x), dynamo, opset=20)  # (affine_grid: opset 20)
     check(model, rng.standard_normal((8, 3, 8, 8)).astype(np.float32), x, {"GridSample"})
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_local_response_norm_with_its_rank_test_matches(dynamo):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    module = nn.Sequential(nn.Conv2d(3, 8, 3), nn.LocalResponseNorm(3), nn.LayerNorm([8, 4, 4])).eval()
+    model = export(module, torch.from_numpy(x), dynamo)
+    assert dynamo or "If" in {node.op_type for node in model.graph.node}
+    check(model, np.concatenate([x, rng.standard_normal((6, 3, 6, 6)).astype(np.float32)]), x, set())

@@ -28,11 +28,18 @@ from verifier.fixedpoint import MATMUL_BITS
 from verifier.program import Program
 
 
+FOLD_ROUNDS = 4
+
+
 def prepare_graph(model_or_path):
     """Passes 1-3: the float graph the program is lowered from."""
     graph = to_graph(load_model(model_or_path))
-    graph = fold_constants(graph)
-    refresh_shapes(graph)
+    for _ in range(FOLD_ROUNDS):  # shapes found after a fold (a Pad's folded pads) can let Shape nodes fold
+        remaining = len(graph.nodes)
+        graph = fold_constants(graph)
+        refresh_shapes(graph)
+        if len(graph.nodes) == remaining:
+            break
     return fold_batchnorm(graph)
 
 

@@ -66,7 +66,8 @@ def to_graph(model: onnx.ModelProto) -> Graph:
         if node.domain not in ("", "ai.onnx", "ai.onnx.ml"):
             raise UnsupportedOpError(f"{node.domain}.{node.op_type}", node.name or node.output[0], opset,
                                      "custom domains are not supported")
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        if node.op_type != "If" and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                                        for a in node.attribute):  # (an If on a constant is folded: fold.py)
             raise UnsupportedOpError(node.op_type, node.name or node.output[0], opset, "control flow subgraphs")
     model = _inferred(model)
     from verifier.ops import OPS

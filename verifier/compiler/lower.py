@@ -17,7 +17,8 @@ from verifier.ops._infinity import finite_part, is_infinite
 from verifier.program import Program, ProgramNode, TensorInfo
 
 
-HINTS = {"ZipMap": "sequences of maps are not tensors; convert with skl2onnx options={'zipmap': False}"}
+HINTS = {"ZipMap": "sequences of maps are not tensors; convert with skl2onnx options={'zipmap': False}",
+         "If": "control flow: its condition is only known at run time (an If on a compile-time value is folded)"}
 
 
 def unsupported_nodes(graph: Graph) -> list[tuple[str, str]]:
