@@ -80,8 +80,8 @@ def data_cases(kind: str) -> list[Case]:
 
 
 # never reach the interpreter: a Constant becomes a constant tensor (compiler/fold.py), a CastLike a Cast
-# (compiler/load.py)
-FOLDED = {"Constant", "CastLike"}
+# (compiler/load.py), the ai.onnx.ml ops of compiler/ml.py standard ops
+FOLDED = {"Constant", "CastLike", "Scaler", "Normalizer", "Binarizer", "LinearRegressor", "LinearClassifier"}
 
 
 def supported(case: Case) -> bool:

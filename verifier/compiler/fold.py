@@ -168,4 +168,6 @@ def to_model(graph: Graph, expose_all: bool) -> onnx.ModelProto:
         outputs += [o for node in graph.nodes for o in node.output if o and o not in outputs]
     graph_outputs = [helper.make_empty_tensor_value_info(name) for name in outputs]
     return helper.make_model(helper.make_graph(graph.nodes, "vinfer", inputs, graph_outputs, initializers),
-                             opset_imports=[helper.make_opsetid("", graph.opset)], ir_version=8)
+                             opset_imports=[helper.make_opsetid("", graph.opset)]
+                             + [helper.make_opsetid(domain, version) for domain, version in graph.domains.items()],
+                             ir_version=8)

@@ -11,6 +11,7 @@ import onnx
 from onnx import numpy_helper
 
 from verifier.compiler.functions import expand_function_ops
+from verifier.compiler.ml import rewrite_ml_ops
 from verifier.errors import ModelLoadError, UnsupportedOpError
 
 MIN_OPSET = 6
@@ -31,6 +32,7 @@ class Graph:
     producer: str = ""
     aliases: dict = field(default_factory=dict)
     dtypes: dict = field(default_factory=dict)  # name -> numpy dtype, where shape inference or a value says
+    domains: dict = field(default_factory=dict)  # other opset imports (ai.onnx.ml) -> version
 
 
 def load_model(model_or_path) -> onnx.ModelProto:
@@ -69,6 +71,7 @@ def to_graph(model: onnx.ModelProto) -> Graph:
         if node.op_type != "If" and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                                         for a in node.attribute):  # (an If on a constant is folded: fold.py)
             raise UnsupportedOpError(node.op_type, node.name or node.output[0], opset, "control flow subgraphs")
+    rewrite_ml_ops(model, opset)
     model = _inferred(model)
     from verifier.ops import OPS
 
@@ -94,7 +97,8 @@ def to_graph(model: onnx.ModelProto) -> Graph:
               for i in graph.input if i.name not in constants]
     return Graph(nodes=list(graph.node), constants=constants, inputs=inputs, outputs=[o.name for o in graph.output],
                  output_dtypes={o.name: dtypes.get(o.name, np.dtype("float32")) for o in graph.output},
-                 shapes=shapes, opset=opset, producer=model.producer_name, dtypes=dtypes)
+                 shapes=shapes, opset=opset, producer=model.producer_name, dtypes=dtypes,
+                 domains={o.domain: o.version for o in model.opset_import if o.domain not in ("", "ai.onnx")})
 
 
 def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -1,0 +1,81 @@
+"""scikit-learn models exported by skl2onnx, with the ai.onnx.ml ops they use: Scaler, Normalizer,
+LinearClassifier and LinearRegressor (rewritten into standard ops at load: compiler/ml.py), TreeEnsemble-
+Classifier and TreeEnsembleRegressor (exact integer tree walks: ops/_trees.py). On inputs on the program's
+grid every comparison of a tree is exact, so labels match onnxruntime exactly and scores within the output
+rounding; linear models round once per op. (Features of very different magnitudes in one input tensor share
+its one scale: scale them in the pipeline - the program's input is quantized before the Scaler runs.)"""
+
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from verifier import InferenceSession, compile_model
+
+warnings.filterwarnings("ignore", module="sklearn")
+
+
+@pytest.fixture(scope="module")
+def data():
+    from sklearn.datasets import load_diabetes, load_digits
+
+    images, labels = load_digits(return_X_y=True)
+    features, targets = load_diabetes(return_X_y=True)
+    return {"digits": ((images / 16).astype(np.float32), labels),
+            "diabetes": (features.astype(np.float32), targets.astype(np.float32))}
+
+
+def estimators():
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier, \
+        RandomForestRegressor
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer, StandardScaler
+    from sklearn.tree import DecisionTreeRegressor
+
+    return {
+        "scaler+logistic": ("digits", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))),
+        "normalizer+logistic binary": ("digits", lambda: make_pipeline(Normalizer(), LogisticRegression())),
+        "random forest": ("digits", lambda: RandomForestClassifier(10, max_depth=6, random_state=0)),
+        "gradient boosting binary": ("digits", lambda: GradientBoostingClassifier(n_estimators=15, random_state=0)),
+        "gradient boosting multiclass": ("digits", lambda: GradientBoostingClassifier(n_estimators=5, max_depth=2,
+                                                                                      random_state=0)),
+        "linear regression": ("diabetes", LinearRegression),
+        "pca+ridge": ("diabetes", lambda: make_pipeline(PCA(5), Ridge())),
+        "decision tree": ("diabetes", lambda: DecisionTreeRegressor(max_depth=8, random_state=0)),
+        "random forest regressor": ("diabetes", lambda: RandomForestRegressor(8, max_depth=6, random_state=0)),
+        "gradient boosting regressor": ("diabetes", lambda: GradientBoostingRegressor(n_estimators=20, random_state=0)),
+    }
+
+
+@pytest.mark.parametrize("name", list(estimators()))
+def test_sklearn_model_matches_onnxruntime(name, data):
+    from skl2onnx import to_onnx
+
+    dataset, build = estimators()[name]
+    features, targets = data[dataset]
+    if "binary" in name:
+        targets = (targets == 3).astype(int)
+    train = int(len(features) * 0.7)
+    model = build().fit(features[:train], targets[:train])
+    options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
+    onnx_model = to_onnx(model, features[:1], options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+    program = compile_model(onnx_model, calibration={"X": features[:train]})
+    step = 2.0 ** -program.inputs[0].frac
+    test = {"X": (np.round(features[train:] / step) * step).astype(np.float32)}
+    ours = InferenceSession(program).run(None, test)
+    reference = ort.InferenceSession(onnx_model.SerializeToString()).run(None, test)
+    if reference[0].dtype.kind == "i":
+        assert np.array_equal(ours[0], reference[0])
+        # probabilities: the trees' exact scores rounded to their 16-bit scale (a change of at most one step,
+        # which moves a sigmoid or softmax output by less than that) and the 2**-15 output; for the linear
+        # models a chain of 16-bit roundings (scaled features, logits at their calibrated scale, the softmax)
+        trees = [n.attrs for n in program.nodes if n.op == "TreeEnsembleClassifier"]
+        bound = (2.0 ** -trees[0]["score_frac"] + 2.0**-15) if trees and "score_frac" in trees[0] else 1e-2
+        assert np.max(np.abs(ours[1] - reference[1])) <= bound
+    else:
+        scale = 2.0 ** -program.outputs[0].frac
+        assert np.max(np.abs(ours[0] - reference[0])) <= 0.5 * scale + 1e-5 * np.max(np.abs(reference[0])) + (
+            0 if "tree" in name or "forest" in name or "boosting" in name else 2 * scale)
