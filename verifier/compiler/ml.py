@@ -55,7 +55,8 @@ class _Builder:
         return output
 
     def refuse(self, reason: str, opset: int):
-        raise UnsupportedOpError(f"{ML_DOMAIN}.{self.node.op_type}", self.node.name or self.node.output[0], opset, reason)
+        name = self.node.name or self.node.output[0]
+        raise UnsupportedOpError(f"{ML_DOMAIN}.{self.node.op_type}", name, opset, reason)
 
     def _name(self, what: str) -> str:
         self.count += 1
