@@ -4,7 +4,8 @@ InstanceNorm2d (InstanceNormalization), a ConvTranspose2d decoder, einsum attent
 bilinear and bicubic upsampling (Resize linear / cubic), a LLaMA-style decoder exported with dynamic batch and
 length (rotary embeddings from torch.arange: Range, Sin, Cos; RMSNorm; SwiGLU; a causal mask) run at two
 lengths, PixelShuffle (DepthToSpace), one_hot, in-place index assignment (ScatterND), a spatial transformer
-(affine_grid, grid_sample: GridSample), LocalResponseNorm (whose torchscript export tests the input's rank in an
+(affine_grid, grid_sample: GridSample), T5 relative position buckets (Log of run-time distances) and ALiBi biases
+with a finfo.min causal mask, LocalResponseNorm (whose torchscript export tests the input's rank in an
 If: folded to its branch)."""
 
 import io
@@ -95,7 +96,8 @@ def rotary(x):
     inverse = 1.0 / (10000 ** (torch.arange(0, dims, 2, dtype=torch.float32) / dims))
     angles = torch.arange(length, dtype=torch.float32)[:, None] * inverse[None, :]
     even, odd = x[..., ::2], x[..., 1::2]
-    return torch.stack([even * angles.cos() - odd * angles.sin(), even * angles.sin() + odd * angles.cos()], -1).flatten(-2)
+    cos, sin = angles.cos(), angles.sin()
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], -1).flatten(-2)
 
 
 class TinyLlama(nn.Module):
@@ -104,19 +106,56 @@ class TinyLlama(nn.Module):
         self.embedding, self.heads = nn.Embedding(vocab, dims), heads
         self.norm1, self.norm2 = RMSNorm(dims), RMSNorm(dims)
         self.qkv, self.out = nn.Linear(dims, 3 * dims, bias=False), nn.Linear(dims, dims, bias=False)
-        self.gate, self.up, self.down = nn.Linear(dims, 64, bias=False), nn.Linear(dims, 64, bias=False), nn.Linear(64, dims, bias=False)
+        self.gate, self.up = nn.Linear(dims, 64, bias=False), nn.Linear(dims, 64, bias=False)
+        self.down = nn.Linear(64, dims, bias=False)
         self.head = nn.Linear(dims, vocab, bias=False)
 
     def forward(self, ids):
         x = self.embedding(ids)
         batch, length, dims = x.shape
-        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2) for t in self.qkv(self.norm1(x)).split(dims, -1))
+        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2)
+                   for t in self.qkv(self.norm1(x)).split(dims, -1))
         scores = rotary(q) @ rotary(k).transpose(-1, -2) / math.sqrt(dims // self.heads)
         causal = torch.triu(torch.ones(length, length, dtype=torch.bool), 1)
         attention = scores.masked_fill(causal, float("-inf")).softmax(-1) @ v
         x = x + self.out(attention.transpose(1, 2).reshape(batch, length, dims))
         h = self.norm2(x)
         return self.head(x + self.down(F.silu(self.gate(h)) * self.up(h)))[:, -1]
+
+
+def t5_buckets(relative, buckets=16, max_distance=32):
+    """T5's bucket of each relative position: exact up to buckets / 2, logarithmic beyond."""
+    distance = torch.clamp(-relative, min=0)
+    exact = buckets // 2
+    far = exact + (torch.log(distance.float() / exact + 1e-6) / math.log(max_distance / exact)
+                   * (buckets - exact)).to(torch.long)
+    return torch.where(distance < exact, distance, torch.clamp(far, max=buckets - 1))
+
+
+class PositionBiasedAttention(nn.Module):
+    """Attention with a position bias: T5's learned bucket biases, or ALiBi's slopes with a finfo.min mask."""
+
+    def __init__(self, alibi: bool):
+        super().__init__()
+        self.alibi = alibi
+        self.embedding, self.qkv, self.out = nn.Embedding(50, 16), nn.Linear(16, 48), nn.Linear(16, 4)
+        self.buckets = nn.Embedding(16, 2)
+        self.register_buffer("slopes", torch.tensor([0.5, 0.25]))
+
+    def forward(self, ids):
+        x = self.embedding(ids)
+        batch, length, _ = x.shape
+        positions = torch.arange(length)
+        relative = positions[None, :] - positions[:, None]
+        q, k, v = self.qkv(x).view(batch, length, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / 8**0.5
+        if self.alibi:
+            scores = scores - self.slopes[:, None, None] * relative.abs().float()[None]
+            future = torch.ones(length, length, dtype=torch.bool).triu(1)
+            scores = scores.masked_fill(future, torch.finfo(torch.float32).min)
+        else:
+            scores = scores + self.buckets(t5_buckets(relative)).permute(2, 0, 1)[None]
+        return self.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, length, 16).mean(1))
 
 
 class Rearranging(nn.Module):
@@ -157,7 +196,8 @@ def export(model, example, dynamo, dynamic=None, opset=17):
         warnings.simplefilter("ignore")
         if dynamo:
             logging.disable(logging.WARNING)
-            dims = ({axis: torch.export.Dim(name, min=2, max=64) for axis, name in dynamic.items()},) if dynamic else None
+            dims = ({axis: torch.export.Dim(name, min=2, max=64) for axis, name in dynamic.items()},) if dynamic \
+                else None
             try:
                 return torch.onnx.export(model, (example,), dynamo=True, verbose=False, input_names=["x"],
                                          dynamic_shapes=dims).model_proto
@@ -253,3 +293,14 @@ def test_local_response_norm_with_its_rank_test_matches(dynamo):
     model = export(module, torch.from_numpy(x), dynamo)
     assert dynamo or "If" in {node.op_type for node in model.graph.node}
     check(model, np.concatenate([x, rng.standard_normal((6, 3, 6, 6)).astype(np.float32)]), x, set())
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+@pytest.mark.parametrize("alibi", [False, True])
+def test_position_biased_attention_with_dynamic_length_matches(alibi, dynamo):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = export(PositionBiasedAttention(alibi).eval(), torch.randint(1, 50, (2, 9)), dynamo,
+                   dynamic={0: "batch", 1: "length"})
+    lengths = [rng.integers(1, 50, shape).astype(np.int64) for shape in ((2, 9), (3, 14))]
+    check(model, rng.integers(1, 50, (8, 9)).astype(np.int64), lengths, set() if alibi else {"Log"})
