@@ -48,23 +48,22 @@ def _function_of(node: onnx.NodeProto, opset: int, types: dict) -> onnx.Function
         schema = onnx.defs.get_schema(node.op_type, opset, "")
     except onnx.defs.SchemaError:
         return None
-    for name, attribute in schema.attributes.items():  # the body reads defaults from the node
-        if attribute.default_value.name and name not in {a.name for a in node.attribute}:
-            node.attribute.append(attribute.default_value)
     function = onnx.FunctionProto()
     plain = [v for v in schema.function_opset_versions if v <= opset]
     dependent = [v for v in schema.context_dependent_function_opset_versions if v <= opset]
     if plain:
         function.ParseFromString(schema.get_function_with_opset_version(max(plain)))
-        return function
-    if not dependent or any(name and name not in types for name in node.input):
+    elif dependent and all(not name or name in types for name in node.input):
+        input_types = [types[name].SerializeToString() if name else onnx.TypeProto().SerializeToString()
+                       for name in node.input]
+        try:
+            function.ParseFromString(schema.get_context_dependent_function_with_opset_version(
+                max(dependent), node.SerializeToString(), input_types))
+        except Exception:  # the schema refuses this node (a type it has no body for): left for the lowering
+            return None
+    else:
         return None
-    input_types = [types[name].SerializeToString() if name else onnx.TypeProto().SerializeToString()
-                   for name in node.input]
-    try:
-        body = schema.get_context_dependent_function_with_opset_version(max(dependent), node.SerializeToString(),
-                                                                        input_types)
-    except Exception:  # the schema refuses this node (a type it has no body for): left for the lowering
-        return None
-    function.ParseFromString(body)
+    for name, attribute in schema.attributes.items():  # the body reads the defaults from the node
+        if attribute.default_value.name and name not in {a.name for a in node.attribute}:
+            node.attribute.append(attribute.default_value)
     return function

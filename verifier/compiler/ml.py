@@ -113,7 +113,7 @@ def _linear_classifier(b: _Builder, attrs: dict, opset: int) -> None:
     transform = _post_transform(attrs)
     if transform not in ("NONE", "LOGISTIC", "SOFTMAX"):
         b.refuse(f"post_transform {transform!r}", opset)
-    rows = len(attrs.get("intercepts", [])) or 1
+    rows = len(attrs.get("intercepts", [])) or (1 if len(labels) == 2 else len(labels))  # (one row per class)
     scores = _linear_scores(b, attrs, rows)
     if rows == 1 and len(labels) == 2:  # binary: one score s, as [-s, s]
         scores = b.op("Concat", [b.op("Neg", [scores]), scores], axis=1)
