@@ -164,3 +164,17 @@ def requantized_output(acc: np.ndarray, attrs: dict, consts: dict, channel_axis:
         mantissa, shift = mantissa.reshape(()), shift.reshape(())
     y = rounded_quotient(float32_rounded(acc) * mantissa, np.left_shift(np.int64(1), shift))
     return np.clip(y + consts["y_zero"].reshape(()), attrs["low"], attrs["high"])
+
+
+def centered_weights(ctx: CompileContext, weight: int, zero: int) -> np.ndarray:
+    """A constant integer conv weight less its constant zero point (one value or one per output channel)."""
+    x, w = ctx.inputs[0], ctx.inputs[weight]
+    if x.frac is not None or not w.is_const:
+        ctx.unsupported("needs an integer input and constant integer weights")
+    values = np.asarray(w.value).astype(np.int64)
+    zero_point = ctx.inputs[zero] if len(ctx.inputs) > zero else None
+    if zero_point is None:
+        return values
+    if not zero_point.is_const:
+        ctx.unsupported("a weight zero point computed at run time")
+    return values - np.asarray(zero_point.value).astype(np.int64).reshape((-1,) + (1,) * (values.ndim - 1))

@@ -7,6 +7,7 @@ from verifier.kernels import conv, plan_conv
 from verifier.kernels.window import kernel_size
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import kernel_path, window_geometry
+from verifier.ops._quantized import centered_weights
 from verifier.ops.conv import conv_output_spatial
 
 
@@ -18,15 +19,7 @@ class ConvInteger:
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
-        x, w = ctx.inputs[0], ctx.inputs[1]
-        if x.frac is not None or not w.is_const:
-            ctx.unsupported("needs an integer input and constant integer weights")
-        weight = np.asarray(w.value).astype(np.int64)
-        zero = ctx.inputs[3] if len(ctx.inputs) > 3 else None
-        if zero is not None:
-            if not zero.is_const:
-                ctx.unsupported("a weight zero point computed at run time")
-            weight = weight - np.asarray(zero.value).astype(np.int64).reshape((-1,) + (1,) * (weight.ndim - 1))
+        weight = centered_weights(ctx, 1, 3)
         _, strides, pads, dilations = window_geometry(ctx, weight.shape)
         attrs = {"strides": strides, "pads": pads, "dilations": dilations, "group": int(ctx.attr("group", 1))}
         return Lowering(out_fracs=[None], attrs=attrs, consts={"weight": weight}, absorbed={1, 3})

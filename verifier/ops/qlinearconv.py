@@ -3,7 +3,7 @@ import numpy as np
 from verifier.kernels import conv
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import kernel_path, window_geometry
-from verifier.ops._quantized import lower_requantization, requantized_output
+from verifier.ops._quantized import centered_weights, lower_requantization, requantized_output
 from verifier.ops.convinteger import ConvInteger
 
 
@@ -16,15 +16,7 @@ class QLinearConv:
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
-        x, w = ctx.inputs[0], ctx.inputs[3]
-        if x.frac is not None or not w.is_const:
-            ctx.unsupported("needs an integer input and constant integer weights")
-        weight = np.asarray(w.value).astype(np.int64)
-        w_zero = ctx.inputs[5]
-        if w_zero is not None and w_zero.is_const:
-            weight = weight - np.asarray(w_zero.value).astype(np.int64).reshape((-1,) + (1,) * (weight.ndim - 1))
-        elif w_zero is not None:
-            ctx.unsupported("a weight zero point computed at run time")
+        weight = centered_weights(ctx, 3, 5)
         _, strides, pads, dilations = window_geometry(ctx, weight.shape)
         attrs, consts = lower_requantization(ctx, 1, 4, 6)
         attrs.update(strides=strides, pads=pads, dilations=dilations, group=int(ctx.attr("group", 1)))
