@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from test_ops_coverage import assert_exact, assert_within, graph_model, rand
+from test_ops_coverage import assert_exact, assert_within, compare, graph_model, rand
 from verifier import InferenceSession, compile_model
 from verifier.errors import CostLimitError
 from verifier_helpers import ort_run
@@ -178,3 +178,33 @@ def test_non_max_suppression_selects_what_onnxruntime_selects(center, iou, score
     model = graph_model([helper.make_node("NonMaxSuppression", names, ["y"], center_point_box=center)], feeds,
                         initializers, opset=11)
     assert_exact(model, feeds)
+
+
+@pytest.mark.parametrize("op", ["BitwiseAnd", "BitwiseOr", "BitwiseXor"])
+def test_bitwise_ops_of_signed_and_unsigned_integers_are_exact(op):
+    rng = np.random.default_rng(0)
+    for dtype in (np.int8, np.uint8, np.int64):
+        info = np.iinfo(dtype)
+        feeds = {"a": rng.integers(max(info.min, -1000), min(info.max, 1000), (3, 5)).astype(dtype),
+                 "b": rng.integers(max(info.min, -1000), min(info.max, 1000), (5,)).astype(dtype)}
+        model = graph_model([helper.make_node(op, ["a", "b"], ["y"])], feeds, opset=18)
+        assert np.array_equal(run_ours(model, feeds)[0], ort_run(model, feeds)[0].astype(np.int64))
+
+
+@pytest.mark.parametrize("k,dtype", [(0, None), (1, TensorProto.FLOAT), (-2, TensorProto.INT64)])
+def test_eye_like_is_exact(k, dtype):
+    feeds = {"x": rand(4, 6)}
+    node = helper.make_node("EyeLike", ["x"], ["y"], k=k, **({"dtype": dtype} if dtype is not None else {}))
+    assert_exact(graph_model([node], feeds, opset=9), feeds)
+
+
+@pytest.mark.parametrize("axes,keepdims", [([1], 1), ([0, 2], 0)])
+def test_reduce_prod_of_fixed_point_values_rounds_per_factor(axes, keepdims):
+    feeds = {"x": (np.random.default_rng(0).uniform(0.5, 1.5, (3, 4, 2)) * np.sign(rand(3, 4, 2))).astype(np.float32)}
+    model = graph_model([helper.make_node("ReduceProd", ["x"], ["y"], axes=axes, keepdims=keepdims)], feeds, opset=13)
+    program = compile_model(model, calibration=feeds)
+    # each multiply rounds once at the input's frac; the factors after it (|q| <= 1.5) carry that error on
+    factors = np.prod([feeds["x"].shape[a] for a in axes])
+    bound = 0.5 * 2.0 ** (program.outputs[0].frac - program.inputs[0].frac) * factors * 1.5**factors + 0.5
+    ours, reference, frac = compare(model, feeds)[0]
+    assert np.max(np.abs(ours - reference)) * 2.0**frac <= bound

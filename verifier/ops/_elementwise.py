@@ -75,6 +75,15 @@ class Logical:
         return [cls.numpy_fn(inputs[0] != 0, inputs[1] != 0).astype(np.int64)]
 
 
+class Bitwise(Logical):
+    """numpy_fn of the bits of two plain integer tensors (and, or, xor: the same bits for any integer type,
+    signed values sign-extended into int64), numpy broadcasting."""
+
+    @classmethod
+    def run(cls, inputs, attrs, consts):
+        return [cls.numpy_fn(inputs[0], inputs[1]).astype(np.int64)]
+
+
 class Extremum:
     """numpy_fn folded over all operands (numpy broadcasting), compared exactly at the common frac
     c = max(f_i), then requantized to the smallest run-time operand frac (exact when all fracs are equal)."""

@@ -1,0 +1,9 @@
+import numpy as np
+
+from verifier.ops._elementwise import Bitwise
+
+
+class BitwiseAnd(Bitwise):
+    """y = and of the bits of two plain integer tensors (numpy broadcasting), exact."""
+
+    numpy_fn = staticmethod(np.bitwise_and)
