@@ -5,7 +5,8 @@ bilinear and bicubic upsampling (Resize linear / cubic), a LLaMA-style decoder e
 length (rotary embeddings from torch.arange: Range, Sin, Cos; RMSNorm; SwiGLU; a causal mask) run at two
 lengths, PixelShuffle (DepthToSpace), one_hot, in-place index assignment (ScatterND), a spatial transformer
 (affine_grid, grid_sample: GridSample), T5 relative position buckets (Log of run-time distances) and ALiBi biases
-with a finfo.min causal mask, LocalResponseNorm (whose torchscript export tests the input's rank in an
+with a finfo.min causal mask, finite -1e4 / -10000 masks (GPT-2's causal fill, BERT's additive padding mask),
+LocalResponseNorm (whose torchscript export tests the input's rank in an
 If: folded to its branch)."""
 
 import io
@@ -158,6 +159,29 @@ class PositionBiasedAttention(nn.Module):
         return self.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, length, 16).mean(1))
 
 
+class FiniteMaskAttention(nn.Module):
+    """Attention masked as older Hugging Face exports do it: GPT-2 fills the causal mask with -1e4, BERT adds
+    (1 - padding) * -10000 to the scores."""
+
+    def __init__(self, causal: bool):
+        super().__init__()
+        self.causal = causal
+        self.embedding, self.qkv, self.out = nn.Embedding(50, 16), nn.Linear(16, 48), nn.Linear(16, 4)
+
+    def forward(self, ids):
+        x = self.embedding(ids)
+        batch, length, _ = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / 8**0.5
+        if self.causal:
+            keep = torch.tril(torch.ones(length, length)).bool()
+            scores = torch.where(keep, scores, torch.tensor(-1e4))
+        else:
+            padding = (ids != 0).float()[:, None, None, :]
+            scores = scores + (1.0 - padding) * -10000.0
+        return self.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, length, 16).mean(1))
+
+
 class Rearranging(nn.Module):
     """PixelShuffle / PixelUnshuffle, one_hot of token ids and an in-place masked assignment."""
 
@@ -304,3 +328,17 @@ def test_position_biased_attention_with_dynamic_length_matches(alibi, dynamo):
                    dynamic={0: "batch", 1: "length"})
     lengths = [rng.integers(1, 50, shape).astype(np.int64) for shape in ((2, 9), (3, 14))]
     check(model, rng.integers(1, 50, (8, 9)).astype(np.int64), lengths, set() if alibi else {"Log"})
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+@pytest.mark.parametrize("causal", [True, False])
+def test_finite_attention_masks_weigh_exactly_zero(causal, dynamo):
+    """The masked scores lie 1e4 below the others: their float32 softmax weight underflows to 0, and the
+    compiler gives them -inf's place instead of letting them set the scores' scale (compiler/ranges.py)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 50, (8, 9)).astype(np.int64)
+    ids[::2, 6:] = 0  # padding
+    model = export(FiniteMaskAttention(causal).eval(), torch.from_numpy(ids[:2]), dynamo,
+                   dynamic={0: "batch", 1: "length"})
+    check(model, ids, [ids[:2], ids[2:5]], set())

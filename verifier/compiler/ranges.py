@@ -31,16 +31,44 @@ def value_ranges(graph: Graph, calibration: dict | None) -> tuple[dict, dict]:
             input_ranges[name] = DEFAULT_INPUT_RANGE if calibration is None else observed * HEADROOM
     observed: dict[str, float] = {}
     infinite: set[str] = set()
+    softmax_inputs = _softmax_only_inputs(graph)
     for batch in batches(graph, feeds):
         for name, value in _run_float(graph, batch).items():
             value = np.asarray(value)
             if value.dtype.kind == "f":
                 infinite_here = is_infinite(value)
+                if name in softmax_inputs and value.ndim:  # a finite mask fill (-1e4) weighs exactly 0 too
+                    with np.errstate(invalid="ignore"):
+                        row_max = np.max(np.where(infinite_here, -np.inf, value), axis=softmax_inputs[name],
+                                         keepdims=True)
+                        infinite_here = infinite_here | (value < row_max - SOFTMAX_UNDERFLOW)
                 finite = np.abs(value[np.isfinite(value) & ~infinite_here])
                 observed[name] = max(observed.get(name, 0.0), float(finite.max()) if finite.size else 0.0)
                 if infinite_here.any():
                     infinite.add(name)
     return Ranges({name: value * headroom for name, value in observed.items()}, infinite), input_ranges
+
+
+SOFTMAX_UNDERFLOW = 104.0  # exp(-104) is below float32's smallest subnormal: the softmax weight is exactly 0
+
+
+def _softmax_only_inputs(graph: Graph) -> dict[str, int]:
+    """name -> axis of each tensor read by one Softmax (opset 13 and later) and nothing else, and no graph
+    output. Its calibration values that lie SOFTMAX_UNDERFLOW or more below their row's maximum - a finite
+    attention mask such as -1e4 - count as -inf: they neither set its scale nor get a softmax weight,
+    exactly as in float32, where their weight underflows to 0."""
+    readers: dict[str, list] = {}
+    for node in graph.nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    found = {}
+    for node in graph.nodes:
+        name = node.input[0] if node.input else ""
+        if (node.op_type == "Softmax" and graph.opset >= 13 and len(readers.get(name, [])) == 1
+                and name not in graph.outputs):
+            axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+            found[name] = axis
+    return found
 
 
 class Ranges(dict):
