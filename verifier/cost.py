@@ -45,8 +45,9 @@ _ARITH_OPS = ("Relu Add Sub Mul Neg Abs Max Min Sum Mean Clip Sign Equal Greater
               "And Or Xor Not Where IsNaN IsInf LeakyRelu PRelu ThresholdedRelu Shrink BatchNormalization "
               "MaxPool GlobalAveragePool GlobalMaxPool ReduceSum ReduceMax ReduceMin ReduceMean ReduceL1 "
               "ReduceSumSquare ArgMax ArgMin Hardmax Range OneHot").split()
+# their `cost` is already in units (MACs by path, columns, passes)
 _UNIT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "RNN", "GRU", "LSTM", "MatMulInteger",
-             "ConvInteger", "QLinearMatMul", "QLinearConv")  # their `cost` is already in units (MACs by path, columns, passes)
+             "ConvInteger", "QLinearMatMul", "QLinearConv")
 WEIGHTS: dict[str, int] = {**{op: MOVE for op in _MOVE_OPS}, **{op: ARITH for op in _ARITH_OPS},
                            **{op: 1 for op in _UNIT_OPS}}
 

@@ -73,6 +73,14 @@ def rounding_divide(numerator: np.ndarray, denominator: np.ndarray | int) -> np.
     return with_sign_of(numerator, magnitude)
 
 
+def round_half_even(numerator, denominator):
+    """numerator / denominator (denominator > 0, broadcast) rounded half to even, integers only (int64
+    arrays, or Python ints in object arrays): the rounding of ONNX Round and of onnxruntime's nearbyint."""
+    whole = numerator // denominator
+    twice_rest = 2 * (numerator - whole * denominator)
+    return whole + ((twice_rest > denominator) | ((twice_rest == denominator) & (whole % 2 == 1)))
+
+
 def with_sign_of(x: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     """-magnitude where x < 0, else magnitude (int64, broadcast): (magnitude ^ m) - m with m = x >> 63, the
     two's complement negation where m = -1. The same integers as np.where(x < 0, -magnitude, magnitude),

@@ -49,7 +49,8 @@ def share_concat_scales(graph: Graph, ranges: dict) -> Ranges:
     return shared
 
 
-PRODUCTS = {"Conv": (0,), "ConvTranspose": (0,), "Gemm": (0, 1), "MatMul": (0, 1)}  # the operands a product narrows at run time
+# the operands a product narrows at run time
+PRODUCTS = {"Conv": (0,), "ConvTranspose": (0,), "Gemm": (0, 1), "MatMul": (0, 1)}
 
 
 def narrow_outputs(graph: Graph, matmul_bits: int) -> frozenset:

@@ -47,6 +47,14 @@ def _mpmath_namespace():
     )
 
 
+def sigmoid(x, m):
+    return 1 / (1 + m.exp(-x))
+
+
+def tanh(x, m):
+    return m.tanh(x)
+
+
 def input_grid(in_frac: int, bits: int = ACT_BITS) -> tuple[np.ndarray, np.ndarray]:
     """Every representable input: the integers q and their real values q * 2**-in_frac."""
     q = np.arange(-qmax(bits), qmax(bits) + 1, dtype=np.int64)

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from verifier.fixedpoint import bit_length, with_sign_of
+from verifier.fixedpoint import bit_length, round_half_even, with_sign_of
 from verifier.ops import CompileContext
 
 RANGES = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int16": (-32768, 32767),
@@ -65,20 +65,13 @@ def check_layout(ctx: CompileContext) -> None:
         ctx.unsupported("blocked quantization (block_size)")
 
 
-def half_even(numerator: np.ndarray, denominator) -> np.ndarray:
-    """numerator / denominator rounded half to even (denominator > 0, broadcast), exactly on integers."""
-    whole = numerator // denominator
-    twice_rest = 2 * (numerator - whole * denominator)
-    return whole + ((twice_rest > denominator) | ((twice_rest == denominator) & (whole % 2 == 1)))
-
-
 def float32_of_ratio(numerator: int, denominator: int) -> tuple[int, int]:
     """(M, k) with M * 2**-k the float32 nearest to numerator / denominator (both > 0; ties to even, as
     IEEE division rounds): M has 24 bits. Python ints, exact."""
     k = MANTISSA_BITS - (numerator.bit_length() - denominator.bit_length())
     while True:
         top, bottom = (numerator << k, denominator) if k >= 0 else (numerator, denominator << -k)
-        mantissa = int(half_even(np.array(top, dtype=object), bottom))
+        mantissa = int(round_half_even(np.array(top, dtype=object), bottom))
         if mantissa >= 1 << MANTISSA_BITS:
             k -= 1
         elif mantissa < 1 << (MANTISSA_BITS - 1):
@@ -88,7 +81,7 @@ def float32_of_ratio(numerator: int, denominator: int) -> tuple[int, int]:
 
 
 def rounded_quotient(numerator: np.ndarray, denominator) -> np.ndarray:
-    """round_half_even(float32(numerator / denominator)) for int64 numerators (any sign) and positive
+    """round_round_half_even(float32(numerator / denominator)) for int64 numerators (any sign) and positive
     denominators below 2**38 (broadcast): the float32 division's rounding to 24 significant bits, then the
     integer rounding - what onnxruntime's x / scale then nearbyint give, on integers only. (The scaled
     numerator stays near denominator * 2**24, so nothing passes int64.)"""
@@ -102,14 +95,14 @@ def rounded_quotient(numerator: np.ndarray, denominator) -> np.ndarray:
         shorter, _ = _significand(magnitude, d, shift - 1)
         significand, shift = np.where(too_long, shorter, significand), np.where(too_long, shift - 1, shift)
     whole = np.where(shift <= 0, significand << np.maximum(-shift, 0),
-                     half_even(significand, np.left_shift(np.int64(1), np.clip(shift, 0, 62))))
+                     round_half_even(significand, np.left_shift(np.int64(1), np.clip(shift, 0, 62))))
     return with_sign_of(n, np.where(magnitude == 0, 0, whole))
 
 
 def _significand(magnitude, d, shift):
     top = np.where(shift >= 0, magnitude << np.clip(shift, 0, 62), magnitude)
     bottom = np.where(shift >= 0, d, d << np.clip(-shift, 0, 62))
-    return half_even(top, bottom), shift
+    return round_half_even(top, bottom), shift
 
 
 def float32_multiplier(a_scales, b_scales, y_scales) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +126,7 @@ def float32_rounded(n: np.ndarray) -> np.ndarray:
     n = np.asarray(n, dtype=np.int64)
     magnitude = np.abs(n)
     shift = np.maximum(bit_length(magnitude) - MANTISSA_BITS, 0)
-    kept = half_even(magnitude, np.left_shift(np.int64(1), shift)) << shift
+    kept = round_half_even(magnitude, np.left_shift(np.int64(1), shift)) << shift
     return with_sign_of(n, kept)
 
 
@@ -153,15 +146,9 @@ def lower_requantization(ctx: CompileContext, a: int, b: int, y: int) -> tuple[d
 
 
 def requantized_output(acc: np.ndarray, attrs: dict, consts: dict, channel_axis: int) -> np.ndarray:
-    """clip(round_half_even(fl32(fl32(acc) * multiplier)) + y_zero, low, high): onnxruntime's
+    """clip(round_round_half_even(fl32(fl32(acc) * multiplier)) + y_zero, low, high): onnxruntime's
     MlasRequantizeOutput on integers (the multiplier per channel along `channel_axis` when it has several)."""
-    mantissa, shift = consts["mantissa"], consts["shift"]
-    if mantissa.size > 1:
-        shape = [1] * acc.ndim
-        shape[channel_axis] = -1
-        mantissa, shift = mantissa.reshape(shape), shift.reshape(shape)
-    else:
-        mantissa, shift = mantissa.reshape(()), shift.reshape(())
+    mantissa, shift = (per_axis(consts[key], channel_axis, acc.ndim) for key in ("mantissa", "shift"))
     y = rounded_quotient(float32_rounded(acc) * mantissa, np.left_shift(np.int64(1), shift))
     return np.clip(y + consts["y_zero"].reshape(()), attrs["low"], attrs["high"])
 

@@ -18,7 +18,7 @@ import numpy as np
 from verifier import cost
 from verifier.fixedpoint import qmax, quantize, requantize, round_shift
 from verifier.kernels import gemm, plan_gemm
-from verifier.nonlinear.tables import apply_table, build_table
+from verifier.nonlinear.tables import apply_table, build_table, sigmoid, tanh
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import checked_range, kernel_path, prepared, quantize_const, weight_frac
 
@@ -29,7 +29,7 @@ ACC_LIMIT = 1 << 61
 STEP_BASE = cost.HEAVY_NODE_BASE  # one time step of one direction: products, tables, the cell (~80 us measured)
 GATE_ELEMENT = cost.NONLINEAR // 4  # one gate element: its rounding, its lookup, its share of the cell
 
-FUNCTIONS = {"sigmoid": lambda x, m: 1 / (1 + m.exp(-x)), "tanh": lambda x, m: m.tanh(x)}
+FUNCTIONS = {"sigmoid": sigmoid, "tanh": tanh}
 
 
 def lower_recurrent(ctx: CompileContext, gates: int, activations: list[str], headroom: int = 0) -> Lowering:

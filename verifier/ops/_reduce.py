@@ -33,6 +33,17 @@ def summed(terms: np.ndarray, attrs: dict) -> np.ndarray:
     return terms if axes is None else terms.sum(axis=axes, keepdims=bool(attrs["keepdims"]))
 
 
+def grouped(x: np.ndarray, attrs: dict) -> tuple[np.ndarray, list]:
+    """(x with its reduced axes moved last and flattened, (..., n); the shape the reduction's result takes,
+    keepdims as the attribute says) - for reductions that walk each group (ReduceLogSumExp, ReduceProd)."""
+    axes = axes_of(x, attrs) or ()
+    kept = [a for a in range(x.ndim) if a not in axes]
+    rows = np.transpose(x, kept + list(axes)).reshape([x.shape[a] for a in kept] + [-1])
+    if attrs["keepdims"]:
+        return rows, [1 if a in axes else d for a, d in enumerate(x.shape)]
+    return rows, [x.shape[a] for a in kept]
+
+
 def lower_sum(ctx: CompileContext) -> Lowering:
     """ReduceSum, ReduceL1 (terms q, |q|) and ReduceSumSquare (q * q): the sum of the terms is exact at
     frac fx (2 fx for squares) and is requantized to the output's calibrated frac fy (attrs in_frac = fx,

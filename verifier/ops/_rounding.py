@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from verifier.fixedpoint import saturate
+from verifier.fixedpoint import round_half_even, saturate
 from verifier.ops import CompileContext, Lowering
 
 
@@ -28,11 +28,9 @@ def rounded(x: np.ndarray, attrs: dict, mode: str) -> np.ndarray:
     frac = attrs.get("frac", 0)
     if frac <= 0:
         return x
+    if mode == "half_even":
+        return saturate(round_half_even(x, 1 << frac) << frac)
     whole = x >> frac  # floor
-    rest = x - (whole << frac)
-    half = 1 << (frac - 1)
     if mode == "ceil":
-        whole = whole + (rest > 0)
-    elif mode == "half_even":
-        whole = whole + ((rest > half) | ((rest == half) & (whole & 1 == 1)))
+        whole = whole + (x - (whole << frac) > 0)
     return saturate(whole << frac)

@@ -15,14 +15,15 @@ import numpy as np
 
 from verifier.fixedpoint import frac_for_range, quantize, rounding_divide
 from verifier.ops import CompileContext
+from verifier.ops._elementwise import exact_threshold
 
 MODES = {"LEAF": 0, "BRANCH_LEQ": 1, "BRANCH_LT": 2, "BRANCH_GTE": 3, "BRANCH_GT": 4, "BRANCH_EQ": 5, "BRANCH_NEQ": 6}
 WEIGHT_BITS = 31  # the score's frac: 30 bits for the largest possible |score|
-UNREACHABLE = 1 << 62
 
 
-def lower_trees(ctx: CompileContext, targets: int, prefix: str) -> tuple[dict, dict]:
-    """(attrs, consts) of the ensemble; `prefix` names the leaf attributes ("target" or "class")."""
+def lower_trees(ctx: CompileContext, targets: int, prefix: str) -> tuple[dict, dict, float]:
+    """(attrs, consts, the largest possible |score|) of the ensemble; `prefix` names the leaf attributes
+    ("target" or "class")."""
     x = ctx.inputs[0]
     x_frac = 0 if x.frac is None else x.frac
     modes = [m.decode() if isinstance(m, bytes) else m for m in ctx.attr("nodes_modes")]
@@ -52,7 +53,7 @@ def lower_trees(ctx: CompileContext, targets: int, prefix: str) -> tuple[dict, d
     aggregate = aggregate.decode() if isinstance(aggregate, bytes) else aggregate
     if aggregate not in ("SUM", "AVERAGE", "MIN", "MAX"):
         ctx.unsupported(f"aggregate_function {aggregate!r}")
-    return {"weight_frac": weight_frac, "aggregate": aggregate}, consts
+    return {"weight_frac": weight_frac, "aggregate": aggregate}, consts, largest
 
 
 def _floats(ctx: CompileContext, name: str, size: int) -> np.ndarray:
@@ -64,14 +65,13 @@ def _floats(ctx: CompileContext, name: str, size: int) -> np.ndarray:
 
 
 def _thresholds(values: np.ndarray, codes: np.ndarray, x_frac: int) -> np.ndarray:
-    """The integer each node compares q with: floor for <= and >, ceil for < and >=, the exact value for
-    == and != (a value no q reaches when it is not an integer)."""
-    scaled = values.astype(np.float64) * 2.0**x_frac
+    """The integer each node compares q with, as the comparison ops take a float constant
+    (_elementwise.exact_threshold): floor for <= and >, ceil for < and >=, the exact value for == and !=."""
     ceil_modes = (codes == MODES["BRANCH_LT"]) | (codes == MODES["BRANCH_GTE"])
     exact_modes = (codes == MODES["BRANCH_EQ"]) | (codes == MODES["BRANCH_NEQ"])
-    rounded = np.where(ceil_modes, np.ceil(scaled), np.floor(scaled))
-    rounded = np.where(exact_modes & (np.floor(scaled) != scaled), float(UNREACHABLE), rounded)
-    return np.clip(rounded, -UNREACHABLE, UNREACHABLE).astype(np.int64)
+    return np.select([ceil_modes, exact_modes],
+                     [exact_threshold(values, x_frac, "ceil"), exact_threshold(values, x_frac, "exact")],
+                     exact_threshold(values, x_frac, "floor"))
 
 
 def scores(x: np.ndarray, attrs: dict, consts: dict) -> np.ndarray:

@@ -7,10 +7,12 @@ from verifier.ops._quantized import float32_of_ratio, rounded_quotient
 
 class DynamicQuantizeLinear:
     """uint8 quantization with a scale from the data (onnxruntime's dynamic quantization of activations),
-    exactly, from x = q * 2**-fx: m = min(0, min q), M = max(0, max q), R = M - m (the range, exact);
-    scale = R * 2**-fx / 255 (output at its calibrated frac, rounded once); zero_point =
-    clip(roundhalf_even(-m * 255 / R), 0, 255); y = clip(roundhalf_even(q * 255 / R) + zero_point, 0, 255)
-    - ratios of integers, rounded by integer division, no float. An all-zero x gives scale 0, zero point 0,
+    from x = q * 2**-fx in integers only: m = min(0, min q), R = max(0, max q) - m (the range, exact);
+    scale = the float32 nearest R * 2**-fx / 255, S * 2**-k with a 24-bit S (as the float division gives
+    it; found exactly with integers); zero_point = clip(round(-m * 2**(k - fx) / S), 0, 255);
+    y = clip(round(q * 2**(k - fx) / S) + zero_point, 0, 255), each quotient rounded as float32 division
+    then half to even (_quantized.rounded_quotient: onnxruntime's float steps on integers); the scale
+    output is S * 2**-k at its calibrated frac, rounded once. An all-zero x gives scale 0, zero point 0,
     y = 0."""
 
     @staticmethod
@@ -31,13 +33,12 @@ class DynamicQuantizeLinear:
         if span == 0:
             zeros = np.zeros(q.shape, dtype=np.int64)
             return [zeros, np.array(0, dtype=np.int64), np.array(0, dtype=np.int64)]
-        mantissa, k = float32_of_ratio(span, 255 << attrs["in_frac"]) if attrs["in_frac"] >= 0 else \
-            float32_of_ratio(span << -attrs["in_frac"], 255)
-        up = k - attrs["in_frac"]  # x / scale = q * 2**up / mantissa
-        top = (lambda v: v << up) if up >= 0 else (lambda v: v)
-        bottom = mantissa if up >= 0 else mantissa << -up
-        zero_point = int(np.clip(rounded_quotient(np.array(top(-low)), bottom), 0, 255))
-        y = np.clip(rounded_quotient(top(q), bottom) + zero_point, 0, 255)
+        fx = attrs["in_frac"]
+        mantissa, k = float32_of_ratio(span << max(-fx, 0), 255 << max(fx, 0))
+        up = k - fx  # x / scale = q * 2**up / mantissa
+        bottom = mantissa << max(-up, 0)
+        zero_point = int(np.clip(rounded_quotient(np.array(-low << max(up, 0)), bottom), 0, 255))
+        y = np.clip(rounded_quotient(q << max(up, 0), bottom) + zero_point, 0, 255)
         up_to_scale = attrs["scale_frac"] - k
         scale = rounding_divide(np.array(mantissa << max(up_to_scale, 0)), 1 << max(-up_to_scale, 0))
         return [y, np.asarray(scale, dtype=np.int64), np.array(zero_point, dtype=np.int64)]

@@ -2,7 +2,7 @@ import itertools
 
 import numpy as np
 
-from verifier.fixedpoint import requantize, round_shift
+from verifier.fixedpoint import requantize, round_half_even, round_shift
 from verifier.ops import CompileContext, Lowering
 
 ACC_BITS = 61  # |value| * prod(weights) summed over 2**dims taps stays below 2**62
@@ -72,9 +72,7 @@ def _pixel(g: np.ndarray, size: int, attrs: dict) -> np.ndarray:
     frac = attrs["frac"]
     half = 1 << (frac - 1)
     if attrs["mode"] == "nearest":
-        whole = coord >> frac
-        rest = coord - (whole << frac)
-        coord = (whole + ((rest > half) | ((rest == half) & (whole % 2 == 1)))) << frac
+        coord = round_half_even(coord, 1 << frac) << frac
     low, high = (0, (size - 1) << frac) if attrs["align"] else (-half, (size << frac) - half)
     if attrs["padding"] == "border":
         return np.where((coord < low) | (coord > high), np.clip(coord, 0, (size - 1) << frac), coord)

@@ -1,6 +1,7 @@
 import numpy as np
 
 from verifier.ops import CompileContext, Lowering
+from verifier.ops._elementwise import exact_threshold
 
 
 class NonMaxSuppression:
@@ -30,8 +31,8 @@ class NonMaxSuppression:
         if score is not None:
             if not score.is_const:
                 ctx.unsupported("a score_threshold computed at run time")
-            threshold = float(np.asarray(score.value, dtype=np.float32).reshape(-1)[0]) * 2.0**scores.frac
-            attrs["score_floor"] = int(np.clip(np.floor(threshold), -(1 << 62), 1 << 62))
+            threshold = np.asarray(score.value, dtype=np.float32).reshape(-1)[0]
+            attrs["score_floor"] = int(exact_threshold(threshold, scores.frac, "floor"))  # (s > t: q > floor)
             absorbed.add(4)
         return Lowering(out_fracs=[None], attrs=attrs, absorbed=absorbed)
 

@@ -8,8 +8,8 @@ from verifier.ops._align import align_operands, aligned
 class OneHot:
     """y = values[1] where the new `axis` equals the index (negative indices count from depth; outside
     [-depth, depth) none does), values[0] elsewhere. Fixed-point (float) indices and depth are truncated
-    toward zero, as a cast to int64; fixed-point values keep their frac (constants quantized at their own), integers stay exact.
-    The output's size comes from depth and is metered before anything is allocated."""
+    toward zero, as a cast to int64; fixed-point values keep their frac (constants quantized at their own),
+    integers stay exact. The output's size comes from depth and is metered before anything is allocated."""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

@@ -1,9 +1,7 @@
-import numpy as np
-
 from verifier.fixedpoint import requantize
 from verifier.nonlinear.exp_log import MANT, log_sum_exp
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._reduce import axes_of, lower_to_calibrated
+from verifier.ops._reduce import grouped, lower_to_calibrated
 
 
 class ReduceLogSumExp:
@@ -18,14 +16,7 @@ class ReduceLogSumExp:
 
     @staticmethod
     def run(inputs, attrs, consts):
-        x = inputs[0]
-        axes = axes_of(x, attrs)
-        axes = () if axes is None else axes
-        if any(x.shape[a] == 0 for a in axes):
+        rows, shape = grouped(inputs[0], attrs)
+        if rows.shape[-1] == 0:
             raise ValueError("ReduceLogSumExp over no elements (-inf)")
-        kept = [a for a in range(x.ndim) if a not in axes]
-        rows = np.transpose(x, kept + list(axes)).reshape([x.shape[a] for a in kept] + [-1])
-        value = requantize(log_sum_exp(rows, attrs["in_frac"]), MANT, attrs["out_frac"])
-        if attrs["keepdims"]:
-            return [value.reshape([1 if a in axes else d for a, d in enumerate(x.shape)])]
-        return [value]
+        return [requantize(log_sum_exp(rows, attrs["in_frac"]), MANT, attrs["out_frac"]).reshape(shape)]

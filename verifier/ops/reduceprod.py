@@ -2,7 +2,7 @@ import numpy as np
 
 from verifier.fixedpoint import requantize, round_shift
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._reduce import axes_of, reduce_attrs
+from verifier.ops._reduce import grouped, reduce_attrs
 
 PRODUCT_LIMIT = 1 << 47  # |running product| * |q| < 2**62 for 16-bit q
 
@@ -25,19 +25,13 @@ class ReduceProd:
 
     @staticmethod
     def run(inputs, attrs, consts):
-        x = inputs[0]
-        axes = axes_of(x, attrs)
-        axes = () if axes is None else axes
-        keepdims = bool(attrs["keepdims"])
+        rows, shape = grouped(inputs[0], attrs)
         if "in_frac" not in attrs:
-            return [np.prod(x, axis=axes, keepdims=keepdims) if axes else x.copy()]
-        kept = [a for a in range(x.ndim) if a not in axes]
-        rows = np.transpose(x, kept + list(axes)).reshape([x.shape[a] for a in kept] + [-1])
-        product = np.full(rows.shape[:-1], 1 << attrs["in_frac"], dtype=np.int64) if attrs["in_frac"] >= 0 else \
-            np.ones(rows.shape[:-1], dtype=np.int64)
-        for k in range(rows.shape[-1]):
-            product = np.clip(round_shift(product * rows[..., k], attrs["in_frac"]), -PRODUCT_LIMIT, PRODUCT_LIMIT)
-        y = requantize(product, attrs["in_frac"], attrs["out_frac"])
-        if keepdims:
-            return [y.reshape([1 if a in axes else d for a, d in enumerate(x.shape)])]
-        return [y]
+            return [np.prod(rows, axis=-1).reshape(shape)]
+        frac = attrs["in_frac"]
+        if rows.shape[-1] == 0:  # the empty product, 1
+            return [requantize(np.ones(rows.shape[:-1], dtype=np.int64), 0, attrs["out_frac"]).reshape(shape)]
+        product = rows[..., 0]
+        for k in range(1, rows.shape[-1]):
+            product = np.clip(round_shift(product * rows[..., k], frac), -PRODUCT_LIMIT, PRODUCT_LIMIT)
+        return [requantize(product, frac, attrs["out_frac"]).reshape(shape)]

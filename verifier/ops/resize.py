@@ -152,8 +152,6 @@ def _cubic(distance, a):
     return 0.0
 
 
-
-
 def _scales_and_sizes(ctx, shape):
     rank = len(shape)
     legacy_scales = ctx.inputs[1] if ctx.opset < 11 and len(ctx.inputs) > 1 else None  # Resize-10, Upsample-9

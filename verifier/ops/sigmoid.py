@@ -1,4 +1,5 @@
 from verifier.ops import CompileContext, Lowering
+from verifier.nonlinear.tables import sigmoid
 from verifier.ops._table import lower_table, run_table
 
 
@@ -11,6 +12,6 @@ class Sigmoid:
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
-        return lower_table(ctx, lambda x, m: 1 / (1 + m.exp(-x)))
+        return lower_table(ctx, sigmoid)
 
     run = staticmethod(run_table)

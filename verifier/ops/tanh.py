@@ -1,4 +1,5 @@
 from verifier.ops import CompileContext, Lowering
+from verifier.nonlinear.tables import tanh
 from verifier.ops._table import lower_table, run_table
 
 
@@ -11,6 +12,6 @@ class Tanh:
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
-        return lower_table(ctx, lambda x, m: m.tanh(x))
+        return lower_table(ctx, tanh)
 
     run = staticmethod(run_table)

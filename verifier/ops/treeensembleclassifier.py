@@ -2,7 +2,7 @@ import numpy as np
 
 from verifier.fixedpoint import ACT_BITS, frac_for_range, requantize
 from verifier.nonlinear.exp_log import softmax
-from verifier.nonlinear.tables import apply_table, build_table
+from verifier.nonlinear.tables import apply_table, build_table, sigmoid
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._trees import lower_trees, scores
 from verifier.ops.treeensembleregressor import TreeEnsembleRegressor
@@ -27,21 +27,18 @@ class TreeEnsembleClassifier:
         transform = transform.decode() if isinstance(transform, bytes) else transform
         if transform not in ("NONE", "LOGISTIC", "SOFTMAX"):
             ctx.unsupported(f"post_transform {transform!r}")
-        attrs, consts = lower_trees(ctx, len(labels), "class")
+        attrs, consts, largest = lower_trees(ctx, len(labels), "class")
         consts["labels"] = np.asarray(labels, np.int64)
         attrs.update(transform=transform, binary=int(len(set(ctx.attr("class_ids"))) == 1))
         if attrs["binary"]:
             attrs["binary_class"] = int(ctx.attr("class_ids")[0])
-        leaves = np.abs(consts["leaf_weights"]).max(axis=0, initial=0).sum() * consts["roots"].size
-        bound = float(np.abs(consts["base"]).max(initial=0) + leaves) * 2.0 ** -attrs["weight_frac"]
-        attrs["score_frac"] = frac_for_range(bound)  # the 16-bit scale the transforms read
+        attrs["score_frac"] = frac_for_range(largest)  # the 16-bit scale the transforms read
         if transform == "NONE":
             attrs["out_frac"] = ctx.out_frac(1) if len(ctx.output_names) > 1 and ctx.output_names[1] else 0
         else:
             attrs["out_frac"] = PROBABILITY_FRAC
         if transform == "LOGISTIC":
-            attrs["lo"], consts["sigmoid"] = build_table(lambda v, m: 1 / (1 + m.exp(-v)), attrs["score_frac"],
-                                                         PROBABILITY_FRAC)
+            attrs["lo"], consts["sigmoid"] = build_table(sigmoid, attrs["score_frac"], PROBABILITY_FRAC)
         return Lowering(out_fracs=[None, attrs["out_frac"]][:len(ctx.output_names)], attrs=attrs, consts=consts)
 
     @staticmethod

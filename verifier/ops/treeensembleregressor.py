@@ -13,7 +13,7 @@ class TreeEnsembleRegressor:
         transform = ctx.attr("post_transform", "NONE")
         if (transform.decode() if isinstance(transform, bytes) else transform) != "NONE":
             ctx.unsupported(f"post_transform {transform!r}")
-        attrs, consts = lower_trees(ctx, int(ctx.attr("n_targets", 1)), "target")
+        attrs, consts, _ = lower_trees(ctx, int(ctx.attr("n_targets", 1)), "target")
         attrs["out_frac"] = ctx.out_frac()
         return Lowering(out_fracs=[attrs["out_frac"]], attrs=attrs, consts=consts)
 
