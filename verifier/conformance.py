@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verifier.compiler.ml import REWRITES
+
 LSB_TOLERANCE = 4
 RELATIVE_TOLERANCE = 2.0**-9
 
@@ -81,7 +83,7 @@ def data_cases(kind: str) -> list[Case]:
 
 # never reach the interpreter: a Constant becomes a constant tensor (compiler/fold.py), a CastLike a Cast
 # (compiler/load.py), the ai.onnx.ml ops of compiler/ml.py standard ops
-FOLDED = {"Constant", "CastLike", "Scaler", "Normalizer", "Binarizer", "LinearRegressor", "LinearClassifier"}
+FOLDED = {"Constant", "CastLike"} | set(REWRITES)
 
 
 def supported(case: Case) -> bool:
