@@ -116,16 +116,26 @@ def test_dynamic_quantize_linear_is_exact_including_float_ties():
     assert abs(float(ours[1]) - float(reference[1])) <= 2.0 ** -program.outputs[1].frac
 
 
-def test_matmul_integer_and_conv_integer_are_exact():
+def assert_paths_agree(model, feeds):
+    program = compile_model(model, calibration=feeds)
+    fast = InferenceSession(program, path="fast").run_fixed(feeds).commitment
+    assert fast == InferenceSession(program, path="reference").run_fixed(feeds).commitment
+
+
+def test_matmul_integer_and_conv_integer_are_exact_on_both_paths():
     rng = np.random.default_rng(0)
     feeds = {"a": rng.integers(0, 256, (4, 9)).astype(np.uint8)}
     node = helper.make_node("MatMulInteger", ["a", "b", "za", "zb"], ["y"])
-    assert_exact(graph_model([node], feeds, {"b": rng.integers(-128, 128, (9, 5)).astype(np.int8),
-                                             "za": np.array(131, np.uint8), "zb": np.array(-2, np.int8)}, opset=10), feeds)
+    model = graph_model([node], feeds, {"b": rng.integers(-128, 128, (9, 5)).astype(np.int8),
+                                        "za": np.array(131, np.uint8), "zb": np.array(-2, np.int8)}, opset=10)
+    assert_exact(model, feeds)
+    assert_paths_agree(model, feeds)
     feeds = {"x": rng.integers(0, 256, (2, 3, 6, 6)).astype(np.uint8)}
     node = helper.make_node("ConvInteger", ["x", "w", "zx"], ["y"], pads=[1, 1, 1, 1], strides=[2, 1])
-    assert_exact(graph_model([node], feeds, {"w": rng.integers(-128, 128, (4, 3, 3, 3)).astype(np.int8),
-                                             "zx": np.array(17, np.uint8)}, opset=10), feeds)
+    model = graph_model([node], feeds, {"w": rng.integers(-128, 128, (4, 3, 3, 3)).astype(np.int8),
+                                        "zx": np.array(17, np.uint8)}, opset=10)
+    assert_exact(model, feeds)
+    assert_paths_agree(model, feeds)
 
 
 class ConvMatMul(__import__("torch").nn.Module):
@@ -172,5 +182,7 @@ def test_operator_form_qlinear_conv_and_matmul_match_onnxruntime(per_channel, tm
     step = 2.0 ** -program.inputs[0].frac  # (inputs on the program's grid: both sides quantize the same x)
     test = {"x": (np.round(data[-32:] / step) * step).astype(np.float32)}
     fixed, reference = InferenceSession(program).run(None, test)[0], ort_run(tmp_path / "q.onnx", test)[0]
+    fast = InferenceSession(program, path="fast").run_fixed(test).commitment
+    assert fast == InferenceSession(program, path="reference").run_fixed(test).commitment
     # the integers agree; the last DequantizeLinear rounds the float output once, to the output's frac
     assert np.max(np.abs(fixed - reference)) <= 2.0 ** -program.outputs[0].frac

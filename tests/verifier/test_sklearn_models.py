@@ -66,6 +66,8 @@ def test_sklearn_model_matches_onnxruntime(name, data):
     step = 2.0 ** -program.inputs[0].frac
     test = {"X": (np.round(features[train:] / step) * step).astype(np.float32)}
     ours = InferenceSession(program).run(None, test)
+    fast = InferenceSession(program, path="fast").run_fixed(test).commitment
+    assert fast == InferenceSession(program, path="reference").run_fixed(test).commitment
     reference = ort.InferenceSession(onnx_model.SerializeToString()).run(None, test)
     if reference[0].dtype.kind == "i":
         assert np.array_equal(ours[0], reference[0])
