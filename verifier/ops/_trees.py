@@ -18,7 +18,8 @@ from verifier.ops import CompileContext
 from verifier.ops._elementwise import exact_threshold
 
 MODES = {"LEAF": 0, "BRANCH_LEQ": 1, "BRANCH_LT": 2, "BRANCH_GTE": 3, "BRANCH_GT": 4, "BRANCH_EQ": 5, "BRANCH_NEQ": 6}
-WEIGHT_BITS = 31  # the score's frac: 30 bits for the largest possible |score|
+WEIGHT_BITS = 31  # the score's frac: at least 30 bits for the largest possible |score|,
+EXACT_WEIGHT_BITS = 60  # and up to 59 where that holds every leaf weight exactly (int64 sums with room to spare)
 
 
 def lower_trees(ctx: CompileContext, targets: int, prefix: str) -> tuple[dict, dict, float]:
@@ -45,7 +46,8 @@ def lower_trees(ctx: CompileContext, targets: int, prefix: str) -> tuple[dict, d
     base = _floats(ctx, "base_values", targets).astype(np.float64)
     roots = np.array(sorted({min(i for i, t in enumerate(tree_ids) if t == tree) for tree in set(tree_ids)}))
     largest = float(np.abs(base).max(initial=0) + np.abs(leaf_weights).max(axis=0, initial=0).sum() * len(roots))
-    weight_frac = frac_for_range(largest, WEIGHT_BITS)
+    weight_frac = _exact_frac(np.concatenate([leaf_weights.ravel(), base]), frac_for_range(largest, WEIGHT_BITS),
+                              frac_for_range(largest, EXACT_WEIGHT_BITS))
     consts = {"features": np.asarray(ctx.attr("nodes_featureids"), np.int64), "modes": codes,
               "thresholds": thresholds, "true_next": true_next, "false_next": false_next, "roots": roots,
               "leaf_weights": quantize(leaf_weights, weight_frac, 62), "base": quantize(base, weight_frac, 62)}
@@ -54,6 +56,18 @@ def lower_trees(ctx: CompileContext, targets: int, prefix: str) -> tuple[dict, d
     if aggregate not in ("SUM", "AVERAGE", "MIN", "MAX"):
         ctx.unsupported(f"aggregate_function {aggregate!r}")
     return {"weight_frac": weight_frac, "aggregate": aggregate}, consts, largest
+
+
+def _exact_frac(weights: np.ndarray, lowest: int, highest: int) -> int:
+    """The smallest frac from `lowest` up to `highest` at which every weight is an integer: then the integer
+    sums are the exact sums of the model's float32 weights, and a tie between classes (a random forest's
+    even vote) stays a tie, broken as onnxruntime breaks it; `highest` when no frac holds them all."""
+    weights = weights.astype(np.float64)
+    for frac in range(lowest, highest):
+        scaled = weights * 2.0**frac
+        if np.array_equal(scaled, np.round(scaled)):
+            return frac
+    return max(lowest, highest)
 
 
 def _floats(ctx: CompileContext, name: str, size: int) -> np.ndarray:

@@ -8,13 +8,17 @@ from verifier.ops._trees import lower_trees, scores
 from verifier.ops.treeensembleregressor import TreeEnsembleRegressor
 
 PROBABILITY_FRAC = 15
+FLOAT32_BITS = 24  # significand bits of the float32 weights
 
 
 class TreeEnsembleClassifier:
     """ai.onnx.ml tree ensemble classification (random forests, gradient boosting): class scores by the
     exact integer walk and sums of _trees.py; a binary ensemble (one class id) as the reference gives it:
     [1 - s, s] (post_transform NONE) or [-s, s] (LOGISTIC, SOFTMAX). Labels: classlabels_int64s at the
-    argmax of those exact scores (the transforms keep the order). Scores output: requantized to its
+    argmax of those exact scores (the transforms keep the order), the first class on a tie. A tie is within
+    `tie` = 2**-23 * the largest score: the float32 leaf weights are the model's (a forest's vote fractions
+    1/n) rounded to 24 bits, so two classes whose votes tie may differ by that much in their sums, and
+    onnxruntime and scikit-learn give such a tie to the first class. Scores output: requantized to its
     calibrated frac (NONE), or the scores at a 16-bit frac through the sigmoid table (LOGISTIC) or the
     integer softmax (SOFTMAX) at 2**-15. String labels, SOFTMAX_ZERO and PROBIT are refused."""
 
@@ -33,6 +37,7 @@ class TreeEnsembleClassifier:
         if attrs["binary"]:
             attrs["binary_class"] = int(ctx.attr("class_ids")[0])
         attrs["score_frac"] = frac_for_range(largest)  # the 16-bit scale the transforms read
+        attrs["tie"] = int(np.ceil(largest * 2.0 ** (attrs["weight_frac"] - FLOAT32_BITS + 1)))
         if transform == "NONE":
             attrs["out_frac"] = ctx.out_frac(1) if len(ctx.output_names) > 1 and ctx.output_names[1] else 0
         else:
@@ -48,7 +53,8 @@ class TreeEnsembleClassifier:
             score = total[:, attrs["binary_class"]]
             other = (1 << attrs["weight_frac"]) - score if attrs["transform"] == "NONE" else -score
             total = np.stack([other, score], axis=1)
-        labels = consts["labels"][np.argmax(total, axis=1)]
+        tied = total >= total.max(axis=1, keepdims=True) - attrs.get("tie", 0)
+        labels = consts["labels"][np.argmax(tied, axis=1)]  # (the first True: the first of the tied classes)
         if attrs["transform"] == "NONE":
             return [labels, requantize(total, attrs["weight_frac"], attrs["out_frac"])]
         narrow = requantize(total, attrs["weight_frac"], attrs["score_frac"], ACT_BITS)
