@@ -61,17 +61,30 @@ def _quantize_float(info: TensorInfo, value: np.ndarray) -> np.ndarray:
 
     limit = qmax(ACT_BITS)
     exact = value.dtype if value.dtype in (np.float32, np.float64) else np.float64  # (float16 widens exactly)
+    if info.feature_shifts is not None:  # x * 2**shift per feature: exact in float64 (a power of two)
+        value = value.astype(np.float64) * 2.0 ** np.asarray(info.feature_shifts, dtype=np.float64)
+        exact = np.float64
     flat = np.ascontiguousarray(value, dtype=exact).reshape(-1)  # one pass: fixedpoint.quantize(bits=63), checked
     q = np.empty(flat.shape, dtype=np.int64)
     finite, largest = loops.quantize(flat, 2.0 ** info.frac, float(qmax(63)), q)
     if not finite:
         raise FeedError(f"input {info.name!r} contains NaN or inf")
     if largest > limit:
-        worst = float(np.max(np.abs(value)))
-        raise OutOfRangeError(f"input {info.name!r}: |value| up to {worst:g} is outside the program's range "
-                              f"±{limit * 2.0 ** -info.frac:g} (scale 2^-{info.frac}); recompile with "
-                              f"calibration data that covers it")
+        raise OutOfRangeError(_out_of_range(info, value, limit))
     return q.reshape(value.shape)
+
+
+def _out_of_range(info: TensorInfo, value: np.ndarray, limit: int) -> str:
+    """Which value left the range, in the user's units (per feature when the input has feature shifts)."""
+    where, shift = "", 0
+    if info.feature_shifts is not None:
+        feature = int(np.argmax(np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)))
+        shift = info.feature_shifts[feature]
+        where, value = f" feature {feature}", value[..., feature] * 2.0**-shift
+    worst = float(np.max(np.abs(value)))
+    return (f"input {info.name!r}{where}: |value| up to {worst:g} is outside the program's range "
+            f"±{limit * 2.0 ** -(info.frac + shift):g} (scale 2^-{info.frac + shift}); recompile with "
+            f"calibration data that covers it")
 
 
 def _check_integers(info: TensorInfo, value: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The compiled program: its parts, and its frozen bytes (docs/fixed-point.md, "Program bytes").
 
-    magic    b"VFP" + version byte: 1, or 2 for a program with 8-bit products (NARROWING_ATTRS)
+    magic    b"VFP" + version byte: 1, or 2 for a program with 8-bit products (NARROWING_ATTRS), or 3 for one
+             with per-feature input scales (TensorInfo.feature_shifts)
     header   u32 length + UTF-8 JSON, keys sorted, no whitespace, integers and strings only
     tensors  canonical tensor bytes (verifier.encoding) of every integer array the program carries:
              "c/<name>" for constant tensors, "n<index>/<key>" for node constants (weights, tables)
@@ -23,9 +24,10 @@ from verifier.errors import ProgramFormatError, VerifierError
 from verifier.fixedpoint import MATMUL_BITS
 
 MAGIC = b"VFP"
-VERSION = 2  # the newest format this verifier reads and writes; it writes the oldest a program fits
+VERSION = 3  # the newest format this verifier reads and writes; it writes the oldest a program fits
 NARROWING_ATTRS = ("operand_bits", "out_bits")  # 8-bit products (format 2): a format-1 reader would ignore them
 MAX_HEADER = 64 << 20
+MAX_FEATURE_SHIFT = 32
 
 _ONNX_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "float16": "tensor(float16)",
                "int64": "tensor(int64)", "int32": "tensor(int32)", "int8": "tensor(int8)", "uint8": "tensor(uint8)",
@@ -35,27 +37,47 @@ _ONNX_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "float16
 @dataclass(frozen=True)
 class TensorInfo:
     """A program input or output. `dtype` is the model's own dtype (what `run` takes and returns);
-    `frac` is the fixed-point fraction bits of its integer form (None for plain integer tensors)."""
+    `frac` is the fixed-point fraction bits of its integer form (None for plain integer tensors).
+    `feature_shifts` (inputs only, format 3): feature f of the last axis is quantized at frac + shift[f]
+    (compiler/feature_scales.py); None when every feature shares `frac`."""
 
     name: str
     shape: tuple
     dtype: str
     frac: int | None
+    feature_shifts: tuple | None = None
 
     @property
     def scale(self) -> float | None:
         return None if self.frac is None else 2.0 ** -self.frac
+
+    def steps(self) -> np.ndarray | None:
+        """The quantization step of each value (broadcasts against the tensor): 2**-frac, per feature of the
+        last axis when the input has feature shifts; None for plain integer tensors."""
+        if self.frac is None:
+            return None
+        return 2.0 ** -(self.frac + np.asarray(self.feature_shifts or 0, dtype=np.float64))
 
     @property
     def type(self) -> str:  # onnxruntime's NodeArg.type
         return _ONNX_TYPES.get(self.dtype, f"tensor({self.dtype})")
 
     def to_json(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "frac": self.frac}
+        data = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "frac": self.frac}
+        if self.feature_shifts is not None:  # (absent otherwise: older programs keep their bytes)
+            data["feature_shifts"] = list(self.feature_shifts)
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> TensorInfo:
-        return cls(data["name"], tuple(data["shape"]), data["dtype"], data["frac"])
+        shifts = data.get("feature_shifts")
+        if shifts is not None:
+            features = data["shape"][-1] if data["shape"] else None
+            if (data["frac"] is None or not isinstance(shifts, list) or features not in (None, len(shifts))
+                    or not all(type(s) is int and 0 <= s <= MAX_FEATURE_SHIFT for s in shifts)):
+                raise ProgramFormatError(f"input {data['name']!r}: malformed feature_shifts")
+            shifts = tuple(shifts)
+        return cls(data["name"], tuple(data["shape"]), data["dtype"], data["frac"], shifts)
 
 
 @dataclass
@@ -119,7 +141,7 @@ class Program:
                   "nodes": nodes, "constants": list(self.constants), "fracs": self.fracs, "meta": self.meta}
         _check_integer_only(header)
         header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-        version = _format_version(self.nodes)
+        version = _format_version(self)
         return MAGIC + bytes([version]) + struct.pack("<I", len(header_bytes)) + header_bytes + encode_tensors(arrays)
 
     @classmethod
@@ -140,10 +162,10 @@ class Program:
             raise
         except (VerifierError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ProgramFormatError(f"malformed program: {exc}") from exc
-        if data[3] != _format_version(program.nodes):  # e.g. 8-bit products labelled format 1, which a
+        if data[3] != _format_version(program):  # e.g. 8-bit products labelled format 1, which a
             # format-1 verifier would run without narrowing: a different result, so refused everywhere
             raise ProgramFormatError(f"program format version {data[3]} does not match its contents "
-                                     f"(format {_format_version(program.nodes)})")
+                                     f"(format {_format_version(program)})")
         program._bytes = data
         return program
 
@@ -224,7 +246,10 @@ def _check_integer_only(value, where: str = "header") -> None:
         raise ProgramFormatError(f"numpy value in program {where}: convert to int/list")
 
 
-def _format_version(nodes) -> int:
-    """The program format a program's nodes need: 2 when any node narrows its products to 8 bits, else 1
-    (so every 16-bit program keeps the bytes, and the hash, it had before format 2)."""
-    return 2 if any(key in node.attrs for node in nodes for key in NARROWING_ATTRS) else 1
+def _format_version(program: Program) -> int:
+    """The oldest program format that holds the program: 3 when an input has per-feature scales, 2 when a
+    node narrows its products to 8 bits, else 1 (so every program keeps the bytes, and the hash, it had
+    before the newer formats; an older verifier refuses a program whose meaning it would miss)."""
+    if any(info.feature_shifts is not None for info in program.inputs):
+        return 3
+    return 2 if any(key in node.attrs for node in program.nodes for key in NARROWING_ATTRS) else 1

@@ -2,8 +2,9 @@
 LinearClassifier and LinearRegressor (rewritten into standard ops at load: compiler/ml.py), TreeEnsemble-
 Classifier and TreeEnsembleRegressor (exact integer tree walks: ops/_trees.py). On inputs on the program's
 grid every comparison of a tree is exact, so labels match onnxruntime exactly and scores within the output
-rounding; linear models round once per op. (Features of very different magnitudes in one input tensor share
-its one scale: scale them in the pipeline - the program's input is quantized before the Scaler runs.)"""
+rounding; linear models round once per op. The raw breast-cancer and wine features (areas in the thousands
+beside ratios below one) get per-feature input scales (compiler/feature_scales.py); the program's grid is then
+per feature."""
 
 import warnings
 
@@ -18,12 +19,19 @@ warnings.filterwarnings("ignore", module="sklearn")
 
 @pytest.fixture(scope="module")
 def data():
-    from sklearn.datasets import load_diabetes, load_digits
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 
     images, labels = load_digits(return_X_y=True)
     features, targets = load_diabetes(return_X_y=True)
+    cancer, diagnosis = load_breast_cancer(return_X_y=True)
+    wine, cultivar = load_wine(return_X_y=True)
     return {"digits": ((images / 16).astype(np.float32), labels),
-            "diabetes": (features.astype(np.float32), targets.astype(np.float32))}
+            "diabetes": (features.astype(np.float32), targets.astype(np.float32)),
+            "cancer": (cancer.astype(np.float32), diagnosis),
+            "cancer area": (cancer.astype(np.float32), (cancer[:, 3] / 100 + diagnosis).astype(np.float32)),
+            "wine": (wine.astype(np.float32), cultivar)}
+
+RAW_FEATURES = ("cancer", "cancer area", "wine")
 
 
 def estimators():
@@ -32,8 +40,8 @@ def estimators():
         RandomForestRegressor
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import Normalizer, StandardScaler
-    from sklearn.tree import DecisionTreeRegressor
+    from sklearn.preprocessing import Normalizer, RobustScaler, StandardScaler
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     return {
         "scaler+logistic": ("digits", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))),
@@ -47,6 +55,15 @@ def estimators():
         "decision tree": ("diabetes", lambda: DecisionTreeRegressor(max_depth=8, random_state=0)),
         "random forest regressor": ("diabetes", lambda: RandomForestRegressor(8, max_depth=6, random_state=0)),
         "gradient boosting regressor": ("diabetes", lambda: GradientBoostingRegressor(n_estimators=20, random_state=0)),
+        "raw scaler+logistic": ("cancer", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))),
+        "raw logistic": ("cancer", lambda: LogisticRegression(max_iter=3000)),
+        "raw decision tree": ("cancer", lambda: DecisionTreeClassifier(max_depth=6, random_state=0)),
+        "raw robust scaler+ridge": ("cancer area", lambda: make_pipeline(RobustScaler(), Ridge())),
+        "raw gradient boosting regressor": ("cancer area", lambda: GradientBoostingRegressor(n_estimators=20,
+                                                                                             random_state=0)),
+        # the first 70% of the wine rows hold two cultivars: a binary forest of 10 trees, whose even votes tie
+        "raw random forest with tied votes": ("wine", lambda: RandomForestClassifier(10, max_depth=5, random_state=0)),
+        "raw scaler+pca+logistic": ("wine", lambda: make_pipeline(StandardScaler(), PCA(4), LogisticRegression())),
     }
 
 
@@ -63,7 +80,8 @@ def test_sklearn_model_matches_onnxruntime(name, data):
     options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
     onnx_model = to_onnx(model, features[:1], options=options, target_opset={"": 17, "ai.onnx.ml": 3})
     program = compile_model(onnx_model, calibration={"X": features[:train]})
-    step = 2.0 ** -program.inputs[0].frac
+    assert (program.inputs[0].feature_shifts is not None) == (dataset in RAW_FEATURES)
+    step = program.inputs[0].steps()
     test = {"X": (np.round(features[train:] / step) * step).astype(np.float32)}
     ours = InferenceSession(program).run(None, test)
     fast = InferenceSession(program, path="fast").run_fixed(test).commitment

@@ -4,6 +4,7 @@
     functions.py  ops ONNX defines as functions (RMSNormalization, Attention, ...) -> their bodies
     fold.py       constant folding (incl. Shape subgraphs), Identity/Dropout aliases
     batchnorm.py  BatchNormalization folded into the Conv/Gemm before it
+    feature_scales.py  per-feature scales for inputs whose features differ widely in magnitude (tabular data)
     ranges.py     value ranges from calibration (or synthetic inputs) for scale selection
     fuse_tables.py  Log(Sigmoid(x)) -> one LogSigmoid table (one rounding instead of two)
     share_scales.py the inputs of a Concat produced at its scale (no rounding in the Concat)
@@ -16,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from verifier.compiler.batchnorm import fold_batchnorm
+from verifier.compiler.feature_scales import scale_input_features
 from verifier.compiler.fold import fold_constants, refresh_shapes
 from verifier.compiler.fuse import fuse_relu
 from verifier.compiler.fuse_tables import fuse_tables
@@ -56,6 +58,7 @@ def compile_model(model_or_path, calibration: dict | None = None, matmul_bits: i
     if calibration is not None:
         calibration = {name: np.asarray(value) for name, value in dict(calibration).items()}
     graph = prepare_graph(model_or_path)
+    calibration = scale_input_features(graph, calibration)
     ranges, input_ranges = value_ranges(graph, calibration)
     graph = fuse_tables(graph)
     ranges = share_concat_scales(graph, ranges)

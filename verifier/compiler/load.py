@@ -33,6 +33,7 @@ class Graph:
     aliases: dict = field(default_factory=dict)
     dtypes: dict = field(default_factory=dict)  # name -> numpy dtype, where shape inference or a value says
     domains: dict = field(default_factory=dict)  # other opset imports (ai.onnx.ml) -> version
+    feature_shifts: dict = field(default_factory=dict)  # input name -> per-feature shifts (feature_scales.py)
 
 
 def load_model(model_or_path) -> onnx.ModelProto:

@@ -38,7 +38,7 @@ def lower(graph: Graph, ranges: dict, input_ranges: dict, calibrated: bool, matm
     for name, shape, dtype in graph.inputs:
         frac = frac_for_range(input_ranges[name]) if np.dtype(dtype).kind == "f" else None
         fracs[name] = frac
-        inputs.append(TensorInfo(name, tuple(shape or ()), np.dtype(dtype).name, frac))
+        inputs.append(TensorInfo(name, tuple(shape or ()), np.dtype(dtype).name, frac, graph.feature_shifts.get(name)))
     known_ranges = {**ranges, **input_ranges}
     narrow = narrow_outputs(graph, matmul_bits)
     constants: dict[str, np.ndarray] = {}

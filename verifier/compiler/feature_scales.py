@@ -1,0 +1,166 @@
+"""Pass 3b: per-feature input scales. A float input whose features (its last axis) span very different
+magnitudes - raw tabular data, a floor area in thousands beside a ratio below one - would lose its small
+features to the one scale a tensor has: at the scale the largest feature needs, a feature that never passes
+0.2 keeps two or three bits, and a tree that splits on it routes wrongly.
+
+Here such an input is quantized feature by feature: feature f is read at frac + shift[f], i.e. the program
+sees x' = x * 2**shift[f], whose features all span about the same range. The scaling is undone exactly (it is
+a power of two) inside the ops that read the input, in their constants:
+
+    Gemm / MatMul (x @ B, B constant)     B's row f divided by 2**shift[f]           undone
+    Mul / Div by a constant               the constant divided / multiplied by it    undone
+    Add / Sub of a constant               the constant multiplied by it              passed on to the result
+    Relu                                  (commutes with a positive scale)           passed on to the result
+    TreeEnsemble* (ai.onnx.ml)            feature f's thresholds multiplied by it    undone
+
+so a scikit-learn pipeline's Scaler (Sub, Mul), a linear model, PCA or a tree reads full-precision features. An
+input read by any other op, or passed on to a graph output, keeps its one scale. The shifts are part of the
+program's input (TensorInfo.feature_shifts): the requester's quantization applies them, the integers the
+workers receive are already scaled.
+
+Only features that are consistently small are shifted: a feature non-zero in at most half of the calibration
+samples (a border pixel of a flattened image) may well be large in the next sample, and keeps the shared
+scale. A shifted feature keeps HEADROOM_BITS of range above its calibrated maximum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from verifier.compiler.load import Graph
+from verifier.program import MAX_FEATURE_SHIFT
+
+SPREAD_BITS = 6  # features whose ranges differ by less than 2**6 share the input's one scale unchanged
+HEADROOM_BITS = 3  # a shifted feature's range is 8x its calibrated maximum (on top of the 1.5x every range has)
+DENSE = 0.5  # the share of calibration samples in which a feature must be non-zero to be shifted
+EXACT_CASTS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)  # a power-of-two factor survives these casts
+TREES = ("TreeEnsembleRegressor", "TreeEnsembleClassifier")
+
+
+def scale_input_features(graph: Graph, calibration: dict | None) -> dict | None:
+    """Chooses and applies per-feature shifts for the graph's float inputs (in place: the graph's input now
+    means x * 2**shift, graph.feature_shifts records the shifts). Returns the calibration scaled the same way."""
+    if calibration is None:
+        return None
+    scaled = dict(calibration)
+    for name, shape, dtype in graph.inputs:
+        if np.dtype(dtype).kind != "f" or name not in calibration or not shape or len(shape) < 2:
+            continue
+        shift = _shifts(np.asarray(calibration[name], dtype=np.float64))
+        if shift is None or not _absorb(graph, name, 2.0 ** -shift):
+            continue
+        graph.feature_shifts[name] = tuple(int(s) for s in shift)
+        samples = np.asarray(calibration[name])
+        scaled[name] = (samples * 2.0**shift).astype(samples.dtype)
+    return scaled
+
+
+def _shifts(samples: np.ndarray) -> np.ndarray | None:
+    """Per feature of the last axis: the extra fraction bits that bring a consistently small feature within
+    HEADROOM_BITS of the largest one; None when no feature is SPREAD_BITS below it."""
+    features = samples.reshape(-1, samples.shape[-1])
+    if features.shape[0] == 0 or not np.isfinite(features).all():
+        return None
+    largest = np.abs(features).max(axis=0)
+    dense = (features != 0).mean(axis=0) > DENSE
+    top = largest.max()
+    if top == 0:
+        return None
+    with np.errstate(divide="ignore", over="ignore"):  # (a subnormal maximum: an infinite ratio, clipped)
+        below = np.floor(np.log2(top / np.where(dense & (largest > 0), largest, top)))
+    if below.max() < SPREAD_BITS:
+        return None
+    return np.clip(below - HEADROOM_BITS, 0, MAX_FEATURE_SHIFT).astype(np.int64)
+
+
+def _absorb(graph: Graph, name: str, factor: np.ndarray) -> bool:
+    """Rewrites every reader of `name` (which now holds x / factor, per feature) so the graph computes what it
+    did; returns False, changing nothing, when a reader cannot take the factor."""
+    replaced: dict[int, object] = {}  # node index -> its rewritten NodeProto
+    constants: dict[str, np.ndarray] = {}
+    pending = [(name, factor)]
+    while pending:
+        tensor, factor = pending.pop()
+        if tensor in graph.outputs:
+            return False
+        for index, node in enumerate(graph.nodes):
+            if tensor not in node.input:
+                continue
+            if index in replaced or list(node.input).count(tensor) > 1:
+                return False
+            rewritten = _rewrite(graph, node, tensor, factor, constants)
+            if rewritten is None:
+                return False
+            replaced[index], passed_on = rewritten
+            if passed_on:
+                pending.append((node.output[0], factor))
+    graph.constants.update(constants)
+    for index, node in replaced.items():
+        graph.nodes[index] = node
+    return True
+
+
+def _rewrite(graph: Graph, node, tensor: str, factor: np.ndarray, constants: dict):
+    """(the node reading x' = x / factor instead of x, whether its output is still divided by factor), or None."""
+    position = list(node.input).index(tensor)
+    other = [n for i, n in enumerate(node.input) if i != position and n]
+    constant = graph.constants.get(other[0]) if len(other) == 1 else None
+    op = node.op_type
+    if op == "Relu" or op == "Identity" or op == "Cast" and _attr(node, "to") in EXACT_CASTS:
+        return node, True
+    if op in TREES and node.domain == "ai.onnx.ml" and position == 0:
+        rewritten = _scaled_thresholds(node, factor)
+        return None if rewritten is None else (rewritten, False)
+    if op in ("Gemm", "MatMul") and position == 0:
+        weights = graph.constants.get(node.input[1])
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if weights is None or np.asarray(weights).ndim != 2 or attrs.get("transA", 0):
+            return None
+        rows = factor[None, :] if attrs.get("transB", 0) else factor[:, None]
+        return _with_constant(node, 1, np.asarray(weights) * rows, constants), False
+    if constant is None or np.asarray(constant).dtype.kind != "f" or len(node.input) != 2:
+        return None
+    constant = np.asarray(constant)
+    if constant.ndim and constant.shape[-1] not in (1, factor.size):
+        return None
+    if op == "Mul":
+        return _with_constant(node, 1 - position, constant * factor, constants), False
+    if op == "Div" and position == 0:
+        return _with_constant(node, 1, constant / factor, constants), False
+    if op in ("Add", "Sub"):
+        return _with_constant(node, 1 - position, constant / factor, constants), True
+    return None
+
+
+def _attr(node, name: str):
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), None)
+
+
+def _with_constant(node, position: int, value: np.ndarray, constants: dict):
+    name = f"{node.input[position]}__feature_scaled_{node.name or node.output[0]}"
+    constants[name] = value.astype(np.float32) if value.dtype == np.float64 else value
+    inputs = list(node.input)
+    inputs[position] = name
+    rewritten = helper.make_node(node.op_type, inputs, list(node.output), name=node.name, domain=node.domain)
+    rewritten.attribute.extend(node.attribute)
+    return rewritten
+
+
+def _scaled_thresholds(node, factor: np.ndarray):
+    """x < t  <=>  x / factor < t / factor: each node's threshold over its feature's factor (exact: a power of 2)."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    features = np.asarray(attrs.get("nodes_featureids", []), dtype=np.int64)
+    if features.size and (features.min() < 0 or features.max() >= factor.size):
+        return None
+    rewritten = helper.make_node(node.op_type, list(node.input), list(node.output), name=node.name, domain=node.domain)
+    for attribute in node.attribute:
+        if attribute.name == "nodes_values":
+            values = np.asarray(attrs["nodes_values"], dtype=np.float32) / factor[features].astype(np.float32)
+            rewritten.attribute.append(helper.make_attribute("nodes_values", values.tolist()))
+        elif attribute.name == "nodes_values_as_tensor":
+            return None
+        else:
+            rewritten.attribute.append(attribute)
+    return rewritten
