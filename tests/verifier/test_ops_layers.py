@@ -5,7 +5,7 @@ ReduceL1 / ReduceL2 / ReduceSumSquare (F.normalize, norms), CumSum, Einsum, Inst
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from test_ops_coverage import compare, graph_model, rand
 from test_ops_nonlinear import assert_within
@@ -13,6 +13,7 @@ from verifier import InferenceSession, compile_model
 from verifier.errors import OutOfRangeError, UnsupportedOpError, VerifierError
 from verifier.fixedpoint import quantize
 from verifier.ops._common import weight_frac
+from verifier.ops.col2im import Col2Im
 from verifier.ops.convtranspose import ConvTranspose
 from verifier.ops._norm import GAMMA_BITS
 from verifier_helpers import ort_run
@@ -356,3 +357,48 @@ def test_grid_sample_follows_onnxruntime(mode, padding, align):
     feeds["grid"][0, 0, :3] = [[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]  # corners and centre exactly
     node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode=mode, padding_mode=padding, align_corners=align)
     assert_steps(graph_model([node], feeds, opset=16), feeds, 0.0 if mode == "nearest" else 0.5)
+
+
+# Col2Im (torch's F.fold; onnxruntime's CPU provider has no Col2Im: the onnx reference evaluator is the reference)
+def col2im_model(x, image, block, attrs, blocks="L"):
+    """A Col2Im model; its input's block count is symbolic (`blocks`) unless given."""
+    node = helper.make_node("Col2Im", ["x", "image", "block"], ["y"], **attrs)
+    dtype = helper.np_dtype_to_tensor_dtype(x.dtype)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", dtype, list(x.shape[:2]) + [blocks])],
+                              [helper.make_tensor_value_info("y", dtype, [x.shape[0], None] + [None] * len(image))],
+                              [numpy_helper.from_array(np.array(image, np.int64), "image"),
+                               numpy_helper.from_array(np.array(block, np.int64), "block")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+
+@pytest.mark.parametrize("x_shape, image, block, attrs", [
+    ((2, 12, 12), [5, 5], [2, 3], {}),
+    ((1, 8, 12), [6, 6], [2, 2], {"strides": [2, 2], "pads": [1, 0, 1, 0]}),
+    ((1, 4, 18), [7, 6], [2, 2], {"dilations": [2, 1], "strides": [1, 2], "pads": [0, 1, 1, 0]}),
+    ((2, 6, 4), [7], [3], {"strides": [2], "pads": [1, 2]}),
+    ((1, 16, 8), [3, 3, 3], [2, 2, 2], {}),
+])
+def test_col2im_adds_overlapping_blocks_and_rounds_once(x_shape, image, block, attrs):
+    from onnx.reference import ReferenceEvaluator
+
+    x = rand(*x_shape)
+    model = col2im_model(x, image, block, attrs)
+    program = compile_model(model, calibration={"x": x})
+    step = program.inputs[0].steps()
+    x = (np.round(x / step) * step).astype(np.float32)  # both sides sum the same quantized values
+    ours, reference = InferenceSession(program).run(None, {"x": x})[0], ReferenceEvaluator(model).run(None, {"x": x})[0]
+    assert ours.shape == reference.shape
+    assert np.max(np.abs(ours - reference)) <= 0.5 * 2.0 ** -program.outputs[0].frac + 1e-6
+
+
+def test_col2im_of_int64_is_exact_and_a_wrong_block_count_is_a_clear_error():
+    from onnx.reference import ReferenceEvaluator
+
+    x = np.random.default_rng(0).integers(-1000, 1000, (2, 8, 9)).astype(np.int64)
+    model = col2im_model(x, [6, 6], [2, 2], {"strides": [2, 2]})
+    program = compile_model(model, calibration={"x": x})
+    assert np.array_equal(InferenceSession(program).run(None, {"x": x})[0],
+                          ReferenceEvaluator(model).run(None, {"x": x})[0])
+    node = program.nodes[0]
+    with pytest.raises(ValueError, match=r"Col2Im: input of shape \(2, 8, 10\) is not \(N, C \* 4, 9\)"):
+        Col2Im.run([np.zeros((2, 8, 10), np.int64)], node.attrs, node.consts)

@@ -74,7 +74,7 @@ class ConvTranspose:
         columns = x.reshape(n, group, c_in, -1).transpose(1, 2, 0, 3).reshape(group, c_in, -1)
         products = gemm(weight, columns, b_bound=x_bound, path=path)  # (group, taps * C_out/g, n * positions)
         products = products.reshape((group, taps, weight.shape[1] // taps, n) + tuple(spatial))
-        acc = _scatter(products, spatial, kernel, attrs)
+        acc = scatter_taps(products, spatial, kernel, attrs)
         bias = consts.get("bias")
         if bias is not None:
             bias = bias.reshape((1, -1) + (1,) * len(kernel))
@@ -116,7 +116,7 @@ def _output_elements(x, w, attrs, full: bool = False) -> int:
     return int(x[0]) * channels * math.prod(max(s, 0) for s in sizes)
 
 
-def _scatter(products, spatial, kernel, attrs) -> np.ndarray:
+def scatter_taps(products, spatial, kernel, attrs) -> np.ndarray:
     """Each tap's products (group, tap, C_out/g, n, spatial...) added at position * stride + tap * dilation
     of the full output (n, C_out, full...), then the pads cut."""
     rank, pads = len(kernel), attrs["pads"]
