@@ -137,3 +137,35 @@ def test_run_with_nan_in_the_input_exits_1_with_a_message(app, compiled, tmp_pat
     np.savez(tmp_path / "x.npz", input=x)
     result = runner.invoke(app, ["run", str(path), "--input", str(tmp_path / "x.npz")])
     assert result.exit_code == 1 and "NaN or inf" in result.output and "Traceback" not in result.output
+
+
+def test_a_tabular_model_shows_its_feature_shifts_and_names_an_out_of_range_feature(app, tmp_path):
+    """Raw breast-cancer features through the CLI: compile gives the input per-feature scales, inspect lists
+    them, and run on a row whose small feature is far outside its calibrated range exits 1 naming the feature."""
+    import warnings
+
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features, labels = load_breast_cancer(return_X_y=True)
+    features = features.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(features, labels)
+    (tmp_path / "cancer.onnx").write_bytes(to_onnx(model, features[:1], options={id(model): {"zipmap": False}},
+                                                   target_opset={"": 17, "ai.onnx.ml": 3}).SerializeToString())
+    np.savez(tmp_path / "calibration.npz", X=features[:400])
+    out = tmp_path / "cancer.vfp"
+    result = runner.invoke(app, ["compile", str(tmp_path / "cancer.onnx"), "--calibrate",
+                                 str(tmp_path / "calibration.npz"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["inspect", str(out)])
+    assert result.exit_code == 0 and "feature f at 2^-(" in result.output and "shift [" in result.output
+    rows = features[400:402].copy()
+    rows[0, 9] = 50 * features[:400, 9].max()  # mean fractal dimension: below 0.1 in the calibration rows
+    np.savez(tmp_path / "rows.npz", X=rows)
+    result = runner.invoke(app, ["run", str(out), "--input", str(tmp_path / "rows.npz")])
+    assert result.exit_code == 1 and "input 'X' feature 9:" in result.output
