@@ -2,7 +2,8 @@
 
     load.py       read (external data too), check, infer shapes; CastLike -> Cast
     functions.py  ops ONNX defines as functions (RMSNormalization, Attention, ...) -> their bodies
-    fold.py       constant folding (incl. Shape subgraphs), Identity/Dropout aliases
+    fold.py       constant folding (incl. Shape subgraphs), Identity/Dropout aliases; an If on a constant
+                  condition -> its branch, a Loop of known length -> its iterations (unroll.py)
     batchnorm.py  BatchNormalization folded into the Conv/Gemm before it
     feature_scales.py  per-feature scales for inputs whose features differ widely in magnitude (tabular data)
     ranges.py     value ranges from calibration (or synthetic inputs) for scale selection
@@ -22,10 +23,11 @@ from verifier.compiler.fold import fold_constants, refresh_shapes
 from verifier.compiler.fuse import fuse_relu
 from verifier.compiler.fuse_tables import fuse_tables
 from verifier.compiler.load import load_model, to_graph
-from verifier.compiler.lower import lower
+from verifier.compiler.lower import HINTS, lower
 from verifier.compiler.ranges import value_ranges
 from verifier.compiler.share_scales import share_concat_scales
-from verifier.errors import CompileError
+from verifier.compiler.unroll import concat_sequences
+from verifier.errors import CompileError, UnsupportedOpError
 from verifier.fixedpoint import MATMUL_BITS
 from verifier.program import Program
 
@@ -39,9 +41,13 @@ def prepare_graph(model_or_path):
     for _ in range(FOLD_ROUNDS):  # shapes found after a fold (a Pad's folded pads) can let Shape nodes fold
         remaining = len(graph.nodes)
         graph = fold_constants(graph)
+        concat_sequences(graph)
         refresh_shapes(graph)
         if len(graph.nodes) == remaining:
             break
+    for node in graph.nodes:  # (refused before calibration, which cannot run their subgraphs' run-time values)
+        if node.op_type in ("If", "Loop"):
+            raise UnsupportedOpError(node.op_type, node.name or node.output[0], graph.opset, HINTS[node.op_type])
     return fold_batchnorm(graph)
 
 

@@ -1,6 +1,7 @@
 """Pass 2: constant folding. A node whose inputs are all known at compile time (initializers, Constant
 nodes, Shape/Size of a tensor whose shape is fully static) is evaluated here with float math, by the onnx
-reference evaluator, and becomes a constant. Identity and inference-time Dropout become aliases."""
+reference evaluator, and becomes a constant. Identity and inference-time Dropout become aliases. An If on a
+constant condition becomes the branch it takes; a Loop of constant length, its iterations (unroll.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import onnx
 from onnx import helper, numpy_helper
 
 from verifier.compiler.load import Graph, cast_like_as_cast
+from verifier.compiler.unroll import NextIteration, first_iteration, next_nodes
 from verifier.errors import CompileError
 
-NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+              # sequences are not tensors: an unrolled loop's sequence becomes a Concat (unroll.concat_sequences)
+              "SequenceEmpty", "SequenceConstruct", "SequenceInsert"}
 ALIASES = {"Identity", "Dropout"}
 
 
@@ -22,6 +26,12 @@ def fold_constants(graph: Graph) -> Graph:
     pending = list(reversed(graph.nodes))
     while pending:
         node = pending.pop()
+        if isinstance(node, NextIteration):  # a Loop's iteration is folded: the next one, or its outputs
+            node.condition = rename.get(node.condition, node.condition)
+            following = next_nodes(node, graph)
+            pending.extend(reversed(following))
+            used |= {name for n in following if not isinstance(n, NextIteration) for name in n.input}
+            continue
         if node.op_type == "If" and node.input[0] in graph.constants:  # (a function body's shape test)
             branch = _chosen_branch(node, graph)
             pending.extend(reversed(branch))
@@ -30,6 +40,11 @@ def fold_constants(graph: Graph) -> Graph:
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
+        unrolled = first_iteration(node, graph) if node.op_type == "Loop" else None
+        if unrolled is not None:
+            pending.extend(reversed(unrolled))
+            used |= {name for n in unrolled if not isinstance(n, NextIteration) for name in n.input}
+            continue
         mask_wanted = len(node.output) > 1 and bool(node.output[1]) and node.output[1] in used
         if (node.op_type in ALIASES and not mask_wanted and node.input[0] not in graph.constants
                 and _dropout_is_inference(node, graph)):
@@ -86,7 +101,8 @@ def _identity(node):
 
 
 def _static_value(node, graph: Graph):
-    if node.op_type in NEVER_FOLD:
+    if node.op_type in NEVER_FOLD or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                                          for a in node.attribute):  # (a subgraph may read run-time tensors)
         return None
     if node.op_type == "Shape":
         shape = graph.shapes.get(node.input[0])
