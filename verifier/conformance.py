@@ -83,8 +83,8 @@ def data_cases(kind: str) -> list[Case]:
 
 # never reach the interpreter: a Constant becomes a constant tensor (compiler/fold.py), a CastLike a Cast
 # (compiler/load.py), the ai.onnx.ml ops of compiler/ml.py standard ops; an If on a constant its branch, a Loop
-# of known length its iterations and their sequences Concats (compiler/unroll.py) - the others are refused
-FOLDED = {"Constant", "CastLike", "If", "Loop", "SequenceEmpty", "SequenceInsert", "SequenceConstruct",
+# or Scan of known length its iterations and their sequences Concats (compiler/unroll.py) - the others are refused
+FOLDED = {"Constant", "CastLike", "If", "Loop", "Scan", "SequenceEmpty", "SequenceInsert", "SequenceConstruct",
           "ConcatFromSequence"} | set(REWRITES)
 
 

@@ -1,7 +1,7 @@
-"""Loops of known length are unrolled at compile time (compiler/unroll.py): nn.EmbeddingBag as both torch
-exporters write it (a counted Loop; a conditioned Loop collecting rows in a sequence, with Ifs inside), a
-hand-written Loop with carried and scan outputs, and the loops that cannot be unrolled, refused by name
-before calibration."""
+"""Loops and scans of known length are unrolled at compile time (compiler/unroll.py): nn.EmbeddingBag as both
+torch exporters write it (a counted Loop; a conditioned Loop collecting rows in a sequence, with Ifs inside), a
+hand-written Loop and Scan with carried and scan outputs, skl2onnx's k-nearest neighbours (a Scan over the
+training rows), and the loops that cannot be unrolled, refused by name before calibration."""
 
 import io
 import logging
@@ -153,3 +153,62 @@ def test_an_embedding_bag_exported_with_a_dynamic_batch_is_refused_by_name():
                    dynamic_axes={"ids": {0: "batch"}})
     with pytest.raises(UnsupportedOpError, match="'Loop'.*trip count is only known at run time"):
         compile_model(model, calibration={"ids": ids})
+
+
+def scan_model(length="T"):
+    """A running sum over axis 1 of x (a carried state) scanned forward, with a second input scanned in
+    reverse, and the per-step products stacked on axis 1 (scan_output_axes)."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["total_in", "x_t"], ["total_out"]),
+         helper.make_node("Mul", ["total_out", "w_t"], ["step"])], "body",
+        [helper.make_tensor_value_info("total_in", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("x_t", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("w_t", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("total_out", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("step", TensorProto.FLOAT, [2, 3])])
+    scan = helper.make_node("Scan", ["start", "x", "w"], ["total", "steps"], body=body, num_scan_inputs=2,
+                            scan_input_axes=[1, 0], scan_input_directions=[0, 1], scan_output_axes=[1], name="scan")
+    graph = helper.make_graph(
+        [scan], "g", [helper.make_tensor_value_info("start", TensorProto.FLOAT, [2, 3]),
+                      helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, length, 3])],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("steps", TensorProto.FLOAT, [2, length, 3])],
+        [numpy_helper.from_array(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3), "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_a_scan_with_state_reverse_input_and_output_axis_matches():
+    rng = np.random.default_rng(5)
+    feeds = {"start": rng.uniform(-1, 1, (2, 3)).astype(np.float32), "x": rng.uniform(-1, 1, (2, 4, 3)).astype(np.float32)}
+    model = scan_model(4)
+    session = InferenceSession(compile_model(model, calibration=feeds))
+    ours, reference = session.run(None, feeds), ort_run(model, feeds)
+    assert ours[1].shape == reference[1].shape == (2, 4, 3)
+    for mine, theirs in zip(ours, reference):
+        assert np.max(np.abs(mine - theirs)) <= 2e-3
+
+
+def test_a_scan_of_run_time_length_is_refused_by_name():
+    feeds = {"start": np.zeros((2, 3), np.float32), "x": np.zeros((2, 4, 3), np.float32)}
+    with pytest.raises(UnsupportedOpError, match="'Scan' at node 'scan'.*scanned length is only known at run time"):
+        compile_model(scan_model(), calibration=feeds)
+
+
+def test_k_nearest_neighbors_from_skl2onnx_match():
+    """skl2onnx computes the distances to the training rows in a Scan over them (unrolled: one copy per
+    row) then takes the TopK. On inputs on the program's grid the labels agree with onnxruntime's except where
+    two neighbours' distances differ by less than their 16-bit rounding; on iris that is none of them."""
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.neighbors import KNeighborsClassifier
+
+    features, labels = load_iris(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(features))
+    features, labels = features[order].astype(np.float32), labels[order]
+    model = KNeighborsClassifier().fit(features[:100], labels[:100])
+    onnx_model = to_onnx(model, features[:1], options={id(model): {"zipmap": False}})
+    assert "Scan" in {node.op_type for node in onnx_model.graph.node}
+    program = compile_model(onnx_model, calibration={"X": features[:100]})
+    step = program.inputs[0].steps()
+    test = {"X": (np.round(features[100:] / step) * step).astype(np.float32)}
+    assert np.array_equal(InferenceSession(program).run(None, test)[0], ort_run(onnx_model, test)[0])

@@ -3,7 +3,7 @@
     load.py       read (external data too), check, infer shapes; CastLike -> Cast
     functions.py  ops ONNX defines as functions (RMSNormalization, Attention, ...) -> their bodies
     fold.py       constant folding (incl. Shape subgraphs), Identity/Dropout aliases; an If on a constant
-                  condition -> its branch, a Loop of known length -> its iterations (unroll.py)
+                  condition -> its branch, a Loop or Scan of known length -> its iterations (unroll.py)
     batchnorm.py  BatchNormalization folded into the Conv/Gemm before it
     feature_scales.py  per-feature scales for inputs whose features differ widely in magnitude (tabular data)
     ranges.py     value ranges from calibration (or synthetic inputs) for scale selection
@@ -46,7 +46,7 @@ def prepare_graph(model_or_path):
         if len(graph.nodes) == remaining:
             break
     for node in graph.nodes:  # (refused before calibration, which cannot run their subgraphs' run-time values)
-        if node.op_type in ("If", "Loop"):
+        if node.op_type in ("If", "Loop", "Scan"):
             raise UnsupportedOpError(node.op_type, node.name or node.output[0], graph.opset, HINTS[node.op_type])
     return fold_batchnorm(graph)
 

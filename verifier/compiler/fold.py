@@ -1,7 +1,7 @@
 """Pass 2: constant folding. A node whose inputs are all known at compile time (initializers, Constant
 nodes, Shape/Size of a tensor whose shape is fully static) is evaluated here with float math, by the onnx
 reference evaluator, and becomes a constant. Identity and inference-time Dropout become aliases. An If on a
-constant condition becomes the branch it takes; a Loop of constant length, its iterations (unroll.py)."""
+constant condition becomes the branch it takes; a Loop or Scan of known length, its iterations (unroll.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from verifier.compiler.load import Graph, cast_like_as_cast
-from verifier.compiler.unroll import NextIteration, first_iteration, next_nodes
+from verifier.compiler.unroll import NextIteration, first_iteration, next_nodes, unrolled_scan
 from verifier.errors import CompileError
 
 NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
@@ -40,7 +40,8 @@ def fold_constants(graph: Graph) -> Graph:
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
-        unrolled = first_iteration(node, graph) if node.op_type == "Loop" else None
+        unrolled = (first_iteration(node, graph) if node.op_type == "Loop" else
+                    unrolled_scan(node, graph) if node.op_type == "Scan" else None)
         if unrolled is not None:
             pending.extend(reversed(unrolled))
             used |= {name for n in unrolled if not isinstance(n, NextIteration) for name in n.input}

@@ -69,9 +69,9 @@ def to_graph(model: onnx.ModelProto) -> Graph:
         if node.domain not in ("", "ai.onnx", "ai.onnx.ml"):
             raise UnsupportedOpError(f"{node.domain}.{node.op_type}", node.name or node.output[0], opset,
                                      "custom domains are not supported")
-        if node.op_type not in ("If", "Loop") and any(a.type in (onnx.AttributeProto.GRAPH,
+        if node.op_type not in ("If", "Loop", "Scan") and any(a.type in (onnx.AttributeProto.GRAPH,
                                                                  onnx.AttributeProto.GRAPHS) for a in node.attribute):
-            # (an If on a constant is folded, a Loop of constant length unrolled: fold.py)
+            # (an If on a constant is folded, a Loop or Scan of known length unrolled: fold.py)
             raise UnsupportedOpError(node.op_type, node.name or node.output[0], opset, "control flow subgraphs")
     rewrite_ml_ops(model, opset)
     model = _inferred(model)

@@ -20,7 +20,9 @@ from verifier.program import Program, ProgramNode, TensorInfo
 HINTS = {"ZipMap": "sequences of maps are not tensors; convert with skl2onnx options={'zipmap': False}",
          "If": "control flow: its condition is only known at run time (an If on a compile-time value is folded)",
          "Loop": "control flow: its trip count is only known at run time, or it runs more than 4096 times (a Loop "
-                 "of constant length is unrolled)"}
+                 "of constant length is unrolled)",
+         "Scan": "control flow: its scanned length is only known at run time, or past 4096 (a Scan of static length "
+                 "is unrolled)"}
 
 
 def unsupported_nodes(graph: Graph) -> list[tuple[str, str]]:

@@ -92,32 +92,78 @@ def concat_sequences(graph) -> None:
         if tensors is None:
             continue
         axis, new_axis = _attr(node, "axis", 0), _attr(node, "new_axis", 0)
-        nodes = []
-        if new_axis:
-            rows = [f"{node.output[0]}/item{i}" for i in range(len(tensors))]
-            for tensor, row in zip(tensors, rows):
-                nodes.append(_unsqueeze(tensor, row, axis, graph))
-            tensors = rows
-        nodes.append(helper.make_node("Concat", tensors, [node.output[0]], name=node.name or node.output[0], axis=axis))
-        replaced[index] = nodes
+        name = node.name or node.output[0]
+        replaced[index] = (_stack(tensors, node.output[0], name, axis, graph) if new_axis else
+                           [helper.make_node("Concat", tensors, [node.output[0]], name=name, axis=axis)])
         dropped |= chain
     if replaced:
         graph.nodes = [new for index, node in enumerate(graph.nodes) if id(node) not in dropped
                        for new in replaced.get(index, [node])]
 
 
+def unrolled_scan(scan, graph) -> list | None:
+    """The nodes of every iteration of a Scan (opset 9 and later) whose scanned length is static, then of
+    its outputs; None otherwise (it stays a Scan, refused before calibration). Iteration k reads element k
+    (from the end, for a reverse direction) of each scanned input along its axis (a Gather of a constant index)."""
+    body = _attr(scan, "body", None)
+    scanned = _attr(scan, "num_scan_inputs", 0)
+    if graph.opset < 9 or body is None or not scanned:
+        return None
+    states, sources = list(scan.input[:len(scan.input) - scanned]), list(scan.input[len(scan.input) - scanned:])
+    axes = list(_attr(scan, "scan_input_axes", [0] * scanned))
+    directions = list(_attr(scan, "scan_input_directions", [0] * scanned))
+    lengths = set()
+    for source, axis in zip(sources, axes):
+        shape = graph.constants[source].shape if source in graph.constants else graph.shapes.get(source)
+        if shape is None or not -len(shape) <= axis < len(shape) or shape[axis] is None:
+            return None
+        lengths.add(int(shape[axis]))
+    name = scan.name or scan.output[0]
+    if len(lengths) != 1 or not 1 <= min(lengths) <= MAX_TRIPS or min(lengths) * _size(body) > MAX_NODES:
+        return None
+    length = lengths.pop()
+    nodes, outputs = [], [[] for _ in body.output[len(states):]]
+    for k in range(length):
+        tag = f"@{name}/iteration{k}"
+        slices = []
+        for index, (source, axis, reverse) in enumerate(zip(sources, axes, directions)):
+            position = f"{name}/iteration{k}/input{index}/position"
+            graph.constants[position] = np.array(length - 1 - k if reverse else k, dtype=np.int64)
+            slices.append(f"{name}/iteration{k}/input{index}")
+            nodes.append(helper.make_node("Gather", [source, position], [slices[-1]], name=slices[-1], axis=axis))
+        inputs = [i.name for i in body.input]
+        copied, results = _copy(body, dict(zip(inputs, states + slices)), tag, graph)
+        nodes += copied
+        states = results[:len(states)]
+        for values, value in zip(outputs, results[len(states):]):
+            values.append(value)
+    nodes += [helper.make_node("Identity", [source], [target], name=f"{name}/{target}")
+              for source, target in zip(states, scan.output[:len(states)]) if target]
+    output_axes = list(_attr(scan, "scan_output_axes", [0] * len(outputs)))
+    output_directions = list(_attr(scan, "scan_output_directions", [0] * len(outputs)))
+    for values, target, axis, reverse in zip(outputs, scan.output[len(states):], output_axes, output_directions):
+        if target:
+            nodes += _stack(values[::-1] if reverse else values, target, f"{name}/{target}", axis, graph)
+    return nodes
+
+
 def _iteration(state: NextIteration, body, graph) -> tuple[list, list]:
     """(the renamed copy of the body for iteration `state.number`, the names of its outputs)."""
+    loop = state.loop.name or state.loop.output[0]
+    number, on = f"{loop}/iteration{state.number}/number", f"{loop}/iteration{state.number}/on"
+    graph.constants[number] = np.array(state.number, dtype=np.int64)
+    graph.constants[on] = np.array(True)
+    inputs = [i.name for i in body.input]
+    return _copy(body, dict(zip(inputs, [number, on] + state.carried)), f"@{loop}/iteration{state.number}", graph)
+
+
+def _copy(body, bound: dict, tag: str, graph) -> tuple[list, list]:
+    """(a copy of the body whose own tensors are renamed with `tag` and whose inputs read `bound`'s names,
+    the names of its outputs)."""
     from verifier.compiler.load import cast_like_as_cast
 
-    loop = state.loop.name or state.loop.output[0]
-    tag = f"@{loop}/iteration{state.number}"
     names = {produced: produced + tag for produced in _produced(body)}
-    inputs = [i.name for i in body.input]
-    names[inputs[0]], names[inputs[1]] = f"{loop}/iteration{state.number}/number", f"{loop}/iteration{state.number}/on"
-    graph.constants[names[inputs[0]]] = np.array(state.number, dtype=np.int64)
-    graph.constants[names[inputs[1]]] = np.array(True)
-    names.update(zip(inputs[2:], state.carried))
+    names.update(bound)
     for initializer in body.initializer:
         graph.constants[initializer.name] = numpy_helper.to_array(initializer)
     for info in list(body.value_info) + list(body.output):
@@ -139,10 +185,15 @@ def _outputs(state: NextIteration, graph) -> list:
             continue
         if not values:
             raise UnsupportedOpError("Loop", name, graph.opset, "a scan output of a loop that runs no iteration")
-        rows = [f"{name}/{target}/row{i}" for i in range(len(values))]
-        nodes += [_unsqueeze(value, row, 0, graph) for value, row in zip(values, rows)]
-        nodes.append(helper.make_node("Concat", rows, [target], name=f"{name}/{target}", axis=0))
+        nodes += _stack(values, target, f"{name}/{target}", 0, graph)
     return nodes
+
+
+def _stack(values: list, target: str, prefix: str, axis: int, graph) -> list:
+    """Nodes stacking `values` on a new axis `axis` into `target` (Unsqueeze each, one Concat)."""
+    rows = [f"{prefix}/row{i}" for i in range(len(values))]
+    nodes = [_unsqueeze(value, row, axis, graph) for value, row in zip(values, rows)]
+    return nodes + [helper.make_node("Concat", rows, [target], name=prefix, axis=axis)]
 
 
 def _renamed_node(node, names: dict, tag: str):
