@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from verifier import InferenceSession, compile_model
+from verifier_helpers import ort_run
 
 warnings.filterwarnings("ignore", module="sklearn")
 
@@ -99,3 +100,57 @@ def test_sklearn_model_matches_onnxruntime(name, data):
         scale = 2.0 ** -program.outputs[0].frac
         assert np.max(np.abs(ours[0] - reference[0])) <= 0.5 * scale + 1e-5 * np.max(np.abs(reference[0])) + (
             0 if "tree" in name or "forest" in name or "boosting" in name else 2 * scale)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "poly", "sigmoid", "linear"])
+def test_support_vector_machines_match(kernel, data):
+    """SVC (one-vs-one votes over its pairwise decisions) and SVR, rewritten into standard ops (compiler/svm.py).
+    Each kernel value rounds to its 16-bit scale (at most 2**-15 for the values up to 1 of rbf and sigmoid), so
+    a decision moves by at most sum |dual coefficients| times that, plus its own rounding: labels agree except
+    where a decision lies that close to 0 (on wine none does for rbf and sigmoid; for poly and linear, whose
+    kernel values reach hundreds, one row in 54 at most). The regressor's bound is the same sum for the kernels
+    bounded by 1."""
+    from skl2onnx import to_onnx
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, SVR
+
+    features, labels = data["wine"]
+    order = np.random.default_rng(0).permutation(len(features))
+    features, labels = features[order], labels[order]
+    classifier = make_pipeline(StandardScaler(), SVC(kernel=kernel)).fit(features[:124], labels[:124])
+    onnx_model = to_onnx(classifier, features[:1], options={id(classifier): {"zipmap": False}},
+                         target_opset={"": 17, "ai.onnx.ml": 3})
+    program = compile_model(onnx_model, calibration={"X": features[:124]})
+    step = program.inputs[0].steps()
+    test = {"X": (np.round(features[124:] / step) * step).astype(np.float32)}
+    ours, reference = InferenceSession(program).run(None, test), ort_run(onnx_model, test)
+    assert np.mean(ours[0] == reference[0]) >= (1.0 if kernel in ("rbf", "sigmoid") else 1 - 1 / 54)
+    if kernel in ("rbf", "sigmoid"):
+        assert np.max(np.abs(ours[1] - reference[1])) <= np.abs(classifier[-1].dual_coef_).sum() * 2.0**-15 + 2.0**-10
+
+    if kernel not in ("rbf", "sigmoid"):
+        return
+    features, targets = data["diabetes"]
+    regressor = SVR(kernel=kernel, C=10.0).fit(features[:300], targets[:300])
+    onnx_model = to_onnx(regressor, features[:1], target_opset={"": 17, "ai.onnx.ml": 3})
+    program = compile_model(onnx_model, calibration={"X": features[:300]})
+    step = program.inputs[0].steps()
+    test = {"X": (np.round(features[300:] / step) * step).astype(np.float32)}
+    ours, reference = InferenceSession(program).run(None, test)[0], ort_run(onnx_model, test)[0]
+    assert np.max(np.abs(ours - reference)) <= np.abs(regressor.dual_coef_).sum() * 2.0**-15 + \
+        2.0 ** -program.outputs[0].frac
+
+
+def test_an_svc_with_probability_estimates_is_refused_by_name(data):
+    from skl2onnx import to_onnx
+    from sklearn.svm import SVC
+
+    from verifier.errors import UnsupportedOpError
+
+    features, labels = data["wine"]
+    model = SVC(probability=True, random_state=0).fit(features, labels)
+    onnx_model = to_onnx(model, features[:1], options={id(model): {"zipmap": False}},
+                         target_opset={"": 17, "ai.onnx.ml": 3})
+    with pytest.raises(UnsupportedOpError, match="SVMClassifier.*probability estimates .* probability=False"):
+        compile_model(onnx_model, calibration={"X": features})

@@ -9,6 +9,8 @@ disguise are rewritten into them, so they lower with those ops' integer semantic
                       softmax); labels = classlabels_ints[argmax]  Gemm, Neg, Concat, Sigmoid / Softmax,
                                                                  ArgMax, Gather
 
+    SVMRegressor, SVMClassifier    kernels, one-vs-one votes (svm.py)
+
 Other ml ops (TreeEnsemble*, ArrayFeatureExtractor) have their own lowering; the rest are refused by name.
 """
 
@@ -18,6 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from verifier.compiler.svm import svm_classifier, svm_regressor
 from verifier.errors import UnsupportedOpError
 
 ML_DOMAIN = "ai.onnx.ml"
@@ -127,4 +130,5 @@ def _linear_classifier(b: _Builder, attrs: dict, opset: int) -> None:
 
 
 REWRITES = {"Scaler": _scaler, "Normalizer": _normalizer, "Binarizer": _binarizer,
-            "LinearRegressor": _linear_regressor, "LinearClassifier": _linear_classifier}
+            "LinearRegressor": _linear_regressor, "LinearClassifier": _linear_classifier,
+            "SVMRegressor": svm_regressor, "SVMClassifier": svm_classifier}
