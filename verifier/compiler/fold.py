@@ -63,7 +63,6 @@ def fold_constants(graph: Graph) -> Graph:
         kept.append(node)
     graph.nodes = kept
     graph.outputs = [rename.get(o, o) for o in graph.outputs]
-    graph.aliases = {**graph.aliases, **rename}
     return graph
 
 

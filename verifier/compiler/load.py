@@ -30,7 +30,6 @@ class Graph:
     shapes: dict  # name -> tuple (None for a symbolic dim) or None when unknown
     opset: int
     producer: str = ""
-    aliases: dict = field(default_factory=dict)
     dtypes: dict = field(default_factory=dict)  # name -> numpy dtype, where shape inference or a value says
     domains: dict = field(default_factory=dict)  # other opset imports (ai.onnx.ml) -> version
     feature_shifts: dict = field(default_factory=dict)  # input name -> per-feature shifts (feature_scales.py)
