@@ -173,3 +173,58 @@ def test_inputs_the_pass_cannot_serve_keep_one_scale():
         assert program.inputs[0].feature_shifts is None and program.to_bytes()[3] == 1
     relu_wide = compile_model(model, calibration={"x": wide})  # the same Relu + MatMul on wide features does
     assert relu_wide.inputs[0].feature_shifts == (0, 6, 16)
+
+
+class BatchNormFirst(nn.Module):
+    """A tabular net that normalizes its raw features with its first layer (BatchNorm1d)."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.net = nn.Sequential(nn.BatchNorm1d(features), nn.Linear(features, 16), nn.ReLU(), nn.Linear(16, 2))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class RawSequence(nn.Module):
+    """An LSTM over a sequence of raw feature vectors (sensor readings of very different magnitudes)."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.lstm = nn.LSTM(features, 8, batch_first=True)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.out(self.lstm(x)[0][:, -1])
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_batch_norm_first_and_an_lstm_read_raw_features_at_full_precision(cancer, dynamo):
+    """Both readers take the shifts (BatchNormalization's scale and mean, the LSTM's input weights); the
+    results are the float model's within 1% of the output's range, as for features of one magnitude."""
+    features, _ = cancer
+    torch.manual_seed(0)
+    batch_norm = BatchNormFirst(30).eval()
+    with torch.no_grad():  # running statistics of the data, as training leaves them
+        batch_norm.net[0].running_mean.copy_(torch.from_numpy(features.mean(0)))
+        batch_norm.net[0].running_var.copy_(torch.from_numpy(features.var(0)))
+    sequences = features[:480].reshape(120, 4, 30)
+    for model, x in ((batch_norm, features[:400]), (RawSequence(30).eval(), sequences)):
+        exported = export(model, x[:2], dynamo)
+        name = exported.graph.input[0].name
+        program = compile_model(exported, calibration={name: x})
+        assert program.inputs[0].feature_shifts is not None and max(program.inputs[0].feature_shifts) >= 8
+        ours, reference = InferenceSession(program).run(None, {name: x})[0], ort_run(exported, {name: x})[0]
+        assert np.max(np.abs(ours - reference)) <= 0.01 * np.max(np.abs(reference))
+
+
+def export(model, example, dynamo):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            return torch.onnx.export(model, (torch.from_numpy(example),), dynamo=True, verbose=False,
+                                     input_names=["x"], dynamic_shapes=({0: torch.export.Dim("n", min=2)},)).model_proto
+        buffer = io.BytesIO()
+        torch.onnx.export(model, (torch.from_numpy(example),), buffer, input_names=["x"], dynamic_axes={"x": {0: "n"}},
+                          dynamo=False)
+        return onnx.load_from_string(buffer.getvalue())

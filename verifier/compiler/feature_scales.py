@@ -10,8 +10,12 @@ a power of two) inside the ops that read the input, in their constants:
     Gemm / MatMul (x @ B, B constant)     B's row f divided by 2**shift[f]           undone
     Mul / Div by a constant               the constant divided / multiplied by it    undone
     Add / Sub of a constant               the constant multiplied by it              passed on to the result
-    Relu                                  (commutes with a positive scale)           passed on to the result
+    Relu, a Transpose keeping the last    (commute with a positive per-feature       passed on to the result
+    axis last, Identity, float Casts       scale)
+    Shape, Size                           (read no value)
     TreeEnsemble* (ai.onnx.ml)            feature f's thresholds multiplied by it    undone
+    RNN / GRU / LSTM (x the sequence)     W's column f divided by it                 undone
+    BatchNormalization of (N, features)   the scale divided, the mean multiplied     undone
 
 so a scikit-learn pipeline's Scaler (Sub, Mul), a linear model, PCA or a tree reads full-precision features. An
 input read by any other op, or passed on to a graph output, keeps its one scale. The shifts are part of the
@@ -36,6 +40,7 @@ SPREAD_BITS = 6  # features whose ranges differ by less than 2**6 share the inpu
 HEADROOM_BITS = 3  # a shifted feature's range is 8x its calibrated maximum (on top of the 1.5x every range has)
 DENSE = 0.5  # the share of calibration samples in which a feature must be non-zero to be shifted
 EXACT_CASTS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)  # a power-of-two factor survives these casts
+RECURRENT = ("RNN", "GRU", "LSTM")
 TREES = ("TreeEnsembleRegressor", "TreeEnsembleClassifier")
 
 
@@ -108,8 +113,12 @@ def _rewrite(graph: Graph, node, tensor: str, factor: np.ndarray, constants: dic
     other = [n for i, n in enumerate(node.input) if i != position and n]
     constant = graph.constants.get(other[0]) if len(other) == 1 else None
     op = node.op_type
+    if op in ("Shape", "Size"):
+        return node, False  # (reads no value)
     if op == "Relu" or op == "Identity" or op == "Cast" and _attr(node, "to") in EXACT_CASTS:
         return node, True
+    if op == "Transpose" and _attr(node, "perm") and list(_attr(node, "perm"))[-1] == len(_attr(node, "perm")) - 1:
+        return node, True  # (the features stay the last axis)
     if op in TREES and node.domain == "ai.onnx.ml" and position == 0:
         rewritten = _scaled_thresholds(node, factor)
         return None if rewritten is None else (rewritten, False)
@@ -120,6 +129,16 @@ def _rewrite(graph: Graph, node, tensor: str, factor: np.ndarray, constants: dic
             return None
         rows = factor[None, :] if attrs.get("transB", 0) else factor[:, None]
         return _with_constant(node, 1, np.asarray(weights) * rows, constants), False
+    if op in RECURRENT and position == 0:  # x @ W^T per step: W (directions, gates * hidden, features)
+        weights = graph.constants.get(node.input[1])
+        return None if weights is None else (_with_constant(node, 1, np.asarray(weights) * factor, constants), False)
+    if op == "BatchNormalization" and position == 0 and len(graph.shapes.get(tensor) or ()) == 2:
+        # (x' f - mean) gamma / sqrt(var + eps) = (x' - mean / f) (f gamma) / sqrt(var + eps): features = channels
+        scale, mean = graph.constants.get(node.input[1]), graph.constants.get(node.input[3])
+        if scale is None or mean is None:
+            return None
+        node = _with_constant(node, 1, np.asarray(scale) * factor, constants)
+        return _with_constant(node, 3, np.asarray(mean) / factor, constants), False
     if constant is None or np.asarray(constant).dtype.kind != "f" or len(node.input) != 2:
         return None
     constant = np.asarray(constant)
