@@ -41,7 +41,7 @@ class NextIteration:
 
 def first_iteration(loop, graph) -> list | None:
     """The nodes of a Loop's first iteration, then its NextIteration; None when the Loop's trip count
-    or initial condition is not a constant (it stays a Loop, refused when lowered)."""
+    or initial condition is not a constant (it stays a Loop, which prepare_graph refuses by name)."""
     trips = _constant(graph, loop.input[0]) if loop.input[0] else None
     condition = loop.input[1] if len(loop.input) > 1 else ""
     if (loop.input[0] and trips is None) or (condition and _constant(graph, condition) is None):
@@ -89,7 +89,7 @@ def concat_sequences(graph) -> None:
         if node.op_type != "ConcatFromSequence":
             continue
         tensors, chain = _sequence_tensors(node.input[0], producers, readers)
-        if tensors is None:
+        if not tensors:  # (not such a sequence, or an empty one: left to be refused by name)
             continue
         axis, new_axis = _attr(node, "axis", 0), _attr(node, "new_axis", 0)
         name = node.name or node.output[0]
