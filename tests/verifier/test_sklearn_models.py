@@ -154,3 +154,99 @@ def test_an_svc_with_probability_estimates_is_refused_by_name(data):
                          target_opset={"": 17, "ai.onnx.ml": 3})
     with pytest.raises(UnsupportedOpError, match="SVMClassifier.*probability estimates .* probability=False"):
         compile_model(onnx_model, calibration={"X": features})
+
+
+def preprocessing_pipelines():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    return {
+        "imputer of NaN": ("numbers", lambda: make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression())),
+        "imputer of a -1 sentinel": ("numbers", lambda: make_pipeline(SimpleImputer(missing_values=-1.0),
+                                                                      StandardScaler(), LogisticRegression())),
+        "one-hot categories": ("categories", lambda: make_pipeline(OneHotEncoder(), LogisticRegression())),
+        "ordinal categories": ("categories", lambda: make_pipeline(OrdinalEncoder(), LogisticRegression())),
+        "column transformer": ("mixed", lambda: make_pipeline(
+            ColumnTransformer([("numbers", StandardScaler(), [0, 1, 2]), ("categories", OneHotEncoder(), [3, 4])]),
+            LogisticRegression())),
+    }
+
+
+@pytest.mark.parametrize("name", list(preprocessing_pipelines()))
+def test_preprocessing_pipelines_match(name):
+    """SimpleImputer (Imputer: Equal, Where), OneHotEncoder and OrdinalEncoder on int64 categories
+    (ai.onnx.ml OneHotEncoder, LabelEncoder) and a ColumnTransformer mixing them, on numbers of magnitudes
+    1, 100 and 0.01 (the imputer's Equal and Where take the per-feature scales too): the labels of
+    onnxruntime on the program's grid, the probabilities within the linear chain's rounding."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import Int64TensorType
+
+    rng = np.random.default_rng(0)
+    numbers = (rng.normal(size=(300, 3)) * [1.0, 100.0, 0.01]).astype(np.float32)
+    categories = rng.integers(0, 4, (300, 2)).astype(np.int64)
+    labels = (numbers[:, 0] + 50 * numbers[:, 2] + (categories[:, 0] == 2) > 0.5).astype(int)
+    inputs = {"numbers": numbers, "categories": categories,
+              "mixed": np.hstack([numbers, categories.astype(np.float32)])}
+    kind, build = preprocessing_pipelines()[name]
+    features = inputs[kind]
+    model = build().fit(features[:200], labels[:200])
+    types = [("X", Int64TensorType([None, 2]))] if kind == "categories" else None
+    onnx_model = to_onnx(model, None if types else features[:1], initial_types=types,
+                         options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    program = compile_model(onnx_model, calibration={"X": features[:200]})
+    step = program.inputs[0].steps()
+    test = {"X": features[200:] if step is None else (np.round(features[200:] / step) * step).astype(np.float32)}
+    ours, reference = InferenceSession(program).run(None, test), ort_run(onnx_model, test)
+    assert np.array_equal(ours[0], reference[0])
+    assert np.max(np.abs(ours[1] - reference[1])) <= 1e-2
+
+
+def test_an_unknown_category_is_an_error_as_in_the_reference():
+    """OneHotEncoder's default (zeros=0) refuses a value in no category: so does the program, when it runs."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import Int64TensorType
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    categories = np.random.default_rng(1).integers(0, 4, (50, 2)).astype(np.int64)
+    model = make_pipeline(OneHotEncoder(), LogisticRegression()).fit(categories, categories[:, 0] > 1)
+    onnx_model = to_onnx(model, initial_types=[("X", Int64TensorType([None, 2]))], options={id(model): {"zipmap": False}},
+                         target_opset={"": 17, "ai.onnx.ml": 3})
+    session = InferenceSession(compile_model(onnx_model, calibration={"X": categories}))
+    with pytest.raises(ValueError, match="OneHotEncoder: a value is in no category"):
+        session.run(None, {"X": np.array([[7, 1]], np.int64)})
+
+
+@pytest.mark.parametrize("keys, values, default, ml_opset", [
+    ([3, 1, 7], [0.5, -2.0, 8.25], -1.5, 2),
+    ([0.5, -1.25, 3.0], [10, 20, 30], 99, 2),
+    ([3, 1, 7], [10, 20, 30], -7, 4),
+])
+def test_label_encoder_maps_numbers_as_onnxruntime(keys, values, default, ml_opset):
+    from onnx import TensorProto, helper, numpy_helper
+
+    float_keys = isinstance(keys[0], float)
+    float_values = isinstance(values[0], float)
+    x = np.array([[3, 1, 7, 2], [7, 7, 0, 1]], np.float32 if float_keys else np.int64)
+    if float_keys:
+        x = np.array([[0.5, -1.25, 3.0, 2.0], [3.0, 0.75, -1.25, 0.5]], np.float32)
+    if ml_opset >= 4:
+        attrs = {"keys_tensor": numpy_helper.from_array(np.array(keys, np.int64)),
+                 "values_tensor": numpy_helper.from_array(np.array(values, np.int64)),
+                 "default_tensor": numpy_helper.from_array(np.array([default], np.int64))}
+    else:
+        attrs = {f"keys_{'floats' if float_keys else 'int64s'}": keys,
+                 f"values_{'floats' if float_values else 'int64s'}": values,
+                 f"default_{'float' if float_values else 'int64'}": default}
+    node = helper.make_node("LabelEncoder", ["x"], ["y"], domain="ai.onnx.ml", **attrs)
+    element = lambda floating: TensorProto.FLOAT if floating else TensorProto.INT64  # noqa: E731
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", element(float_keys), [2, 4])],
+                              [helper.make_tensor_value_info("y", element(float_values), [2, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", ml_opset)],
+                              ir_version=8)
+    ours = InferenceSession(compile_model(model, calibration={"x": x})).run(None, {"x": x})[0]
+    assert np.array_equal(ours, ort_run(model, {"x": x})[0])

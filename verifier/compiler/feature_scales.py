@@ -10,9 +10,13 @@ a power of two) inside the ops that read the input, in their constants:
     Gemm / MatMul (x @ B, B constant)     B's row f divided by 2**shift[f]           undone
     Mul / Div by a constant               the constant divided / multiplied by it    undone
     Add / Sub of a constant               the constant multiplied by it              passed on to the result
+    Where(c, x, constant)                 the constant multiplied by it              passed on to the result
+    Equal, Greater, ... with a constant   the constant multiplied by it              undone (a boolean)
     Relu, a Transpose keeping the last    (commute with a positive per-feature       passed on to the result
     axis last, Identity, float Casts       scale)
     Shape, Size                           (read no value)
+    ArrayFeatureExtractor, Gather on the  (a ColumnTransformer's columns)            the chosen features' factors
+    last axis, constant indices                                                      passed on
     TreeEnsemble* (ai.onnx.ml)            feature f's thresholds multiplied by it    undone
     RNN / GRU / LSTM (x the sequence)     W's column f divided by it                 undone
     BatchNormalization of (N, features)   the scale divided, the mean multiplied     undone
@@ -24,7 +28,10 @@ workers receive are already scaled.
 
 Only features that are consistently small are shifted: a feature non-zero in at most half of the calibration
 samples (a border pixel of a flattened image) may well be large in the next sample, and keeps the shared
-scale. A shifted feature keeps HEADROOM_BITS of range above its calibrated maximum.
+scale. A shifted feature keeps HEADROOM_BITS of range above its calibrated maximum. An integer-valued feature
+(a category, a count) is shifted only as far as keeping it exact needs (none while the input's frac is >= 0),
+and a reader of features whose factors are all 1 needs no rewrite: a categorical column can reach a Cast to
+int64 or a OneHotEncoder.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ import onnx
 from onnx import helper
 
 from verifier.compiler.load import Graph
+from verifier.compiler.ranges import HEADROOM as RANGE_HEADROOM
+from verifier.fixedpoint import frac_for_range
 from verifier.program import MAX_FEATURE_SHIFT
 
 SPREAD_BITS = 6  # features whose ranges differ by less than 2**6 share the input's one scale unchanged
@@ -41,6 +50,7 @@ HEADROOM_BITS = 3  # a shifted feature's range is 8x its calibrated maximum (on 
 DENSE = 0.5  # the share of calibration samples in which a feature must be non-zero to be shifted
 EXACT_CASTS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)  # a power-of-two factor survives these casts
 RECURRENT = ("RNN", "GRU", "LSTM")
+COMPARISONS = ("Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual")
 TREES = ("TreeEnsembleRegressor", "TreeEnsembleClassifier")
 
 
@@ -77,7 +87,12 @@ def _shifts(samples: np.ndarray) -> np.ndarray | None:
         below = np.floor(np.log2(top / np.where(dense & (largest > 0), largest, top)))
     if below.max() < SPREAD_BITS:
         return None
-    return np.clip(below - HEADROOM_BITS, 0, MAX_FEATURE_SHIFT).astype(np.int64)
+    shift = np.clip(below - HEADROOM_BITS, 0, MAX_FEATURE_SHIFT).astype(np.int64)
+    # integer features (categories, counts) are exact at any frac >= 0: shifted only as far as that needs,
+    # so they stay unscaled - and categorical readers (a Cast to int64, a OneHotEncoder) need no rewrite
+    integers = np.all(features == np.round(features), axis=0)
+    exact = max(0, -frac_for_range(top * RANGE_HEADROOM))
+    return np.where(integers, np.minimum(shift, exact), shift)
 
 
 def _absorb(graph: Graph, name: str, factor: np.ndarray) -> bool:
@@ -99,8 +114,10 @@ def _absorb(graph: Graph, name: str, factor: np.ndarray) -> bool:
             if rewritten is None:
                 return False
             replaced[index], passed_on = rewritten
-            if passed_on:
-                pending.append((node.output[0], factor))
+            if passed_on is True:
+                passed_on = factor
+            if passed_on is not False and not np.all(passed_on == 1.0):  # (an unscaled selection reads as it did)
+                pending.append((node.output[0], passed_on))
     graph.constants.update(constants)
     for index, node in replaced.items():
         graph.nodes[index] = node
@@ -115,6 +132,9 @@ def _rewrite(graph: Graph, node, tensor: str, factor: np.ndarray, constants: dic
     op = node.op_type
     if op in ("Shape", "Size"):
         return node, False  # (reads no value)
+    selected = _selected_features(graph, node, tensor, position)
+    if selected is not None:  # the chosen features carry their own factors on
+        return node, factor[selected]
     if op == "Relu" or op == "Identity" or op == "Cast" and _attr(node, "to") in EXACT_CASTS:
         return node, True
     if op == "Transpose" and _attr(node, "perm") and list(_attr(node, "perm"))[-1] == len(_attr(node, "perm")) - 1:
@@ -139,6 +159,11 @@ def _rewrite(graph: Graph, node, tensor: str, factor: np.ndarray, constants: dic
             return None
         node = _with_constant(node, 1, np.asarray(scale) * factor, constants)
         return _with_constant(node, 3, np.asarray(mean) / factor, constants), False
+    if op == "Where" and position in (1, 2):  # a value branch; the other one a constant
+        value = graph.constants.get(node.input[3 - position])
+        if value is None or np.asarray(value).dtype.kind != "f" or node.input[0] == tensor:
+            return None
+        return _with_constant(node, 3 - position, np.asarray(value) / factor, constants), True
     if constant is None or np.asarray(constant).dtype.kind != "f" or len(node.input) != 2:
         return None
     constant = np.asarray(constant)
@@ -150,6 +175,27 @@ def _rewrite(graph: Graph, node, tensor: str, factor: np.ndarray, constants: dic
         return _with_constant(node, 1, constant / factor, constants), False
     if op in ("Add", "Sub"):
         return _with_constant(node, 1 - position, constant / factor, constants), True
+    if op in COMPARISONS:  # x < c  <=>  x' < c / factor (exact: a power of two)
+        return _with_constant(node, 1 - position, constant / factor, constants), False
+    return None
+
+
+def _selected_features(graph: Graph, node, tensor: str, position: int) -> np.ndarray | None:
+    """The feature indices an ArrayFeatureExtractor, or a Gather on the last axis, takes from `tensor` with
+    constant indices (a ColumnTransformer's column selection); None for any other reader."""
+    if position != 0 or len(node.input) < 2 or node.input[1] not in graph.constants:
+        return None
+    indices = np.asarray(graph.constants[node.input[1]]).reshape(-1)
+    rank = len(graph.shapes.get(tensor) or ())
+    features = (graph.shapes.get(tensor) or (None,))[-1]
+    if features is None or indices.dtype.kind not in "iu" or (indices.size and not
+                                                              -features <= indices.min() <= indices.max() < features):
+        return None
+    if node.op_type == "ArrayFeatureExtractor" and node.domain == "ai.onnx.ml":
+        return indices.astype(np.int64)
+    axis = _attr(node, "axis") or 0
+    if node.op_type == "Gather" and rank and axis % rank == rank - 1 and np.asarray(graph.constants[node.input[1]]).ndim == 1:
+        return indices.astype(np.int64)
     return None
 
 

@@ -4,6 +4,7 @@ disguise are rewritten into them, so they lower with those ops' integer semantic
     Scaler            (x - offset) * scale                       Sub, Mul
     Normalizer        x / max|x|, x / sum|x|, x / ||x||_2        Abs, ReduceMax, Div; LpNormalization
     Binarizer         x > threshold ? 1 : 0                      Greater, Where
+    Imputer           x == replaced ? imputed[feature] : x       Equal, Where (NaN: Identity, as no NaN enters)
     LinearRegressor   x @ coefficients^T + intercepts            Gemm
     LinearClassifier  the scores of a Gemm (a binary one as [-s, s]), post-transformed (none, logistic,
                       softmax); labels = classlabels_ints[argmax]  Gemm, Neg, Concat, Sigmoid / Softmax,
@@ -11,7 +12,8 @@ disguise are rewritten into them, so they lower with those ops' integer semantic
 
     SVMRegressor, SVMClassifier    kernels, one-vs-one votes (svm.py)
 
-Other ml ops (TreeEnsemble*, ArrayFeatureExtractor) have their own lowering; the rest are refused by name.
+Other ml ops (TreeEnsemble*, ArrayFeatureExtractor, OneHotEncoder, LabelEncoder) have their own lowering; the
+rest are refused by name.
 """
 
 from __future__ import annotations
@@ -90,6 +92,20 @@ def _binarizer(b: _Builder, attrs: dict, opset: int) -> None:
     b.op("Where", [above, b.const(np.float32(1.0)), b.const(np.float32(0.0))], b.node.output[0])
 
 
+def _imputer(b: _Builder, attrs: dict, opset: int) -> None:
+    floats = attrs.get("imputed_value_floats")
+    values = np.asarray(floats if floats else attrs.get("imputed_value_int64s", []),
+                        np.float32 if floats else np.int64)
+    replaced = float(attrs.get("replaced_value_float", 0.0)) if floats else int(attrs.get("replaced_value_int64", 0))
+    if values.size == 0:
+        b.refuse("no imputed values", opset)
+    if floats and np.isnan(replaced):  # no NaN enters a program (feeds refuse it, naming the input): nothing to replace
+        b.op("Identity", [b.node.input[0]], b.node.output[0])
+        return
+    missing = b.op("Equal", [b.node.input[0], b.const(np.asarray(replaced, values.dtype))])
+    b.op("Where", [missing, b.const(values), b.node.input[0]], b.node.output[0])
+
+
 def _linear_scores(b: _Builder, attrs: dict, rows: int) -> str:
     coefficients = np.asarray(attrs["coefficients"], np.float32).reshape(rows, -1)
     intercepts = np.asarray(attrs.get("intercepts", [0.0] * rows), np.float32)
@@ -129,6 +145,6 @@ def _linear_classifier(b: _Builder, attrs: dict, opset: int) -> None:
     b.op("Gather", [b.const(np.asarray(labels, np.int64)), best], b.node.output[0], axis=0)
 
 
-REWRITES = {"Scaler": _scaler, "Normalizer": _normalizer, "Binarizer": _binarizer,
+REWRITES = {"Scaler": _scaler, "Normalizer": _normalizer, "Binarizer": _binarizer, "Imputer": _imputer,
             "LinearRegressor": _linear_regressor, "LinearClassifier": _linear_classifier,
             "SVMRegressor": svm_regressor, "SVMClassifier": svm_classifier}
