@@ -27,12 +27,11 @@ class LabelEncoder:
             ctx.unsupported(f"{key_kind} keys for a {'fixed-point' if x_frac is not None else 'plain integer'} input")
         keys = quantize(np.asarray(keys, np.float64), x_frac, 63) if x_frac is not None else np.asarray(keys, np.int64)
         order = np.argsort(keys, kind="stable")
-        out_frac = None
-        table = np.append(np.asarray(values, np.float64), default)
+        out_frac = ctx.out_frac() if value_kind == "float" else None
         if value_kind == "float":
-            out_frac = ctx.out_frac()
-            table = quantize(table, out_frac)
-        table = np.asarray(table, dtype=np.int64)
+            table = quantize(np.append(np.asarray(values, np.float64), float(default)), out_frac)
+        else:
+            table = np.array([int(v) for v in values] + [int(default)], dtype=np.int64)  # (exact past 2**53 too)
         return Lowering(out_fracs=[out_frac], consts={"keys": keys[order], "values": table[:-1][order],
                                                      "default": table[-1:]})
 
