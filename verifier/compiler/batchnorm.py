@@ -5,9 +5,8 @@ has constant weights and feeds nothing else. What cannot be folded stays a Batch
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
-from verifier.compiler.load import Graph
+from verifier.compiler.load import Graph, attribute
 
 
 def fold_batchnorm(graph: Graph) -> Graph:
@@ -24,10 +23,10 @@ def fold_batchnorm(graph: Graph) -> Graph:
         if source is None or consumers.get(node.input[0]) != 1 or node.input[0] in graph.outputs:
             continue
         params = [graph.constants.get(n) for n in node.input[1:5]]
-        if any(p is None for p in params) or _attr(node, "training_mode", 0):
+        if any(p is None for p in params) or attribute(node, "training_mode", 0):
             continue
         gamma, beta, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
-        scale = gamma / np.sqrt(var + _attr(node, "epsilon", 1e-5))
+        scale = gamma / np.sqrt(var + attribute(node, "epsilon", 1e-5))
         shift = beta - mean * scale
         if source.op_type == "Conv" and _fold_into_conv(source, scale, shift, graph):
             pass
@@ -55,9 +54,10 @@ def _fold_into_conv(conv, scale, shift, graph: Graph) -> bool:
 
 def _fold_into_gemm(gemm, scale, shift, graph: Graph) -> bool:
     weight = graph.constants.get(gemm.input[1])
-    if weight is None or weight.ndim != 2 or _attr(gemm, "alpha", 1.0) != 1.0 or _attr(gemm, "beta", 1.0) != 1.0:
+    if (weight is None or weight.ndim != 2 or attribute(gemm, "alpha", 1.0) != 1.0
+            or attribute(gemm, "beta", 1.0) != 1.0):
         return False
-    trans_b = _attr(gemm, "transB", 0)
+    trans_b = attribute(gemm, "transB", 0)
     n = weight.shape[0] if trans_b else weight.shape[1]
     bias = _bias(gemm, 2, n, graph)
     if bias is None or bias.shape != (n,):
@@ -88,8 +88,3 @@ def _set_params(node, graph: Graph, weight, bias) -> None:
         node.input.append(bias_name)
 
 
-def _attr(node, name, default):
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return helper.get_attribute_value(attribute)
-    return default

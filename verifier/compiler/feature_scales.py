@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from verifier.compiler.load import Graph
+from verifier.compiler.load import Graph, attribute
 from verifier.compiler.ranges import HEADROOM as RANGE_HEADROOM
 from verifier.fixedpoint import frac_for_range
 from verifier.program import MAX_FEATURE_SHIFT
@@ -135,19 +135,19 @@ def _rewrite(graph: Graph, node, tensor: str, factor: np.ndarray, constants: dic
     selected = _selected_features(graph, node, tensor, position)
     if selected is not None:  # the chosen features carry their own factors on
         return node, factor[selected]
-    if op == "Relu" or op == "Identity" or op == "Cast" and _attr(node, "to") in EXACT_CASTS:
+    if op == "Relu" or op == "Identity" or op == "Cast" and attribute(node, "to") in EXACT_CASTS:
         return node, True
-    if op == "Transpose" and _attr(node, "perm") and list(_attr(node, "perm"))[-1] == len(_attr(node, "perm")) - 1:
+    perm = list(attribute(node, "perm") or []) if op == "Transpose" else []
+    if perm and perm[-1] == len(perm) - 1:
         return node, True  # (the features stay the last axis)
     if op in TREES and node.domain == "ai.onnx.ml" and position == 0:
         rewritten = _scaled_thresholds(node, factor)
         return None if rewritten is None else (rewritten, False)
     if op in ("Gemm", "MatMul") and position == 0:
         weights = graph.constants.get(node.input[1])
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if weights is None or np.asarray(weights).ndim != 2 or attrs.get("transA", 0):
+        if weights is None or np.asarray(weights).ndim != 2 or attribute(node, "transA", 0):
             return None
-        rows = factor[None, :] if attrs.get("transB", 0) else factor[:, None]
+        rows = factor[None, :] if attribute(node, "transB", 0) else factor[:, None]
         return _with_constant(node, 1, np.asarray(weights) * rows, constants), False
     if op in RECURRENT and position == 0:  # x @ W^T per step: W (directions, gates * hidden, features)
         weights = graph.constants.get(node.input[1])
@@ -185,22 +185,17 @@ def _selected_features(graph: Graph, node, tensor: str, position: int) -> np.nda
     constant indices (a ColumnTransformer's column selection); None for any other reader."""
     if position != 0 or len(node.input) < 2 or node.input[1] not in graph.constants:
         return None
-    indices = np.asarray(graph.constants[node.input[1]]).reshape(-1)
-    rank = len(graph.shapes.get(tensor) or ())
-    features = (graph.shapes.get(tensor) or (None,))[-1]
-    if features is None or indices.dtype.kind not in "iu" or (indices.size and not
-                                                              -features <= indices.min() <= indices.max() < features):
+    indices = np.asarray(graph.constants[node.input[1]])
+    shape = graph.shapes.get(tensor) or (None,)
+    features, rank = shape[-1], len(shape)
+    if features is None or indices.dtype.kind not in "iu" or (
+            indices.size and not -features <= indices.min() <= indices.max() < features):
         return None
     if node.op_type == "ArrayFeatureExtractor" and node.domain == "ai.onnx.ml":
-        return indices.astype(np.int64)
-    axis = _attr(node, "axis") or 0
-    if node.op_type == "Gather" and rank and axis % rank == rank - 1 and np.asarray(graph.constants[node.input[1]]).ndim == 1:
+        return indices.reshape(-1).astype(np.int64)
+    if node.op_type == "Gather" and indices.ndim == 1 and (attribute(node, "axis") or 0) % rank == rank - 1:
         return indices.astype(np.int64)
     return None
-
-
-def _attr(node, name: str):
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), None)
 
 
 def _with_constant(node, position: int, value: np.ndarray, constants: dict):
@@ -215,17 +210,16 @@ def _with_constant(node, position: int, value: np.ndarray, constants: dict):
 
 def _scaled_thresholds(node, factor: np.ndarray):
     """x < t  <=>  x / factor < t / factor: each node's threshold over its feature's factor (exact: a power of 2)."""
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    features = np.asarray(attrs.get("nodes_featureids", []), dtype=np.int64)
+    features = np.asarray(attribute(node, "nodes_featureids", []), dtype=np.int64)
     if features.size and (features.min() < 0 or features.max() >= factor.size):
         return None
     rewritten = helper.make_node(node.op_type, list(node.input), list(node.output), name=node.name, domain=node.domain)
-    for attribute in node.attribute:
-        if attribute.name == "nodes_values":
-            values = np.asarray(attrs["nodes_values"], dtype=np.float32) / factor[features].astype(np.float32)
+    for item in node.attribute:
+        if item.name == "nodes_values":
+            values = np.asarray(attribute(node, "nodes_values"), dtype=np.float32) / factor[features].astype(np.float32)
             rewritten.attribute.append(helper.make_attribute("nodes_values", values.tolist()))
-        elif attribute.name == "nodes_values_as_tensor":
+        elif item.name == "nodes_values_as_tensor":
             return None
         else:
-            rewritten.attribute.append(attribute)
+            rewritten.attribute.append(item)
     return rewritten

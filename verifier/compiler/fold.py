@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from verifier.compiler.load import Graph, cast_like_as_cast
+from verifier.compiler.load import Graph, attribute, cast_like_as_cast
 from verifier.compiler.unroll import NextIteration, first_iteration, next_nodes, unrolled_scan
 from verifier.errors import CompileError
 
@@ -71,7 +71,7 @@ def _chosen_branch(node, graph: Graph) -> list:
     they keep theirs), its initializers added to the constants, and an Identity from each branch output to
     the If's output."""
     condition = bool(np.asarray(graph.constants[node.input[0]]).reshape(-1)[0])
-    branch = _attr(node, "then_branch" if condition else "else_branch", None)
+    branch = attribute(node, "then_branch" if condition else "else_branch", None)
     for init in branch.initializer:
         graph.constants[init.name] = numpy_helper.to_array(init)
     nodes = []
@@ -108,8 +108,8 @@ def _static_value(node, graph: Graph):
         shape = graph.shapes.get(node.input[0])
         if shape is None or any(d is None for d in shape):
             return None
-        start = _attr(node, "start", 0)
-        end = _attr(node, "end", None)
+        start = attribute(node, "start", 0)
+        end = attribute(node, "end", None)
         return [np.array(shape[start:end], dtype=np.int64)]
     if node.op_type == "Size":
         shape = graph.shapes.get(node.input[0])
@@ -147,13 +147,6 @@ def evaluate_node(node, inputs, opset: int):
         except Exception:
             raise CompileError(f"cannot fold constant node {node.name!r} ({node.op_type}): {exc}") from exc
     return [np.asarray(r) for r in results]
-
-
-def _attr(node, name, default):
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return helper.get_attribute_value(attribute)
-    return default
 
 
 def refresh_shapes(graph: Graph) -> None:

@@ -35,6 +35,11 @@ class Graph:
     feature_shifts: dict = field(default_factory=dict)  # input name -> per-feature shifts (feature_scales.py)
 
 
+def attribute(node, name: str, default=None):
+    """The value of a node's attribute `name` (onnx.helper's form), or `default` when the node has none."""
+    return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
 def load_model(model_or_path) -> onnx.ModelProto:
     if isinstance(model_or_path, onnx.ModelProto):
         model = onnx.ModelProto()

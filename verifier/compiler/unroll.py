@@ -21,11 +21,11 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from verifier.compiler.load import attribute, cast_like_as_cast
 from verifier.errors import UnsupportedOpError
 
 MAX_TRIPS = 4096
 MAX_NODES = 1 << 15  # nodes of all the copies together (a program holds at most 2**16: verifier.cost)
-SUBGRAPHS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
 @dataclass
@@ -91,7 +91,7 @@ def concat_sequences(graph) -> None:
         tensors, chain = _sequence_tensors(node.input[0], producers, readers)
         if not tensors:  # (not such a sequence, or an empty one: left to be refused by name)
             continue
-        axis, new_axis = _attr(node, "axis", 0), _attr(node, "new_axis", 0)
+        axis, new_axis = attribute(node, "axis", 0), attribute(node, "new_axis", 0)
         name = node.name or node.output[0]
         replaced[index] = (_stack(tensors, node.output[0], name, axis, graph) if new_axis else
                            [helper.make_node("Concat", tensors, [node.output[0]], name=name, axis=axis)])
@@ -105,13 +105,13 @@ def unrolled_scan(scan, graph) -> list | None:
     """The nodes of every iteration of a Scan (opset 9 and later) whose scanned length is static, then of
     its outputs; None otherwise (it stays a Scan, refused before calibration). Iteration k reads element k
     (from the end, for a reverse direction) of each scanned input along its axis (a Gather of a constant index)."""
-    body = _attr(scan, "body", None)
-    scanned = _attr(scan, "num_scan_inputs", 0)
+    body = attribute(scan, "body", None)
+    scanned = attribute(scan, "num_scan_inputs", 0)
     if graph.opset < 9 or body is None or not scanned:
         return None
     states, sources = list(scan.input[:len(scan.input) - scanned]), list(scan.input[len(scan.input) - scanned:])
-    axes = list(_attr(scan, "scan_input_axes", [0] * scanned))
-    directions = list(_attr(scan, "scan_input_directions", [0] * scanned))
+    axes = list(attribute(scan, "scan_input_axes", [0] * scanned))
+    directions = list(attribute(scan, "scan_input_directions", [0] * scanned))
     lengths = set()
     for source, axis in zip(sources, axes):
         shape = graph.constants[source].shape if source in graph.constants else graph.shapes.get(source)
@@ -139,8 +139,8 @@ def unrolled_scan(scan, graph) -> list | None:
             values.append(value)
     nodes += [helper.make_node("Identity", [source], [target], name=f"{name}/{target}")
               for source, target in zip(states, scan.output[:len(states)]) if target]
-    output_axes = list(_attr(scan, "scan_output_axes", [0] * len(outputs)))
-    output_directions = list(_attr(scan, "scan_output_directions", [0] * len(outputs)))
+    output_axes = list(attribute(scan, "scan_output_axes", [0] * len(outputs)))
+    output_directions = list(attribute(scan, "scan_output_directions", [0] * len(outputs)))
     for values, target, axis, reverse in zip(outputs, scan.output[len(states):], output_axes, output_directions):
         if target:
             nodes += _stack(values[::-1] if reverse else values, target, f"{name}/{target}", axis, graph)
@@ -160,8 +160,6 @@ def _iteration(state: NextIteration, body, graph) -> tuple[list, list]:
 def _copy(body, bound: dict, tag: str, graph) -> tuple[list, list]:
     """(a copy of the body whose own tensors are renamed with `tag` and whose inputs read `bound`'s names,
     the names of its outputs)."""
-    from verifier.compiler.load import cast_like_as_cast
-
     names = {produced: produced + tag for produced in _produced(body)}
     names.update(bound)
     for initializer in body.initializer:
@@ -200,14 +198,14 @@ def _renamed_node(node, names: dict, tag: str):
     clone = helper.make_node(node.op_type, [names.get(n, n) for n in node.input],
                              [names.get(n, n) for n in node.output], name=(node.name or node.op_type) + tag,
                              domain=node.domain)
-    for attribute in node.attribute:
-        if attribute.type == onnx.AttributeProto.GRAPH:
-            clone.attribute.append(helper.make_attribute(attribute.name, _renamed_graph(attribute.g, names, tag)))
-        elif attribute.type == onnx.AttributeProto.GRAPHS:
-            clone.attribute.append(helper.make_attribute(attribute.name,
-                                                         [_renamed_graph(g, names, tag) for g in attribute.graphs]))
+    for item in node.attribute:
+        if item.type == onnx.AttributeProto.GRAPH:
+            clone.attribute.append(helper.make_attribute(item.name, _renamed_graph(item.g, names, tag)))
+        elif item.type == onnx.AttributeProto.GRAPHS:
+            clone.attribute.append(helper.make_attribute(item.name,
+                                                         [_renamed_graph(g, names, tag) for g in item.graphs]))
         else:
-            clone.attribute.append(attribute)
+            clone.attribute.append(item)
     return clone
 
 
@@ -227,15 +225,18 @@ def _produced(graph) -> set:
     names = {i.name for i in graph.input}
     for node in graph.node:
         names.update(n for n in node.output if n)
-        for attribute in node.attribute:
-            for inner in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
-                names |= _produced(inner)
+        for inner in _subgraphs(node):
+            names |= _produced(inner)
     return names
 
 
 def _size(graph) -> int:
-    return sum(1 + sum(_size(g) for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH
-                                                                  else list(a.graphs))) for node in graph.node)
+    """The nodes of a (sub)graph, its nested subgraphs' included."""
+    return sum(1 + sum(_size(inner) for inner in _subgraphs(node)) for node in graph.node)
+
+
+def _subgraphs(node) -> list:
+    return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
 
 
 def _sequence_tensors(name: str, producers: dict, readers: dict):
@@ -265,11 +266,7 @@ def _unsqueeze(value: str, output: str, axis: int, graph):
 
 
 def _body(loop):
-    return next(helper.get_attribute_value(a) for a in loop.attribute if a.name == "body")
-
-
-def _attr(node, name, default):
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+    return attribute(loop, "body")
 
 
 def _constant(graph, name: str):
