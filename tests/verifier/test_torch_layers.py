@@ -254,31 +254,26 @@ def test_sentence_embedding_with_l2_normalize_matches(dynamo):
     check(model, rng.integers(0, 40, (4, 9)).astype(np.int64), ids, {"ReduceL2"})
 
 
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_group_and_instance_norm_with_transposed_convolutions_match(dynamo):
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
-    model = export(NormalizedCNN().eval(), torch.from_numpy(x), dynamo)
-    check(model, rng.standard_normal((8, 3, 6, 6)).astype(np.float32), x, {"InstanceNormalization", "ConvTranspose"})
+# name: (module, input shape after the batch, ops its export must hold, the torchscript exporter's opset)
+FLOAT_INPUT_MODELS = {
+    "group and instance norm with transposed convolutions": (NormalizedCNN, (3, 6, 6),
+                                                             {"InstanceNormalization", "ConvTranspose"}, 17),
+    "einsum attention with cumsum": (EinsumAttention, (6, 16), {"Einsum", "CumSum"}, 17),
+    "bilinear and bicubic upsampling": (SegmentationHead, (3, 12, 12), {"Resize"}, 17),
+    "pixel shuffle, one_hot and index assignment": (Rearranging, (3, 4, 6), {"DepthToSpace"}, 17),
+    "spatial transformer": (SpatialTransformer, (3, 8, 8), {"GridSample"}, 20),  # (affine_grid: opset 20)
+}
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
-def test_einsum_attention_with_cumsum_matches(dynamo):
+@pytest.mark.parametrize("name", list(FLOAT_INPUT_MODELS))
+def test_float_input_model_matches(name, dynamo):
+    module, shape, ops, opset = FLOAT_INPUT_MODELS[name]
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 6, 16)).astype(np.float32)
-    model = export(EinsumAttention().eval(), torch.from_numpy(x), dynamo)
-    check(model, rng.standard_normal((8, 6, 16)).astype(np.float32), x, {"Einsum", "CumSum"})
-
-
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_bilinear_and_bicubic_upsampling_match(dynamo):
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 3, 12, 12)).astype(np.float32)
-    model = export(SegmentationHead().eval(), torch.from_numpy(x), dynamo)
-    check(model, rng.standard_normal((8, 3, 12, 12)).astype(np.float32), x, {"Resize"})
+    x = rng.standard_normal((2,) + shape).astype(np.float32)
+    model = export(module().eval(), torch.from_numpy(x), dynamo, opset=opset)
+    check(model, rng.standard_normal((8,) + shape).astype(np.float32), x, ops)
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
@@ -288,24 +283,6 @@ def test_llama_style_decoder_with_dynamic_length_matches_at_two_lengths(dynamo):
     model = export(TinyLlama().eval(), torch.randint(1, 50, (2, 8)), dynamo, dynamic={0: "batch", 1: "length"})
     lengths = [rng.integers(1, 50, shape).astype(np.int64) for shape in ((2, 8), (3, 13))]
     check(model, rng.integers(1, 50, (8, 8)).astype(np.int64), lengths, {"Range", "Sin", "Cos"})
-
-
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_pixel_shuffle_one_hot_and_index_assignment_match(dynamo):
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 3, 4, 6)).astype(np.float32)
-    model = export(Rearranging().eval(), torch.from_numpy(x), dynamo)
-    check(model, rng.standard_normal((8, 3, 4, 6)).astype(np.float32), x, {"DepthToSpace"})
-
-
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_spatial_transformer_matches(dynamo):
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
-    model = export(SpatialTransformer().eval(), torch.from_numpy(x), dynamo, opset=20)  # (affine_grid: opset 20)
-    check(model, rng.standard_normal((8, 3, 8, 8)).astype(np.float32), x, {"GridSample"})
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
