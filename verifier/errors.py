@@ -8,7 +8,9 @@ what was wrong (the op, the node, the input); none of them is a bare traceback f
     ├── ProgramFormatError    program bytes that do not decode
     ├── FeedError             missing/extra feed, wrong shape or dtype, NaN/inf
     ├── OutOfRangeError       a value that does not fit the program's declared range
-    └── CostLimitError        a program above the protocol's maximum cost
+    ├── CostLimitError        a program above the protocol's maximum cost
+    └── ProgramRunError       a node that cannot run on these inputs (an index outside its axis, a value in
+                              no category), named with the op's own message
 """
 
 
@@ -45,4 +47,8 @@ class OutOfRangeError(VerifierError):
 
 
 class CostLimitError(VerifierError):
+    pass
+
+
+class ProgramRunError(VerifierError):
     pass

@@ -22,7 +22,7 @@ import numpy as np
 from verifier import cost
 from verifier.cost import MAX_COST, MAX_ELEMENTS, MAX_LIVE_ELEMENTS, MAX_NODES  # noqa: F401 (re-exported)
 from verifier.encoding import encode_tensors, keccak_hex
-from verifier.errors import CostLimitError, ProgramFormatError
+from verifier.errors import CostLimitError, ProgramFormatError, ProgramRunError
 from verifier.ops import lookup, op_cost
 from verifier.program import Program
 
@@ -119,7 +119,10 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
         peak = max(peak, live_total + size)
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
-        outputs = node.op.run(inputs, node.attrs, node.consts)
+        try:
+            outputs = node.op.run(inputs, node.attrs, node.consts)
+        except (ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:  # what an op finds in its inputs
+            raise ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}") from exc
         if node.relu:  # fusable ops that do not apply it themselves return a fresh array (fuse.py)
             np.maximum(outputs[0], 0, out=outputs[0])
         if len(outputs) < node.named_outputs:

@@ -169,3 +169,24 @@ def test_a_tabular_model_shows_its_feature_shifts_and_names_an_out_of_range_feat
     np.savez(tmp_path / "rows.npz", X=rows)
     result = runner.invoke(app, ["run", str(out), "--input", str(tmp_path / "rows.npz")])
     assert result.exit_code == 1 and "input 'X' feature 9:" in result.output
+
+
+def test_a_node_that_cannot_run_on_the_inputs_is_a_message_and_exit_1(app, tmp_path):
+    """A run-time failure of an op (here a Gather index outside its axis) reaches the CLI as the node's name and
+    the op's message, not a traceback."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("Gather", ["table", "ids"], ["y"], name="lookup")], "g",
+                              [helper.make_tensor_value_info("ids", TensorProto.INT64, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+                              [numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "table")])
+    model = tmp_path / "lookup.onnx"
+    model.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    np.savez(tmp_path / "ids.npz", ids=np.array([1, 2], np.int64))
+    np.savez(tmp_path / "bad.npz", ids=np.array([1, 9], np.int64))
+    program = tmp_path / "lookup.vfp"
+    result = runner.invoke(app, ["compile", str(model), "--calibrate", str(tmp_path / "ids.npz"), "-o", str(program)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["run", str(program), "--input", str(tmp_path / "bad.npz")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # (typer.Exit, no traceback)
+    assert "node 'lookup' (Gather) cannot run on these inputs: Gather index outside [-4, 4)" in result.output
