@@ -13,16 +13,21 @@ in this process, on the same 16-bit edge-of-range integer input:
         with 2.25x fewer products, can go below it on 3x3 layers,
   +rq8  the same whole node with 8-bit operands (compile_model's matmul_bits=8: float32 BLAS, the epilogue
         summed onto the bias in float64; the narrowing of the input, a few passes, is not included),
+  limb  the whole 16-bit node on the limb path (verifier/kernels/limbs.py, forced: VINFER_LIMB_PRODUCTS=always)
+        with the weights kept to two 8-bit limbs (|w| <= 32639; a compiled 16-bit weight tensor reaches
+        32640..32767, which takes a third limb, only when its largest weight is positive and within 0.4% of
+        a power of two), its input non-negative as after a Relu: 3 x 2 integer products of 8 bits,
   ref   verifier.kernels reference path (int64 loops),
 checks fast == ref bit for bit, and prints a table, per-model totals (weighted by how often each
-shape occurs) and the ratios fast/ort, +rq/ort, f64/ort, rq8/ort and ref/fast (a pool counts its own time
-in the f64 and +rq8 totals).
+shape occurs) and the ratios fast/ort, +rq/ort, f64/ort, rq8/ort, limb/ort and ref/fast (a pool counts its own
+time in the f64, +rq8 and limb totals).
 
     .venv/bin/python scripts/bench_kernels.py [--models light_resnet50 light_squeezenet] [--repeat 5] [--no-reference]
 """
 
 import argparse
 import collections
+import os
 import pathlib
 import time
 
@@ -33,7 +38,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 from threadpoolctl import threadpool_info
 
 from verifier.fixedpoint import qmax
-from verifier.kernels import (avg_pool_sum, conv, gemm, max_pool, plan_conv, plan_gemm, prepare,
+from verifier.kernels import (avg_pool_sum, conv, gemm, limbs, max_pool, plan_conv, plan_gemm, prepare,
                               single_threaded)
 from verifier.kernels.epilogue import Requantize
 from verifier.kernels.window import normalize, output_shape
@@ -119,7 +124,7 @@ def bench_pool(key, repeat: int, rng):
     label = f"{op} x{x_shape[1:]} k{kernel[0]} s{strides[0]} p{pads[0]} ceil{ceil_mode}"
     t_ort = best_time(lambda: session.run(None, {"x": x.astype(np.float32)}), repeat)
     t_fast = best_time(fast, repeat)
-    return label, "int64", t_ort, t_fast, t_fast, None, t_fast, None
+    return label, "int64", t_ort, t_fast, t_fast, None, t_fast, t_fast, None
 
 
 def float64_floor(kind, x_shape, w_shape, geometry, repeat: int) -> float:
@@ -175,6 +180,7 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         t_narrow = best_time(lambda: conv(x8, w8, x_bound=127, requantize=epilogue, **geometry), repeat)
     else:
         t_narrow = best_time(lambda: gemm(x8, w8, a_bound=127, requantize=epilogue), repeat)
+    t_limbs = limb_time(kind, x, w, geometry, epilogue, repeat)
     t_ref = None
     if with_reference:
         start = time.perf_counter()
@@ -182,7 +188,25 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         t_ref = time.perf_counter() - start
         if not np.array_equal(fast(), reference):
             raise SystemExit(f"MISMATCH fast != reference on {label}")
-    return label, f"{plan.path[-2:]}/{plan.algorithm[:4]}", t_ort, t_fast, t_epilogue, t_floor, t_narrow, t_ref
+    return (label, f"{plan.path[-2:]}/{plan.algorithm[:4]}", t_ort, t_fast, t_epilogue, t_floor, t_narrow, t_limbs,
+            t_ref)
+
+
+def limb_time(kind, x, w, geometry, epilogue, repeat: int) -> float:
+    """Seconds of the whole node on the limb path (see limb above), checked against the float fast path."""
+    x, w = np.abs(x), prepare(np.clip(w, -32639, 32639))
+    if kind == "conv":
+        node = lambda: conv(x, w, x_bound=BOUND, requantize=epilogue, **geometry)  # noqa: E731
+    else:
+        node = lambda: gemm(x, w, a_bound=BOUND, requantize=epilogue)  # noqa: E731
+    expected = node()
+    os.environ[limbs.ENVIRONMENT] = "always"
+    try:
+        if not np.array_equal(node(), expected):
+            raise SystemExit("MISMATCH limb path != float path")
+        return best_time(node, repeat)
+    finally:
+        os.environ.pop(limbs.ENVIRONMENT)
 
 
 def main():
@@ -194,39 +218,42 @@ def main():
     blas = [f"{i['internal_api']} {i['version']} ({i.get('architecture')})" for i in threadpool_info()
             if i["user_api"] == "blas"]
     print(f"BLAS: {', '.join(blas)}; onnxruntime {ort.__version__}; all single-threaded; best of {args.repeat}")
+    os.environ[limbs.ENVIRONMENT] = "off"  # the fast columns are the float paths; the limb column forces its own
     rng = np.random.default_rng(0)
     with single_threaded():
         for model_name in args.models:
             layers = layer_shapes(model_name)
             print(f"\n{model_name}: {sum(layers.values())} layers, {len(layers)} distinct shapes")
             header = (f"{'layer':58} {'n':>3} {'path':>9} {'ort ms':>8} {'fast ms':>8} {'+rq ms':>8} {'f64 ms':>8} "
-                      f"{'+rq8 ms':>8} {'ref ms':>9} {'fast/ort':>8} {'+rq/ort':>8} {'f64/ort':>8} {'rq8/ort':>8} "
-                      f"{'ref/fast':>8}")
+                      f"{'+rq8 ms':>8} {'limb ms':>8} {'ref ms':>9} {'fast/ort':>8} {'+rq/ort':>8} {'f64/ort':>8} "
+                      f"{'rq8/ort':>8} {'limb/ort':>8} {'ref/fast':>8}")
             print(header)
             totals = collections.Counter()
             for key, count in layers.items():
-                label, path, t_ort, t_fast, t_rq, t_floor, t_rq8, t_ref = bench_layer(key, args.repeat,
-                                                                                      not args.no_reference, rng)
+                label, path, t_ort, t_fast, t_rq, t_floor, t_rq8, t_limbs, t_ref = bench_layer(
+                    key, args.repeat, not args.no_reference, rng)
                 totals["ort"] += count * t_ort
                 totals["fast"] += count * t_fast
                 totals["rq"] += count * t_rq
                 totals["f64"] += count * (t_floor if t_floor is not None else t_fast)  # pools: their own time
                 totals["rq8"] += count * t_rq8
+                totals["limbs"] += count * t_limbs
                 totals["ref"] += count * (t_ref if t_ref is not None else t_fast)
                 ref_ms = f"{t_ref * 1e3:9.2f}" if t_ref is not None else f"{'-':>9}"
                 ratio_ref = f"{t_ref / t_fast:8.1f}" if t_ref is not None else f"{'-':>8}"
                 floor_ms = f"{t_floor * 1e3:8.2f}" if t_floor is not None else f"{'-':>8}"
                 floor_ratio = f"{t_floor / t_ort:8.2f}" if t_floor is not None else f"{'-':>8}"
                 print(f"{label:58.58} {count:3d} {path:>9} {t_ort * 1e3:8.2f} {t_fast * 1e3:8.2f} {t_rq * 1e3:8.2f} "
-                      f"{floor_ms} {t_rq8 * 1e3:8.2f} {ref_ms} {t_fast / t_ort:8.2f} {t_rq / t_ort:8.2f} {floor_ratio} "
-                      f"{t_rq8 / t_ort:8.2f} {ratio_ref}")
+                      f"{floor_ms} {t_rq8 * 1e3:8.2f} {t_limbs * 1e3:8.2f} {ref_ms} {t_fast / t_ort:8.2f} "
+                      f"{t_rq / t_ort:8.2f} {floor_ratio} {t_rq8 / t_ort:8.2f} {t_limbs / t_ort:8.2f} {ratio_ref}")
             ref_total = f"{totals['ref'] * 1e3:9.1f}" if not args.no_reference else f"{'-':>9}"
             ref_ratio = f"{totals['ref'] / totals['fast']:8.1f}" if not args.no_reference else f"{'-':>8}"
             print(f"{'TOTAL ' + model_name:58} {sum(layers.values()):3d} {'':>9} {totals['ort'] * 1e3:8.1f} "
                   f"{totals['fast'] * 1e3:8.1f} {totals['rq'] * 1e3:8.1f} {totals['f64'] * 1e3:8.1f} "
-                  f"{totals['rq8'] * 1e3:8.1f} {ref_total} {totals['fast'] / totals['ort']:8.2f} "
-                  f"{totals['rq'] / totals['ort']:8.2f} {totals['f64'] / totals['ort']:8.2f} "
-                  f"{totals['rq8'] / totals['ort']:8.2f} {ref_ratio}")
+                  f"{totals['rq8'] * 1e3:8.1f} {totals['limbs'] * 1e3:8.1f} {ref_total} "
+                  f"{totals['fast'] / totals['ort']:8.2f} {totals['rq'] / totals['ort']:8.2f} "
+                  f"{totals['f64'] / totals['ort']:8.2f} {totals['rq8'] / totals['ort']:8.2f} "
+                  f"{totals['limbs'] / totals['ort']:8.2f} {ref_ratio}")
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def inspect_command(
 
 
 def _inspect_program(program) -> dict:
-    from verifier.ops._common import epilogue_plan
+    from verifier.ops._common import epilogue_plan, limb_plan
 
     nodes = []
     for node in program.nodes:
@@ -110,6 +110,9 @@ def _inspect_program(program) -> dict:
             epilogue = epilogue_plan(node.op, node.attrs, node.consts)
             if epilogue:
                 entry["epilogue"] = epilogue
+            on_limbs = limb_plan(node.op, node.attrs, node.consts)
+            if on_limbs:
+                entry["limbs"] = on_limbs
             shifts = {key[0]: node.attrs[key] for key in ("x_shift", "a_shift", "b_shift") if key in node.attrs}
             if shifts:
                 entry["narrowed"] = {"bits": node.attrs["operand_bits"], "shifts": shifts}
@@ -165,6 +168,8 @@ def _print_report(report: dict) -> None:
                 detail += f"; operands narrowed to {node['narrowed']['bits']} bits ({shifts})"
             if node.get("epilogue"):
                 detail += f"; epilogue {node['epilogue']}"
+            if node.get("limbs"):
+                detail += f"; limbs: {node['limbs']}"
         typer.echo(f"  {node['op']:20} {node['name']}{detail}")
     for item in report.get("unsupported", []):
         typer.echo(f"UNSUPPORTED {item['op']} at node {item['node']!r} (opset {item['opset']})", err=True)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from verifier.kernels import conv, gemm, single_threaded
@@ -14,6 +15,7 @@ from verifier.kernels import conv, gemm, single_threaded
 PROBE = r"""
 import hashlib, sys
 import numpy as np
+import pytest
 from threadpoolctl import threadpool_info
 from verifier.kernels import conv, gemm, prepare
 from verifier.kernels.epilogue import Requantize
@@ -37,6 +39,8 @@ for relu in (False, True):  # the epilogue fused into the float product (unfused
                        requantize=Requantize(22, 16, relu, rng.integers(-2**40, 2**40, 64))).tobytes())
     digest.update(gemm(a, prepare(b), path=sys.argv[1],
                        requantize=Requantize(25, 16, relu, rng.integers(-2**40, 2**40, 160))).tobytes())
+    digest.update(conv(x, prepare(w), pads=(1, 1, 1, 1), strides=(1, 2), path=sys.argv[1],
+                       requantize=Requantize(21, 16, relu, rng.integers(-2**40, 2**40, 48))).tobytes())
     # 8-bit operands (matmul_bits=8): float32 products, K-chunked past 1040, summed onto the bias in float64
     x8, w8, a8, b8 = (v % 255 - 127 for v in (x, w, a, b))
     digest.update(conv(x8, prepare(w8), pads=(1, 1, 1, 1), x_bound=127, path=sys.argv[1],
@@ -48,9 +52,10 @@ print(threads, digest.hexdigest())
 """
 
 
-def run_probe(threads: int, path: str = "fast", keep_freed_memory: bool = False) -> tuple[int, str]:
+def run_probe(threads: int, path: str = "fast", keep_freed_memory: bool = False,
+              limb_products: str = "off") -> tuple[int, str]:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads))
+               MKL_NUM_THREADS=str(threads), VINFER_LIMB_PRODUCTS=limb_products)
     probe = ("from verifier.kernels import keep_freed_memory\nassert keep_freed_memory()\n" + PROBE
              if keep_freed_memory else PROBE)
     result = subprocess.run([sys.executable, "-c", probe, path], env=env, capture_output=True, text=True,
@@ -87,6 +92,14 @@ def test_single_threaded_limits_blas_inside_the_block_only():
     with single_threaded():
         assert all(info["num_threads"] == 1 for info in threadpool_info())
     assert [info["num_threads"] for info in threadpool_info()] == before
+
+
+def test_limb_products_give_the_bits_of_the_float_paths_at_any_thread_count():
+    """The 8-bit integer products (kernels/limbs.py), forced on whatever this CPU is, in fresh processes."""
+    pytest.importorskip("onnxruntime")
+    expected = run_probe(1)[1]
+    assert run_probe(1, limb_products="always")[1] == expected
+    assert run_probe(2, limb_products="always")[1] == expected
 
 
 def test_keeping_freed_memory_for_reuse_does_not_change_the_bits():

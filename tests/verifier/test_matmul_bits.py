@@ -179,8 +179,9 @@ def test_a_shift_0_operand_beyond_8_bits_is_saturated_before_the_product(path):
 
     x = np.array([[-32767, -128, -127, 0, 127, 128, 5000]], dtype=np.int64)
     attrs = {"operand_bits": 8, "x_shift": 0}
-    narrow, bound = narrowed(x, attrs, "x_shift", path)
+    narrow, bound, value_range = narrowed(x, attrs, "x_shift", path)
     assert bound == 127 and narrow.tolist() == [[-127, -127, -127, 0, 127, 127, 127]]
+    assert value_range == (-127, 127)  # the narrowed operand's range, which the limb products start from
     inside = np.array([[-127, 3, 127]], dtype=np.int64)
     assert narrowed(inside, attrs, "x_shift", path)[0] is inside  # already narrow: no pass
 

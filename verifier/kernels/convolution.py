@@ -7,13 +7,15 @@ Fast paths, each an exact float computation under a proven bound (see exact_gemm
   im2col     everything else: columns gathered into a reused buffer (one compiled loop for 2-D at stride
              1 or small inputs, loops.im2col; else one vectorized copy per kernel offset), then one
              batched BLAS product per group.
+On a machine that takes the limb path (limbs.py: 8-bit integer products, AMX), an ungrouped 1-D or 2-D
+convolution with a long enough K gathers rows of 7-bit limbs instead (loops.limb_planes, limb_gather).
 Reference path: the direct definition, out[n, o, p] = sum over kernel offsets and input channels of
 w * x, in int64 loops. Every fast path equals it bit for bit (tests/verifier/test_kernels_conv.py).
 """
 
 import numpy as np
 
-from verifier.kernels import exact_gemm, loops, window, winograd
+from verifier.kernels import exact_gemm, limbs, loops, window, winograd
 from verifier.kernels.epilogue import Requantize, float_product
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
 
@@ -41,11 +43,12 @@ def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int, *,
 
 def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
          x_bound: int | None = None, w_bound: int | None = None, path: str = "fast",
-         requantize: Requantize | None = None) -> np.ndarray:
+         requantize: Requantize | None = None, x_range: tuple[int, int] | None = None) -> np.ndarray:
     """ONNX Conv on integers: x (N, C, *spatial), w (OC, C/group, *kernel) -> int64 (N, OC, *out).
 
     pads in ONNX order [begin..., end...]; x_bound / w_bound are proven max |value| (computed from
-    the data when None). path: "fast" or "reference"; both give the same bits. With `requantize` the
+    the data when None); x_range is x's (min, max) when the caller has it (the limb path needs it).
+    path: "fast" or "reference"; both give the same bits. With `requantize` the
     result is the requantized activations instead of the accumulator, its bias per output channel
     (fused into the float product when its bound allows: epilogue.Requantize)."""
     x = _as_int64(x)
@@ -61,10 +64,15 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     if x.size == 0 or w_values.size == 0:  # an empty batch or channel set: nothing to sum
         acc = np.zeros((x.shape[0], w_values.shape[0]) + tuple(out_shape), dtype=np.int64)
         return acc if requantize is None else requantize.apply(acc, 1)
+    K, OC = int(np.prod(w_values.shape[1:])), w_values.shape[0]
+    if (path == "fast" and group == 1 and x.ndim in (3, 4) and isinstance(w, Prepared)
+            and (requantize is None or requantize.fits_int64(K * x_bound * w_bound))):
+        on_limbs = _conv_limbs(x, w, x_range, geometry, requantize)
+        if on_limbs is not None:
+            return on_limbs
     if path == "fast" and plan.algorithm == "winograd" and requantize is not None:
         weight = w if isinstance(w, Prepared) else w_values
         return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape, requantize)
-    K, OC = int(np.prod(w_values.shape[1:])), w_values.shape[0]
     if (path == "fast" and plan.algorithm == "depthwise" and requantize is not None and x.ndim in (3, 4)
             and requantize.fits_int64(K * x_bound * w_bound)):
         return _conv_depthwise_int64(x, w_values, requantize, *geometry)
@@ -197,6 +205,21 @@ def _fused_product(a, b, requantize, chunk):
     if a.dtype == np.float32:
         return float_product(a, b, chunk), False
     return np.matmul(a, b, out=exact_gemm.product_buffer(a, b, "conv_product")), True
+
+
+def _conv_limbs(x, w: Prepared, x_range, geometry, requantize):
+    """The limb path (limbs.conv2d) when this machine takes it and K pays for it, else None. A 1-D
+    convolution runs as 2-D with a unit height."""
+    plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), int(np.prod(w.shape[1:])), x, x_range)
+    if plan is None:
+        return None
+    strides, pads, dilations, out_shape = geometry
+    kernel = tuple(w.shape[2:])
+    if x.ndim == 3:
+        out = limbs.conv2d(x[:, :, None, :], (1,) + kernel, *plan, (1,) + tuple(strides), (0, pads[0]),
+                           (1,) + tuple(dilations), (1,) + tuple(out_shape), requantize)
+        return out[:, :, 0]
+    return limbs.conv2d(x, kernel, *plan, strides, pads, dilations, out_shape, requantize)
 
 
 def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, out_shape, finish=None):

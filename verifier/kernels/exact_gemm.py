@@ -20,7 +20,7 @@ import numpy as np
 
 from verifier.errors import OutOfRangeError
 from verifier.fixedpoint import INT64_SAFE
-from verifier.kernels import window
+from verifier.kernels import limbs, window
 
 FLOAT64_EXACT = 1 << 53  # every integer of magnitude <= 2**53 is a float64
 FLOAT32_EXACT = 1 << 24
@@ -125,16 +125,18 @@ def prepare(values: np.ndarray, bound: int | None = None) -> Prepared:
 
 
 def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: str = "fast",
-         requantize=None) -> np.ndarray:
+         requantize=None, a_range: tuple[int, int] | None = None) -> np.ndarray:
     """Exact integer a @ b with np.matmul's broadcasting; int64 result.
 
     a: (..., M, K), b: (K, N) or (..., K, N), integer arrays or `Prepared` operands.
-    a_bound / b_bound: proven max |value| of each operand (computed from the data when None).
+    a_bound / b_bound: proven max |value| of each operand (computed from the data when None); a_range: a's
+    (min, max) when the caller has it (the limb path needs it).
     path: "fast" (the plan's exact BLAS path), "reference" (int64 loops), or a forced plan path
     ("float64" / "float32"), which raises ValueError when its bound does not hold.
     requantize: an epilogue.Requantize (bias along N): the result is then the requantized activations,
     fused into the float product for a run-time a when its bound allows (against a prepared 2-D b, or any b
-    without a bias)."""
+    without a bias). On a machine that takes the limb path (limbs.py), a run-time a against a prepared 2-D b
+    with a long enough K runs as 8-bit integer products instead."""
     a_values, a_bound = _operand(a, a_bound)
     b_values, b_bound = _operand(b, b_bound)
     K = a_values.shape[-1]
@@ -142,6 +144,11 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
     if b_values.shape[b_k_axis] != K:
         raise ValueError(f"gemm: inner dimensions differ: a {a_values.shape} @ b {b_values.shape}")
     plan = plan_gemm(K, a_bound, b_bound)
+    if (path == "fast" and isinstance(b, Prepared) and b_values.ndim == 2 and not isinstance(a, Prepared)
+            and a_values.size and (requantize is None or requantize.fits_int64(K * a_bound * b_bound))):
+        on_limbs = _gemm_limbs(a_values, b, a_range, requantize)
+        if on_limbs is not None:
+            return on_limbs
     if requantize is not None:
         if (path == "fast" and plan.path != "int64" and not isinstance(a, Prepared)
                 and requantize.fusable(K * a_bound * b_bound)):
@@ -170,6 +177,12 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
     a_float = _float_of(a, a_values, dtype, "gemm_a")
     b_float = _float_of(b, b_values, dtype, "gemm_b")
     return matmul_chunked(a_float, b_float, K, chosen.chunk, b_k_axis)
+
+
+def _gemm_limbs(a_values, b: "Prepared", a_range, requantize):
+    """The limb path (limbs.gemm) when this machine takes it and K pays for it, else None."""
+    plan = limbs.planned(b, "gemm", lambda: b.values, a_values.shape[-1], a_values, a_range)
+    return None if plan is None else limbs.gemm(a_values, *plan, requantize)
 
 
 def _gemm_fused(a_values, b: "Prepared", requantize) -> np.ndarray:

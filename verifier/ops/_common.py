@@ -167,6 +167,23 @@ def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
     return f"{where}: |acc| + |bias| + 1 <= {bound + spec.bias_bound + 1} < 2**{FUSED_LIMIT.bit_length() - 1}"
 
 
+def limb_plan(op: str, attrs: dict, consts: dict) -> str | None:
+    """Whether a GEMM/conv node's product takes the 8-bit limb path on this machine (kernels/limbs.py), for
+    `vinfer inspect`; None for nodes that never do (no constant weight against a run-time operand, grouped or
+    3-D convolutions)."""
+    from verifier.kernels import limbs
+
+    weight = consts.get("weight") if op in ("Conv", "Gemm") else consts.get("k1")
+    if op not in ("Conv", "Gemm", "MatMul") or weight is None or not weight.size or "k0" in consts:
+        return None
+    if op == "Conv" and (int(attrs.get("group", 1)) != 1 or weight.ndim not in (3, 4)):
+        return None
+    if (op == "MatMul" and weight.ndim != 2) or "c_shift" in attrs:
+        return None
+    K = size(weight.shape[1:]) if op == "Conv" else weight.shape[0]
+    return limbs.describe(int(K), int(attrs.get("operand_bits", ACT_BITS)), (int(weight.min()), int(weight.max())))
+
+
 def window_cost(shapes, attrs, consts) -> int:
     """Work of a pooling window op (MaxPool, AveragePool): every output element reads its window once,
     plus one pass over the input."""

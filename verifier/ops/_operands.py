@@ -47,21 +47,25 @@ def operand_bound(attrs: dict) -> int:
     return qmax(operand_bits(attrs))
 
 
-def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str) -> tuple[np.ndarray, int]:
-    """Run time: (operand, bound) of a run-time tensor entering the product. Any operand is checked to lie
-    in the 16-bit activation range (checked_range); at 8 bits it is then requantized by attrs[shift_key].
+def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str) -> tuple[np.ndarray, int, tuple[int, int]]:
+    """Run time: (operand, bound, (min, max)) of a run-time tensor entering the product. Any operand is checked
+    to lie in the 16-bit activation range (checked_range); at 8 bits it is then requantized by attrs[shift_key].
     The fast path narrows in one compiled pass that also takes the range (kernels.loops.narrow); both paths
-    round with the one rule (fixedpoint.requantize)."""
+    round with the one rule (fixedpoint.requantize), which is monotone: the narrowed range is the range's
+    narrowing."""
     bits = operand_bits(attrs)
     shift = int(attrs.get(shift_key, 0))
     if bits == ACT_BITS or path == "reference" or not 0 < shift <= 62:
         value_range = checked_range(x)
         if bits == ACT_BITS or (shift == 0 and -qmax(bits) <= value_range[0] and value_range[1] <= qmax(bits)):
-            return x, qmax(bits)  # (already narrow: produced at its 8-bit scale, output_scale)
-        return fixedpoint.requantize(x, shift, 0, bits), qmax(bits)  # (also a shift compile_model never sets)
-    from verifier.kernels import loops
+            return x, qmax(bits), value_range  # (already narrow: produced at its 8-bit scale, output_scale)
+        out = fixedpoint.requantize(x, shift, 0, bits)  # (also a shift compile_model never sets)
+    else:
+        from verifier.kernels import loops
 
-    flat = np.ascontiguousarray(x, dtype=np.int64).reshape(-1)
-    out = np.empty(flat.shape, dtype=np.int64)
-    checked_range(x, loops.narrow(flat, shift, qmax(bits), out))
-    return out.reshape(np.shape(x)), qmax(bits)
+        flat = np.ascontiguousarray(x, dtype=np.int64).reshape(-1)
+        out = np.empty(flat.shape, dtype=np.int64)
+        value_range = checked_range(x, loops.narrow(flat, shift, qmax(bits), out))
+        out = out.reshape(np.shape(x))
+    low, high = (int(v) for v in fixedpoint.requantize(np.array(value_range, dtype=np.int64), shift, 0, bits))
+    return out, qmax(bits), (low, high)

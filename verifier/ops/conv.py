@@ -59,10 +59,10 @@ class Conv:
     @staticmethod
     def run(inputs, attrs, consts):
         path = kernel_path()
-        x, x_bound = narrowed(inputs[0], attrs, "x_shift", path)
+        x, x_bound, x_range = narrowed(inputs[0], attrs, "x_shift", path)
         weight, bias = prepared(consts["weight"]), consts.get("bias")
         geometry = {"strides": attrs["strides"], "pads": attrs["pads"], "dilations": attrs["dilations"],
-                    "group": attrs["group"], "x_bound": x_bound, "path": path}
+                    "group": attrs["group"], "x_bound": x_bound, "x_range": x_range, "path": path}
         spec = None if path == "reference" else requantize_spec(weight, attrs, bias, weight.shape[0])
         if spec is not None:  # the kernel ends with the epilogue, fused into its product where it can
             return [conv(x, weight, requantize=spec, **geometry)]

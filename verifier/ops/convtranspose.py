@@ -63,7 +63,7 @@ class ConvTranspose:
     @staticmethod
     def run(inputs, attrs, consts):
         path = kernel_path()
-        x, x_bound = narrowed(inputs[0], attrs, "x_shift", path)
+        x, x_bound, _ = narrowed(inputs[0], attrs, "x_shift", path)
         weight = prepared(consts["weight"])
         group, c_in = weight.shape[0], weight.shape[2]
         kernel, spatial = attrs["kernel"], x.shape[2:]

@@ -69,16 +69,16 @@ class Gemm:
     @staticmethod
     def run(inputs, attrs, consts):
         path = kernel_path()
-        a, a_bound = narrowed(inputs[0].T if attrs["transA"] else inputs[0], attrs, "a_shift", path)
+        a, a_bound, a_range = narrowed(inputs[0].T if attrs["transA"] else inputs[0], attrs, "a_shift", path)
         weight = prepared(consts["weight"]) if "weight" in consts else None
         if weight is not None and path != "reference" and "c_shift" not in attrs:
             spec = requantize_spec(weight, attrs, consts.get("bias"), weight.shape[1])
             if spec is not None:  # the kernel ends with the epilogue, fused where it can
-                return [gemm(a, weight, a_bound=a_bound, path=path, requantize=spec)]
+                return [gemm(a, weight, a_bound=a_bound, a_range=a_range, path=path, requantize=spec)]
         if weight is not None:
             acc = gemm(a, weight, a_bound=a_bound, path=path)
         else:
-            b, b_bound = narrowed(inputs[1].T if attrs["transB"] else inputs[1], attrs, "b_shift", path)
+            b, b_bound, _ = narrowed(inputs[1].T if attrs["transB"] else inputs[1], attrs, "b_shift", path)
             acc = gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path)
         bias = consts.get("bias")
         if bias is None and "c_shift" in attrs:

@@ -49,8 +49,9 @@ class MatMul:
     @staticmethod
     def run(inputs, attrs, consts):
         path = kernel_path()
-        a, a_bound = (prepared(consts["k0"]), None) if inputs[0] is None else narrowed(inputs[0], attrs, "a_shift", path)
-        b, b_bound = (prepared(consts["k1"]), None) if inputs[1] is None else narrowed(inputs[1], attrs, "b_shift", path)
+        a, a_bound, a_range = ((prepared(consts["k0"]), None, None) if inputs[0] is None
+                               else narrowed(inputs[0], attrs, "a_shift", path))
+        b, b_bound, _ = (prepared(consts["k1"]), None, None) if inputs[1] is None else narrowed(inputs[1], attrs, "b_shift", path)
         a_vector, b_vector = np.ndim(_values(a)) == 1, np.ndim(_values(b)) == 1
         if a_vector:
             a = _values(a)[None, :]
@@ -58,7 +59,7 @@ class MatMul:
             b = _values(b)[:, None]
         if path != "reference" and inputs[0] is not None and inputs[1] is None and not b_vector:
             spec = requantize_spec(b, attrs, None, b.shape[-1])  # activations @ weight: ends with the epilogue
-            out = gemm(a, b, a_bound=a_bound, path=path, requantize=spec)
+            out = gemm(a, b, a_bound=a_bound, a_range=a_range, path=path, requantize=spec)
             return [out[..., 0, :] if a_vector else out]
         if path != "reference" and inputs[0] is not None and inputs[1] is not None:  # both at run time
             return [_squeezed(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path, requantize=runtime_spec(attrs)),

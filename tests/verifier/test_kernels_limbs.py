@@ -1,0 +1,163 @@
+"""verifier.kernels.limbs: 16-bit products as 8-bit integer products (onnxruntime's MatMulInteger) of 7-bit
+activation limbs and 8-bit weight limbs. The path is forced here (VINFER_LIMB_PRODUCTS=always), so whichever
+MLAS kernel this machine has - AMX, VNNI, or the saturating AVX2 pairs - is checked against the int64
+reference, bit for bit, at the values that stress it most."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verifier.kernels import conv, gemm, limbs, prepare
+from verifier.kernels.epilogue import Requantize
+
+pytest.importorskip("onnxruntime")
+Q15 = 32767
+
+
+@pytest.fixture
+def limb_products(monkeypatch):
+    monkeypatch.setenv(limbs.ENVIRONMENT, "always")
+
+
+def edge_values(rng, shape, low, high):
+    """Values in [low, high], half of them at an end of it."""
+    values = rng.integers(low, high + 1, size=shape)
+    ends = np.where(rng.random(shape) < 0.5, low, high)
+    return np.where(rng.random(shape) < 0.5, ends, values).astype(np.int64)
+
+
+@given(st.integers(-(1 << 20), 1 << 20), st.integers(0, 1 << 21))
+def test_activation_limbs_hold_every_value_of_the_range(low, width):
+    high = low + width
+    planned = limbs.x_limbs(low, high)
+    if planned is None:  # past three 7-bit limbs
+        assert (high + max(-low, 0)).bit_length() > 3 * limbs.X_LIMB_BITS
+        return
+    count, offset = planned
+    for x in {low, high, (low + high) // 2}:
+        u = x + offset
+        parts = [(u >> (7 * i)) & (127 if i < count - 1 else -1) for i in range(count)]
+        assert u >= 0 and all(0 <= part <= 127 for part in parts)
+        assert sum(part << (7 * i) for i, part in enumerate(parts)) == u
+
+
+@pytest.mark.parametrize("top, count", [(32639, 2), (32640, 3), (-32768, 2), (-32896, 2), (-32897, 3), (0, 1), (127, 1)])
+def test_weight_limbs_are_signed_bytes_summing_to_the_weight(top, count):
+    matrix = np.array([[top, -5], [1, 300]], dtype=np.int64)
+    packed = limbs.LimbWeights(matrix)
+    assert packed.count == max(count, 2 if np.abs(matrix[:, 1]).max() > 127 else 1)
+    parts = packed._limbs.astype(np.int64).reshape(2, packed.count, 2)
+    assert (sum(parts[:, j] << (8 * j) for j in range(packed.count)) == matrix).all()
+
+
+def test_mlas_products_are_exact_where_a_saturating_kernel_would_not_be():
+    """The worst cases of the proof: every pair of products at -2 * 127 * 128 (what vpmaddubsw sums in int16)
+    and a K of MAX_K at the int32 bound. Checked on this machine's MLAS kernel."""
+    K = limbs.MAX_K
+    weights = np.full((K, 3), -128, dtype=np.int64)
+    weights[:, 1] = 127
+    weights[::2, 2] = -128  # alternating signs: partial sums swing both ways
+    weights[1::2, 2] = 127
+    packed = limbs.LimbWeights(weights)
+    assert packed.count == 1 and packed.ready()
+    rows = np.full((5, 1, K), 127, dtype=np.uint8)
+    rows[1, 0, ::3] = 0
+    rows[2, 0] = np.arange(K) % 128
+    products = packed.product(rows.reshape(5, K))
+    assert products.dtype == np.int32
+    assert (products.astype(np.int64) == rows.reshape(5, K).astype(np.int64) @ weights).all()
+    assert products[0, 0] == -127 * 128 * K  # -2**30 - 2**23: within int32, far past int16
+
+
+CONVS = [
+    # (x shape, w shape, strides, pads, dilations)
+    ((1, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    ((2, 4, 9, 7), (6, 4, 3, 2), (2, 1), (1, 0, 2, 1), (1, 2)),
+    ((1, 5, 6, 6), (7, 5, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),  # 1x1: the limb planes are the rows
+    ((1, 5, 7, 7), (7, 5, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1)),  # 1x1 strided
+    ((3, 4, 20), (6, 4, 5), (3,), (2, 1), (2,)),  # 1-D, as 2-D of unit height
+    ((3, 20, 5, 5), (9, 20, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),  # positions cross images within a block of 8
+    ((1, 2, 4, 4), (3, 2, 4, 4), (1, 1), (0, 0, 0, 0), (1, 1)),  # kernel covers the input
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, strides, pads, dilations", CONVS)
+@pytest.mark.parametrize("x_range", [(0, Q15), (-Q15, Q15), (-127, 127), (0, 127), (-5, 3)])
+def test_conv_on_limbs_equals_the_reference(limb_products, x_shape, w_shape, strides, pads, dilations, x_range):
+    rng = np.random.default_rng([len(x_shape), x_range[1], x_range[0] + Q15])
+    x = edge_values(rng, x_shape, *x_range)
+    w = prepare(edge_values(rng, w_shape, -Q15, Q15))
+    bias = rng.integers(-(1 << 40), 1 << 40, w_shape[0])
+    geometry = {"strides": strides, "pads": pads, "dilations": dilations}
+    for spec in (Requantize(21, 16, False, bias), Requantize(20, 16, True, bias), Requantize(9, 16, False),
+                 Requantize(0, 16, False, bias), None):  # (shift 0: the epilogue after the accumulator)
+        expected = conv(x, w, path="reference", requantize=spec, **geometry)
+        assert np.array_equal(conv(x, w, requantize=spec, x_range=x_range, **geometry), expected)
+    assert ("limbs", "conv") in w.cache  # the limb path ran (and split the weights once)
+
+
+@pytest.mark.parametrize("weight_range", [(-32896, 32639), (-Q15, Q15), (-(1 << 22), 1 << 22), (-3, 3),
+                                          (-(1 << 23), 1 << 23)])
+def test_gemm_on_limbs_equals_the_reference(limb_products, weight_range):
+    """Two weight limbs, three (past 32639), one, and four (past 2**23 - 2**15 - 129: the float paths take it);
+    a batch of matrices against one weight."""
+    rng = np.random.default_rng(weight_range[1])
+    a = edge_values(rng, (2, 37, 300), -Q15, Q15)
+    b = prepare(edge_values(rng, (300, 45), *weight_range))
+    bias = rng.integers(-(1 << 40), 1 << 40, 45)
+    for spec in (Requantize(25, 16, False, bias), Requantize(25, 16, True), None):
+        expected = gemm(a, b, path="reference", requantize=spec)
+        assert np.array_equal(gemm(a, b, requantize=spec), expected)
+    assert b.cache[("limbs", "gemm")].count == {32639: 2, Q15: 3, 1 << 22: 3, 3: 1, 1 << 23: 4}[weight_range[1]]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 9), st.integers(0, 2**32 - 1))
+def test_gemm_on_limbs_is_exact_for_any_shape(rows, depth, columns, seed):
+    import os
+
+    os.environ[limbs.ENVIRONMENT] = "always"
+    try:
+        rng = np.random.default_rng(seed)
+        a = edge_values(rng, (rows, depth), -Q15, Q15)
+        b = prepare(edge_values(rng, (depth, columns), -Q15, Q15))
+        spec = Requantize(int(rng.integers(1, 40)), 16, bool(rng.integers(2)), rng.integers(-(1 << 40), 1 << 40, columns))
+        assert np.array_equal(gemm(a, b, requantize=spec), gemm(a, b, path="reference", requantize=spec))
+    finally:
+        del os.environ[limbs.ENVIRONMENT]
+
+
+def test_the_limb_path_is_off_when_asked_and_on_machines_without_amx(monkeypatch):
+    monkeypatch.setenv(limbs.ENVIRONMENT, "off")
+    assert limbs.setting() == "off"
+    b = prepare(np.ones((600, 4), dtype=np.int64))
+    gemm(np.ones((3, 600), dtype=np.int64), b, requantize=Requantize(3, 16))
+    assert ("limbs", "gemm") not in b.cache
+    monkeypatch.setenv(limbs.ENVIRONMENT, "auto")
+    assert limbs.setting() == ("on" if limbs._hardware_has_amx() else "off")
+    monkeypatch.setenv(limbs.ENVIRONMENT, "sometimes")
+    with pytest.warns(RuntimeWarning, match="taken as auto"):
+        assert limbs.setting() == ("on" if limbs._hardware_has_amx() else "off")
+
+
+def test_short_products_keep_the_float_paths_unless_forced(monkeypatch):
+    """`on` takes the limb path only where K pays for it; the same product is exact either way."""
+    monkeypatch.setenv(limbs.ENVIRONMENT, "on")
+    rng = np.random.default_rng(3)
+    a, b = edge_values(rng, (8, 64), -Q15, Q15), prepare(edge_values(rng, (64, 8), -100, 100))
+    short = gemm(a, b, requantize=Requantize(12, 16))
+    assert ("limbs", "gemm") not in b.cache  # 64 < MIN_K_PER_PRODUCT * 3 limbs * 1 limb
+    monkeypatch.setenv(limbs.ENVIRONMENT, "always")
+    assert np.array_equal(gemm(a, b, requantize=Requantize(12, 16)), short)
+    assert ("limbs", "gemm") in b.cache
+
+
+def test_a_model_commits_the_same_hash_on_limbs(monkeypatch, example_program, example_inputs):
+    from verifier import InferenceSession
+
+    monkeypatch.setenv(limbs.ENVIRONMENT, "off")
+    floats = InferenceSession(example_program).run_fixed(example_inputs)
+    monkeypatch.setenv(limbs.ENVIRONMENT, "always")
+    on_limbs = InferenceSession(example_program).run_fixed(example_inputs)
+    assert on_limbs.commitment == floats.commitment

@@ -1,0 +1,286 @@
+"""Exact integer products on 8-bit integer hardware: operands split into limbs, multiplied by onnxruntime's
+MatMulInteger (MLAS: AMX, AVX512-VNNI, AVX-VNNI, AVX2/AVX512BW, SSE, NEON kernels), recombined in int64.
+
+A 16-bit product costs one float64 BLAS product on the float paths (exact_gemm.py); on a CPU with AMX an
+8-bit integer product runs about 16 times faster than that, so six of them still win. An activation x
+(the run-time operand) becomes u = x + offset >= 0 (offset = -min x, or 0), split into unsigned 7-bit limbs
+u = sum_i a_i 2**(7 i), a_i in [0, 127]; a weight w (the constant operand) into signed 8-bit limbs
+w = sum_j b_j 2**(8 j), b_j in [-128, 127]. Then
+
+    sum_k x_k w_k = sum_i sum_j 2**(7 i + 8 j) (sum_k a_ik b_jk) - offset * sum_k w_k
+
+and each inner sum is one MatMulInteger of uint8 rows by int8 weights into int32. It is exact on every
+MLAS kernel, because nothing in it can saturate or wrap:
+  - kernels without VNNI (AVX2, AVX512BW) sum pairs of uint8 x int8 products in int16 with saturation
+    (vpmaddubsw): |a1 b1 + a2 b2| <= 2 * 127 * 128 = 32512 < 2**15;
+  - every kernel sums in int32 (VNNI's vpdpbusds saturates there; the kernels that flip b's sign bit to
+    use unsigned products sum a * (b + 128) before subtracting 128 * sum a): |sum| <= K * 127 * 255 < 2**31
+    for K <= MAX_K;
+  - zero points are 0, so no other term enters.
+The int32 results are exact integers, combined in int64 (loops.limb_combine) with the bias, the offset's
+correction (folded into the bias: offset * column sums) and the epilogue's one rounding rule: the same
+integers as the int64 reference, so the same bits. Which kernel MLAS picks, and on how many threads,
+changes nothing but the time.
+
+The limb path is a speed choice of the fast path, made per machine (`setting`): on by default on CPUs with
+AMX (`auto`), else off; VINFER_LIMB_PRODUCTS=on / off forces it, and `always` also takes it for products too
+short to pay for it (the tests, on every machine). A product takes it when its inner dimension is long enough
+to pay for the splitting and recombining (`planned`). Cost units and plans describe the float paths, the same
+on every machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+from verifier.kernels import loops, window
+
+X_LIMB_BITS = 7  # activation limbs in [0, 127]
+W_LIMB_BITS = 8  # weight limbs in [-128, 127]
+MAX_K = 1 << 16  # K * 127 * 255 < 2**31
+MAX_LIMBS = 3  # operands past 21 (x) / 24 (w) bits take the float paths
+MIN_K_PER_PRODUCT = 85  # the limb path when K >= this many per limb product (scripts/bench_kernels.py)
+ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | off
+
+
+_broken: list[str] = []  # why onnxruntime could not make a limb session, once it could not (then never again)
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+@functools.cache
+def _hardware_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return any(line.startswith("flags") and " amx_int8" in line for line in cpuinfo)
+    except OSError:
+        return False
+
+
+@functools.cache
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+def setting() -> str:
+    """This process's choice: "off", "on" (products that pay for it take the limb path) or "always" (every
+    product that fits it does: the tests' setting), from VINFER_LIMB_PRODUCTS; "auto" (the default) is "on"
+    on a CPU with AMX, else "off". Always "off" without onnxruntime. The results are the same bits whatever it is."""
+    value = os.environ.get(ENVIRONMENT, "auto").strip().lower()
+    if value not in ("on", "always", "off", "auto"):
+        _warn_once(f"{ENVIRONMENT}={value!r} is not auto, on, always or off: taken as auto")
+        value = "auto"
+    if value == "off" or _onnxruntime() is None or _broken:
+        return "off"
+    if value == "auto":
+        return "on" if _hardware_has_amx() else "off"
+    return value
+
+
+def enabled() -> bool:
+    """Whether products may take the limb path on this machine (setting)."""
+    return setting() != "off"
+
+
+def x_limbs(low: int, high: int) -> tuple[int, int] | None:
+    """(limb count, offset) that hold every activation in [low, high] as 7-bit limbs of x + offset >= 0,
+    or None past MAX_LIMBS limbs."""
+    offset = -int(low) if low < 0 else 0
+    count = max(1, -(-(int(high) + offset).bit_length() // X_LIMB_BITS))
+    return (count, offset) if count <= MAX_LIMBS else None
+
+
+def weight_limbs(low: int, high: int) -> int:
+    """How many signed 8-bit limbs hold every weight in [low, high]: n limbs hold exactly
+    [-128 R, 127 R], R = 1 + 256 + ... + 256**(n - 1)."""
+    count, reach = 1, 1
+    while low < -128 * reach or high > 127 * reach:
+        count, reach = count + 1, reach * 256 + 1
+    return count
+
+
+class LimbWeights:
+    """A constant (K, N) weight matrix as signed 8-bit limbs side by side, (K, count * N) int8, multiplied in an
+    onnxruntime session that packs them once (made on the first product); `column_sums` (N,) for the
+    offset's correction."""
+
+    __slots__ = ("count", "depth", "column_sums", "_limbs", "_session")
+
+    def __init__(self, matrix: np.ndarray):
+        matrix = np.asarray(matrix, dtype=np.int64)
+        self.count = weight_limbs(int(matrix.min()), int(matrix.max())) if matrix.size else 1
+        self.depth, self.column_sums = matrix.shape[0], matrix.sum(axis=0)
+        limbs, rest = [], matrix
+        for _ in range(min(self.count, MAX_LIMBS)):  # (past MAX_LIMBS, never multiplied: planned refuses it)
+            limb = ((rest + 128) & 255) - 128
+            limbs.append(limb.astype(np.int8))
+            rest = (rest - limb) >> W_LIMB_BITS
+        self._limbs, self._session = np.concatenate(limbs, axis=1), None
+
+    def ready(self) -> bool:
+        """Makes the session on first use; False (and the limb path off for this process, with a warning) when
+        onnxruntime cannot: the float paths then give the same bits."""
+        if self._session is None and not _broken:
+            try:
+                self._session, self._limbs = _session(np.ascontiguousarray(self._limbs)), None
+            except Exception as exc:  # any failure of the library: fall back, never fail a run
+                _broken.append(f"{type(exc).__name__}: {exc}")
+                _warn_once(f"onnxruntime could not run the limb products ({_broken[0]}): float paths from now on")
+        return self._session is not None
+
+    def product(self, rows: np.ndarray) -> np.ndarray:
+        """rows (R, K) uint8 in [0, 127] @ the limbs -> (R, count * N) int32, exact (module docstring)."""
+        return self._session.run(None, {"rows": rows})[0]
+
+
+def _session(limbs: np.ndarray):
+    ort = _onnxruntime()
+    from onnx import TensorProto, helper, numpy_helper
+
+    K, width = limbs.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["rows", "limbs"], ["products"])], "limb_product",
+        [helper.make_tensor_value_info("rows", TensorProto.UINT8, ["R", K])],
+        [helper.make_tensor_value_info("products", TensorProto.INT32, ["R", width])],
+        [numpy_helper.from_array(limbs, "limbs")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # a job is single-threaded (the worker runs jobs side by side)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range) -> tuple[tuple[int, int], LimbWeights] | None:
+    """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
+    weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
+    K <= MAX_K) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, unless the setting is "always"),
+    else None. The weights are split once (`matrix()` gives their (K, N) form, cached under `layout`); x_range
+    is x's (min, max), taken from x when None."""
+    chosen = setting()
+    least = 0 if chosen == "always" else MIN_K_PER_PRODUCT
+    if chosen == "off" or not least <= K <= MAX_K:
+        return None
+    key = ("limbs", layout)
+    if key not in prepared.cache:
+        prepared.cache[key] = LimbWeights(matrix())
+    packed = prepared.cache[key]
+    low, high = x_range if x_range is not None else loops.value_range(np.ascontiguousarray(x).reshape(-1))
+    limbs = x_limbs(low, high)
+    if limbs is None or packed.count > MAX_LIMBS or K < least * limbs[0] * packed.count or not packed.ready():
+        return None
+    return limbs, packed
+
+
+def describe(K: int, operand_bits: int, weight_range: tuple[int, int]) -> str:
+    """For `vinfer inspect`: whether and how a product with inner dimension K of operands of `operand_bits` by
+    weights in weight_range runs on limbs on this machine (the activation limbs depend on the run-time range:
+    at most those of the signed full range)."""
+    chosen = setting()
+    w_count = weight_limbs(*weight_range)
+    bound = (1 << (operand_bits - 1)) - 1
+    x_count = x_limbs(-bound, bound)[0]
+    shape = f"up to {x_count} x {w_count} 8-bit products"
+    if chosen == "off":
+        return f"float here ({ENVIRONMENT}={os.environ.get(ENVIRONMENT, 'auto')}: off on this machine)"
+    if w_count > MAX_LIMBS or K > MAX_K:
+        return f"float: weights of {w_count} limbs or K = {K} past the limb path's bounds"
+    least = 0 if chosen == "always" else MIN_K_PER_PRODUCT * x_count * w_count
+    if K < least:
+        return f"float here: K = {K} < {least}, too short to pay for {shape}"
+    return f"{shape} of 7-bit by 8-bit limbs on this machine (onnxruntime MatMulInteger, exact; K = {K})"
+
+
+def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads, dilations, out_shape,
+           requantize) -> np.ndarray:
+    """An ungrouped 2-D convolution on the limb path: x int64 (N, C, H, W), a (KH, KW) kernel whose weights
+    are `packed` as conv_matrix gives them, `limbs` = x_limbs of x's range -> int64 (N, OC, *out_shape),
+    finished by `requantize` (or the accumulator)."""
+    count, offset = limbs
+    N, C, H, W = x.shape
+    K = C * kernel[0] * kernel[1]
+    positions = N * out_shape[0] * out_shape[1]
+    planes = window.scratch("limb_planes", (N, H, W, count, C), np.uint8)
+    loops.limb_planes(x, offset, planes)
+    if K == C and tuple(strides) == (1, 1) and not any(pads):  # 1x1, stride 1: the planes are the rows
+        rows = planes
+    else:
+        rows = window.scratch("limb_rows", (positions, count, K), np.uint8)
+        padding = np.array([_limb(offset, l, count) for l in range(count)], dtype=np.uint8)
+        loops.limb_gather(planes, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]),
+                          tuple(out_shape), padding, rows)
+    out = np.empty((N, packed.column_sums.shape[0], out_shape[0] * out_shape[1]), dtype=np.int64)
+    _products(rows.reshape(positions * count, K), count, packed, offset, requantize, loops.limb_combine, out)
+    out = out.reshape(out.shape[:2] + tuple(out_shape))
+    return out if _finished(requantize) else requantize.apply(out, 1)
+
+
+def gemm(a, limbs: tuple[int, int], packed: LimbWeights, requantize) -> np.ndarray:
+    """a int64 (..., M, K) @ a Prepared (K, N) on the limb path -> int64 (..., M, N), finished by `requantize`
+    (or the accumulator)."""
+    count, offset = limbs
+    K = a.shape[-1]
+    flat = a.reshape(-1, K)
+    rows = window.scratch("limb_rows", (flat.shape[0], count, K), np.uint8)
+    loops.limb_rows(flat, offset, rows)
+    out = np.empty((flat.shape[0], packed.column_sums.shape[0]), dtype=np.int64)
+    _products(rows.reshape(-1, K), count, packed, offset, requantize, loops.limb_combine_rows, out)
+    out = out.reshape(a.shape[:-1] + out.shape[-1:])
+    return out if _finished(requantize) else requantize.apply(out, -1)
+
+
+def conv_matrix(weight: np.ndarray) -> np.ndarray:
+    """A convolution's (OC, C, *kernel) weight as the (K, OC) matrix of limb_gather's rows, taps major."""
+    return weight.transpose((0,) + tuple(range(2, weight.ndim)) + (1,)).reshape(weight.shape[0], -1).T
+
+
+BAND_BYTES = 1 << 20  # int32 products combined per band: about half an L2 cache
+
+
+def _products(rows, count: int, packed: LimbWeights, offset: int, requantize, combine, out) -> None:
+    """The limb products of `rows` (positions * count, K), combined into `out` band by band, so that each
+    band's int32 products are still in cache when they are combined."""
+    bias, finish = _epilogue(requantize, offset, packed)
+    positions = rows.shape[0] // count
+    band = max(1, BAND_BYTES // (4 * count * packed.count * bias.shape[0]))
+    for first in range(0, positions, band):
+        products = packed.product(rows[first * count:min(first + band, positions) * count])
+        combine(products, count, packed.count, first, bias, *finish, out)
+
+
+def _limb(value: int, index: int, count: int) -> int:
+    """Limb `index` of `count` 7-bit limbs of value >= 0 (the last one unmasked)."""
+    limb = value >> (X_LIMB_BITS * index)
+    return limb if index == count - 1 else limb & 127
+
+
+def _finished(requantize) -> bool:
+    """Whether the combining loop applies the epilogue itself (else the caller applies it after)."""
+    return requantize is None or 0 < requantize.shift <= 62
+
+
+_UNBOUNDED = (0, int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max), False)
+
+
+def _epilogue(requantize, offset: int, packed: LimbWeights):
+    """(bias, (shift, low, high, correct)) of the combining loop: the epilogue's bias less the offset's
+    correction, rounded there when its integer form applies (a shift of 1..62: Requantize.fits_int64), else
+    the accumulator (shift 0, no clip) for Requantize.apply."""
+    correction = -offset * packed.column_sums
+    if requantize is None or not 0 < requantize.shift <= 62:
+        return correction, _UNBOUNDED
+    bias = correction if requantize.bias is None else requantize.bias + correction
+    low, high = requantize.limits()
+    return bias, (requantize.shift, low, high, not requantize.relu)
