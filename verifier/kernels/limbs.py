@@ -82,11 +82,9 @@ def setting() -> str:
     if value not in ("on", "always", "off", "auto"):
         _warn_once(f"{ENVIRONMENT}={value!r} is not auto, on, always or off: taken as auto")
         value = "auto"
-    if value == "off" or _onnxruntime() is None or _broken:
+    if value == "off" or (value == "auto" and not _hardware_has_amx()) or _broken or _onnxruntime() is None:
         return "off"
-    if value == "auto":
-        return "on" if _hardware_has_amx() else "off"
-    return value
+    return "on" if value == "auto" else value
 
 
 def enabled() -> bool:
