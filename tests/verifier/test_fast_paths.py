@@ -1,5 +1,6 @@
 """Every GEMM/conv fast path with its fused epilogue (bias, requantize, Relu), and the fast element-wise
-sums (Add, Sum: fewer passes, in place), equal the reference path bit for bit, at the edges of the activation range too, and the path the compiler records is the one the run
+sums (Add, Sum: fewer passes, in place) and per-channel affine maps (BatchNormalization), equal the reference
+path bit for bit, at the edges of the activation range too, and the path the compiler records is the one the run
 takes (what `vinfer inspect` shows)."""
 
 import numpy as np
@@ -45,6 +46,14 @@ CASES = {
                             helper.make_node("Relu", ["z"], ["y"])], (4, 64), {}), (4, 64)),
     "sum": (lambda: _model([helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Sum", ["x", "s", "x", "c"], ["z"]),
                             helper.make_node("Relu", ["z"], ["y"])], (4, 64), {"c": RNG.normal(0, 3, 64)}), (4, 64)),
+    # a per-channel affine map nothing can absorb (after a Sigmoid), with the Mul and Add after it folded in
+    "batchnorm": (lambda: _model([helper.make_node("Sigmoid", ["x"], ["s"]),
+                                  helper.make_node("BatchNormalization", ["s", "g", "b", "m", "v"], ["n"]),
+                                  helper.make_node("Mul", ["n", "scale"], ["a"]), helper.make_node("Add", ["shift", "a"], ["z"]),
+                                  helper.make_node("Relu", ["z"], ["y"])], (2, 6, 5, 5),
+                                 {"g": RNG.normal(1, 0.5, 6), "b": RNG.normal(0, 0.5, 6), "m": RNG.normal(0.5, 0.1, 6),
+                                  "v": RNG.uniform(0.01, 0.1, 6), "scale": RNG.normal(0, 2, (6, 1, 1)),
+                                  "shift": RNG.normal(0, 1, (1, 6, 1, 1))}), (2, 6, 5, 5)),
 }
 
 
@@ -58,7 +67,7 @@ def compiled(request):
 def test_relu_is_fused_into_the_op_that_applies_it_in_its_epilogue(compiled):
     _, program, _ = compiled
     last = program.nodes[-1]
-    assert last.op in ("Gemm", "MatMul", "Conv", "Add", "Sum") and last.attrs.get("relu") == 1
+    assert last.op in ("Gemm", "MatMul", "Conv", "Add", "Sum", "BatchNormalization") and last.attrs.get("relu") == 1
 
 
 @pytest.mark.parametrize("values", ["random", "edges"])

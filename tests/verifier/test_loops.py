@@ -88,6 +88,26 @@ images[0, 0, 0, :3] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1]
 for kernel, strides, pads, dilations in (((2, 2), (2, 2), (0, 0, 0, 0), (1, 1)), ((3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
                                          ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), ((2, 3), (3, 1), (1, 0, 0, 2), (2, 2))):
     digest.update(max_pool(images, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=True).tobytes())
+channels = edge(2 * 5 * 7, 1 << 20).reshape(2, 5, 7)
+for shift, low, correct in ((1, -32767, True), (20, 0, False), (62, -32767, True)):
+    affine = np.empty_like(channels)
+    loops.affine_requantize(channels, edge(5, 1 << 40), edge(5, 1 << 61), shift, low, 32767, correct, affine)
+    digest.update(affine.tobytes())
+activations = edge(2 * 6 * 5 * 4, 32767).reshape(2, 6, 5, 4)
+planes = np.empty((2, 5, 4, 3, 6), np.uint8)
+loops.limb_planes(activations, 32767, planes)
+rows = np.empty((2 * 3 * 4, 3, 2 * 3 * 6), np.uint8)
+loops.limb_gather(planes, (2, 3), (2, 1), (1, 1), (1, 1), (3, 4), np.array([127, 127, 1], np.uint8), rows)
+gemm_rows = np.empty((10, 3, 6), np.uint8)
+loops.limb_rows(edge(60, 32767).reshape(10, 6), 32767, gemm_rows)
+digest.update(planes.tobytes() + rows.tobytes() + gemm_rows.tobytes())
+products = edge(24 * 3 * 2 * 5, 1 << 30).astype(np.int32).reshape(24 * 3, 2 * 5)
+for shift, low, correct in ((0, np.iinfo(np.int64).min, False), (21, -32767, True), (21, 0, False)):
+    combined, combined_rows = np.empty((3, 5, 8), np.int64), np.empty((24, 5), np.int64)
+    loops.limb_combine(products, 3, 2, 0, edge(5, 1 << 40), shift, low, 32767 if shift else np.iinfo(np.int64).max,
+                       correct, combined)
+    loops.limb_combine_rows(products, 3, 2, 0, edge(5, 1 << 40), shift, low, 32767, correct, combined_rows)
+    digest.update(combined.tobytes() + combined_rows.tobytes())
 print(digest.hexdigest())
 """
 

@@ -4,7 +4,8 @@
     functions.py  ops ONNX defines as functions (RMSNormalization, Attention, ...) -> their bodies
     fold.py       constant folding (incl. Shape subgraphs), Identity/Dropout aliases; an If on a constant
                   condition -> its branch, a Loop or Scan of known length -> its iterations (unroll.py)
-    batchnorm.py  BatchNormalization folded into the Conv/Gemm before it
+    batchnorm.py  per-channel affine maps (BatchNormalization, Mul/Div/Add/Sub by a per-channel constant) folded
+                  into the Conv, Gemm or BatchNormalization before them
     feature_scales.py  per-feature scales for inputs whose features differ widely in magnitude (tabular data)
     ranges.py     value ranges from calibration (or synthetic inputs) for scale selection
     fuse_tables.py  Log(Sigmoid(x)) -> one LogSigmoid table (one rounding instead of two)

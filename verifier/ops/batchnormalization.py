@@ -1,8 +1,9 @@
 import numpy as np
 
-from verifier.fixedpoint import requantize
+from verifier.fixedpoint import ACT_BITS, qmax, requantize
+from verifier.kernels import loops
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import quantize_const, weight_frac
+from verifier.ops._common import kernel_path, quantize_const, weight_frac
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
@@ -10,7 +11,7 @@ BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 
 class BatchNormalization:
     """Inference BatchNormalization not folded into a Conv/Gemm: a per-channel (axis 1) affine map.
     s = gamma / sqrt(var + eps) is quantized at its 16-bit frac fs, t = beta - mean * s at fx + fs;
-    y = requantize(x * s[c] + t[c], fx + fs, fy)."""
+    y = requantize(x * s[c] + t[c], fx + fs, fy), then max(y, 0) with a fused Relu (fast: one compiled pass)."""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
@@ -29,9 +30,21 @@ class BatchNormalization:
         return Lowering(out_fracs=[out_frac], attrs={"acc_frac": x.frac + s_frac, "out_frac": out_frac},
                         consts=consts, absorbed={1, 2, 3, 4})
 
+    fuses_relu = True  # run applies attrs["relu"]
+
     @staticmethod
     def run(inputs, attrs, consts):
-        x = inputs[0]
+        x, relu = inputs[0], bool(attrs.get("relu"))
+        shift = attrs["acc_frac"] - attrs["out_frac"]
+        scale, offset = consts["scale"].reshape(-1), consts["shift"].reshape(-1)
+        if (kernel_path() == "fast" and 0 < shift <= 62 and x.ndim >= 2 and x.shape[1] == scale.size == offset.size
+                and x.size):  # one compiled pass (loops.affine_requantize), the integers of the form below
+            x = np.ascontiguousarray(x, dtype=np.int64)
+            out = np.empty_like(x)
+            loops.affine_requantize(x.reshape(x.shape[0], x.shape[1], -1), scale, offset, shift, 0 if relu else -qmax(ACT_BITS),
+                                    qmax(ACT_BITS), not relu, out.reshape(x.shape[0], x.shape[1], -1))
+            return [out]
         channel = (1, -1) + (1,) * (x.ndim - 2)
-        acc = x * consts["scale"].reshape(channel) + consts["shift"].reshape(channel)
-        return [requantize(acc, attrs["acc_frac"], attrs["out_frac"])]
+        out = requantize(x * consts["scale"].reshape(channel) + consts["shift"].reshape(channel), attrs["acc_frac"],
+                         attrs["out_frac"])
+        return [np.maximum(out, 0, out=out) if relu else out]

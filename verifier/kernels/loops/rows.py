@@ -1,6 +1,6 @@
 """Elementwise and per-row compiled loops: the fused epilogue's finish and the rounding helpers every loop
-shares, 8-bit narrowing and value ranges, two-term sums and products with their requantization, float feeds,
-LayerNormalization and Softmax rows (the package docstring says why their bits are those of the numpy forms)."""
+shares, 8-bit narrowing and value ranges, two-term sums and products with their requantization, per-channel
+affine maps, float feeds, LayerNormalization and Softmax rows (the package docstring says why their bits are those of the numpy forms)."""
 
 import numpy as np
 
@@ -119,6 +119,20 @@ def multiply_requantize(a, b, shift, limit, out):  # pragma: no cover - compiled
         row, others, target = a[r], b[r if b.shape[0] > 1 else 0], out[r]
         for i in range(m):
             target[i] = _requantized(row[i] * others[i if b.shape[1] > 1 else 0], rounding, -limit, limit)
+
+
+@compiled
+def affine_requantize(x, scale, offset, shift, low, high, correct, out):  # pragma: no cover - compiled
+    """out[n, c, i] = _requantized(x[n, c, i] * scale[c] + offset[c]) by 2**shift (0..62), clipped to [low, high]
+    (without the sign correction when not `correct`: a fused Relu, low = 0): a per-channel affine map
+    (BatchNormalization) in one pass, int64 products and sums wrapping as numpy's do. x, out: int64 (N, C, S)."""
+    rounding = _rounding(shift, correct)
+    N, C, S = x.shape
+    for n in range(N):
+        for c in range(C):
+            row, target, factor, term = x[n, c], out[n, c], scale[c], offset[c]
+            for i in range(S):
+                target[i] = _requantized(row[i] * factor + term, rounding, low, high)
 
 
 @compiled
