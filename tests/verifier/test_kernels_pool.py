@@ -78,6 +78,22 @@ def test_avg_pool_sums_and_counts_match_onnxruntime(x_shape, kernel, strides, pa
     np.testing.assert_allclose(sums / counts, expected, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("count_include_pad", [False, True])
+@pytest.mark.parametrize("x_shape,kernel,strides,pads,dilations,ceil_mode",
+                         GEOMETRIES + [((1, 2, 10, 9), (2, 3), (1, 2), (1, 0, 0, 1), (2, 2), True)])
+def test_avg_pool_in_one_pass_rounds_the_window_sums_as_the_reference(x_shape, kernel, strides, pads, dilations,
+                                                                       ceil_mode, count_include_pad):
+    """avg_pool (1-D and 2-D: one compiled loop) is rounding_divide(avg_pool_sum), ties and negative sums too."""
+    from verifier.fixedpoint import rounding_divide
+    from verifier.kernels import avg_pool
+
+    rng = np.random.default_rng(sum(x_shape) + 2)
+    x = rng.choice([-32767, 32767, -1, 1, 0, 5, -7], x_shape) * rng.integers(1, 3, x_shape)
+    geometry = dict(strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode,
+                    count_include_pad=count_include_pad)
+    assert np.array_equal(avg_pool(x, kernel, **geometry), rounding_divide(*avg_pool_sum(x, kernel, **geometry)))
+
+
 def test_avg_pool_counts_only_real_elements_by_default():
     x = np.ones((1, 1, 3, 3), dtype=np.int64)
     sums, counts = avg_pool_sum(x, (3, 3), pads=(1, 1, 1, 1))
@@ -127,3 +143,24 @@ def test_window_entirely_in_padding_is_rejected(x_shape, kernel, pads, dilations
 def test_kernel_rank_must_match_input():
     with pytest.raises(ValueError, match="kernel"):
         max_pool(np.zeros((1, 1, 4, 4), dtype=np.int64), (2,))
+
+
+@pytest.mark.parametrize("kernel, strides, pads, ceil_mode, include", [
+    ((3, 3), (1, 1), (1, 1, 1, 1), 0, 0), ((2, 3), (2, 1), (0, 1, 1, 1), 1, 0), ((3, 3), (2, 2), (1, 1, 1, 1), 1, 1),
+    ((5,), (2,), (2, 1), 0, 0)])
+def test_average_pool_divides_on_the_fast_path_as_the_reference_does(kernel, strides, pads, ceil_mode, include):
+    """The AveragePool op's division by each window's count in one compiled pass (loops.avg_pool) gives
+    the integers of fixedpoint.rounding_divide, halves and negative sums included."""
+    from verifier.interpreter import forced_path
+    from verifier.ops.averagepool import AveragePool
+
+    rng = np.random.default_rng(len(kernel) + ceil_mode)
+    x = rng.integers(-32767, 32768, (2, 3) + (9,) * len(kernel))
+    x[0, 0] = rng.choice([-32767, 32767, -1, 1, 0], x.shape[2:])
+    attrs = {"kernel_shape": list(kernel), "strides": list(strides), "dilations": [1] * len(kernel), "pads": list(pads),
+             "ceil_mode": ceil_mode, "count_include_pad": include}
+    results = []
+    for path in ("fast", "reference"):
+        with forced_path(path):
+            results.append(AveragePool.run([x], attrs, {})[0])
+    assert np.array_equal(results[0], results[1])

@@ -83,11 +83,14 @@ for fused in (True, False):
 loops.winograd_output(4 * edge(4 * 4 * 2 * 3 * 5 * 4, 1 << 56).reshape(4, 4, 2, 3, 5, 4), False,
                       *Requantize(9, 16, False).rounding(), 0, convolved)  # the int64 transform
 digest.update(convolved.tobytes())
-from verifier.kernels.pooling import max_pool
+from verifier.kernels.pooling import avg_pool, max_pool
 images[0, 0, 0, :3] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1]
 for kernel, strides, pads, dilations in (((2, 2), (2, 2), (0, 0, 0, 0), (1, 1)), ((3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
                                          ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), ((2, 3), (3, 1), (1, 0, 0, 2), (2, 2))):
     digest.update(max_pool(images, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=True).tobytes())
+    for include in (False, True):
+        digest.update(avg_pool(images, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=True,
+                               count_include_pad=include).tobytes())
 channels = edge(2 * 5 * 7, 1 << 20).reshape(2, 5, 7)
 for shift, low, correct in ((1, -32767, True), (20, 0, False), (62, -32767, True)):
     affine = np.empty_like(channels)

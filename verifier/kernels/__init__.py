@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from verifier.kernels.convolution import conv, plan_conv
 from verifier.kernels.epilogue import requantize
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, gemm, plan_gemm, prepare
-from verifier.kernels.pooling import avg_pool_sum, max_pool
+from verifier.kernels.pooling import avg_pool, avg_pool_sum, max_pool
 from verifier.kernels.window import release_scratch, scratch_bytes
 
 __all__ = [
-    "GemmPlan", "Prepared", "avg_pool_sum", "conv", "gemm", "max_pool", "plan_conv", "plan_gemm",
+    "GemmPlan", "Prepared", "avg_pool", "avg_pool_sum", "conv", "gemm", "max_pool", "plan_conv", "plan_gemm",
     "keep_freed_memory", "prepare", "release_scratch", "requantize", "scratch_bytes", "single_threaded",
 ]
 

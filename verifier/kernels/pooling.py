@@ -3,15 +3,16 @@ ceil_mode), separable: max and sum are taken along one spatial axis at a time, e
 passes over strided views; 1-D and 2-D max pools run as one compiled loop (loops.max_pool), the same
 maxima of the same values.
 
-avg_pool_sum returns the window sums and the divisor of each output position; the caller divides
-with the fixed-point rounding rule (verifier.fixedpoint.rounding_divide), so the only rounding
-stays in one place.
+avg_pool_sum returns the window sums and the divisor of each output position, which the caller divides
+with the fixed-point rounding rule (verifier.fixedpoint.rounding_divide); avg_pool does both, for 1-D and
+2-D pools in one compiled loop (loops.avg_pool) that rounds with the same rule.
 """
 
 import functools
 
 import numpy as np
 
+from verifier.fixedpoint import rounding_divide
 from verifier.kernels import loops, window
 from verifier.kernels.exact_gemm import _as_int64
 
@@ -67,19 +68,49 @@ def avg_pool_sum(x, kernel_shape, *, strides=None, pads=None, dilations=None, ce
     taps past the end padding that ceil_mode adds are never counted (onnxruntime / PyTorch)."""
     x = _as_int64(x)
     kernel, strides, pads, dilations, out_shape = _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
+    counts = _window_counts(x.shape[2:], kernel, strides, pads, dilations, out_shape, count_include_pad)
     xp = _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, 0)
-    rank = x.ndim - 2
-    spatial = xp.shape[2:]
-    counted = np.zeros(spatial, dtype=np.int64)
+    return _separable(xp, kernel, strides, dilations, out_shape, np.add), counts
+
+
+def avg_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False,
+             count_include_pad: bool = False) -> np.ndarray:
+    """fixedpoint.rounding_divide(*avg_pool_sum(...)): the same integers, for 1-D and 2-D pools in one compiled
+    loop (loops.avg_pool: window sums and their division in one pass), else from avg_pool_sum."""
+    x = _as_int64(x)
+    kernel, strides, pads, dilations, out_shape = _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
+    counts = _window_counts(x.shape[2:], kernel, strides, pads, dilations, out_shape, count_include_pad)
+    if x.ndim not in (3, 4) or not x.size:
+        sums, _ = avg_pool_sum(x, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode,
+                               count_include_pad=count_include_pad)
+        return rounding_divide(sums, counts)
+    one_dimensional = x.ndim == 3
+    if one_dimensional:
+        x, counts = x[:, :, None], counts[None]
+        kernel, strides, dilations = (1,) + kernel, (1,) + tuple(strides), (1,) + tuple(dilations)
+        pads, out_shape = (0, pads[0], 0, pads[1]), (1,) + tuple(out_shape)
+    H, W = x.shape[2:]
+    row = np.zeros(max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W), dtype=np.int64)
+    out = np.empty(x.shape[:2] + tuple(out_shape), dtype=np.int64)
+    loops.avg_pool(np.ascontiguousarray(x).reshape(-1), H, W, tuple(kernel), tuple(strides), tuple(dilations),
+                   tuple(pads[:2]), tuple(out_shape), np.ascontiguousarray(counts), row, out.reshape(-1))
+    return out[:, :, 0] if one_dimensional else out
+
+
+def _window_counts(spatial, kernel, strides, pads, dilations, out_shape, count_include_pad) -> np.ndarray:
+    """The element count of every window (int64, out_shape), refused when a window counts none."""
+    rank = len(spatial)
+    xp_shape = tuple(pads[i] + max(_reach(kernel, strides, dilations, out_shape, i) - pads[i], s)
+                     for i, s in enumerate(spatial))
+    counted = np.zeros(xp_shape, dtype=np.int64)
     if count_include_pad:
-        counted[tuple(slice(0, s + pads[i] + pads[i + rank]) for i, s in enumerate(x.shape[2:]))] = 1
+        counted[tuple(slice(0, s + pads[i] + pads[i + rank]) for i, s in enumerate(spatial))] = 1
     else:
-        counted[tuple(slice(pads[i], pads[i] + s) for i, s in enumerate(x.shape[2:]))] = 1
-    sums = _separable(xp, kernel, strides, dilations, out_shape, np.add)
+        counted[tuple(slice(pads[i], pads[i] + s) for i, s in enumerate(spatial))] = 1
     counts = _separable(counted, kernel, strides, dilations, out_shape, np.add)
     if counts.size and counts.min() == 0:
         raise ValueError(f"avg_pool_sum: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
-    return sums, counts
+    return counts
 
 
 def _separable(x, kernel, strides, dilations, out_shape, combine) -> np.ndarray:

@@ -1,13 +1,14 @@
 from verifier.fixedpoint import rounding_divide
-from verifier.kernels import avg_pool_sum
+from verifier.kernels import avg_pool, avg_pool_sum
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import auto_pads, window_cost, window_output_size
+from verifier.ops._common import auto_pads, kernel_path, window_cost, window_output_size
 
 
 class AveragePool:
     """y = rounding_divide(window sum, window count): the exact int64 sum of each window divided by the
     number of taps counted (inside the input, plus the explicit pads when count_include_pad=1; never the
-    extra end padding of ceil_mode), rounded half away from zero. Output frac = input frac."""
+    extra end padding of ceil_mode), rounded half away from zero (fast: sums and divisions in one compiled
+    pass). Output frac = input frac."""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
@@ -22,10 +23,11 @@ class AveragePool:
 
     @staticmethod
     def run(inputs, attrs, consts):
-        sums, counts = avg_pool_sum(inputs[0], attrs["kernel_shape"], strides=attrs["strides"], pads=attrs["pads"],
-                                    dilations=attrs["dilations"], ceil_mode=bool(attrs["ceil_mode"]),
-                                    count_include_pad=bool(attrs["count_include_pad"]))
-        return [rounding_divide(sums, counts)]
+        geometry = {"strides": attrs["strides"], "pads": attrs["pads"], "dilations": attrs["dilations"],
+                    "ceil_mode": bool(attrs["ceil_mode"]), "count_include_pad": bool(attrs["count_include_pad"])}
+        if kernel_path() != "reference":  # (one compiled pass for 1-D and 2-D pools: the same integers)
+            return [avg_pool(inputs[0], attrs["kernel_shape"], **geometry)]
+        return [rounding_divide(*avg_pool_sum(inputs[0], attrs["kernel_shape"], **geometry))]
 
 
 AveragePool.cost = staticmethod(window_cost)  # work: output elements times the window, plus the input

@@ -16,15 +16,15 @@ program - the CLI, the gateway, the SDK - never load it.
 
 The loops live in three modules, re-exported here: rows.py (elementwise and per-row passes: the epilogue's
 finish, narrowing, sums, products, per-channel affine maps, feeds, LayerNorm, Softmax), windows.py (window gathers and reductions:
-im2col, depthwise convolution, Winograd's transforms, max pooling) and limbs.py (the limb products' splitting
+im2col, depthwise convolution, Winograd's transforms, max and average pooling) and limbs.py (the limb products' splitting
 and recombining, kernels/limbs.py); _compile.py holds the lazy compilation.
 """
 
 from verifier.kernels.loops.rows import (affine_requantize, finish, layer_norm, multiply_requantize, narrow,
                                          quantize, softmax, sum_requantize, value_range)
 from verifier.kernels.loops.limbs import limb_combine, limb_combine_rows, limb_gather, limb_planes, limb_rows
-from verifier.kernels.loops.windows import depthwise, im2col, max_pool, winograd_input, winograd_output
+from verifier.kernels.loops.windows import avg_pool, depthwise, im2col, max_pool, winograd_input, winograd_output
 
-__all__ = ["affine_requantize", "depthwise", "finish", "im2col", "layer_norm", "limb_combine", "limb_combine_rows", "limb_gather",
+__all__ = ["affine_requantize", "avg_pool", "depthwise", "finish", "im2col", "layer_norm", "limb_combine", "limb_combine_rows", "limb_gather",
            "limb_planes", "limb_rows", "max_pool", "multiply_requantize", "narrow", "quantize", "softmax", "sum_requantize",
            "value_range", "winograd_input", "winograd_output"]

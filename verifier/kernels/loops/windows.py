@@ -1,5 +1,5 @@
 """Compiled loops over windows: 2-D im2col, depthwise convolution with its epilogue, Winograd F(2x2, 3x3)'s
-input and output transforms, and 2-D max pooling (the package docstring says why their bits are those of the
+input and output transforms, and 2-D max and average pooling (the package docstring says why their bits are those of the
 numpy forms)."""
 
 import numpy as np
@@ -199,3 +199,36 @@ def max_pool(x, H, W, kernel, strides, dilations, pads, out_shape, row, out):  #
                 for j in range(1, KW):
                     for ow in range(OW):
                         out[_at(start + ow)] = max(out[_at(start + ow)], row[_at(SW * ow + j * DW)])
+
+
+@compiled
+def avg_pool(x, H, W, kernel, strides, dilations, pads, out_shape, counts, row, out):  # pragma: no cover - compiled
+    """A 2-D average pool: each window's int64 sum (the taps inside x; padding adds 0), divided by its count
+    counts[oh, ow] > 0 with fixedpoint.rounding_divide's rule, sign(s) * ((2 |s| + c) // (2 c)). Per output row, the
+    rows of its window are summed into `row` (a contiguous pass), then each output adds its columns there. x:
+    flat int64, planes of (H, W); row: int64 of pads[1] + W + the columns windows reach past the end, its padding
+    columns 0; out: flat int64, planes of out_shape. (Sums of at most 2**62 / |x| taps cannot wrap.)"""
+    KH, KW = kernel
+    SH, SW = strides
+    DH, DW = dilations
+    OH, OW = out_shape
+    left = pads[1]
+    for p in range(x.shape[0] // (H * W)):
+        for oh in range(OH):
+            top = oh * SH - pads[0]
+            for w in range(W):
+                row[_at(left + w)] = 0
+            for i in range(KH):
+                h = top + i * DH
+                if 0 <= h < H:
+                    line = (p * H + h) * W
+                    for w in range(W):
+                        row[_at(left + w)] += x[_at(line + w)]
+            start = (p * OH + oh) * OW
+            for ow in range(OW):
+                total = row[_at(SW * ow)]
+                for j in range(1, KW):
+                    total += row[_at(SW * ow + j * DW)]
+                c = counts[_at(oh), _at(ow)]
+                magnitude = (2 * (-total if total < 0 else total) + c) // (2 * c)
+                out[_at(start + ow)] = -magnitude if total < 0 else magnitude
