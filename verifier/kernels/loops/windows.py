@@ -207,7 +207,7 @@ def avg_pool(x, H, W, kernel, strides, dilations, pads, out_shape, counts, row, 
     counts[oh, ow] > 0 with fixedpoint.rounding_divide's rule, sign(s) * ((2 |s| + c) // (2 c)). Per output row, the
     rows of its window are summed into `row` (a contiguous pass), then each output adds its columns there. x:
     flat int64, planes of (H, W); row: int64 of pads[1] + W + the columns windows reach past the end, its padding
-    columns 0; out: flat int64, planes of out_shape. (Sums of at most 2**62 / |x| taps cannot wrap.)"""
+    columns 0; out: flat int64, planes of out_shape. (int64 sums wrap as numpy's do: the same integers in any order.)"""
     KH, KW = kernel
     SH, SW = strides
     DH, DW = dilations
