@@ -1,6 +1,7 @@
 """The same program and input give the same commitment: repeated runs, fresh processes, BLAS/OpenMP thread
 counts, the fast and reference execution paths, and random small models (hypothesis)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -66,6 +67,25 @@ def test_execute_job_commits_to_the_same_bytes_as_the_session(example_program, e
     outcome = execute_job(example_program.to_bytes(), session.encode_inputs(example_inputs))
     fixed = session.run_fixed(example_inputs)
     assert outcome.ok and outcome.result_hash == fixed.commitment and outcome.output_bytes == fixed.output_bytes
+
+
+def test_execute_job_keeps_its_last_programs_decoded_and_commits_the_same_bytes(example_program, example_inputs):
+    """A slot runs job after job of the same model: the program is decoded once (kept by the sha256 of its
+    bytes, with what its kernels prepared) and every job commits what a fresh decode commits."""
+    from verifier import job
+
+    data, inputs = example_program.to_bytes(), InferenceSession(example_program).encode_inputs(example_inputs)
+    first = execute_job(data, inputs)
+    kept = job._program(data)
+    assert execute_job(data, inputs) == first and job._program(data) is kept
+    assert job._program(bytes(data)) is kept  # the same bytes, another object: still the kept program
+    for note in range(job.KEPT_PROGRAMS):  # other programs push it out, the oldest first
+        other = dataclasses.replace(example_program, meta={**example_program.meta, "note": note}, _bytes=None)
+        job._program(other.to_bytes())
+    assert job._program(data) is not kept and execute_job(data, inputs) == first
+    malformed = data[:-1]  # never kept: every job refuses it again
+    assert execute_job(malformed, inputs).error_code == execute_job(malformed, inputs).error_code == 1
+    assert len(job._programs) == job.KEPT_PROGRAMS
 
 
 def test_program_survives_a_save_and_load_bit_for_bit(example_program, tmp_path):
