@@ -43,7 +43,7 @@ W_LIMB_BITS = 8  # weight limbs in [-128, 127]
 MAX_K = 1 << 16  # K * 127 * 255 < 2**31
 MAX_LIMBS = 3  # operands past 21 (x) / 24 (w) bits take the float paths
 MIN_K_PER_PRODUCT = 85  # the limb path when K >= this many per limb product (scripts/bench_kernels.py)
-ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | off
+ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | always | off (setting)
 
 
 _broken: list[str] = []  # why onnxruntime could not make a limb session, once it could not (then never again)
@@ -114,12 +114,12 @@ class LimbWeights:
     onnxruntime session that packs them once (made on the first product); `column_sums` (N,) for the
     offset's correction."""
 
-    __slots__ = ("count", "depth", "column_sums", "_limbs", "_session")
+    __slots__ = ("count", "column_sums", "_limbs", "_session")
 
     def __init__(self, matrix: np.ndarray):
         matrix = np.asarray(matrix, dtype=np.int64)
         self.count = weight_limbs(int(matrix.min()), int(matrix.max())) if matrix.size else 1
-        self.depth, self.column_sums = matrix.shape[0], matrix.sum(axis=0)
+        self.column_sums = matrix.sum(axis=0)
         limbs, rest = [], matrix
         for _ in range(min(self.count, MAX_LIMBS)):  # (past MAX_LIMBS, never multiplied: planned refuses it)
             limb = ((rest + 128) & 255) - 128
