@@ -87,11 +87,6 @@ def setting() -> str:
     return "on" if value == "auto" else value
 
 
-def enabled() -> bool:
-    """Whether products may take the limb path on this machine (setting)."""
-    return setting() != "off"
-
-
 def x_limbs(low: int, high: int) -> tuple[int, int] | None:
     """(limb count, offset) that hold every activation in [low, high] as 7-bit limbs of x + offset >= 0,
     or None past MAX_LIMBS limbs."""
