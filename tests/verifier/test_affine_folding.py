@@ -30,8 +30,10 @@ def _bn(source, out, channels, prefix="bn"):
 
 def _compiled_and_checked(model, x_shape, tolerance=2e-3):
     x = RNG.normal(0, 1, x_shape).astype(np.float32)
-    program = compile_model(model, calibration={"x": RNG.normal(0, 1, (4 * x_shape[0],) + tuple(x_shape[1:])).astype(np.float32)})
-    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    samples = RNG.normal(0, 1, (4 * x_shape[0],) + tuple(x_shape[1:])).astype(np.float32)
+    program = compile_model(model, calibration={"x": samples})
+    reference = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = reference.run(None, {"x": x})[0]
     got = InferenceSession(program).run(None, {"x": x})[0]
     assert np.max(np.abs(got - expected)) <= tolerance * max(1.0, float(np.max(np.abs(expected))))
     return [node.op for node in program.nodes]
@@ -43,7 +45,8 @@ def test_conv_batchnorm_scale_and_shift_become_one_conv():
              helper.make_node("Mul", ["n", "scale"], ["s"]), helper.make_node("Add", ["shift", "s"], ["r"]),
              helper.make_node("Relu", ["r"], ["y"])]
     model = _model(nodes, (2, 3, 7, 7), {"w": RNG.normal(0, 0.3, (6, 3, 3, 3)), **params,
-                                          "scale": RNG.normal(0, 2, (6, 1, 1)), "shift": RNG.normal(0, 1, (1, 6, 1, 1))})
+                                          "scale": RNG.normal(0, 2, (6, 1, 1)),
+                                          "shift": RNG.normal(0, 1, (1, 6, 1, 1))})
     assert _compiled_and_checked(model, (2, 3, 7, 7)) == ["Conv"]  # (with the Relu fused)
 
 
@@ -65,7 +68,8 @@ def test_a_scale_after_a_gemm_folds_into_its_weights():
     assert _compiled_and_checked(model, (5, 8)) == ["Gemm"]
 
 
-@pytest.mark.parametrize("case", ["spatial constant", "shared output", "run-time scale", "zero divisor", "graph output"])
+@pytest.mark.parametrize("case", ["spatial constant", "shared output", "run-time scale", "zero divisor",
+                                  "graph output"])
 def test_maps_that_are_not_per_channel_affine_of_a_private_output_stay(case):
     w = {"w": RNG.normal(0, 0.3, (4, 2, 1, 1))}
     conv = helper.make_node("Conv", ["x", "w"], ["c"])
@@ -77,7 +81,8 @@ def test_maps_that_are_not_per_channel_affine_of_a_private_output_stay(case):
     elif case == "run-time scale":
         nodes, extra = [conv, helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])], {}
     elif case == "zero divisor":
-        nodes, extra = [conv, helper.make_node("Div", ["c", "k"], ["y"])], {"k": np.array([1.0, 0.0, 2.0, 1.0]).reshape(4, 1, 1)}
+        nodes, extra = [conv, helper.make_node("Div", ["c", "k"], ["y"])], {
+            "k": np.array([1.0, 0.0, 2.0, 1.0]).reshape(4, 1, 1)}
     else:
         nodes, extra = [conv, helper.make_node("Mul", ["c", "k"], ["y"])], {"k": RNG.normal(0, 1, (4, 1, 1))}
     model = _model(nodes, (2, 2, 3, 3), {**w, **extra})

@@ -156,7 +156,8 @@ def _session(limbs: np.ndarray):
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range) -> tuple[tuple[int, int], LimbWeights] | None:
+def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
+            x_range) -> tuple[tuple[int, int], LimbWeights] | None:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
     K <= MAX_K) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, unless the setting is "always"),

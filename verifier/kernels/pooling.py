@@ -38,16 +38,22 @@ def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_m
 
 def _max_pool_compiled(x, kernel, strides, pads, dilations, out_shape):
     """loops.max_pool; a 1-D pool runs as 2-D with a unit height."""
+    return _pooled(loops.max_pool, x, kernel, strides, pads, dilations, out_shape, _EMPTY)
+
+
+def _pooled(loop, x, kernel, strides, pads, dilations, out_shape, fill, *counts):
+    """A compiled 2-D pooling loop (loops.max_pool, or loops.avg_pool with the windows' counts) on x (N, C,
+    H, W), its row buffer's padding columns `fill`; a 1-D pool runs as 2-D with a unit height."""
     one_dimensional = x.ndim == 3
     if one_dimensional:
-        x = x[:, :, None]
-        kernel, strides, dilations = (1,) + kernel, (1,) + tuple(strides), (1,) + tuple(dilations)
+        x, counts = x[:, :, None], tuple(c[None] for c in counts)
+        kernel, strides, dilations = (1,) + tuple(kernel), (1,) + tuple(strides), (1,) + tuple(dilations)
         pads, out_shape = (0, pads[0], 0, pads[1]), (1,) + tuple(out_shape)
     H, W = x.shape[2:]
-    row = np.full(max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W), _EMPTY, dtype=np.int64)
+    row = np.full(max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W), fill, dtype=np.int64)
     out = np.empty(x.shape[:2] + tuple(out_shape), dtype=np.int64)
-    loops.max_pool(np.ascontiguousarray(x).reshape(-1), H, W, tuple(kernel), tuple(strides), tuple(dilations),
-                   tuple(pads[:2]), tuple(out_shape), row, out.reshape(-1))
+    loop(np.ascontiguousarray(x).reshape(-1), H, W, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]),
+         tuple(out_shape), *(np.ascontiguousarray(c) for c in counts), row, out.reshape(-1))
     return out[:, :, 0] if one_dimensional else out
 
 
@@ -84,17 +90,7 @@ def avg_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_m
         sums, _ = avg_pool_sum(x, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode,
                                count_include_pad=count_include_pad)
         return rounding_divide(sums, counts)
-    one_dimensional = x.ndim == 3
-    if one_dimensional:
-        x, counts = x[:, :, None], counts[None]
-        kernel, strides, dilations = (1,) + kernel, (1,) + tuple(strides), (1,) + tuple(dilations)
-        pads, out_shape = (0, pads[0], 0, pads[1]), (1,) + tuple(out_shape)
-    H, W = x.shape[2:]
-    row = np.zeros(max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W), dtype=np.int64)
-    out = np.empty(x.shape[:2] + tuple(out_shape), dtype=np.int64)
-    loops.avg_pool(np.ascontiguousarray(x).reshape(-1), H, W, tuple(kernel), tuple(strides), tuple(dilations),
-                   tuple(pads[:2]), tuple(out_shape), np.ascontiguousarray(counts), row, out.reshape(-1))
-    return out[:, :, 0] if one_dimensional else out
+    return _pooled(loops.avg_pool, x, kernel, strides, pads, dilations, out_shape, 0, counts)
 
 
 def _window_counts(spatial, kernel, strides, pads, dilations, out_shape, count_include_pad) -> np.ndarray:

@@ -37,12 +37,13 @@ class BatchNormalization:
         x, relu = inputs[0], bool(attrs.get("relu"))
         shift = attrs["acc_frac"] - attrs["out_frac"]
         scale, offset = consts["scale"].reshape(-1), consts["shift"].reshape(-1)
-        if (kernel_path() == "fast" and 0 < shift <= 62 and x.ndim >= 2 and x.shape[1] == scale.size == offset.size
-                and x.size):  # one compiled pass (loops.affine_requantize), the integers of the form below
+        if (kernel_path() == "fast" and 0 < shift <= 62 and x.ndim >= 2 and x.size
+                and x.shape[1] == scale.size == offset.size):  # one compiled pass: the integers of the form below
             x = np.ascontiguousarray(x, dtype=np.int64)
             out = np.empty_like(x)
-            loops.affine_requantize(x.reshape(x.shape[0], x.shape[1], -1), scale, offset, shift, 0 if relu else -qmax(ACT_BITS),
-                                    qmax(ACT_BITS), not relu, out.reshape(x.shape[0], x.shape[1], -1))
+            rows = (x.shape[0], x.shape[1], -1)
+            loops.affine_requantize(x.reshape(rows), scale, offset, shift, 0 if relu else -qmax(ACT_BITS),
+                                    qmax(ACT_BITS), not relu, out.reshape(rows))
             return [out]
         channel = (1, -1) + (1,) * (x.ndim - 2)
         out = requantize(x * consts["scale"].reshape(channel) + consts["shift"].reshape(channel), attrs["acc_frac"],
