@@ -67,7 +67,7 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     K, OC = int(np.prod(w_values.shape[1:])), w_values.shape[0]
     if (path == "fast" and group == 1 and x.ndim in (3, 4) and isinstance(w, Prepared)
             and (requantize is None or requantize.fits_int64(K * x_bound * w_bound))):
-        on_limbs = _conv_limbs(x, w, x_range, geometry, requantize)
+        on_limbs = _conv_limbs(x, w, K, x_range, geometry, requantize)
         if on_limbs is not None:
             return on_limbs
     if path == "fast" and plan.algorithm == "winograd" and requantize is not None:
@@ -207,10 +207,10 @@ def _fused_product(a, b, requantize, chunk):
     return np.matmul(a, b, out=exact_gemm.product_buffer(a, b, "conv_product")), True
 
 
-def _conv_limbs(x, w: Prepared, x_range, geometry, requantize):
+def _conv_limbs(x, w: Prepared, K: int, x_range, geometry, requantize):
     """The limb path (limbs.conv2d) when this machine takes it and K pays for it, else None. A 1-D
     convolution runs as 2-D with a unit height."""
-    plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), int(np.prod(w.shape[1:])), x, x_range)
+    plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), K, x, x_range)
     if plan is None:
         return None
     strides, pads, dilations, out_shape = geometry

@@ -86,10 +86,9 @@ def avg_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_m
     x = _as_int64(x)
     kernel, strides, pads, dilations, out_shape = _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
     counts = _window_counts(x.shape[2:], kernel, strides, pads, dilations, out_shape, count_include_pad)
-    if x.ndim not in (3, 4) or not x.size:
-        sums, _ = avg_pool_sum(x, kernel, strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode,
-                               count_include_pad=count_include_pad)
-        return rounding_divide(sums, counts)
+    if x.ndim not in (3, 4) or not x.size:  # (avg_pool_sum's separable sums, without its geometry again)
+        xp = _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, 0)
+        return rounding_divide(_separable(xp, kernel, strides, dilations, out_shape, np.add), counts)
     return _pooled(loops.avg_pool, x, kernel, strides, pads, dilations, out_shape, 0, counts)
 
 
