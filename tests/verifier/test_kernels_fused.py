@@ -142,3 +142,35 @@ def test_fused_float32_gemm_equals_the_reference_epilogue(a_shape, relu):
     for shift, bias in ((13, rng.integers(-(1 << 45), 1 << 45, 11)), (2, None)):
         spec = Requantize(shift, 16, relu, bias)
         assert np.array_equal(gemm(a, prepare(b), a_bound=Q7, requantize=spec), expected(acc, spec, -1))
+
+
+BATCH_CASES = [
+    # (x shape, w shape, pads): stride-1 2-D convolutions of a batch
+    ((7, 3, 6, 6), (5, 3, 3, 3), (1, 1, 1, 1)),
+    ((5, 2, 9, 7), (4, 2, 5, 3), (2, 0, 1, 1)),  # asymmetric kernel and pads
+    ((6, 4, 5, 5), (3, 4, 1, 1), (0, 0, 0, 0)),  # 1x1
+]
+
+
+@pytest.mark.parametrize("bits", [16, 8])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("x_shape,w_shape,pads", BATCH_CASES)
+def test_a_batch_in_bands_of_images_equals_the_reference_epilogue(x_shape, w_shape, pads, relu, bits, monkeypatch):
+    """Columns past COLUMN_BAND_BYTES go in bands of images (here 2 at a time, the last band shorter): the same
+    bits as the reference, at the 16-bit edge (float64 products) and the 8-bit one (float32)."""
+    from verifier.kernels import convolution
+
+    bound = fixedpoint.qmax(bits)
+    K = int(np.prod(w_shape[1:]))
+    positions = x_shape[2] * x_shape[3]  # (output = input size with these pads)
+    column_bytes = (K + 1) * positions * 8 if bits == 16 else K * positions * 4  # (float64 with the ones)
+    monkeypatch.setattr(convolution, "COLUMN_BAND_BYTES", 2 * column_bytes)
+    bands = []
+    monkeypatch.setattr(convolution.loops, "im2col", lambda x, *rest, im2col=convolution.loops.im2col:
+                        bands.append(x.shape[0]) or im2col(x, *rest))
+    rng = np.random.default_rng(sum(x_shape) + relu + bits)
+    x, w = edge_values(rng, x_shape, bound), edge_values(rng, w_shape, bound)
+    acc = conv(x, w, pads=pads, path="reference")
+    spec = Requantize(13, 16, relu, rng.integers(-(1 << 40), 1 << 40, w_shape[0]))
+    assert np.array_equal(conv(x, prepare(w), pads=pads, x_bound=bound, requantize=spec), expected(acc, spec, 1))
+    assert bands[0] == 2 and sum(bands) == x_shape[0]
