@@ -164,3 +164,15 @@ def test_average_pool_divides_on_the_fast_path_as_the_reference_does(kernel, str
         with forced_path(path):
             results.append(AveragePool.run([x], attrs, {})[0])
     assert np.array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("x_shape", [(3, 4, 8, 8), (2, 3, 9, 7), (1, 2, 2, 2), (5, 1, 2, 13)])
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_the_2x2_stride_2_pool_equals_the_numpy_passes(x_shape, ceil_mode):
+    """The commonest pool reads its two input rows directly (loops._max_pool_2x2); odd sizes leave a row or
+    column out (or, with ceil_mode, take the row-buffer loop), values at the int64 edges."""
+    rng = np.random.default_rng(sum(x_shape) + ceil_mode)
+    x = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, x_shape, endpoint=True)
+    x.reshape(-1)[:4] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1, 0]
+    geometry = dict(strides=(2, 2), ceil_mode=ceil_mode)
+    assert np.array_equal(max_pool(x, (2, 2), **geometry), max_pool(x, (2, 2), compiled=False, **geometry))

@@ -167,6 +167,10 @@ def max_pool(x, H, W, kernel, strides, dilations, pads, out_shape, row, out):  #
     SH, SW = strides
     DH, DW = dilations
     OH, OW = out_shape
+    if (kernel == (2, 2) and strides == (2, 2) and dilations == (1, 1) and pads == (0, 0)
+            and 2 * OH <= H and 2 * OW <= W):
+        _max_pool_2x2(x, H, W, OH, OW, out)
+        return
     left = pads[1]
     for p in range(x.shape[0] // (H * W)):
         for oh in range(OH):
@@ -200,6 +204,19 @@ def max_pool(x, H, W, kernel, strides, dilations, pads, out_shape, row, out):  #
                     for ow in range(OW):
                         out[_at(start + ow)] = max(out[_at(start + ow)], row[_at(SW * ow + j * DW)])
 
+
+@inlined
+def _max_pool_2x2(x, H, W, OH, OW, out):  # pragma: no cover - compiled
+    """The commonest pool, 2x2 at stride 2 with every window inside x, straight from its two input rows: no row
+    buffer, whose passes cost more than the maxima on small planes (digits_cnn's 8x8: 0.21 ms against 0.09)."""
+    for p in range(x.shape[0] // (H * W)):
+        for oh in range(OH):
+            top = (p * H + 2 * oh) * W
+            below = top + W
+            start = (p * OH + oh) * OW
+            for ow in range(OW):
+                upper = max(x[_at(top + 2 * ow)], x[_at(top + 2 * ow + 1)])
+                out[_at(start + ow)] = max(upper, max(x[_at(below + 2 * ow)], x[_at(below + 2 * ow + 1)]))
 
 @compiled
 def avg_pool(x, H, W, kernel, strides, dilations, pads, out_shape, counts, row, out):  # pragma: no cover - compiled
