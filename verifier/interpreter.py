@@ -8,7 +8,13 @@ the same node.
 
 The per-node bookkeeping (op lookup, which tensors die after which node, the cost of a node for a given
 set of input shapes) is planned once per Program and reused by every run: a small model's run is
-mostly this loop, so it does no more Python work per node than it must."""
+mostly this loop, so it does no more Python work per node than it must.
+
+Nodes whose outputs follow from the program and the shapes of the feeds alone (Shape, Size and what is
+computed from them and from constants: the shape arithmetic of a model exported with a dynamic batch) are
+run once per set of feed shapes; later runs with the same shapes take their outputs from a cache (up to
+`SHAPE_CACHE_ELEMENTS`), read-only like the program's constants. Each such node is still metered and
+checked where it stands, so a run stops at the same node with the same error whether or not it is cached."""
 
 from __future__ import annotations
 
@@ -57,6 +63,7 @@ class NodePlan:
     weight: int  # units per element of the op's class
     relu: bool  # a Relu fused at compile time (verifier/compiler/fuse.py) that the loop applies
     named_outputs: int = 0  # outputs the program names (the op must give at least this many)
+    shape_only: bool = False  # its outputs follow from the program and the feed shapes alone
     dies: tuple = ()  # tensors no later node (nor the result) reads: freed after this node
     units: dict = field(default_factory=dict)  # input shapes -> (units, largest output) when shapes decide both
 
@@ -76,6 +83,11 @@ def plan(program: Program) -> list[NodePlan]:
         relu = bool(node.attrs.get("relu")) and not getattr(op, "fuses_relu", False)
         plans.append(NodePlan(node.name, op, tuple(node.inputs), tuple(node.outputs), node.attrs, node.consts,
                               cost.base(node.op), cost.weight(node.op), relu, sum(1 for o in node.outputs if o)))
+    fixed = set(program.constants)  # tensors the program and the feed shapes alone decide
+    for node in plans:
+        if getattr(node.op, "reads_only_shapes", False) or all(name in fixed for name in node.inputs if name):
+            node.shape_only = True
+            fixed.update(name for name in node.outputs if name)
     keep = {info.name for info in program.outputs}
     last: dict[str, int] = {}
     for index, node in enumerate(plans):
@@ -102,7 +114,8 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
     live = {name: int(np.size(value)) for name, value in feeds.items()}
     live_total = sum(live.values())
     spent = peak = 0
-    for node in plan(program):
+    cached = _shape_values(program, feeds)
+    for index, node in enumerate(plan(program)):
         try:
             inputs = [env[name] if name else None for name in node.inputs]
         except KeyError as exc:
@@ -119,18 +132,13 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
         peak = max(peak, live_total + size)
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
-        try:
-            outputs = node.op.run(inputs, node.attrs, node.consts)
-        except (ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:  # what an op finds in its inputs
-            raise ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}") from exc
-        if node.relu:  # fusable ops that do not apply it themselves return a fresh array (fuse.py)
-            np.maximum(outputs[0], 0, out=outputs[0])
-        if len(outputs) < node.named_outputs:
-            raise ProgramFormatError(f"node {node.name!r}: op {node.op.__name__} gave {len(outputs)} outputs")
+        outputs = cached.get(index) if node.shape_only else None
+        if outputs is None:
+            outputs = _run(node, inputs)
+            if node.shape_only:
+                _keep_shape_values(cached, index, outputs)
         for name, value in zip(node.outputs, outputs):
             if name:
-                if type(value) is not np.ndarray or value.dtype != np.int64:
-                    value = np.asarray(value, dtype=np.int64)
                 env[name] = value
                 live_total += value.size - live.get(name, 0)
                 live[name] = value.size
@@ -143,6 +151,56 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
     if stats is not None:
         stats.update(units=spent, nodes=len(program.nodes), peak_live_elements=peak)
     return {info.name: env[info.name] for info in program.outputs}
+
+
+def _run(node: NodePlan, inputs: list) -> list:
+    """The node's outputs on these inputs, its fused Relu applied; the named ones as int64 arrays."""
+    try:
+        outputs = node.op.run(inputs, node.attrs, node.consts)
+    except (ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:  # what an op finds in its inputs
+        raise ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}") from exc
+    if node.relu:  # fusable ops that do not apply it themselves return a fresh array (fuse.py)
+        np.maximum(outputs[0], 0, out=outputs[0])
+    if len(outputs) < node.named_outputs:
+        raise ProgramFormatError(f"node {node.name!r}: op {node.op.__name__} gave {len(outputs)} outputs")
+    outputs = list(outputs)
+    for position, name in enumerate(node.outputs[:len(outputs)]):
+        value = outputs[position]
+        if name and (type(value) is not np.ndarray or value.dtype != np.int64):
+            outputs[position] = np.asarray(value, dtype=np.int64)
+    return outputs
+
+
+SHAPE_CACHE_ELEMENTS = 1 << 16  # elements of shape-only outputs cached per set of feed shapes (masks past it
+# are computed again: a hostile program cannot grow the cache past this)
+SHAPE_CACHE_KEYS = 8  # sets of feed shapes cached per program
+
+
+class _ShapeValues(dict):
+    """A program's shape-only outputs for one set of feed shapes: node index -> outputs, and the elements held."""
+
+    elements = 0
+
+
+def _shape_values(program: Program, feeds: dict) -> _ShapeValues:
+    """The cached shape-only outputs of the program for these feed shapes (filled by the run as it goes)."""
+    key = tuple(sorted((name, np.shape(value)) for name, value in feeds.items()))
+    caches = program.__dict__.setdefault("_shape_values", {})
+    if key not in caches and len(caches) >= SHAPE_CACHE_KEYS:
+        caches.clear()
+    return caches.setdefault(key, _ShapeValues())
+
+
+def _keep_shape_values(cached: _ShapeValues, index: int, outputs: list) -> None:
+    """Cache a shape-only node's outputs while the budget allows, made read-only as the program's constants are
+    (consumers never write into their inputs), so every later run sees the very same values."""
+    size = sum(value.size for value in outputs if isinstance(value, np.ndarray))
+    if cached.elements + size <= SHAPE_CACHE_ELEMENTS:
+        for value in outputs:
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        cached[index] = outputs
+        cached.elements += size
 
 
 def _meter(node: NodePlan, inputs: list) -> tuple[int, int]:

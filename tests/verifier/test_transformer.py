@@ -325,3 +325,43 @@ def test_encoder_masked_with_float32_lowest_value_agrees_with_onnxruntime(dynamo
     model = export(LowestValueMaskEncoder().eval(), torch.ones(2, 8, dtype=torch.int64), dynamo=dynamo)
     rng = np.random.default_rng(9)
     assert_agrees_with_onnxruntime(model, padded_ids(rng, 64), padded_ids(rng, 128))
+
+
+def test_shape_arithmetic_is_cached_per_feed_shapes_and_changes_no_bit(transformers, digit_rows, monkeypatch):
+    """A dynamic batch leaves Shape/Gather/Unsqueeze/Concat... in the program; their outputs are cached per set of
+    feed shapes (interpreter.py). Runs that take them from the cache, for shapes seen before or not, trace the
+    same bytes at every node as a fresh copy of the program on the reference path, and stop at the same node."""
+    from verifier import Program, interpreter
+    from verifier.errors import CostLimitError
+    from verifier.session import integer_feeds
+
+    x_train, x_test, _, _ = digit_rows
+    program = compile_model(export(transformers["handwritten"], torch.zeros(1, 8, 8)), calibration={"x": x_train[:256]})
+    plans = interpreter.plan(program)
+    shape_only = {plan.op.__name__ for plan in plans if plan.shape_only}
+    assert "Shape" in shape_only and not any(plan.shape_only for plan in plans if "x" in plan.inputs)
+    cached = InferenceSession(program)
+    for batch in (2, 5, 2, 1, 5):
+        feeds = {"x": x_test[:batch]}
+        fresh = InferenceSession(Program.from_bytes(program.to_bytes()), path="reference")
+        assert cached.run_trace(feeds) == fresh.run_trace(feeds)
+    kept = program.__dict__["_shape_values"]
+    assert len(kept) == 3 and all(values for values in kept.values())
+    assert all(not value.flags.writeable for values in kept.values() for outputs in values.values() for value in outputs)
+
+    feeds = integer_feeds(program, {"x": x_test[:2]})
+    metered = Program.from_bytes(program.to_bytes())
+    interpreter.execute(metered, feeds)
+    units = [next(iter(plan.units.values()), (None,))[0] for plan in interpreter.plan(metered)]  # (None: sized by values)
+    stops = [i for i, plan in enumerate(plans) if plan.shape_only and i > 0 and not plans[i - 1].shape_only
+             and None not in units[:i + 1]][:3]
+    assert stops
+    for stop in stops:  # a budget that runs out at a shape-only node: the same error there, cached or not
+        for source in (program, Program.from_bytes(program.to_bytes())):
+            with pytest.raises(CostLimitError, match=f"at node {plans[stop].name!r}"):
+                interpreter.execute(source, feeds, max_cost=sum(units[:stop + 1]) - 1)
+
+    monkeypatch.setattr(interpreter, "SHAPE_CACHE_ELEMENTS", 4)  # a budget that holds only a few scalars
+    small = Program.from_bytes(program.to_bytes())
+    assert InferenceSession(small).run_trace({"x": x_test[:3]}) == InferenceSession(program).run_trace({"x": x_test[:3]})
+    assert all(values.elements <= 4 for values in small.__dict__["_shape_values"].values())

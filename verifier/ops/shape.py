@@ -14,6 +14,8 @@ class Shape:
             attrs["end"] = int(ctx.attr("end"))
         return Lowering(out_fracs=[None], attrs=attrs)
 
+    reads_only_shapes = True  # its output depends on its input's shape alone (interpreter: cached per feed shapes)
+
     @staticmethod
     def run(inputs, attrs, consts):
         return [np.array(inputs[0].shape[attrs["start"] : attrs.get("end")], dtype=np.int64)]

@@ -10,6 +10,8 @@ class Size:
     def compile(ctx: CompileContext) -> Lowering:
         return Lowering(out_fracs=[None])
 
+    reads_only_shapes = True  # (as Shape's)
+
     @staticmethod
     def run(inputs, attrs, consts):
         return [np.array(inputs[0].size, dtype=np.int64)]
