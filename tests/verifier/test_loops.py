@@ -111,6 +111,13 @@ for shift, low, correct in ((0, np.iinfo(np.int64).min, False), (21, -32767, Tru
                        correct, combined)
     loops.limb_combine_rows(products, 3, 2, 0, edge(5, 1 << 40), shift, low, 32767, correct, combined_rows)
     digest.update(combined.tobytes() + combined_rows.tobytes())
+from verifier.nonlinear.exp_log import spec_constants
+c = spec_constants()
+squares, normalised = np.empty(5, np.int64), np.empty((2, 7, 5), np.int64)
+for shift, p_shift, out_shift in ((38, 14, 40), (1, 1, 63), (0, 14, 40)):
+    done = loops.lrn(edge(70, 32767).reshape(2, 7, 5), 3, 1 << 29, shift, 1 << 55, 55, -12288, p_shift, 46, out_shift,
+                     32767, (c["log2"], c["exp2_hi"], c["exp2_mid"], c["exp2_lo"]), squares, normalised)
+    digest.update(repr(bool(done)).encode() + (normalised.tobytes() if done else b""))
 print(digest.hexdigest())
 """
 
@@ -316,3 +323,40 @@ def test_numba_is_loaded_by_the_first_loop_not_by_importing_vinfer():
              "assert 'numba' in sys.modules\nprint('ok')")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def _compiled_powers():
+    """The powers module's helpers as the numba functions its loop inlines (compiling loops.lrn makes them so)."""
+    from verifier.kernels.loops import powers
+    from verifier.nonlinear.exp_log import spec_constants
+
+    c = spec_constants()
+    tables = (c["log2"], c["exp2_hi"], c["exp2_mid"], c["exp2_lo"])
+    loops.lrn(np.ones((1, 1, 1), np.int64), 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, tables, np.empty(1, np.int64),
+              np.empty((1, 1, 1), np.int64))
+    assert hasattr(powers._log2, "py_func"), "the helpers are numba functions once a loop of the module compiled"
+    return powers, tables
+
+
+def test_compiled_log2_is_exp_log_log2_at_every_bit_length():
+    from verifier.nonlinear.exp_log import log2
+
+    powers, tables = _compiled_powers()
+    rng = np.random.default_rng(5)
+    values = [-7, 0, 1, 2, 3, INT64_SAFE]  # (log2's domain: up to INT64_SAFE; loops.lrn declines larger t)
+    for k in range(1, 62):
+        values += [(1 << k) - 1, 1 << k, (1 << k) + 1] + [int(v) for v in rng.integers(1 << (k - 1), 1 << k, 40)]
+    values = np.array(values, dtype=np.int64)
+    assert np.array_equal(np.array([powers._log2(v, tables[0]) for v in values]), log2(values))
+
+
+@pytest.mark.parametrize("out_frac", [0, 30, 46, 61])
+def test_compiled_exp2_is_exp_log_exp2_at_every_shift(out_frac):
+    from verifier.nonlinear.exp_log import exp2
+
+    powers, tables = _compiled_powers()
+    rng = np.random.default_rng(out_frac)
+    fractions = np.concatenate([[0, 1, 0xFF, 0x100, 0xFFFF, 0x10000, (1 << 24) - 1], rng.integers(0, 1 << 24, 60)])
+    w = np.array([(n << 24) + int(r) for n in range(-70, 100) for r in fractions], dtype=np.int64)
+    compiled = np.array([powers._exp2(v, out_frac, *tables[1:]) for v in w])
+    assert np.array_equal(compiled, exp2(w, out_frac))

@@ -3,7 +3,7 @@ import numpy as np
 from verifier.fixedpoint import ACT_BITS, frac_for_range, qmax, quantize, round_shift, saturate
 from verifier.nonlinear.exp_log import exponent_multiplier, pow_positive
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import multiplier_for
+from verifier.ops._common import kernel_path, multiplier_for
 
 POWER_BITS = 46  # x (16 bits) * power stays below 2**62
 
@@ -39,6 +39,9 @@ class LRN:
     @staticmethod
     def run(inputs, attrs, consts):
         (x,) = inputs
+        compiled = None if kernel_path() == "reference" else _compiled(x, attrs)
+        if compiled is not None:
+            return [compiled]
         size = attrs["size"]
         pad = [(0, 0)] * x.ndim
         pad[1] = ((size - 1) // 2 + 1, size // 2)  # one extra leading zero for the cumulative-sum difference
@@ -48,6 +51,26 @@ class LRN:
         t = attrs["bias_q"] + round_shift(window * np.int64(attrs["multiplier"]), attrs["shift"])
         power = pow_positive(t, attrs["t_frac"], attrs["p_m"], attrs["p_shift"], attrs["power_frac"])
         return [saturate(round_shift(x * power, attrs["in_frac"] + attrs["power_frac"] - attrs["out_frac"]))]
+
+
+def _compiled(x, attrs):
+    """The fast path: kernels.loops.lrn, the same integers in one pass (the window sums directly, not as
+    differences of a cumulative sum: equal in int64), or None for the shifts it leaves to the numpy form."""
+    from verifier.kernels import loops
+    from verifier.nonlinear.exp_log import spec_constants
+
+    if x.ndim < 2 or x.size == 0:
+        return None
+    rows = np.ascontiguousarray(x, dtype=np.int64).reshape(x.shape[0], x.shape[1], -1)
+    constants = spec_constants()
+    tables = (constants["log2"], constants["exp2_hi"], constants["exp2_mid"], constants["exp2_lo"])
+    out = np.empty(rows.shape, dtype=np.int64)
+    out_shift = attrs["in_frac"] + attrs["power_frac"] - attrs["out_frac"]
+    if not loops.lrn(rows, attrs["size"], attrs["multiplier"], attrs["shift"], attrs["bias_q"], attrs["t_frac"],
+                     attrs["p_m"], attrs["p_shift"], attrs["power_frac"], out_shift, qmax(ACT_BITS), tables,
+                     np.empty(rows.shape[2], dtype=np.int64), out):
+        return None
+    return out.reshape(x.shape)
 
 
 def _output_size(inputs, attrs, consts) -> int:
