@@ -114,7 +114,7 @@ for shift, low, correct in ((0, np.iinfo(np.int64).min, False), (21, -32767, Tru
 from verifier.nonlinear.exp_log import spec_constants
 c = spec_constants()
 squares, normalised = np.empty(5, np.int64), np.empty((2, 7, 5), np.int64)
-for shift, p_shift, out_shift in ((38, 14, 40), (1, 1, 63), (0, 14, 40)):
+for shift, p_shift, out_shift in ((38, 14, 40), (1, 1, 63), (0, 14, 40), (-1, 14, 40)):
     done = loops.lrn(edge(70, 32767).reshape(2, 7, 5), 3, 1 << 29, shift, 1 << 55, 55, -12288, p_shift, 46, out_shift,
                      32767, (c["log2"], c["exp2_hi"], c["exp2_mid"], c["exp2_lo"]), squares, normalised)
     digest.update(repr(bool(done)).encode() + (normalised.tobytes() if done else b""))

@@ -192,17 +192,20 @@ def test_lrn_is_within_0_51_output_steps_of_onnxruntime(size, bias):
 @pytest.mark.parametrize("shape", [(2, 9, 5, 5), (1, 6, 1, 3), (1, 12, 7, 1)])
 @pytest.mark.parametrize("size,alpha,beta,bias", [(5, 1e-4, 0.75, 1.0), (3, 0.3, 0.75, 2.0), (1, 2.0, 0.6, 0.5),
                                                   (7, 50.0, 1.5, 0.01), (13, 0.3, 0.25, 1.0)])
-@pytest.mark.parametrize("run_size", [None, 4])
-def test_lrn_compiled_loop_equals_the_numpy_form(shape, size, alpha, beta, bias, run_size):
+@pytest.mark.parametrize("run_size,run_shift", [(None, None), (4, None), (None, 0)])
+def test_lrn_compiled_loop_equals_the_numpy_form(shape, size, alpha, beta, bias, run_size, run_shift):
     """The fast path (kernels.loops.lrn: window sums, integer log2 / exp2 per value) gives the numpy form's
     integers, at the 16-bit edges and for windows wider than the channels; run_size 4 runs the compiled node
-    with an even window (onnxruntime, the calibration, takes odd ones only)."""
+    with an even window (onnxruntime, the calibration, takes odd ones only), run_shift 0 with an unshifted
+    sum (coarse inputs: alexnet's second LRN)."""
     from verifier.interpreter import forced_path
     from verifier.ops.lrn import LRN
 
     model = single_node_model("LRN", list(shape), {"size": size, "alpha": alpha, "beta": beta, "bias": bias})
     node = compile_model(model, calibration={"x0": inputs_with_edges(3.0, shape=shape)}).nodes[0]
     attrs = dict(node.attrs, size=run_size or size)
+    if run_shift is not None:
+        attrs.update(shift=run_shift, multiplier=attrs["multiplier"] >> min(attrs["shift"], 30))
     rng = np.random.default_rng(size + shape[1])
     x = rng.integers(-qmax(16), qmax(16) + 1, (2,) + shape[1:])
     x.reshape(-1)[:5] = [qmax(16), -qmax(16), 0, 1, -1]
@@ -220,7 +223,7 @@ def test_lrn_loop_leaves_shifts_and_values_out_of_its_range_to_the_numpy_form():
     c = spec_constants()
     tables = (c["log2"], c["exp2_hi"], c["exp2_mid"], c["exp2_lo"])
     x, out = np.ones((1, 3, 4), dtype=np.int64), np.zeros((1, 3, 4), dtype=np.int64)
-    for shift, out_shift, bias_q in ((0, 30, 1 << 40), (64, 30, 1 << 40), (20, 0, 1 << 40), (20, 30, 1 << 62)):
+    for shift, out_shift, bias_q in ((-1, 30, 1 << 40), (64, 30, 1 << 40), (20, 0, 1 << 40), (20, 30, 1 << 62)):
         assert not loops.lrn(x, 3, 5, shift, bias_q, 40, -3, 2, 40, out_shift, 32767, tables, np.empty(4, np.int64),
                              out)  # (the last: t past INT64_SAFE, which only a hostile program's constants give)
     assert not out.any()

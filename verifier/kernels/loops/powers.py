@@ -18,11 +18,11 @@ def lrn(x, size, multiplier, shift, bias_q, t_frac, p_m, p_shift, power_frac, ou
     """ops.lrn.LRN over x (N, C, L): S = the sum of x*x over the channel window [c - (size-1)//2, c + size//2],
     t = bias_q + round_shift(S * multiplier, shift), P = pow_positive(t, t_frac, p_m, p_shift, power_frac),
     y = clip(round_shift(x * P, out_shift), -limit, limit). tables: (log2 (4097,), exp2_hi, exp2_mid,
-    exp2_lo); squares: an int64 (L,) row buffer; out: (N, C, L). Takes right shifts of 1..63 only (shift,
-    p_shift + 6, out_shift) and t up to INT64_SAFE (compiled programs keep t below 2**60); returns False, out
+    exp2_lo); squares: an int64 (L,) row buffer; out: (N, C, L). Takes right shifts of 1..63 only (shift
+    also 0; p_shift + 6, out_shift) and t up to INT64_SAFE (compiled programs keep t below 2**60); returns False, out
     unfinished, for anything else (the caller's numpy form defines it)."""
     power_shift = p_shift + MANT - EXP2_ARG_FRAC
-    if not (0 < shift < 64 and 0 < power_shift < 64 and 0 < out_shift < 64):
+    if not (0 <= shift < 64 and 0 < power_shift < 64 and 0 < out_shift < 64):
         return False
     N, C, L = x.shape
     below, above = (size - 1) // 2, size // 2
@@ -36,7 +36,8 @@ def lrn(x, size, multiplier, shift, bias_q, t_frac, p_m, p_shift, power_frac, ou
                     squares[p] += line[p] * line[p]
             line, target = x[n, c], out[n, c]
             for p in range(L):
-                t = bias_q + _round_shift(squares[p] * multiplier, shift)
+                scaled = squares[p] * multiplier
+                t = bias_q + (_round_shift(scaled, shift) if shift > 0 else scaled)
                 if t > INT64_SAFE:  # (only a hostile program's: past log2's domain, which the numpy form
                     return False  # defines by its own indexing; unchecked here, it would read past the table)
                 w = _round_shift((_log2(t, tables[0]) - log_offset) * p_m, power_shift)
