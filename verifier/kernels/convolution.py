@@ -140,8 +140,8 @@ def _check_shapes(x, w, group):
                          f"{group} groups with weight {w.shape}")
 
 
-COLUMN_BAND_BYTES = 320 << 10  # columns of a batch past this go in bands of images (_im2col_in_bands); twice or
-# half as large ran slower on digits_cnn (1.5 / 1.26 ms against 1.09)
+COLUMN_BAND_BYTES = 320 << 10  # columns of a batch past this go in bands of images (_im2col_in_bands): on digits_cnn's
+# second conv, bands of 160 / 320 / 640 KiB took 1.26 / 1.18 / 1.21 ms, one product 1.58
 NARROW_COLUMNS = 100  # up to this many positions (N * L) the product runs as columns^T @ weights^T
 SMALL_COLUMNS = 1 << 16  # 2-D columns up to this many entries, any at stride 1, and any of a kernel up to 3x3 at
 # stride 2 are gathered by one compiled loop (loops.im2col); numpy's per-tap strided copies are faster for large
@@ -207,7 +207,7 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
 def _im2col_in_bands(x, weights, kernel, dilations, pads, out_shape, requantize, images):
     """A fused stride-1 2-D convolution of a batch whose columns pass COLUMN_BAND_BYTES, `images` at a time:
     each band is gathered, multiplied and finished while its columns are still in the L2 cache (digits_cnn's
-    second convolution at batch 256, 9.4 MB of columns: 1.5 ms in one product, 1.1 in bands of 8 images).
+    second convolution at batch 256, 9.4 MB of columns: 1.58 ms in one product, 1.18 in bands of 8 images).
     The same products and epilogue as _conv_im2col's, band by band. weights: (OC, K [+ 1]), as there."""
     N = x.shape[0]
     OC, depth = weights.shape
