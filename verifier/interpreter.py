@@ -101,6 +101,7 @@ def plan(program: Program) -> list[NodePlan]:
     for index, names in dies.items():
         plans[index].dies = tuple(names)
     program._node_plans = (program.nodes, len(program.nodes), plans)
+    program._shape_values = {}  # (node indices of these plans: _shape_values)
     return plans
 
 
@@ -114,8 +115,9 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
     live = {name: int(np.size(value)) for name, value in feeds.items()}
     live_total = sum(live.values())
     spent = peak = 0
+    plans = plan(program)
     cached = _shape_values(program, feeds)
-    for index, node in enumerate(plan(program)):
+    for index, node in enumerate(plans):
         try:
             inputs = [env[name] if name else None for name in node.inputs]
         except KeyError as exc:
@@ -185,7 +187,7 @@ class _ShapeValues(dict):
 def _shape_values(program: Program, feeds: dict) -> _ShapeValues:
     """The cached shape-only outputs of the program for these feed shapes (filled by the run as it goes)."""
     key = tuple(sorted((name, np.shape(value)) for name, value in feeds.items()))
-    caches = program.__dict__.setdefault("_shape_values", {})
+    caches = program._shape_values  # (made with the node plans: a program whose nodes change starts afresh)
     if key not in caches and len(caches) >= SHAPE_CACHE_KEYS:
         caches.clear()
     return caches.setdefault(key, _ShapeValues())

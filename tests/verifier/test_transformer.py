@@ -345,9 +345,12 @@ def test_shape_arithmetic_is_cached_per_feed_shapes_and_changes_no_bit(transform
         feeds = {"x": x_test[:batch]}
         fresh = InferenceSession(Program.from_bytes(program.to_bytes()), path="reference")
         assert cached.run_trace(feeds) == fresh.run_trace(feeds)
-    kept = program.__dict__["_shape_values"]
+    kept = program._shape_values
     assert len(kept) == 3 and all(values for values in kept.values())
     assert all(not value.flags.writeable for values in kept.values() for outputs in values.values() for value in outputs)
+    program.nodes = list(program.nodes)  # nodes changed: new plans, and no values cached by the old node indices
+    plans = interpreter.plan(program)
+    assert program._shape_values == {}
 
     feeds = integer_feeds(program, {"x": x_test[:2]})
     metered = Program.from_bytes(program.to_bytes())
@@ -364,4 +367,4 @@ def test_shape_arithmetic_is_cached_per_feed_shapes_and_changes_no_bit(transform
     monkeypatch.setattr(interpreter, "SHAPE_CACHE_ELEMENTS", 4)  # a budget that holds only a few scalars
     small = Program.from_bytes(program.to_bytes())
     assert InferenceSession(small).run_trace({"x": x_test[:3]}) == InferenceSession(program).run_trace({"x": x_test[:3]})
-    assert all(values.elements <= 4 for values in small.__dict__["_shape_values"].values())
+    assert all(values.elements <= 4 for values in small._shape_values.values())
