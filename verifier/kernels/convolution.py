@@ -13,6 +13,8 @@ Reference path: the direct definition, out[n, o, p] = sum over kernel offsets an
 w * x, in int64 loops. Every fast path equals it bit for bit (tests/verifier/test_kernels_conv.py).
 """
 
+import math
+
 import numpy as np
 
 from verifier.kernels import exact_gemm, limbs, loops, window, winograd
@@ -25,7 +27,7 @@ def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int, *,
     """The exact path of a convolution: its dot products have length C/group * kernel size.
     With the geometry (strides, pads, dilations) the plan also names the algorithm the fast path
     takes (GemmPlan.algorithm: "im2col", "depthwise" or "winograd")."""
-    base = plan_gemm(int(np.prod(w_shape[1:])), x_bound, w_bound)
+    base = plan_gemm(math.prod(w_shape[1:]), x_bound, w_bound)
     if base.path == "int64":
         return base
     if w_shape[1] == 1 and group > 1:
@@ -64,7 +66,7 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     if x.size == 0 or w_values.size == 0:  # an empty batch or channel set: nothing to sum
         acc = np.zeros((x.shape[0], w_values.shape[0]) + tuple(out_shape), dtype=np.int64)
         return acc if requantize is None else requantize.apply(acc, 1)
-    K, OC = int(np.prod(w_values.shape[1:])), w_values.shape[0]
+    K, OC = math.prod(w_values.shape[1:]), w_values.shape[0]
     if (path == "fast" and group == 1 and x.ndim in (3, 4) and isinstance(w, Prepared)
             and (requantize is None or requantize.fits_int64(K * x_bound * w_bound))):
         on_limbs = _conv_limbs(x, w, K, x_range, geometry, requantize)
@@ -129,7 +131,7 @@ def _planned(x, w, w_values, group, x_bound, w_bound, strides, pads, dilations):
 
 
 def _key(values):
-    return None if values is None else tuple(int(v) for v in values)
+    return None if values is None else tuple(values)
 
 
 def _check_shapes(x, w, group):
@@ -161,7 +163,7 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     OC = weights.shape[0] * weights.shape[1]
     Cg = C // group
     K = Cg * window.kernel_size(kernel)
-    L = int(np.prod(out_shape))
+    L = math.prod(out_shape)
     extra = 1 if requantize is not None and dtype == np.float64 else 0
     images = max(1, COLUMN_BAND_BYTES // ((K + extra) * L * np.dtype(dtype).itemsize))
     if (images < N and rank == 2 and group == 1 and requantize is not None and plan.chunk >= K
@@ -212,7 +214,7 @@ def _im2col_in_bands(x, weights, kernel, dilations, pads, out_shape, requantize,
     N = x.shape[0]
     OC, depth = weights.shape
     K = x.shape[1] * window.kernel_size(kernel)
-    L = int(np.prod(out_shape))
+    L = math.prod(out_shape)
     doubled = weights.dtype == np.float64
     correct, threshold, low, high, magic, unit = requantize.rounding(doubled)
     offset = np.zeros((OC, 1, 1)) if doubled else requantize.offset((OC, 1, 1))
@@ -270,9 +272,9 @@ def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, 
     N, C = x.shape[:2]
     multiplier = weights.shape[1]
     phases, phase_shape = _stride_phases(x, kernel, strides, pads, dilations, out_shape, dtype)
-    row = int(np.prod(phase_shape[1:]))
+    row = math.prod(phase_shape[1:])
     length = out_shape[0] * row
-    flat_strides = [int(np.prod(phase_shape[i + 1:])) for i in range(len(phase_shape))]
+    flat_strides = [math.prod(phase_shape[i + 1:]) for i in range(len(phase_shape))]
     taps = window.kernel_size(kernel)
     extra = 0 if finish is None else 1
     cols = window.scratch("depthwise_cols", (N, C, taps + extra, length), dtype)
@@ -329,7 +331,7 @@ def _stride_phases(x, kernel, strides, pads, dilations, out_shape, dtype):
             source.append(slice(first * s + r[i] - begin, (stop - 1) * s + r[i] - begin + 1, s))
         else:
             buffer[r + (slice(None), slice(None)) + tuple(target)] = x[(slice(None), slice(None)) + tuple(source)]
-    flat = buffer.reshape(tuple(strides) + (N, C, int(np.prod(phase_shape))))
+    flat = buffer.reshape(tuple(strides) + (N, C, math.prod(phase_shape)))
     return flat, phase_shape
 
 

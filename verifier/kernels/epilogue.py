@@ -12,6 +12,8 @@ so with m = x >> 63 (0 or -1, an arithmetic shift) both cases are (x + m + 2**(s
 Relu the correction m is skipped: for x < 0 both (x + 2**(s-1)) >> s and the rule give <= 0, clipped to 0.
 """
 
+import functools
+
 import numpy as np
 
 from verifier import fixedpoint
@@ -183,7 +185,7 @@ class Requantize:
         product, widened there."""
         if out is None:
             out = np.empty(y.shape, dtype=np.int64)
-        offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), y.shape)
+        offset = _spread(offset, y.shape)
         target = _three_axes(out, writable=True)
         swapped = not target.flags.c_contiguous and target.transpose(1, 0, 2).flags.c_contiguous
         loops.finish(_three_axes(y), _three_axes(offset), *self.rounding(doubled),
@@ -213,6 +215,22 @@ def float_product(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
     if chunk >= a.shape[-1]:
         return np.matmul(a, b, out=product_buffer(a, b, "fused_product"))
     return matmul_float_sum(a, b, chunk)
+
+
+def _spread(offset, shape) -> np.ndarray:
+    """offset (a float, or a float64 array that broadcasts to `shape`) as a read-only view of that shape, zero
+    strides where it repeats: a float's in a fraction of np.broadcast_to's time (a small layer's epilogue
+    pays it every run)."""
+    if isinstance(offset, float):
+        view = np.ndarray(shape, np.float64, _single(offset), 0, (0,) * len(shape))
+        view.flags.writeable = False
+        return view
+    return np.broadcast_to(np.asarray(offset, dtype=np.float64), shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _single(value: float) -> np.ndarray:
+    return np.full(1, value, dtype=np.float64)
 
 
 def _three_axes(x: np.ndarray, writable: bool = False) -> np.ndarray:
