@@ -118,12 +118,16 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
     plans = plan(program)
     cached = _shape_values(program, feeds)
     for index, node in enumerate(plans):
-        try:
-            inputs = [env[name] if name else None for name in node.inputs]
-        except KeyError as exc:
-            raise ProgramFormatError(f"node {node.name!r}: input {exc.args[0]!r} is not computed before it") from exc
-        known = node.units.get(tuple([None if x is None else x.shape for x in inputs]))
-        units, size = known if known is not None else _meter(node, inputs)
+        hit = cached.get(index) if node.shape_only else None
+        if hit is not None:  # (its outputs, units and size for these feed shapes)
+            outputs, units, size = hit
+        else:
+            try:
+                inputs = [env[name] if name else None for name in node.inputs]
+            except KeyError as exc:
+                raise ProgramFormatError(f"node {node.name!r}: input {exc.args[0]!r} is not computed before it") from exc
+            known = node.units.get(tuple([None if x is None else x.shape for x in inputs]))
+            units, size = known if known is not None else _meter(node, inputs)
         if size > MAX_ELEMENTS:
             raise CostLimitError(f"node {node.name!r} would make a tensor of {size} elements "
                                  f"(the maximum is {MAX_ELEMENTS})")
@@ -131,14 +135,14 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
             raise CostLimitError(f"node {node.name!r} would hold {live_total + size} elements alive "
                                  f"(the maximum is {MAX_LIVE_ELEMENTS})")
         spent += units
-        peak = max(peak, live_total + size)
+        if live_total + size > peak:
+            peak = live_total + size
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
-        outputs = cached.get(index) if node.shape_only else None
-        if outputs is None:
+        if hit is None:
             outputs = _run(node, inputs)
             if node.shape_only:
-                _keep_shape_values(cached, index, outputs)
+                _keep_shape_values(cached, index, outputs, units, size)
         for name, value in zip(node.outputs, outputs):
             if name:
                 env[name] = value
@@ -179,7 +183,8 @@ SHAPE_CACHE_KEYS = 8  # sets of feed shapes cached per program
 
 
 class _ShapeValues(dict):
-    """A program's shape-only outputs for one set of feed shapes: node index -> outputs, and the elements held."""
+    """A program's shape-only nodes for one set of feed shapes: node index -> (outputs, units, size: the node's
+    metering, the same for these shapes), and the elements held."""
 
     elements = 0
 
@@ -193,16 +198,16 @@ def _shape_values(program: Program, feeds: dict) -> _ShapeValues:
     return caches.setdefault(key, _ShapeValues())
 
 
-def _keep_shape_values(cached: _ShapeValues, index: int, outputs: list) -> None:
+def _keep_shape_values(cached: _ShapeValues, index: int, outputs: list, units: int, size: int) -> None:
     """Cache a shape-only node's outputs while the budget allows, made read-only as the program's constants are
     (consumers never write into their inputs), so every later run sees the very same values."""
-    size = sum(value.size for value in outputs if isinstance(value, np.ndarray))
-    if cached.elements + size <= SHAPE_CACHE_ELEMENTS:
+    held = sum(value.size for value in outputs if isinstance(value, np.ndarray))
+    if cached.elements + held <= SHAPE_CACHE_ELEMENTS:
         for value in outputs:
             if isinstance(value, np.ndarray):
                 value.flags.writeable = False
-        cached[index] = outputs
-        cached.elements += size
+        cached[index] = (outputs, units, size)
+        cached.elements += held
 
 
 def _meter(node: NodePlan, inputs: list) -> tuple[int, int]:

@@ -347,7 +347,8 @@ def test_shape_arithmetic_is_cached_per_feed_shapes_and_changes_no_bit(transform
         assert cached.run_trace(feeds) == fresh.run_trace(feeds)
     kept = program._shape_values
     assert len(kept) == 3 and all(values for values in kept.values())
-    assert all(not value.flags.writeable for values in kept.values() for outputs in values.values() for value in outputs)
+    assert all(not value.flags.writeable for values in kept.values() for outputs, _, _ in values.values()
+               for value in outputs)
     program.nodes = list(program.nodes)  # nodes changed: new plans, and no values cached by the old node indices
     plans = interpreter.plan(program)
     assert program._shape_values == {}
