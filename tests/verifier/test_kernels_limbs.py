@@ -153,6 +153,24 @@ def test_short_products_keep_the_float_paths_unless_forced(monkeypatch):
     assert ("limbs", "gemm") in b.cache
 
 
+def test_a_gemm_with_enough_work_takes_the_limb_path_from_a_shorter_k(monkeypatch):
+    """K = 256 against weights of two limbs (6 products) is below the conv threshold (85 a product) but above the
+    GEMM one (40), which a GEMM takes from GEMM_MIN_WORK multiply-adds on: 512 rows do, 2 rows do not."""
+    monkeypatch.setenv(limbs.ENVIRONMENT, "on")
+    taken_rows = []
+    monkeypatch.setattr(limbs, "gemm", lambda a, *rest, limb_gemm=limbs.gemm: taken_rows.append(len(a))
+                        or limb_gemm(a, *rest))
+    rng = np.random.default_rng(4)
+    weights = edge_values(rng, (256, 32), -30000, 30000)
+    for rows in (2, 512):
+        a, b = edge_values(rng, (rows, 256), -Q15, Q15), prepare(weights)
+        product = gemm(a, b, requantize=Requantize(20, 16))
+        assert np.array_equal(product, gemm(a, weights, path="reference", requantize=Requantize(20, 16)))
+    assert taken_rows == [512]
+    assert limbs.GEMM_MIN_K_PER_PRODUCT * 6 <= 256 < limbs.MIN_K_PER_PRODUCT * 6
+    assert 2 * 256 * 32 < limbs.GEMM_MIN_WORK <= 512 * 256 * 32
+
+
 def test_a_model_commits_the_same_hash_on_limbs(monkeypatch, example_program, example_inputs):
     from verifier import InferenceSession
 

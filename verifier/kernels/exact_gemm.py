@@ -181,7 +181,8 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
 
 def _gemm_limbs(a_values, b: "Prepared", a_range, requantize):
     """The limb path (limbs.gemm) when this machine takes it and K pays for it, else None."""
-    plan = limbs.planned(b, "gemm", lambda: b.values, a_values.shape[-1], a_values, a_range)
+    work = a_values.size * b.values.shape[1]  # (multiply-adds: M * K * N)
+    plan = limbs.planned(b, "gemm", lambda: b.values, a_values.shape[-1], a_values, a_range, work)
     return None if plan is None else limbs.gemm(a_values, *plan, requantize)
 
 

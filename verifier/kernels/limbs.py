@@ -43,6 +43,11 @@ W_LIMB_BITS = 8  # weight limbs in [-128, 127]
 MAX_K = 1 << 16  # K * 127 * 255 < 2**31
 MAX_LIMBS = 3  # operands past 21 (x) / 24 (w) bits take the float paths
 MIN_K_PER_PRODUCT = 85  # the limb path when K >= this many per limb product (scripts/bench_kernels.py)
+# A GEMM (no gather) pays for it from K >= 40 per product once it has GEMM_MIN_WORK multiply-adds: over 60 shapes
+# (M 1..1024, K 64..1024, N 10..1000) the limb path took 0.18-0.8 of the float time there, and lost only on
+# products of a few microseconds (fixed costs) or K < 240 (the splitting and combining)
+GEMM_MIN_K_PER_PRODUCT = 40
+GEMM_MIN_WORK = 1 << 18
 ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | always | off (setting)
 
 
@@ -157,14 +162,15 @@ def _session(limbs: np.ndarray):
 
 
 def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
-            x_range) -> tuple[tuple[int, int], LimbWeights] | None:
+            x_range, work: int = 0) -> tuple[tuple[int, int], LimbWeights] | None:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
-    K <= MAX_K) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, unless the setting is "always"),
-    else None. The weights are split once (`matrix()` gives their (K, N) form, cached under `layout`); x_range
-    is x's (min, max), taken from x when None."""
+    K <= MAX_K) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, or GEMM_MIN_K_PER_PRODUCT for a GEMM
+    of `work` >= GEMM_MIN_WORK multiply-adds; anything when the setting is "always"), else None. The weights are
+    split once (`matrix()` gives their (K, N) form, cached under `layout`); x_range is x's (min, max), taken from
+    x when None."""
     chosen = setting()
-    least = 0 if chosen == "always" else MIN_K_PER_PRODUCT
+    least = 0 if chosen == "always" else (GEMM_MIN_K_PER_PRODUCT if work >= GEMM_MIN_WORK else MIN_K_PER_PRODUCT)
     if chosen == "off" or not least <= K <= MAX_K:
         return None
     key = ("limbs", layout)
@@ -178,10 +184,10 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
     return limbs, packed
 
 
-def describe(K: int, operand_bits: int, weight_range: tuple[int, int]) -> str:
+def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: bool = False) -> str:
     """For `vinfer inspect`: whether and how a product with inner dimension K of operands of `operand_bits` by
     weights in weight_range runs on limbs on this machine (the activation limbs depend on the run-time range:
-    at most those of the signed full range)."""
+    at most those of the signed full range; a GEMM's also on its rows, known at run time)."""
     chosen = setting()
     w_count = weight_limbs(*weight_range)
     bound = (1 << (operand_bits - 1)) - 1
@@ -192,9 +198,12 @@ def describe(K: int, operand_bits: int, weight_range: tuple[int, int]) -> str:
     if w_count > MAX_LIMBS or K > MAX_K:
         return f"float: weights of {w_count} limbs or K = {K} past the limb path's bounds"
     least = 0 if chosen == "always" else MIN_K_PER_PRODUCT * x_count * w_count
-    if K < least:
-        return f"float here: K = {K} < {least}, too short to pay for {shape}"
-    return f"{shape} of 7-bit by 8-bit limbs on this machine (onnxruntime MatMulInteger, exact; K = {K})"
+    taken = f"{shape} of 7-bit by 8-bit limbs on this machine (onnxruntime MatMulInteger, exact; K = {K})"
+    if K >= least:
+        return taken
+    if gemm and K >= GEMM_MIN_K_PER_PRODUCT * x_count * w_count:
+        return f"{taken} for runs of at least {GEMM_MIN_WORK} multiply-adds, else float"
+    return f"float here: K = {K} < {least}, too short to pay for {shape}"
 
 
 def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads, dilations, out_shape,

@@ -181,7 +181,8 @@ def limb_plan(op: str, attrs: dict, consts: dict) -> str | None:
     if (op == "MatMul" and weight.ndim != 2) or "c_shift" in attrs:
         return None
     K = size(weight.shape[1:]) if op == "Conv" else weight.shape[0]
-    return limbs.describe(int(K), int(attrs.get("operand_bits", ACT_BITS)), (int(weight.min()), int(weight.max())))
+    return limbs.describe(int(K), int(attrs.get("operand_bits", ACT_BITS)), (int(weight.min()), int(weight.max())),
+                          gemm=op != "Conv")
 
 
 def window_cost(shapes, attrs, consts) -> int:
