@@ -158,8 +158,9 @@ BATCH_CASES = [
 def test_a_batch_in_bands_of_images_equals_the_reference_epilogue(x_shape, w_shape, pads, relu, bits, monkeypatch):
     """Columns past COLUMN_BAND_BYTES go in bands of images (here 2 at a time, the last band shorter): the same
     bits as the reference, at the 16-bit edge (float64 products) and the 8-bit one (float32)."""
-    from verifier.kernels import convolution
+    from verifier.kernels import convolution, limbs
 
+    monkeypatch.setenv(limbs.ENVIRONMENT, "off")  # (the float paths: VINFER_LIMB_PRODUCTS=always would take limbs)
     bound = fixedpoint.qmax(bits)
     K = int(np.prod(w_shape[1:]))
     positions = x_shape[2] * x_shape[3]  # (output = input size with these pads)
