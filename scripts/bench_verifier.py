@@ -1,5 +1,5 @@
 """Fixed-point interpreter vs onnxruntime float32: latency (both single-threaded, same process, same input,
-best of N), their ratio, and the peak memory of each (peak RSS of a fresh child process that loads the
+best of N, their runs interleaved), their ratio, and the peak memory of each (peak RSS of a fresh child process that loads the
 model and runs it once, so the numbers do not include each other).
 
     .venv/bin/python scripts/bench_verifier.py [--models digits_cnn,light_resnet50] [--repeat 10] [--no-memory]
@@ -199,7 +199,6 @@ def _bench(case, work: Path, args, matmul_bits: int = 16) -> dict:
     import onnxruntime as ort
 
     from verifier import InferenceSession, compile_model
-    from verifier.kernels import single_threaded
 
     label, path, feeds, calibration = case
     row = {"model": label + (f" {matmul_bits}-bit" if matmul_bits != 16 else ""), "matmul_bits": matmul_bits}
@@ -213,9 +212,8 @@ def _bench(case, work: Path, args, matmul_bits: int = 16) -> dict:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         reference = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        with single_threaded():
-            row["fixed_ms"] = _best_of(lambda: session.run_fixed(feeds), args.repeat)
-        row["ort_ms"] = _best_of(lambda: reference.run(None, feeds), args.repeat)
+        row["fixed_ms"], row["ort_ms"] = _best_of_both(lambda: session.run_fixed(feeds),
+                                                       lambda: reference.run(None, feeds), args.repeat)
         row["ratio"] = row["fixed_ms"] / row["ort_ms"]
         fixed_out = session.run(None, feeds)[0]
         ort_out = reference.run(None, feeds)[0]
@@ -231,14 +229,21 @@ def _bench(case, work: Path, args, matmul_bits: int = 16) -> dict:
     return row
 
 
-def _best_of(run, repeat: int) -> float:
-    run()  # warm-up: caches, lazily converted weights
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best * 1e3
+def _best_of_both(fixed, reference, repeat: int) -> tuple[float, float]:
+    """Best-of-`repeat` milliseconds of each, their runs interleaved (fixed, reference, fixed, ...) so that a
+    noisy stretch of the machine slows both rather than one side of the ratio (BLAS single-threaded; the
+    onnxruntime session has its own one thread)."""
+    from verifier.kernels import single_threaded
+
+    best = [float("inf"), float("inf")]
+    with single_threaded():
+        fixed(), reference()  # warm-up: caches, lazily converted weights
+        for _ in range(repeat):
+            for side, run in enumerate((fixed, reference)):
+                started = time.perf_counter()
+                run()
+                best[side] = min(best[side], time.perf_counter() - started)
+    return best[0] * 1e3, best[1] * 1e3
 
 
 def _peak_rss_mib(engine: str, model: Path, feeds: Path) -> float:
