@@ -1,5 +1,5 @@
 """Fixed-point interpreter vs onnxruntime float32: latency (both single-threaded, same process, same input,
-best of N, their runs interleaved), their ratio, and the peak memory of each (peak RSS of a fresh child process that loads the
+best of N, in alternating blocks), their ratio, and the peak memory of each (peak RSS of a fresh child process that loads the
 model and runs it once, so the numbers do not include each other).
 
     .venv/bin/python scripts/bench_verifier.py [--models digits_cnn,light_resnet50] [--repeat 10] [--no-memory]
@@ -229,20 +229,24 @@ def _bench(case, work: Path, args, matmul_bits: int = 16) -> dict:
     return row
 
 
-def _best_of_both(fixed, reference, repeat: int) -> tuple[float, float]:
-    """Best-of-`repeat` milliseconds of each, their runs interleaved (fixed, reference, fixed, ...) so that a
-    noisy stretch of the machine slows both rather than one side of the ratio (BLAS single-threaded; the
-    onnxruntime session has its own one thread)."""
+def _best_of_both(fixed, reference, repeat: int, rounds: int = 4) -> tuple[float, float]:
+    """Best-of-`repeat` milliseconds of each, taken in `rounds` alternating blocks (fixed x repeat/rounds, then
+    reference x repeat/rounds, ...): a noisy stretch of the machine slows both sides of the ratio rather than
+    one, and within a block each side runs warm, as when timed alone (BLAS single-threaded; the onnxruntime
+    session has its own one thread)."""
     from verifier.kernels import single_threaded
 
+    rounds = max(1, min(rounds, repeat))
+    block = -(-repeat // rounds)
     best = [float("inf"), float("inf")]
     with single_threaded():
-        fixed(), reference()  # warm-up: caches, lazily converted weights
-        for _ in range(repeat):
+        for _ in range(rounds):
             for side, run in enumerate((fixed, reference)):
-                started = time.perf_counter()
-                run()
-                best[side] = min(best[side], time.perf_counter() - started)
+                run()  # warm-up: caches, lazily converted weights, the other side's data out of the cache
+                for _ in range(block):
+                    started = time.perf_counter()
+                    run()
+                    best[side] = min(best[side], time.perf_counter() - started)
     return best[0] * 1e3, best[1] * 1e3
 
 
