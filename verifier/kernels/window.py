@@ -93,10 +93,15 @@ def kernel_size(kernel) -> int:
 _workspace = threading.local()
 
 
+ALIGNMENT = 64  # bytes: a cache line, and an AVX-512 vector. glibc's large blocks start 16 bytes past a page, and
+# vector loads across two cache lines cost: digits_cnn's banded conv took 1.10 ms on such columns, 0.90 aligned
+
+
 def scratch(name: str, shape, dtype) -> np.ndarray:
     """A reusable per-thread buffer for an intermediate (im2col columns, padded input): fresh
     allocations this large cost a page fault and a zeroing pass per page on every call. The contents
-    are garbage; the caller overwrites every element it reads. Not for results handed back."""
+    are garbage; the caller overwrites every element it reads. Not for results handed back. Starts on
+    an ALIGNMENT boundary."""
     dtype = np.dtype(dtype)
     need = prod(int(d) for d in shape) * dtype.itemsize
     buffers = getattr(_workspace, "buffers", None)
@@ -104,7 +109,9 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
         buffers = _workspace.buffers = {}
     buffer = buffers.get(name)
     if buffer is None or buffer.nbytes < need:
-        buffer = buffers[name] = np.empty(max(need, 1), dtype=np.uint8)
+        raw = np.empty(max(need, 1) + ALIGNMENT, dtype=np.uint8)
+        start = -raw.ctypes.data % ALIGNMENT
+        buffer = buffers[name] = raw[start:start + max(need, 1)]
     return buffer[:need].view(dtype).reshape(shape)
 
 
