@@ -175,3 +175,30 @@ def test_a_batch_in_bands_of_images_equals_the_reference_epilogue(x_shape, w_sha
     spec = Requantize(13, 16, relu, rng.integers(-(1 << 40), 1 << 40, w_shape[0]))
     assert np.array_equal(conv(x, prepare(w), pads=pads, x_bound=bound, requantize=spec), expected(acc, spec, 1))
     assert bands[0] == 2 and sum(bands) == x_shape[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_bands_of_images_equal_the_reference_on_random_geometries(data):
+    """Any stride-1 2-D geometry (kernel, dilation, pads, channels) and band size: the banded fused product gives
+    the reference epilogue's integers."""
+    from verifier.kernels import convolution, limbs
+
+    kernel = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    dilations = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))
+    pads = tuple(data.draw(st.integers(0, 2)) for _ in range(4))
+    spatial = tuple(data.draw(st.integers(max(1, d * (k - 1) + 1 - pads[i] - pads[i + 2]), 7))
+                    for i, (k, d) in enumerate(zip(kernel, dilations)))
+    x_shape = (data.draw(st.integers(2, 9)), data.draw(st.integers(1, 4))) + spatial
+    w_shape = (data.draw(st.integers(1, 5)), x_shape[1]) + kernel
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    bound = data.draw(st.sampled_from([7, 127, Q15]))  # (small values: few outputs saturate, every rounding shows)
+    x, w = edge_values(rng, x_shape, bound), edge_values(rng, w_shape, bound)
+    bias_bound = 1 << data.draw(st.integers(0, 40))
+    spec = Requantize(data.draw(st.integers(1, 30)), 16, data.draw(st.booleans()),
+                      rng.integers(-bias_bound, bias_bound, w_shape[0]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(limbs.ENVIRONMENT, "off")
+        patch.setattr(convolution, "COLUMN_BAND_BYTES", data.draw(st.integers(1, 4000)))
+        got = conv(x, prepare(w), pads=pads, dilations=dilations, x_bound=Q15, requantize=spec)
+    assert np.array_equal(got, expected(conv(x, w, pads=pads, dilations=dilations, path="reference"), spec, 1))
