@@ -9,8 +9,9 @@ Models (MODELS below; add an entry to extend): the bundled digits CNN and a digi
 (batch 1 and 256), light_squeezenet, light_shufflenet, light_resnet50 from the onnx wheel (random uniform
 [0, 1) input, calibrated on 4 such), and a small transformer encoder classifier exported from torch
 (random weights, batch 1 and 64). Any other light_* name of the wheel (light_inception_v1,
-light_densenet121, ...) or the path of an .onnx file (random input of its declared shape, symbolic dims 1)
-may be passed to --models.
+light_densenet121, ...), `embedding` (Embedding + LayerNorm + Dense on int64 token ids), or the path of an
+.onnx file (random input of its declared shape, symbolic dims 1) may be passed to --models; `--models all`
+runs every model issue 3 names (ALL_MODELS: the heavy light_* models take a few minutes more).
 
 Each model is compiled at every --matmul-bits width (default 16 and 8: compile_model's operand width of
 Conv/Gemm/MatMul products; rows of 8-bit programs are labelled "8-bit"). The last column is the largest
@@ -80,7 +81,7 @@ def main() -> None:
     print(f"CPU: {_cpu_model()}; numpy {np.__version__}; BLAS: {_blas_kernel()}; single-threaded; "
           f"best of {args.repeat}; {allocator}")
     rows = []
-    for name in args.models.split(","):
+    for name in (ALL_MODELS if args.models == "all" else args.models.split(",")):
         for case in _cases(name, work, args.drop_final_softmax):
             for bits in widths:
                 rows.append(_bench(case, work, args, bits))
@@ -167,6 +168,36 @@ def _transformer_cases(name: str, work: Path):
         yield f"{name} b={batch}", path, {"x": rng.standard_normal((batch, 16, 64)).astype(np.float32)}, calibration
 
 
+def _embedding_cases(name: str, work: Path):
+    """Embedding + LayerNorm + Dense on int64 token ids (each digits image's 64 pixel intensities 0..16 as
+    tokens, vocabulary 17, width 8), exported by torch at opset 17, random weights; batch 1 and 256."""
+    import torch
+    from sklearn.datasets import load_digits
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class TokenClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(17, 8)
+            self.positions = nn.Parameter(torch.randn(64, 8) * 0.1)
+            self.norm = nn.LayerNorm(8)
+            self.head = nn.Linear(64 * 8, 10)
+
+        def forward(self, ids):
+            return self.head(self.norm(self.embedding(ids) + self.positions).flatten(1))
+
+    path = work / "embedding.onnx"
+    torch.onnx.export(TokenClassifier().eval(), (torch.zeros(2, 64, dtype=torch.int64),), str(path),
+                      input_names=["ids"], output_names=["logits"], opset_version=17,
+                      dynamic_axes={"ids": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    tokens = load_digits().data.astype(np.int64)  # (1797, 64) intensities 0..16
+    calibration = {"ids": tokens[:256]}
+    for batch in (1, 256):
+        yield f"{name} b={batch}", path, {"ids": tokens[-batch:]}, calibration
+
+
 def _onnx_file_case(path: Path):
     import onnx
 
@@ -184,7 +215,11 @@ def _onnx_file_case(path: Path):
 
 
 # name -> cases(name, work dir) yielding (label, onnx path, feeds, calibration): add a model here
-MODELS = {"digits_cnn": _digits_cnn_cases, "digits_mlp": _digits_mlp_cases, "transformer": _transformer_cases}
+MODELS = {"digits_cnn": _digits_cnn_cases, "digits_mlp": _digits_mlp_cases, "transformer": _transformer_cases,
+          "embedding": _embedding_cases}
+# --models all: every model issue 3 names (the default set, the embedding model, every light_* architecture)
+ALL_MODELS = DEFAULT_MODELS + ("embedding", "light_inception_v1", "light_inception_v2", "light_densenet121",
+                               "light_bvlc_alexnet", "light_zfnet512", "light_vgg19")
 
 
 def _digits_batches(name, path, calibration):
