@@ -360,3 +360,24 @@ def test_compiled_exp2_is_exp_log_exp2_at_every_shift(out_frac):
     w = np.array([(n << 24) + int(r) for n in range(-70, 100) for r in fractions], dtype=np.int64)
     compiled = np.array([powers._exp2(v, out_frac, *tables[1:]) for v in w])
     assert np.array_equal(compiled, exp2(w, out_frac))
+
+
+def test_compiled_square_root_and_bit_length_are_the_numpy_forms_at_every_bit_length():
+    """loops.rows._sqrt_round corrects the float root instead of iterating from roots.isqrt's power of two: the
+    same floor(sqrt), so the same rounded root, on squares, their neighbours and every bit length below 2**62."""
+    from verifier.kernels.loops import rows as row_loops
+    from verifier.nonlinear.roots import sqrt_round
+
+    out = np.empty((1, 4), np.int64)
+    loops.layer_norm(np.ones((1, 4), np.int64), np.ones(4, np.int64), np.zeros(4, np.int64), 1, 30, 24, 30, 32767, out)
+    assert hasattr(row_loops._sqrt_round, "py_func"), "compiling a loop of rows.py makes its helpers numba functions"
+    rng = np.random.default_rng(11)
+    top = 2147483647 ** 2  # the largest square below 2**62, layer_norm's bound on what it takes roots of
+    values = [1, 2, 3, 4, INT64_SAFE, top - 1, top, top + 1]
+    for k in range(1, 62):
+        values += [(1 << k) - 1, 1 << k, (1 << k) + 1] + [int(v) for v in rng.integers(1 << (k - 1), 1 << k, 30)]
+    roots = rng.integers(1, 1 << 31, 300)
+    values += [int(r) * int(r) + d for r in roots for d in (-1, 0, 1) if int(r) * int(r) + d <= INT64_SAFE]
+    values = np.array(values, dtype=np.int64)
+    assert np.array_equal(np.array([row_loops._sqrt_round(v) for v in values]), sqrt_round(values))
+    assert np.array_equal(np.array([row_loops._bit_length(v) for v in values]), fixedpoint.bit_length(values))

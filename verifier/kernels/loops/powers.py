@@ -5,6 +5,7 @@ forty (the package docstring says why their bits are those of the numpy forms)."
 import numpy as np
 
 from verifier.kernels.loops._compile import compiled, inlined
+from verifier.kernels.loops.rows import _bit_length  # noqa: F401 (inlined when compiled)
 
 MANT = 30  # exp_log.MANT: mantissas and log2 results at 2**-30
 EXP2_ARG_FRAC = 24  # exp_log.EXP2_ARG_FRAC
@@ -60,22 +61,11 @@ def _round_shift_each(v, s):  # pragma: no cover - compiled
 
 
 @inlined
-def _bits(v):  # pragma: no cover - compiled
-    """fixedpoint.bit_length of one v >= 0, by the same binary search."""
-    length = np.int64(0)
-    for step in (32, 16, 8, 4, 2, 1):
-        if (v >> step) > 0:
-            v >>= step
-            length += step
-    return length + (v > 0)
-
-
-@inlined
 def _log2(v, table):  # pragma: no cover - compiled
     """exp_log.log2 of one int64 (values below 1 taken as 1) at 2**-30: normalised to [2**30, 2**31] by its bit
     length, then the table with linear interpolation on the low 18 bits."""
     v = max(v, np.int64(1))
-    k = _bits(v) - 1
+    k = _bit_length(v) - 1
     normalised = _round_shift_each(v, k - MANT) if k > MANT else v << (MANT - k)
     offset = normalised - (np.int64(1) << MANT)
     rest = MANT - LOG2_TABLE_BITS

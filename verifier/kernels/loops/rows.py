@@ -186,23 +186,26 @@ def layer_norm(x, gamma, beta, eps_q, k, z_frac, out_shift, limit, out):  # prag
 
 @inlined
 def _bit_length(v):  # pragma: no cover - compiled
-    length = 0
-    while v > 0:
-        v >>= 1
-        length += 1
-    return length
+    """fixedpoint.bit_length of one v >= 0, by the same binary search (six steps, not one per bit)."""
+    length = np.int64(0)
+    for step in (32, 16, 8, 4, 2, 1):
+        if (v >> step) > 0:
+            v >>= step
+            length += step
+    return length + (v > 0)
 
 
 @inlined
 def _sqrt_round(v):  # pragma: no cover - compiled
-    """nonlinear.roots.sqrt_round of one v > 0: Newton from 2**ceil(bitlen / 2) while it decreases (at most
-    NEWTON_MAX_STEPS = 64 steps), then + [v - r * r > r]."""
-    r = np.int64(1) << ((_bit_length(v) + 1) >> 1)
-    for _ in range(64):
-        following = (r + v // r) >> 1
-        if following >= r:
-            break
-        r = following
+    """nonlinear.roots.sqrt_round of one 0 < v < 2**62: r = floor(sqrt(v)), then + [v - r * r > r]. roots.isqrt
+    reaches floor(sqrt(v)) by Newton's iteration; here it is the float root, moved by whole steps until
+    r * r <= v < (r + 1) * (r + 1), which only floor(sqrt(v)) satisfies: the same r, with no division (the
+    float root is off by less than 1, and every square stays below 2**63)."""
+    r = np.int64(np.sqrt(np.float64(v)))
+    while r * r > v:
+        r -= 1
+    while (r + 1) * (r + 1) <= v:
+        r += 1
     return r + (v - r * r > r)
 
 
