@@ -230,7 +230,9 @@ def _spread(offset, shape) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _single(value: float) -> np.ndarray:
-    return np.full(1, value, dtype=np.float64)
+    single = np.full(1, value, dtype=np.float64)
+    single.flags.writeable = False  # (shared by every view _spread makes of it)
+    return single
 
 
 def _three_axes(x: np.ndarray, writable: bool = False) -> np.ndarray:
