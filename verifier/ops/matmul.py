@@ -12,8 +12,9 @@ from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bo
 
 
 class MatMul:
-    """y = requantize(a @ b, fa + fb, fy), numpy matmul semantics (batch broadcasting, 1-D operands
-    promoted and squeezed). The product is exact int64 (fast float BLAS path under the proven bound,
+    """y = requantize(a @ b [+ bias], fa + fb, fy), numpy matmul semantics (batch broadcasting, 1-D operands
+    promoted and squeezed); the bias, one value per output column at fa + fb, is an Add the compiler folded in
+    (compiler/fuse.py). The product is exact int64 (fast float BLAS path under the proven bound,
     or int64 loops; identical bits). A constant operand is quantized at its own 16-bit frac (at
     matmul_bits=8 both operands are narrowed to 8 bits first: _operands.py)."""
 
@@ -57,15 +58,16 @@ class MatMul:
             a = _values(a)[None, :]
         if b_vector:
             b = _values(b)[:, None]
+        bias = consts.get("bias")  # (a folded bias Add: compiler/fuse.py, at acc_frac, one per column)
         if path != "reference" and inputs[0] is not None and inputs[1] is None and not b_vector:
-            spec = requantize_spec(b, attrs, None, b.shape[-1])  # activations @ weight: ends with the epilogue
+            spec = requantize_spec(b, attrs, bias, b.shape[-1])  # activations @ weight: ends with the epilogue
             out = gemm(a, b, a_bound=a_bound, a_range=a_range, path=path, requantize=spec)
             return [out[..., 0, :] if a_vector else out]
         if path != "reference" and inputs[0] is not None and inputs[1] is not None:  # both at run time
             return [_squeezed(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path, requantize=runtime_spec(attrs)),
                               a_vector, b_vector)]
         acc = _squeezed(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path), a_vector, b_vector)
-        return [epilogue(acc, attrs, None, path)]
+        return [epilogue(acc, attrs, bias, path)]
 
     @staticmethod
     def cost(shapes, attrs, consts):
