@@ -18,23 +18,18 @@ BIAS_LIMIT = 1 << 61  # a bias at the accumulator scale, as Conv's and Gemm's (o
 
 
 def fuse_matmul_bias(program: Program) -> Program:
-    consumers = _consumers(program)
-    outputs = {info.name for info in program.outputs}
-    producer = {node.outputs[0]: node for node in program.nodes if node.outputs}
-    kept = []
-    for node in program.nodes:
-        found = _bias_after_matmul(node, producer, consumers, outputs)
-        if found is not None:
-            source, bias = found
-            source.consts["bias"] = bias
-            source.attrs["out_frac"] = node.attrs["out_frac"]
-            program.fracs.pop(source.outputs[0], None)
-            source.outputs[0], source.out_fracs = node.outputs[0], list(node.out_fracs)
-            producer[node.outputs[0]] = source
-            continue
-        kept.append(node)
-    program.nodes = kept
-    return program
+    return _merge_into_producers(program, _bias_into_matmul)
+
+
+def _bias_into_matmul(node, producer, consumers, outputs):
+    found = _bias_after_matmul(node, producer, consumers, outputs)
+    if found is None:
+        return None
+    source, bias = found
+    source.consts["bias"] = bias
+    source.attrs["out_frac"] = node.attrs["out_frac"]
+    source.out_fracs = list(node.out_fracs)
+    return source
 
 
 def _bias_after_matmul(node, producer, consumers, outputs):
@@ -64,25 +59,33 @@ def _bias_after_matmul(node, producer, consumers, outputs):
     return source, np.array(bias, dtype=np.int64)
 
 
-def _consumers(program: Program) -> dict[str, int]:
+def fuse_relu(program: Program) -> Program:
+    return _merge_into_producers(program, _relu_into)
+
+
+def _relu_into(node, producer, consumers, outputs):
+    source = producer.get(node.inputs[0]) if node.op == "Relu" and node.inputs else None
+    if (source is not None and source.op in FUSABLE and len(source.outputs) == 1 and "relu" not in source.attrs
+            and consumers.get(source.outputs[0]) == 1 and source.outputs[0] not in outputs):
+        source.attrs["relu"] = 1
+        return source
+    return None
+
+
+def _merge_into_producers(program: Program, merge) -> Program:
+    """What both fusions share: a node that merge(node, producer, consumers, outputs) folds into the node producing
+    its input (it returns that producer, changed) is dropped, and the producer takes over its output name."""
     consumers: dict[str, int] = {}
     for node in program.nodes:
         for name in node.inputs:
             if name:
                 consumers[name] = consumers.get(name, 0) + 1
-    return consumers
-
-
-def fuse_relu(program: Program) -> Program:
-    consumers = _consumers(program)
     outputs = {info.name for info in program.outputs}
     producer = {node.outputs[0]: node for node in program.nodes if node.outputs}
     kept = []
     for node in program.nodes:
-        source = producer.get(node.inputs[0]) if node.op == "Relu" and node.inputs else None
-        if (source is not None and source.op in FUSABLE and len(source.outputs) == 1 and "relu" not in source.attrs
-                and consumers.get(source.outputs[0]) == 1 and source.outputs[0] not in outputs):
-            source.attrs["relu"] = 1
+        source = merge(node, producer, consumers, outputs)
+        if source is not None:
             program.fracs.pop(source.outputs[0], None)
             source.outputs[0] = node.outputs[0]
             producer[node.outputs[0]] = source
