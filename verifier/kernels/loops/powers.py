@@ -4,13 +4,10 @@ forty (the package docstring says why their bits are those of the numpy forms)."
 
 import numpy as np
 
+from verifier.fixedpoint import INT64_SAFE
 from verifier.kernels.loops._compile import compiled, inlined
 from verifier.kernels.loops.rows import _bit_length  # noqa: F401 (inlined when compiled)
-
-MANT = 30  # exp_log.MANT: mantissas and log2 results at 2**-30
-EXP2_ARG_FRAC = 24  # exp_log.EXP2_ARG_FRAC
-LOG2_TABLE_BITS = 12  # exp_log.LOG2_TABLE_BITS
-INT64_SAFE = (1 << 62) - 1  # fixedpoint.INT64_SAFE
+from verifier.nonlinear.exp_log import EXP2_ARG_FRAC, LOG2_TABLE_BITS, MANT  # (compile-time constants of the loops)
 
 
 @compiled
