@@ -55,7 +55,8 @@ class LRN:
 
 def _compiled(x, attrs):
     """The fast path: kernels.loops.lrn, the same integers in one pass (the window sums directly, not as
-    differences of a cumulative sum: equal in int64), or None for the shifts it leaves to the numpy form."""
+    differences of a cumulative sum: equal in int64), or None where the loop declines (shifts outside its range,
+    a `t` past INT64_SAFE) and the numpy form runs."""
     from verifier.kernels import loops
     from verifier.nonlinear.exp_log import spec_constants
 
