@@ -256,3 +256,60 @@ def test_scratch_buffers_start_on_a_cache_line_whatever_their_size_and_reuse():
         assert buffer.shape == shape and buffer.dtype == dtype and buffer.flags.c_contiguous
         assert buffer.ctypes.data % window.ALIGNMENT == 0
         buffer[...] = 1  # the whole view is writable memory of the buffer
+
+
+IN_PLACE_CASES = {
+    # name: (x shape, w shape, strides, pads, group, bound, the kernel function that must run)
+    "im2col": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 2), (1, 1, 1, 1), 1, Q15, "_conv_im2col"),
+    "im2col float32": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 1), (1, 0, 1, 0), 1, 40, "_conv_im2col"),
+    "bands": ((5, 4, 8, 8), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "_im2col_in_bands"),
+    "winograd": ((2, 4, 8, 8), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "winograd.conv3x3"),
+    "depthwise": ((2, 6, 7, 7), (6, 1, 3, 3), (1, 2), (1, 1, 0, 1), 6, Q15, "_conv_depthwise_int64"),
+    "limbs": ((2, 8, 6, 6), (5, 8, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "limbs.conv2d"),
+}
+
+
+@pytest.mark.parametrize("case", IN_PLACE_CASES)
+def test_every_fused_path_writes_into_a_channel_slice_of_a_larger_array(case, monkeypatch, winograd_for_small_shapes):
+    """conv(..., out=) computes straight into the caller's array, a Concat's output in the interpreter: the same bits
+    as a new array, and nothing written outside the slice."""
+    from verifier.kernels import convolution, limbs
+    from verifier.kernels.epilogue import Requantize
+
+    x_shape, w_shape, strides, pads, group, bound, kernel = IN_PLACE_CASES[case]
+    if case != "winograd":
+        monkeypatch.setattr(winograd, "MIN_CHANNELS", 1 << 20)
+    if case == "bands":
+        monkeypatch.setattr(convolution, "COLUMN_BAND_BYTES", 2000)
+    monkeypatch.setenv(limbs.ENVIRONMENT, "always" if case == "limbs" else "off")
+    module, name = (convolution, kernel) if "." not in kernel else (globals().get(kernel.split(".")[0]) or limbs,
+                                                                   kernel.split(".")[1])
+    calls = []
+    original = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args, **kwargs: calls.append(name) or original(*args, **kwargs))
+    rng = np.random.default_rng(len(case))
+    x, w = edge_values(rng, x_shape, bound), prepare(edge_values(rng, w_shape, bound))
+    spec = Requantize(9, 16, case == "depthwise", rng.integers(-(1 << 30), 1 << 30, w_shape[0]))
+    geometry = dict(strides=strides, pads=pads, group=group, x_bound=bound, x_range=(-bound, bound), requantize=spec)
+    expected = conv(x, w, **geometry)
+    assert calls and np.array_equal(expected, spec.apply(conv(x, w, **{**geometry, "requantize": None}), 1))
+    OC = w_shape[0]
+    joined = np.full((x_shape[0], OC + 5) + expected.shape[2:], -7, dtype=np.int64)
+    out = joined[:, 3:3 + OC]
+    before = len(calls)
+    assert conv(x, w, **geometry, out=out) is out and len(calls) == before + 1
+    assert np.array_equal(out, expected)
+    assert (joined[:, :3] == -7).all() and (joined[:, 3 + OC:] == -7).all()
+
+
+def test_an_array_the_kernels_cannot_write_in_place_is_left_alone():
+    from verifier.kernels.epilogue import Requantize
+
+    rng = np.random.default_rng(3)
+    x, w = edge_values(rng, (1, 4, 6, 6), Q15), prepare(edge_values(rng, (5, 4, 3, 3), Q15))
+    spec = Requantize(9, 16)
+    expected = conv(x, w, pads=(1, 1, 1, 1), requantize=spec)
+    for out in (np.zeros((1, 5, 6, 6, 2), dtype=np.int64)[..., 0],  # strided within an image
+                np.zeros((1, 5, 6, 5), dtype=np.int64), np.zeros((1, 5, 6, 6), dtype=np.int32)):
+        result = conv(x, w, pads=(1, 1, 1, 1), requantize=spec, out=out)
+        assert result is not out and np.array_equal(result, expected) and not out.any()

@@ -45,14 +45,17 @@ def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int, *,
 
 def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
          x_bound: int | None = None, w_bound: int | None = None, path: str = "fast",
-         requantize: Requantize | None = None, x_range: tuple[int, int] | None = None) -> np.ndarray:
+         requantize: Requantize | None = None, x_range: tuple[int, int] | None = None,
+         out: np.ndarray | None = None) -> np.ndarray:
     """ONNX Conv on integers: x (N, C, *spatial), w (OC, C/group, *kernel) -> int64 (N, OC, *out).
 
     pads in ONNX order [begin..., end...]; x_bound / w_bound are proven max |value| (computed from
     the data when None); x_range is x's (min, max) when the caller has it (the limb path needs it).
     path: "fast" or "reference"; both give the same bits. With `requantize` the
     result is the requantized activations instead of the accumulator, its bias per output channel
-    (fused into the float product when its bound allows: epilogue.Requantize)."""
+    (fused into the float product when its bound allows: epilogue.Requantize). `out`: an int64 array of the
+    result's shape, contiguous past its first axis (window.fits_result; e.g. a channel slice of a Concat's
+    output), that the paths with an epilogue write into: the result is then `out`, else a new array."""
     x = _as_int64(x)
     w_values = w.values if isinstance(w, Prepared) else _as_int64(w)
     if x_bound is None:
@@ -63,21 +66,23 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
         raise ValueError(f"conv: unknown path {path!r}; use 'fast' or 'reference'")
     plan, geometry = _planned(x, w, w_values, group, x_bound, w_bound, strides, pads, dilations)
     pads, out_shape = geometry[1], geometry[3]
+    if requantize is None or not window.fits_result(out, (x.shape[0], w_values.shape[0]) + tuple(out_shape)):
+        out = None
     if x.size == 0 or w_values.size == 0:  # an empty batch or channel set: nothing to sum
         acc = np.zeros((x.shape[0], w_values.shape[0]) + tuple(out_shape), dtype=np.int64)
         return acc if requantize is None else requantize.apply(acc, 1)
     K, OC = math.prod(w_values.shape[1:]), w_values.shape[0]
     if (path == "fast" and group == 1 and x.ndim in (3, 4) and isinstance(w, Prepared)
             and (requantize is None or requantize.fits_int64(K * x_bound * w_bound))):
-        on_limbs = _conv_limbs(x, w, K, x_range, geometry, requantize)
+        on_limbs = _conv_limbs(x, w, K, x_range, geometry, requantize, out)
         if on_limbs is not None:
             return on_limbs
     if path == "fast" and plan.algorithm == "winograd" and requantize is not None:
         weight = w if isinstance(w, Prepared) else w_values
-        return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape, requantize)
+        return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape, requantize, out)
     if (path == "fast" and plan.algorithm == "depthwise" and requantize is not None and x.ndim in (3, 4)
             and requantize.fits_int64(K * x_bound * w_bound)):
-        return _conv_depthwise_int64(x, w_values, requantize, *geometry)
+        return _conv_depthwise_int64(x, w_values, requantize, *geometry, out=out)
     if path == "fast" and requantize is not None and requantize.fusable(K * x_bound * w_bound):
         if plan.path == "float64" and plan.algorithm == "depthwise":
             fused = requantize.doubled(w, (x.shape[1], OC // group, K))
@@ -86,11 +91,11 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
         if plan.path == "float64":
             fused = requantize.doubled(w, (group, OC // group, K))
             return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry,
-                                requantize=requantize)
+                                requantize=requantize, out=out)
         if plan.path == "float32" and plan.algorithm == "im2col":  # (float32 depthwise: unfused, below)
             weights = w.as_float(np.float32) if isinstance(w, Prepared) else w_values.astype(np.float32)
             return _conv_im2col(x, weights.reshape(group, OC // group, K), w_values.shape[2:], group, plan,
-                                np.float32, *geometry, requantize=requantize)
+                                np.float32, *geometry, requantize=requantize, out=out)
     acc = _accumulate(x, w, w_values, group, plan, (x_bound, w_bound), geometry, path)
     return acc if requantize is None else requantize.apply(acc, 1)
 
@@ -150,7 +155,8 @@ SMALL_COLUMNS = 1 << 16  # 2-D columns up to this many entries, any at stride 1,
 # gathers of wide kernels at stride 2 or more (a 7x7 stride-2 stem on 224x224: 0.54 ms against 0.64)
 
 
-def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilations, out_shape, requantize=None):
+def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilations, out_shape, requantize=None,
+                 out=None):
     """Columns (C * kernel taps, N * positions): the whole batch is one BLAS product per group (a batch
     of small per-image products runs far slower), written back to (N, OC, *out).
 
@@ -168,7 +174,7 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     images = max(1, COLUMN_BAND_BYTES // ((K + extra) * L * np.dtype(dtype).itemsize))
     if (images < N and rank == 2 and group == 1 and requantize is not None and plan.chunk >= K
             and all(s == 1 for s in strides)):
-        return _im2col_in_bands(x, weights[0], kernel, dilations, pads, out_shape, requantize, images)
+        return _im2col_in_bands(x, weights[0], kernel, dilations, pads, out_shape, requantize, images, out)
     buffer = window.scratch("conv_cols", (group, K + extra, N * L), dtype)
     if extra:
         buffer[:, K] = 1.0
@@ -187,7 +193,7 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
         for offset, slices in window.taps(kernel, out_shape, strides, dilations):
             cols[lead + offset] = xp[lead + (slice(None),) + slices]
     out_channels = (group, OC // group, N * L)
-    out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
+    out = window.result_array(out, (N, OC) + tuple(out_shape))
     if requantize is not None:
         if group == 1 and N * L <= NARROW_COLUMNS:  # BLAS runs a weight-bound product faster this way round
             product, doubled = _fused_product(buffer[0].T, weights[0].T, requantize, plan.chunk)
@@ -206,7 +212,7 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     return out
 
 
-def _im2col_in_bands(x, weights, kernel, dilations, pads, out_shape, requantize, images):
+def _im2col_in_bands(x, weights, kernel, dilations, pads, out_shape, requantize, images, out=None):
     """A fused stride-1 2-D convolution of a batch whose columns pass COLUMN_BAND_BYTES, `images` at a time:
     each band is gathered, multiplied and finished while its columns are still in the L2 cache (digits_cnn's
     second convolution at batch 256, 9.4 MB of columns: 1.58 ms in one product, 1.18 in bands of 8 images).
@@ -218,7 +224,7 @@ def _im2col_in_bands(x, weights, kernel, dilations, pads, out_shape, requantize,
     doubled = weights.dtype == np.float64
     correct, threshold, low, high, magic, unit = requantize.rounding(doubled)
     offset = np.zeros((OC, 1, 1)) if doubled else requantize.offset((OC, 1, 1))
-    out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
+    out = window.result_array(out, (N, OC) + tuple(out_shape))
     geometry = (tuple(kernel), (1, 1), tuple(dilations), tuple(pads[:2]), tuple(out_shape))
     for first in range(0, N, images):
         band = min(images, N - first)
@@ -243,19 +249,19 @@ def _fused_product(a, b, requantize, chunk):
     return np.matmul(a, b, out=exact_gemm.product_buffer(a, b, "conv_product")), True
 
 
-def _conv_limbs(x, w: Prepared, K: int, x_range, geometry, requantize):
+def _conv_limbs(x, w: Prepared, K: int, x_range, geometry, requantize, out=None):
     """The limb path (limbs.conv2d) when this machine takes it and K pays for it, else None. A 1-D
-    convolution runs as 2-D with a unit height."""
+    convolution runs as 2-D with a unit height (into a new array)."""
     plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), K, x, x_range)
     if plan is None:
         return None
     strides, pads, dilations, out_shape = geometry
     kernel = tuple(w.shape[2:])
     if x.ndim == 3:
-        out = limbs.conv2d(x[:, :, None, :], (1,) + kernel, *plan, (1,) + tuple(strides), (0, pads[0]),
-                           (1,) + tuple(dilations), (1,) + tuple(out_shape), requantize)
-        return out[:, :, 0]
-    return limbs.conv2d(x, kernel, *plan, strides, pads, dilations, out_shape, requantize)
+        planar = limbs.conv2d(x[:, :, None, :], (1,) + kernel, *plan, (1,) + tuple(strides), (0, pads[0]),
+                              (1,) + tuple(dilations), (1,) + tuple(out_shape), requantize)
+        return planar[:, :, 0]
+    return limbs.conv2d(x, kernel, *plan, strides, pads, dilations, out_shape, requantize, out)
 
 
 def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, out_shape, finish=None):
@@ -291,16 +297,17 @@ def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, 
     return acc.astype(np.int64) if finish is None else finish(acc)
 
 
-def _conv_depthwise_int64(x, w, requantize, strides, pads, dilations, out_shape):
+def _conv_depthwise_int64(x, w, requantize, strides, pads, dilations, out_shape, out=None):
     """A 1-D or 2-D depthwise convolution and its epilogue in one compiled int64 loop (loops.depthwise): no
-    columns, no float products; a 1-D one runs as 2-D with a unit height."""
+    columns, no float products; a 1-D one runs as 2-D with a unit height (into a new array)."""
     one_dimensional = x.ndim == 3
     if one_dimensional:
+        out = None
         x, w = x[:, :, None, :], w[:, :, None, :]
         strides, dilations, out_shape = (1,) + tuple(strides), (1,) + tuple(dilations), (1,) + tuple(out_shape)
         pads = (0, pads[0], 0, pads[1])
     OC = w.shape[0]
-    out = np.empty((x.shape[0], OC) + tuple(out_shape), dtype=np.int64)
+    out = window.result_array(out, (x.shape[0], OC) + tuple(out_shape))
     bias = requantize.bias if requantize.bias is not None else np.zeros(OC, dtype=np.int64)
     low, high = requantize.limits()
     loops.depthwise(x, np.ascontiguousarray(w.reshape(OC, *w.shape[2:])), np.broadcast_to(bias, OC),

@@ -207,10 +207,10 @@ def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: boo
 
 
 def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads, dilations, out_shape,
-           requantize) -> np.ndarray:
+           requantize, out=None) -> np.ndarray:
     """An ungrouped 2-D convolution on the limb path: x int64 (N, C, H, W), a (KH, KW) kernel whose weights
     are `packed` as conv_matrix gives them, `limbs` = x_limbs of x's range -> int64 (N, OC, *out_shape),
-    finished by `requantize` (or the accumulator)."""
+    finished by `requantize` (or the accumulator), in `out` when given (window.fits_result)."""
     count, offset = limbs
     N, C, H, W = x.shape
     K = C * kernel[0] * kernel[1]
@@ -224,9 +224,9 @@ def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads
         padding = np.array([_limb(offset, l, count) for l in range(count)], dtype=np.uint8)
         loops.limb_gather(planes, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]),
                           tuple(out_shape), padding, rows)
-    out = np.empty((N, packed.column_sums.shape[0], out_shape[0] * out_shape[1]), dtype=np.int64)
-    _products(rows.reshape(positions * count, K), count, packed, offset, requantize, loops.limb_combine, out)
-    out = out.reshape(out.shape[:2] + tuple(out_shape))
+    out = window.result_array(out, (N, packed.column_sums.shape[0]) + tuple(out_shape))
+    _products(rows.reshape(positions * count, K), count, packed, offset, requantize, loops.limb_combine,
+              out.reshape(out.shape[:2] + (-1,)))
     return out if _finished(requantize) else requantize.apply(out, 1)
 
 

@@ -123,3 +123,22 @@ def scratch_bytes() -> int:
 def release_scratch() -> None:
     """Free this thread's scratch buffers (they otherwise stay for the next call of the same size)."""
     _workspace.buffers = {}
+
+
+def result_array(out: np.ndarray | None, shape) -> np.ndarray:
+    """A kernel's int64 result of `shape`: the caller's `out` when given (checked by fits_result), else a new array."""
+    return np.empty(shape, dtype=np.int64) if out is None else out
+
+
+def fits_result(out: np.ndarray | None, shape) -> bool:
+    """Whether `out` can take a kernel's int64 result of `shape` in place: that shape, and contiguous past its first
+    axis (a channel slice of a larger tensor: the kernels reshape their results only across those axes, which is
+    then always a view)."""
+    if out is None or out.dtype != np.int64 or out.shape != tuple(shape) or not out.flags.writeable:
+        return False
+    step = out.itemsize
+    for axis in range(out.ndim - 1, 0, -1):
+        if out.shape[axis] != 1 and out.strides[axis] != step:
+            return False
+        step *= out.shape[axis]
+    return True

@@ -45,11 +45,12 @@ def plan(channels: int, x_bound: int, w_bound: int) -> GemmPlan:
                     algorithm="winograd")
 
 
-def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> np.ndarray:
+def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None, out=None) -> np.ndarray:
     """x int64 (N, C, H, W), w int64 array or Prepared (OC, C, 3, 3) -> int64 (N, OC, *out_shape).
     plan_ = plan(C, *bounds), bounds = (max |x|, max |w|). Large images go in bands of tile rows so
     the transformed tiles and their products stay in cache. With `requantize` (epilogue.Requantize) the
-    result is the requantized activations; when `fusable` it is folded into the products (see below)."""
+    result is the requantized activations; when `fusable` it is folded into the products (see below). `out`: the
+    caller's array for the result (window.fits_result), else a new one."""
     dtype = np.float64 if plan_.path == "float64" else np.float32
     N, C = x.shape[:2]
     OH, OW = out_shape
@@ -61,7 +62,7 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None) -> 
     out_bound = 9 * C * INPUT_GROWTH * FILTER_GROWTH * bounds[0] * bounds[1]
     transform_dtype = np.float64 if out_bound < FLOAT64_EXACT else np.int64
     rounding = requantize.rounding() if fused else (False, 0.0, 0.0, 0.0, 0.0, 1.0)  # (unused unless fused)
-    out = np.empty((N, OC, OH, OW), dtype=np.int64)
+    out = window.result_array(out, (N, OC, OH, OW))
     band = max(1, BAND_BYTES // (16 * (C + OC) * N * TW * np.dtype(dtype).itemsize))
     if U.nbytes > BAND_BYTES:  # every band reads all the filters: with filters past the cache, one band
         band = TH
