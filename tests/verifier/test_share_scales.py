@@ -63,3 +63,35 @@ def test_a_tensor_with_another_reader_keeps_its_own_scale(path):
     y, a_relu = InferenceSession(program, path=path).run(None, x)
     _, a_reference = ort_run(model, x)
     assert np.max(np.abs(a_relu - a_reference)) <= 2.0 ** -join.attrs["fracs"][0] * 4
+
+
+def test_a_relu_branch_and_a_joined_join_share_the_scale_of_the_widest_tensor_on_their_paths():
+    """A fused Conv + Relu picks its frac from the Conv's range, which the Relu can narrow well below the others':
+    the Concat's scale comes from the widest range on each input's path. A Concat's output keeps its inputs' frac,
+    so a Concat that joins it with another branch takes that scale too."""
+    weight = numpy_helper.from_array(RNG.normal(0, 3.0, (3, 4, 1, 1)).astype(np.float32), "w_wide")
+    mostly_negative = numpy_helper.from_array(np.full(3, -6.0, dtype=np.float32), "b_wide")
+    small = numpy_helper.from_array(RNG.normal(0, 0.05, (2, 4, 1, 1)).astype(np.float32), "w_small")
+    side = numpy_helper.from_array(RNG.normal(0, 0.05, (4, 4, 3, 3)).astype(np.float32), "w_side")
+    nodes = [
+        helper.make_node("Conv", ["x", "w_wide", "b_wide"], ["a"], name="conv_wide"),
+        helper.make_node("Relu", ["a"], ["a_relu"]),
+        helper.make_node("Conv", ["x", "w_small"], ["b"], name="conv_small"),
+        helper.make_node("Relu", ["b"], ["b_relu"]),
+        helper.make_node("Concat", ["a_relu", "b_relu"], ["fire"], name="join", axis=1),
+        helper.make_node("MaxPool", ["fire"], ["pooled"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w_side"], ["c"], name="conv_side", pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["pooled", "c"], ["y"], name="join_again", axis=1),
+    ]
+    graph = helper.make_graph(nodes, "joins", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 9, 6, 6])],
+                              [weight, mostly_negative, small, side])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    program = compile_model(model, calibration=CALIBRATION)
+    joins = [node for node in program.nodes if node.op == "Concat"]
+    convs = {node.name: node.attrs["out_frac"] for node in program.nodes if node.op == "Conv"}
+    assert [len(set(join.attrs["fracs"])) for join in joins] == [1, 1]
+    assert convs["conv_wide"] == convs["conv_small"] == convs["conv_side"] == joins[1].attrs["out_frac"]
+    x = {"x": RNG.uniform(-1, 1, (3, 4, 6, 6)).astype(np.float32)}
+    fixed, reference = InferenceSession(program).run(None, x)[0], ort_run(model, x)[0]
+    assert np.max(np.abs(fixed - reference)) <= 0.01 * np.max(np.abs(reference))

@@ -2,9 +2,10 @@
 
 The inputs of a Concat share one scale. A Concat joins its
 fixed-point inputs at their smallest frac, so an input at a finer frac is rounded once more at run time
-(a requantize pass per input). Instead, each input's producer gets the Concat's range - the largest of
-its inputs' - and so picks the Concat's frac itself: its output is rounded once, straight to that
-scale, and the Concat only copies.
+(a requantize pass per input). Instead, each input's producer gets the Concat's range - the widest on any
+input's path, a fused Conv + Relu's Conv range included - and so picks the Concat's frac itself: its output
+is rounded once, straight to that scale, and the Concat only copies (and the interpreter can compute Conv
+inputs straight into its output).
 
 The range moves back through ops that keep their input's frac (Relu, MaxPool, Flatten, ...) to the node
 that chooses one. A tensor is widened only when the path's one consumer needs it and it is no graph
@@ -31,21 +32,35 @@ def share_concat_scales(graph: Graph, ranges: dict) -> Ranges:
                 consumers[name] = consumers.get(name, 0) + 1
     producer = {out: node for node in graph.nodes for out in node.output if out}
     shared = Ranges(ranges, infinite_tensors(ranges))
+
+    def chain(name: str) -> list[str]:
+        """The tensor and those it keeps the frac of (back through KEEPS_FRAC ops to the node that picks it)."""
+        names = [name]
+        source = producer.get(name)
+        while source is not None and source.op_type in KEEPS_FRAC and source.input and source.input[0] in shared:
+            names.append(source.input[0])
+            source = producer.get(names[-1])
+        return names
+
     for node in graph.nodes:
         if node.op_type != "Concat":
             continue
         inputs = [name for name in node.input if name in shared and name not in graph.constants]
         if len(inputs) < 2:
             continue
-        target = max(shared[name] for name in inputs)
-        for name in inputs:
-            while (consumers.get(name) == 1 and name not in graph.outputs and name in shared
-                   and shared[name] < target):
-                shared[name] = target
-                source = producer.get(name)
-                if source is None or source.op_type not in KEEPS_FRAC or not source.input:
+        chains = [chain(name) for name in inputs]
+        # the largest range on any chain: a fused Conv + Relu picks its frac from the Conv's range, wider than
+        # the Relu's, so the Concat's own range would leave that input at a coarser frac than the others
+        target = max(shared[name] for names in chains for name in names)
+        for names in chains:
+            for name in names:  # (widened up to the first tensor that another node reads too)
+                if consumers.get(name) != 1 or name in graph.outputs:
                     break
-                name = source.input[0]
+                if shared[name] < target:
+                    shared[name] = target
+        joined = node.output[0] if node.output else ""
+        if joined in shared and shared[joined] < target:  # its frac is its inputs' (for a Concat fed by this one)
+            shared[joined] = target
     return shared
 
 
