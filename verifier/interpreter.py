@@ -14,7 +14,12 @@ Nodes whose outputs follow from the program and the shapes of the feeds alone (S
 computed from them and from constants: the shape arithmetic of a model exported with a dynamic batch) are
 run once per set of feed shapes; later runs with the same shapes take their outputs from a cache (up to
 `SHAPE_CACHE_ELEMENTS`), read-only like the program's constants. Each such node is still metered and
-checked where it stands, so a run stops at the same node with the same error whether or not it is cached."""
+checked where it stands, so a run stops at the same node with the same error whether or not it is cached.
+
+A Concat whose inputs only it reads does not copy those made by ops that can write into a given array (Conv):
+once a run with the same feed shapes has shown where each input lands in the Concat's output (a `_Layout`),
+later runs compute them straight into their slices of it. Memory placement only: the same values, metering and
+errors."""
 
 from __future__ import annotations
 
@@ -66,6 +71,8 @@ class NodePlan:
     shape_only: bool = False  # its outputs follow from the program and the feed shapes alone
     dies: tuple = ()  # tensors no later node (nor the result) reads: freed after this node
     units: dict = field(default_factory=dict)  # input shapes -> (units, largest output) when shapes decide both
+    into: tuple | None = None  # (Concat node index, input position): its output may be computed into that slice
+    gathers: bool = False  # a Concat some of whose inputs are computed into its output (`into`)
 
 
 def plan(program: Program) -> list[NodePlan]:
@@ -89,6 +96,7 @@ def plan(program: Program) -> list[NodePlan]:
             node.shape_only = True
             fixed.update(name for name in node.outputs if name)
     keep = {info.name for info in program.outputs}
+    _plan_placements(plans, keep | set(program.constants))
     last: dict[str, int] = {}
     for index, node in enumerate(plans):
         for name in node.inputs + node.outputs:
@@ -117,6 +125,7 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
     spent = peak = 0
     plans = plan(program)
     cached = _shape_values(program, feeds)
+    pending: dict = {}  # Concat node index -> (its output, {input position: the slice given to that input's node})
     for index, node in enumerate(plans):
         hit = cached.get(index) if node.shape_only else None
         if hit is not None:  # (its outputs, units and size for these feed shapes)
@@ -140,7 +149,12 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
         if hit is None:
-            outputs = _run(node, inputs)
+            if node.into is not None:
+                outputs = _run(node, inputs, _slot(node.into, cached.layouts, pending))
+            elif node.gathers:
+                outputs = _gather(node, index, inputs, cached.layouts, pending)
+            else:
+                outputs = _run(node, inputs)
             if node.shape_only:
                 _keep_shape_values(cached, index, outputs, units, size)
         for name, value in zip(node.outputs, outputs):
@@ -159,10 +173,14 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
     return {info.name: env[info.name] for info in program.outputs}
 
 
-def _run(node: NodePlan, inputs: list) -> list:
-    """The node's outputs on these inputs, its fused Relu applied; the named ones as int64 arrays."""
+def _run(node: NodePlan, inputs: list, out: np.ndarray | None = None) -> list:
+    """The node's outputs on these inputs, its fused Relu applied; the named ones as int64 arrays. `out`: an array
+    the op may compute its first output into (ops with `places_output`)."""
     try:
-        outputs = node.op.run(inputs, node.attrs, node.consts)
+        if out is None:
+            outputs = node.op.run(inputs, node.attrs, node.consts)
+        else:
+            outputs = node.op.run(inputs, node.attrs, node.consts, out=out)
     except (ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:  # what an op finds in its inputs
         raise ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}") from exc
     if node.relu:  # fusable ops that do not apply it themselves return a fresh array (fuse.py)
@@ -184,9 +202,14 @@ SHAPE_CACHE_KEYS = 8  # sets of feed shapes cached per program
 
 class _ShapeValues(dict):
     """A program's shape-only nodes for one set of feed shapes: node index -> (outputs, units, size: the node's
-    metering, the same for these shapes), and the elements held."""
+    metering, the same for these shapes), and the elements held; and the layouts of its Concats (`layouts`: node
+    index -> _Layout) seen with these shapes."""
 
     elements = 0
+
+    def __init__(self):
+        super().__init__()
+        self.layouts: dict[int, _Layout] = {}
 
 
 def _shape_values(program: Program, feeds: dict) -> _ShapeValues:
@@ -238,3 +261,84 @@ def _output_size(op, inputs, shapes, node) -> int:
     except ValueError:
         return 0
     return math.prod(int(d) for d in shape)  # Python ints: cannot wrap
+
+
+# -- Concat inputs computed in place -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a Concat's inputs went in its output, in a run with given feed shapes: its output shape and, per
+    input, the index of its slice."""
+
+    shape: tuple
+    slices: tuple
+
+    @staticmethod
+    def of(inputs: list, output: np.ndarray, axis: int) -> _Layout:
+        axis %= output.ndim
+        slices, start = [], 0
+        for x in inputs:
+            slices.append((slice(None),) * axis + (slice(start, start + x.shape[axis]),))
+            start += x.shape[axis]
+        return _Layout(output.shape, tuple(slices))
+
+
+def _plan_placements(plans: list[NodePlan], kept: set) -> None:
+    """Mark the Concat inputs that may be computed straight into the Concat's output: each the first output of a
+    node whose op can write into a given array (`places_output`), read by this Concat alone, not a program output,
+    and not shape-only (whose outputs are cached read-only); the Concat must only copy (`copies_only`), each input
+    once."""
+    made: dict[str, tuple[int, int]] = {}
+    readers: dict[str, int] = {}
+    for index, node in enumerate(plans):
+        for name in node.inputs:
+            readers[name] = readers.get(name, 0) + 1
+        for position, name in enumerate(node.outputs):
+            if name:
+                made[name] = (index, position) if name not in made else (-1, -1)  # (made twice: never placed)
+    for index, node in enumerate(plans):
+        op = node.op
+        if (not getattr(op, "joins_in_place", False) or not op.copies_only(node.attrs) or len(node.outputs) != 1
+                or "" in node.inputs or len(set(node.inputs)) != len(node.inputs)):
+            continue
+        for position, name in enumerate(node.inputs):
+            producer, output = made.get(name, (-1, -1))
+            if producer < 0 or output != 0 or readers[name] != 1 or name in kept:
+                continue
+            source = plans[producer]
+            if producer < index and getattr(source.op, "places_output", False) and not source.shape_only:
+                source.into = (index, position)
+                node.gathers = True
+
+
+def _slot(into: tuple, layouts: dict, pending: dict) -> np.ndarray | None:
+    """The slice of a Concat's output that the node marked `into` it computes its output into, when a run with
+    these feed shapes has laid that Concat out (the output is made by the first of its inputs' nodes to run)."""
+    concat, position = into
+    layout = layouts.get(concat)
+    if layout is None:
+        return None
+    if concat not in pending:
+        pending[concat] = (np.empty(layout.shape, dtype=np.int64), {})
+    output, given = pending[concat]
+    given[position] = output[layout.slices[position]]
+    return given[position]
+
+
+def _gather(node: NodePlan, index: int, inputs: list, layouts: dict, pending: dict) -> list:
+    """A Concat some of whose inputs may already be in its output (_slot): the others are copied into their slices.
+    Inputs of other shapes than the layout's (shapes that follow from values) take the plain Concat, which then
+    lays it out again."""
+    output, given = pending.pop(index, (None, {}))
+    layout = layouts.get(index)
+    if output is not None and all(type(x) is np.ndarray and x.dtype == np.int64 and x.shape == output[part].shape
+                                  for x, part in zip(inputs, layout.slices)):
+        for position, (x, part) in enumerate(zip(inputs, layout.slices)):
+            if x is not given.get(position):  # (not computed in place: its node could not, or ran without a slot)
+                output[part] = x
+        return [output]
+    outputs = _run(node, inputs)
+    if all(type(x) is np.ndarray for x in inputs):
+        layouts[index] = _Layout.of(inputs, outputs[0], int(node.attrs["axis"]))
+    return outputs

@@ -19,6 +19,13 @@ class Concat:
         out_frac = min(fracs)
         return Lowering(out_fracs=[out_frac], attrs={"axis": axis, "fracs": fracs, "out_frac": out_frac})
 
+    joins_in_place = True  # inputs may be computed straight into their slices of the output (interpreter.py)
+
+    @staticmethod
+    def copies_only(attrs) -> bool:
+        """Whether run only copies its inputs (no input is moved to another frac)."""
+        return all(f == attrs["out_frac"] for f in attrs.get("fracs", ()))
+
     @staticmethod
     def run(inputs, attrs, consts):
         if "fracs" in attrs:

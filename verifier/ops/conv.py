@@ -55,9 +55,10 @@ class Conv:
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue
     output_size_from_shapes = True
+    places_output = True  # run(..., out=) writes into the caller's array where its kernel can (interpreter.py)
 
     @staticmethod
-    def run(inputs, attrs, consts):
+    def run(inputs, attrs, consts, out=None):
         path = kernel_path()
         x, x_bound, x_range = narrowed(inputs[0], attrs, "x_shift", path)
         weight, bias = prepared(consts["weight"]), consts.get("bias")
@@ -65,7 +66,7 @@ class Conv:
                     "group": attrs["group"], "x_bound": x_bound, "x_range": x_range, "path": path}
         spec = None if path == "reference" else requantize_spec(weight, attrs, bias, weight.shape[0])
         if spec is not None:  # the kernel ends with the epilogue, fused into its product where it can
-            return [conv(x, weight, requantize=spec, **geometry)]
+            return [conv(x, weight, requantize=spec, out=out, **geometry)]
         acc = conv(x, weight, **geometry)
         if bias is not None:
             bias = bias.reshape((1, -1) + (1,) * (acc.ndim - 2))
