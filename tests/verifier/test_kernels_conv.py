@@ -264,7 +264,8 @@ IN_PLACE_CASES = {
     "im2col float32": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 1), (1, 0, 1, 0), 1, 40, "_conv_im2col"),
     "bands": ((5, 4, 8, 8), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "_im2col_in_bands"),
     "winograd": ((2, 4, 8, 8), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "winograd.conv3x3"),
-    "depthwise": ((2, 6, 7, 7), (6, 1, 3, 3), (1, 2), (1, 1, 0, 1), 6, Q15, "_conv_depthwise_int64"),
+    "depthwise": ((2, 6, 7, 7), (6, 1, 3, 3), (1, 2), (1, 1, 0, 1), 6, Q15, "loops.depthwise_fused"),
+    "depthwise int64": ((2, 6, 7, 7), (12, 1, 3, 3), (2, 1), (1, 0, 1, 1), 6, Q15, "loops.depthwise"),
     "limbs": ((2, 8, 6, 6), (5, 8, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "limbs.conv2d"),
 }
 
@@ -273,7 +274,7 @@ IN_PLACE_CASES = {
 def test_every_fused_path_writes_into_a_channel_slice_of_a_larger_array(case, monkeypatch, winograd_for_small_shapes):
     """conv(..., out=) computes straight into the caller's array, a Concat's output in the interpreter: the same bits
     as a new array, and nothing written outside the slice."""
-    from verifier.kernels import convolution, limbs
+    from verifier.kernels import convolution, limbs, loops
     from verifier.kernels.epilogue import Requantize
 
     x_shape, w_shape, strides, pads, group, bound, kernel = IN_PLACE_CASES[case]
@@ -282,14 +283,15 @@ def test_every_fused_path_writes_into_a_channel_slice_of_a_larger_array(case, mo
     if case == "bands":
         monkeypatch.setattr(convolution, "COLUMN_BAND_BYTES", 2000)
     monkeypatch.setenv(limbs.ENVIRONMENT, "always" if case == "limbs" else "off")
-    module, name = (convolution, kernel) if "." not in kernel else (globals().get(kernel.split(".")[0]) or limbs,
-                                                                   kernel.split(".")[1])
+    owner, _, name = kernel.rpartition(".")
+    module = {"": convolution, "winograd": winograd, "limbs": limbs, "loops": loops}[owner]
     calls = []
     original = getattr(module, name)
     monkeypatch.setattr(module, name, lambda *args, **kwargs: calls.append(name) or original(*args, **kwargs))
     rng = np.random.default_rng(len(case))
     x, w = edge_values(rng, x_shape, bound), prepare(edge_values(rng, w_shape, bound))
-    spec = Requantize(9, 16, case == "depthwise", rng.integers(-(1 << 30), 1 << 30, w_shape[0]))
+    bias_bits = 55 if case == "depthwise int64" else 30  # (a bias too wide for the float64 form)
+    spec = Requantize(9, 16, case == "depthwise", rng.integers(-(1 << bias_bits), 1 << bias_bits, w_shape[0]))
     geometry = dict(strides=strides, pads=pads, group=group, x_bound=bound, x_range=(-bound, bound), requantize=spec)
     expected = conv(x, w, **geometry)
     assert calls and np.array_equal(expected, spec.apply(conv(x, w, **{**geometry, "requantize": None}), 1))

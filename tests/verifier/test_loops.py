@@ -68,6 +68,15 @@ images, filters = edge(2 * 4 * 7 * 6, 32767).reshape(2, 4, 7, 6), edge(8 * 9, 32
 convolved = np.empty((2, 8, 4, 3), np.int64)
 loops.depthwise(images, filters, edge(8, 1 << 40), (2, 2), (1, 1), (1, 1), 20, -32767, 32767, True, convolved)
 digest.update(convolved.tobytes())
+from verifier.kernels.window import output_shape
+for strides, dilations, pads, relu in (((2, 2), (1, 1), (1, 1), False), ((1, 1), (2, 1), (2, 0), True),
+                                       ((3, 1), (1, 2), (0, 3), False)):
+    spec = Requantize(20, 16, relu, edge(8, 1 << 40))
+    shape = output_shape((7, 6), (3, 3), strides, pads + pads, dilations)
+    convolved = np.empty((2, 8) + shape, np.int64)
+    loops.depthwise_fused(images, spec.doubled(filters, (8, 9)), (3, 3), strides, dilations, pads,
+                          *spec.rounding(True)[:5], 1.0 / spec.rounding(True)[5], convolved)
+    digest.update(convolved.tobytes())
 for stride in (1, 2, 3):
     columns = np.full((2, 2 * 9 + 1, 2 * 4 * 3), 7.0)
     loops.im2col(images, (3, 3), (stride, stride), (1, 2), (1, 1), (4, 3), columns)

@@ -2,8 +2,9 @@
 
 Fast paths, each an exact float computation under a proven bound (see exact_gemm.py):
   winograd   3x3 stride-1 convolutions with many channels and tiles (winograd.py), 2.25x fewer products;
-  depthwise  one input channel per group: with its epilogue (1-D, 2-D), one compiled int64 loop
-             (loops.depthwise); otherwise per-channel products over stride-phase columns;
+  depthwise  one input channel per group: with its epilogue (1-D, 2-D), one compiled loop over stride phases
+             in float64 (loops.depthwise_fused), or in int64 for biases too wide for it (loops.depthwise);
+             otherwise per-channel products over stride-phase columns;
   im2col     everything else: columns gathered into a reused buffer (one compiled loop for 2-D at stride
              1 or small inputs, loops.im2col; else one vectorized copy per kernel offset), then one
              batched BLAS product per group.
@@ -80,9 +81,11 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     if path == "fast" and plan.algorithm == "winograd" and requantize is not None:
         weight = w if isinstance(w, Prepared) else w_values
         return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape, requantize, out)
-    if (path == "fast" and plan.algorithm == "depthwise" and requantize is not None and x.ndim in (3, 4)
-            and requantize.fits_int64(K * x_bound * w_bound)):
-        return _conv_depthwise_int64(x, w_values, requantize, *geometry, out=out)
+    if path == "fast" and plan.algorithm == "depthwise" and requantize is not None and x.ndim in (3, 4):
+        if requantize.fusable(K * x_bound * w_bound):
+            return _conv_depthwise_compiled(x, w, requantize, True, *geometry, out=out)
+        if requantize.fits_int64(K * x_bound * w_bound):
+            return _conv_depthwise_compiled(x, w_values, requantize, False, *geometry, out=out)
     if path == "fast" and requantize is not None and requantize.fusable(K * x_bound * w_bound):
         if plan.path == "float64" and plan.algorithm == "depthwise":
             fused = requantize.doubled(w, (x.shape[1], OC // group, K))
@@ -297,22 +300,28 @@ def _conv_depthwise(x, weights, kernel, group, dtype, strides, pads, dilations, 
     return acc.astype(np.int64) if finish is None else finish(acc)
 
 
-def _conv_depthwise_int64(x, w, requantize, strides, pads, dilations, out_shape, out=None):
-    """A 1-D or 2-D depthwise convolution and its epilogue in one compiled int64 loop (loops.depthwise): no
-    columns, no float products; a 1-D one runs as 2-D with a unit height (into a new array)."""
+def _conv_depthwise_compiled(x, w, requantize, fused: bool, strides, pads, dilations, out_shape, out=None):
+    """A 1-D or 2-D depthwise convolution and its epilogue in one compiled loop, no columns: in float64 with the
+    epilogue fused (loops.depthwise_fused, when `fused`: the caller checked Requantize.fusable) or in int64 (loops.
+    depthwise: Requantize.fits_int64). A 1-D one runs as 2-D with a unit height (into a new array)."""
     one_dimensional = x.ndim == 3
+    kernel = tuple(w.shape[2:])
     if one_dimensional:
-        out = None
-        x, w = x[:, :, None, :], w[:, :, None, :]
+        x, kernel, out = x[:, :, None, :], (1,) + kernel, None
         strides, dilations, out_shape = (1,) + tuple(strides), (1,) + tuple(dilations), (1,) + tuple(out_shape)
         pads = (0, pads[0], 0, pads[1])
     OC = w.shape[0]
     out = window.result_array(out, (x.shape[0], OC) + tuple(out_shape))
-    bias = requantize.bias if requantize.bias is not None else np.zeros(OC, dtype=np.int64)
-    low, high = requantize.limits()
-    loops.depthwise(x, np.ascontiguousarray(w.reshape(OC, *w.shape[2:])), np.broadcast_to(bias, OC),
-                    tuple(strides), tuple(dilations), tuple(pads[:2]), requantize.shift, low, high,
-                    not requantize.relu, out)
+    if fused:
+        correct, threshold, low, high, magic, unit = requantize.rounding(True)
+        loops.depthwise_fused(x, requantize.doubled(w, (OC, math.prod(kernel))), kernel, tuple(strides),
+                              tuple(dilations), tuple(pads[:2]), correct, threshold, low, high, magic, 1.0 / unit, out)
+    else:
+        bias = requantize.bias if requantize.bias is not None else np.zeros(OC, dtype=np.int64)
+        low, high = requantize.limits()
+        loops.depthwise(x, np.ascontiguousarray(w.reshape((OC,) + kernel)), np.broadcast_to(bias, OC),
+                        tuple(strides), tuple(dilations), tuple(pads[:2]), requantize.shift, low, high,
+                        not requantize.relu, out)
     return out[:, :, 0] if one_dimensional else out
 
 

@@ -24,8 +24,9 @@ from verifier.kernels.loops.rows import (affine_requantize, finish, layer_norm, 
                                          quantize, softmax, sum_requantize, value_range)
 from verifier.kernels.loops.powers import lrn
 from verifier.kernels.loops.limbs import limb_combine, limb_combine_rows, limb_gather, limb_planes, limb_rows
-from verifier.kernels.loops.windows import avg_pool, depthwise, im2col, max_pool, winograd_input, winograd_output
+from verifier.kernels.loops.windows import (avg_pool, depthwise, depthwise_fused, im2col, max_pool, winograd_input,
+                                           winograd_output)
 
-__all__ = ["affine_requantize", "avg_pool", "depthwise", "finish", "im2col", "layer_norm", "limb_combine", "limb_combine_rows", "limb_gather",
+__all__ = ["affine_requantize", "avg_pool", "depthwise", "depthwise_fused", "finish", "im2col", "layer_norm", "limb_combine", "limb_combine_rows", "limb_gather",
            "limb_planes", "limb_rows", "lrn", "max_pool", "multiply_requantize", "narrow", "quantize", "softmax", "sum_requantize",
            "value_range", "winograd_input", "winograd_output"]

@@ -82,6 +82,84 @@ def depthwise(x, w, bias, strides, dilations, pads, shift, low, high, correct, o
 
 
 @compiled
+def depthwise_fused(x, weights, kernel, strides, dilations, pads, correct, threshold, low, high, magic, inverse,
+                    out):  # pragma: no cover - compiled
+    """A 2-D depthwise convolution with its epilogue fused in float64: weights (C * multiplier, KH * KW + 1) hold
+    twice the (KH, KW) filters, taps row-major, and then 2 * bias + 1/2 (epilogue.Requantize.doubled), so each output is
+    y = 2 (acc + bias) + 1/2, every partial sum a multiple of 1/2 below 2**52 (the caller checks
+    Requantize.fusable: then exact in any order), finished by the doubled rounding (_rounded) into out
+    (N, C * multiplier, OH, OW). x: int64 (N, C, H, W).
+
+    Per input channel, the zero-padded plane is split by stride phase (rows and columns) and each phase laid
+    flat, WQ values a row: tap (i, j) reads phase ((i DH) % SH, (j DW) % SW) at offset ((i DH) // SH) WQ +
+    (j DW) // SW from every output's flat index oh WQ + ow, so each tap is one long pass over the plane that
+    LLVM vectorizes (short passes per output row cost more in loop overhead than in arithmetic). The
+    columns ow >= OW of that layout are computed and dropped."""
+    N, C, H, W = x.shape
+    O = weights.shape[0]
+    KH, KW = kernel
+    OH, OW = out.shape[2], out.shape[3]
+    SH, SW = strides
+    DH, DW = dilations
+    PH, PW = pads
+    multiplier = O // C
+    HQ = OH + ((KH - 1) * DH) // SH + 1  # (a spare row: the last rows' reads run past their phase row)
+    WQ = OW + ((KW - 1) * DW) // SW
+    L = OH * WQ
+    phases = np.zeros((SH, SW, HQ * WQ), dtype=np.float64)  # (the padding stays 0: every plane fills the same cells)
+    acc = np.empty(L, dtype=np.float64)
+    for n in range(N):
+        for c in range(C):
+            plane = x[n, c]
+            for h in range(H):
+                rp, rq = (h + PH) % SH, (h + PH) // SH
+                if rq >= HQ:
+                    continue
+                line = plane[h]
+                for cp in range(SW):
+                    target = phases[rp, cp]
+                    base = rq * WQ
+                    first = max(0, (PW - cp + SW - 1) // SW)  # the first cq whose column cq SW + cp - PW >= 0
+                    stop = min(WQ, (W - 1 + PW - cp) // SW + 1)
+                    if SW == 1:  # (constant strides: reads the compiler vectorizes)
+                        for cq in range(first, stop):
+                            target[_at(base + cq)] = line[_at(cq - PW)]
+                    elif SW == 2:
+                        for cq in range(first, stop):
+                            target[_at(base + cq)] = line[_at(2 * cq + cp - PW)]
+                    else:
+                        for cq in range(first, stop):
+                            target[_at(base + cq)] = line[_at(cq * SW + cp - PW)]
+            for q in range(multiplier):
+                o = c * multiplier + q
+                filters = weights[o]
+                bias = filters[KH * KW]
+                for t in range(L):
+                    acc[_at(t)] = bias
+                for i in range(KH):
+                    above = ((i * DH) // SH) * WQ
+                    if KW == 3:  # a row of three taps in one pass: a third of the loads and stores of acc
+                        w0, w1, w2 = filters[3 * i], filters[3 * i + 1], filters[3 * i + 2]
+                        s0 = phases[(i * DH) % SH, 0]
+                        s1 = phases[(i * DH) % SH, DW % SW]
+                        s2 = phases[(i * DH) % SH, (2 * DW) % SW]
+                        h0, h1, h2 = above, above + DW // SW, above + (2 * DW) // SW
+                        for t in range(L):
+                            acc[_at(t)] += w0 * s0[_at(t + h0)] + w1 * s1[_at(t + h1)] + w2 * s2[_at(t + h2)]
+                        continue
+                    for j in range(KW):
+                        tap = filters[i * KW + j]
+                        source = phases[(i * DH) % SH, (j * DW) % SW]
+                        shift = above + (j * DW) // SW
+                        for t in range(L):
+                            acc[_at(t)] += tap * source[_at(t + shift)]
+                for oh in range(OH):
+                    row, base = out[n, o, oh], oh * WQ
+                    for ow in range(OW):
+                        row[_at(ow)] = _rounded(acc[_at(base + ow)], correct, threshold, low, high, magic, inverse)
+
+
+@compiled
 def winograd_input(x, pad_top, pad_left, top, V):  # pragma: no cover - compiled
     """Winograd F(2x2, 3x3)'s input transform, V[a, b, n, c, r, t] = (B^T d B)[a, b] for the 4x4 tile d of
     x at padded rows 2 (top + r) .. + 3 and columns 2 t .. + 3 (0 outside x), with B^T = [[1, 0, -1, 0],
