@@ -390,3 +390,26 @@ def test_compiled_square_root_and_bit_length_are_the_numpy_forms_at_every_bit_le
     values = np.array(values, dtype=np.int64)
     assert np.array_equal(np.array([row_loops._sqrt_round(v) for v in values]), sqrt_round(values))
     assert np.array_equal(np.array([row_loops._bit_length(v) for v in values]), fixedpoint.bit_length(values))
+
+
+@settings(max_examples=300, deadline=None)
+@given(quotient=st.integers(0, 1 << 62), divisor=st.integers(1, 1 << 62), rest=st.sampled_from(["-1", "0", "+1", "any"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_compiled_floor_division_is_integer_floor_division(quotient, divisor, rest, seed):
+    """loops.rows._floor_divide divides in float64 below 2**53 (softmax's rounding divisions): the
+    same floor as int64 division next to every multiple of the divisor, where a float quotient would round up
+    if it could, and past 2**53, where it takes the integer division."""
+    from verifier.kernels.loops import rows as row_loops
+
+    out = np.empty((1, 2), np.int64)
+    loops.softmax(np.zeros((1, 2), np.int64), np.array([1, 1], np.int64), 0, False, 32767, out)
+    assert hasattr(row_loops._floor_divide, "py_func"), "compiling a loop of rows.py makes its helpers numba functions"
+    quotient %= (1 << 62) // divisor + 1  # (numerators up to 2**62 + divisor: int64)
+    offset = {"-1": -1, "0": 0, "+1": 1, "any": int(np.random.default_rng(seed).integers(0, divisor))}[rest]
+    numerator = quotient * divisor + offset
+    above = -(-(1 << (53 + seed % 3)) // divisor) * divisor  # a multiple just past 2**53, 2**54 or 2**55
+    for n in (numerator, numerator % (1 << 53), (numerator % (1 << 53)) // divisor * divisor - 1, above - 1,
+              above + offset):
+        if 0 <= n <= (1 << 63) - 1:
+            assert row_loops._floor_divide(n, divisor) == n // divisor
+            assert row_loops._floor_divide.py_func(np.int64(n), np.int64(divisor)) == n // divisor

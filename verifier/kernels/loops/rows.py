@@ -40,6 +40,20 @@ def _rounded(v, correct, threshold, lo, hi, magic, inverse):  # pragma: no cover
     return np.int64(((v + magic) - magic) * inverse)
 
 
+FLOAT64_EXACT = 1 << 53
+
+
+@inlined
+def _floor_divide(n, d):  # pragma: no cover - compiled
+    """n // d for n >= 0, d >= 1: one float division (a few cycles, and vectorizable) where both are below 2**53,
+    else the 64-bit integer division (tens of cycles). Exact: IEEE division rounds n / d correctly; when d divides
+    n that is the integer itself, and otherwise n / d lies at least 1/d below the next integer, more than the
+    rounding can move it (half an ulp, at most (n / d) 2**-53 < 1/d for n < 2**53), so truncating gives the floor."""
+    if n < FLOAT64_EXACT and d < FLOAT64_EXACT:
+        return np.int64(np.float64(n) / np.float64(d))
+    return n // d
+
+
 @inlined
 def _requantized(t, rounding, low, high):  # pragma: no cover - compiled
     """fixedpoint.requantize of one int64 t, clipped to [low, high]: with rounding = (shift, half, correct)
@@ -231,6 +245,6 @@ def softmax(x, table, out_frac, masked, limit, out):  # pragma: no cover - compi
             target[i] = e
             total += e
         for i in range(n):
-            y = (2 * (target[i] << out_frac) + total) // (2 * total)
+            y = _floor_divide(2 * (target[i] << out_frac) + total, 2 * total)
             target[i] = min(max(y, -limit), limit)
     return True
