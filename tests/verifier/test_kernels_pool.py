@@ -80,7 +80,8 @@ def test_avg_pool_sums_and_counts_match_onnxruntime(x_shape, kernel, strides, pa
 
 @pytest.mark.parametrize("count_include_pad", [False, True])
 @pytest.mark.parametrize("x_shape,kernel,strides,pads,dilations,ceil_mode",
-                         GEOMETRIES + [((1, 2, 10, 9), (2, 3), (1, 2), (1, 0, 0, 1), (2, 2), True)])
+                         GEOMETRIES + [((1, 2, 10, 9), (2, 3), (1, 2), (1, 0, 0, 1), (2, 2), True),
+                                       ((2, 2, 7, 6), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), False)])
 def test_avg_pool_in_one_pass_rounds_the_window_sums_as_the_reference(x_shape, kernel, strides, pads, dilations,
                                                                        ceil_mode, count_include_pad):
     """avg_pool (1-D and 2-D: one compiled loop) is rounding_divide(avg_pool_sum), ties and negative sums too."""
@@ -91,6 +92,22 @@ def test_avg_pool_in_one_pass_rounds_the_window_sums_as_the_reference(x_shape, k
     x = rng.choice([-32767, 32767, -1, 1, 0, 5, -7], x_shape) * rng.integers(1, 3, x_shape)
     geometry = dict(strides=strides, pads=pads, dilations=dilations, ceil_mode=ceil_mode,
                     count_include_pad=count_include_pad)
+    assert np.array_equal(avg_pool(x, kernel, **geometry), rounding_divide(*avg_pool_sum(x, kernel, **geometry)))
+
+
+@pytest.mark.parametrize("kernel,strides", [((3, 3), (1, 1)), ((3, 3), (2, 2)), ((2, 2), (2, 2)), ((2, 3), (1, 2))])
+def test_avg_pool_divides_rows_of_large_sums_in_int64_and_the_rest_in_float64(kernel, strides):
+    """The compiled loop divides a row of window sums in float64 only when every numerator is below 2**53 (exact
+    there); rows that reach past that take int64 division. Both next to each other, ties included, give the
+    reference's integers."""
+    from verifier.fixedpoint import rounding_divide
+    from verifier.kernels import avg_pool
+
+    rng = np.random.default_rng(len(kernel) + strides[0])
+    x = rng.integers(-(1 << 20), 1 << 20, (2, 3, 9, 8))
+    x[:, 1, 3:6] = rng.choice([-1, 1], (2, 9, 8))[:, :3] * ((1 << 59) + rng.integers(0, 9, (2, 3, 8)))
+    x[1, 2] = rng.choice([(1 << 50) // 3, -((1 << 50) // 3) - 1, 3, -3], (9, 8))  # (at the float path's edge)
+    geometry = dict(strides=strides, pads=(1, 0, 1, 1))
     assert np.array_equal(avg_pool(x, kernel, **geometry), rounding_divide(*avg_pool_sum(x, kernel, **geometry)))
 
 

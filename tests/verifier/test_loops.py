@@ -408,8 +408,8 @@ def test_compiled_floor_division_is_integer_floor_division(quotient, divisor, re
     offset = {"-1": -1, "0": 0, "+1": 1, "any": int(np.random.default_rng(seed).integers(0, divisor))}[rest]
     numerator = quotient * divisor + offset
     above = -(-(1 << (53 + seed % 3)) // divisor) * divisor  # a multiple just past 2**53, 2**54 or 2**55
-    for n in (numerator, numerator % (1 << 53), (numerator % (1 << 53)) // divisor * divisor - 1, above - 1,
-              above + offset):
-        if 0 <= n <= (1 << 63) - 1:
+    small = numerator % (1 << 53)
+    for n in (numerator, small, small // divisor * divisor - 1, above - 1, above + offset, -small - 1):
+        if -(1 << 63) <= n <= (1 << 63) - 1:  # (a negative numerator: a wrapped sum, divided by the int64 rule)
             assert row_loops._floor_divide(n, divisor) == n // divisor
             assert row_loops._floor_divide.py_func(np.int64(n), np.int64(divisor)) == n // divisor

@@ -45,11 +45,12 @@ FLOAT64_EXACT = 1 << 53
 
 @inlined
 def _floor_divide(n, d):  # pragma: no cover - compiled
-    """n // d for n >= 0, d >= 1: one float division (a few cycles, and vectorizable) where both are below 2**53,
-    else the 64-bit integer division (tens of cycles). Exact: IEEE division rounds n / d correctly; when d divides
-    n that is the integer itself, and otherwise n / d lies at least 1/d below the next integer, more than the
-    rounding can move it (half an ulp, at most (n / d) 2**-53 < 1/d for n < 2**53), so truncating gives the floor."""
-    if n < FLOAT64_EXACT and d < FLOAT64_EXACT:
+    """n // d for d >= 1: one float division (a few cycles, and vectorizable) where 0 <= n < 2**53 and d < 2**53,
+    else the 64-bit integer division (tens of cycles; a negative n - a wrapped sum - included). Exact: IEEE
+    division rounds n / d correctly; when d divides n that is the integer itself, and otherwise n / d lies at least
+    1/d below the next integer, more than the rounding can move it (half an ulp, at most (n / d) 2**-53 < 1/d for
+    n < 2**53), so truncating gives the floor."""
+    if 0 <= n < FLOAT64_EXACT and d < FLOAT64_EXACT:
         return np.int64(np.float64(n) / np.float64(d))
     return n // d
 

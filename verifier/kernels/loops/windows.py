@@ -5,7 +5,8 @@ numpy forms)."""
 import numpy as np
 
 from verifier.kernels.loops._compile import compiled, inlined
-from verifier.kernels.loops.rows import _requantized, _rounded, _rounding  # noqa: F401 (inlined when compiled)
+from verifier.kernels.loops.rows import (FLOAT64_EXACT, _floor_divide, _requantized, _rounded,  # noqa: F401
+                                         _rounding)  # (inlined when compiled)
 
 _at = np.uint64  # an unsigned index: numba then skips the wrap-around of negative ones
 
@@ -300,14 +301,20 @@ def _max_pool_2x2(x, H, W, OH, OW, out):  # pragma: no cover - compiled
 def avg_pool(x, H, W, kernel, strides, dilations, pads, out_shape, counts, row, out):  # pragma: no cover - compiled
     """A 2-D average pool: each window's int64 sum (the taps inside x; padding adds 0), divided by its count
     counts[oh, ow] > 0 with fixedpoint.rounding_divide's rule, sign(s) * ((2 |s| + c) // (2 c)). Per output row, the
-    rows of its window are summed into `row` (a contiguous pass), then each output adds its columns there. x:
-    flat int64, planes of (H, W); row: int64 of pads[1] + W + the columns windows reach past the end, its padding
-    columns 0; out: flat int64, planes of out_shape. (int64 sums wrap as numpy's do: the same integers in any order.)"""
+    rows of its window are summed into `row` (a contiguous pass), then each output adds its columns there, and the
+    row of sums is divided in place: in float64 (_floor_divide's argument, in a loop the compiler vectorizes) when
+    the row buffer's values bound every numerator below 2**53, else by int64 division. x: flat int64, planes of
+    (H, W); row: int64 of pads[1] + W + the columns windows reach past the end, its padding columns 0; out: flat
+    int64, planes of out_shape. (int64 sums wrap as numpy's do: the same integers in any order.)"""
     KH, KW = kernel
     SH, SW = strides
     DH, DW = dilations
     OH, OW = out_shape
     left = pads[1]
+    largest_count = 0
+    for oh in range(OH):
+        for ow in range(OW):
+            largest_count = max(largest_count, counts[_at(oh), _at(ow)])
     for p in range(x.shape[0] // (H * W)):
         for oh in range(OH):
             top = oh * SH - pads[0]
@@ -320,10 +327,32 @@ def avg_pool(x, H, W, kernel, strides, dilations, pads, out_shape, counts, row, 
                     for w in range(W):
                         row[_at(left + w)] += x[_at(line + w)]
             start = (p * OH + oh) * OW
-            for ow in range(OW):
-                total = row[_at(SW * ow)]
-                for j in range(1, KW):
-                    total += row[_at(SW * ow + j * DW)]
-                c = counts[_at(oh), _at(ow)]
-                magnitude = (2 * (-total if total < 0 else total) + c) // (2 * c)
-                out[_at(start + ow)] = -magnitude if total < 0 else magnitude
+            if DW == 1 and KW == 3 and SW == 1:  # (constant offsets: the compiler vectorizes these)
+                for ow in range(OW):
+                    out[_at(start + ow)] = row[_at(ow)] + row[_at(ow + 1)] + row[_at(ow + 2)]
+            elif DW == 1 and KW == 3 and SW == 2:
+                for ow in range(OW):
+                    out[_at(start + ow)] = row[_at(2 * ow)] + row[_at(2 * ow + 1)] + row[_at(2 * ow + 2)]
+            elif DW == 1 and KW == 2 and SW == 2:
+                for ow in range(OW):
+                    out[_at(start + ow)] = row[_at(2 * ow)] + row[_at(2 * ow + 1)]
+            else:
+                for ow in range(OW):
+                    total = row[_at(SW * ow)]
+                    for j in range(1, KW):
+                        total += row[_at(SW * ow + j * DW)]
+                    out[_at(start + ow)] = total
+            largest = 0  # (INT64_MIN has no magnitude: it keeps the row on int64 division)
+            for w in range(row.shape[0]):
+                value = row[_at(w)]
+                largest = max(largest, value if value >= 0 else (-value if value > -FLOAT64_EXACT else FLOAT64_EXACT))
+            if largest < (FLOAT64_EXACT >> 2) // KW and largest_count < (FLOAT64_EXACT >> 2):  # 2 |sum| + c < 2**53
+                for ow in range(OW):
+                    total, c = out[_at(start + ow)], counts[_at(oh), _at(ow)]
+                    magnitude = np.int64(np.float64(2 * (-total if total < 0 else total) + c) / np.float64(2 * c))
+                    out[_at(start + ow)] = -magnitude if total < 0 else magnitude
+            else:
+                for ow in range(OW):
+                    total, c = out[_at(start + ow)], counts[_at(oh), _at(ow)]
+                    magnitude = _floor_divide(2 * (-total if total < 0 else total) + c, 2 * c)
+                    out[_at(start + ow)] = -magnitude if total < 0 else magnitude
