@@ -195,7 +195,8 @@ def _gemm_fused(a_values, b: "Prepared", requantize) -> np.ndarray:
     a_float[..., K] = 1.0
     weights = requantize.doubled(b, transposed=True).T  # (K + 1, N)
     rows = a_float.reshape(-1, K + 1)  # a batch of a's against one b: one BLAS call, not one per matrix
-    return requantize.finish(np.matmul(rows, weights)).reshape(a_values.shape[:-1] + (weights.shape[1],))
+    product = np.matmul(rows, weights, out=product_buffer(rows, weights))
+    return requantize.finish(product).reshape(a_values.shape[:-1] + (weights.shape[1],))
 
 
 def matmul_chunked(a_float, b_float, K: int, chunk: int, b_k_axis: int) -> np.ndarray:
