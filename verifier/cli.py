@@ -103,7 +103,8 @@ def _inspect_program(program) -> dict:
 
     nodes = []
     for node in program.nodes:
-        entry = {"op": node.op + ("+Relu" if node.attrs.get("relu") else ""), "name": node.name, "outputs": node.outputs, "out_fracs": node.out_fracs}
+        fused = ("+Relu" if node.attrs.get("relu") else "") + ("+MaxPool" if node.attrs.get("pool") else "")
+        entry = {"op": node.op + fused, "name": node.name, "outputs": node.outputs, "out_fracs": node.out_fracs}
         if "path" in node.attrs:
             entry["path"] = node.attrs["path"]
             entry["path_reason"] = node.attrs.get("path_reason", "")

@@ -41,6 +41,10 @@ HOSTILE_ATTRS = [
     {"group": 0},
     {"acc_frac": 10**30},
     {"dilations": [-1, -1]},
+    {"pool": {"kernel_shape": [0, 3], "strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1], "ceil_mode": 0}},
+    {"pool": {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [10**9, 0, 0, 0], "dilations": [1, 1],
+              "ceil_mode": 0}},
+    {"pool": "x"},
 ]
 
 

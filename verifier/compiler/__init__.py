@@ -12,7 +12,8 @@
     share_scales.py the inputs of a Concat produced at its scale (no rounding in the Concat)
     lower.py      each op's compile step -> Program
     fuse.py       a constant bias Add after a MatMul by a constant weight folded into the MatMul (torch's Linear
-                  on 3-D input); Relu fused into the Conv/Gemm/MatMul/Add before it; then the bytes are frozen
+                  on 3-D input); Relu fused into the Conv/Gemm/MatMul/Add before it; a 2-D MaxPool into the Conv
+                  before it; then the bytes are frozen
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from verifier.compiler.batchnorm import fold_batchnorm
 from verifier.compiler.feature_scales import scale_input_features
 from verifier.compiler.fold import fold_constants, refresh_shapes
-from verifier.compiler.fuse import fuse_matmul_bias, fuse_relu
+from verifier.compiler.fuse import fuse_matmul_bias, fuse_max_pool, fuse_relu
 from verifier.compiler.fuse_tables import fuse_tables
 from verifier.compiler.load import load_model, to_graph
 from verifier.compiler.lower import HINTS, lower
@@ -70,7 +71,7 @@ def compile_model(model_or_path, calibration: dict | None = None, matmul_bits: i
     ranges, input_ranges = value_ranges(graph, calibration)
     graph = fuse_tables(graph)
     ranges = share_concat_scales(graph, ranges)
-    program = fuse_relu(fuse_matmul_bias(lower(graph, ranges, input_ranges, calibrated=calibration is not None,
-                                               matmul_bits=matmul_bits)))
+    program = lower(graph, ranges, input_ranges, calibrated=calibration is not None, matmul_bits=matmul_bits)
+    program = fuse_max_pool(fuse_relu(fuse_matmul_bias(program)))
     program.to_bytes()  # freeze now: a program that cannot serialize fails at compile time
     return program

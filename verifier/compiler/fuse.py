@@ -5,7 +5,10 @@ frac), one pass and one node fewer.
 
 Before it, fuse_matmul_bias: an Add (or Sub) of a constant bias along the last axis after a MatMul of
 run-time activations by a constant 2-D weight (torch's Linear on a 3-D input exports as that pair) becomes
-the MatMul's bias, added to its accumulator as Gemm's is: one rounding instead of two, one pass fewer."""
+the MatMul's bias, added to its accumulator as Gemm's is: one rounding instead of two, one pass fewer.
+
+After it, fuse_max_pool: a 2-D MaxPool that alone reads a Conv's output becomes part of the Conv (attrs "pool"),
+which pools a fused product before rounding it: only the pooled values are rounded and written."""
 
 from __future__ import annotations
 
@@ -70,6 +73,22 @@ def _relu_into(node, producer, consumers, outputs):
         source.attrs["relu"] = 1
         return source
     return None
+
+
+def fuse_max_pool(program: Program) -> Program:
+    return _merge_into_producers(program, _pool_into_conv)
+
+
+def _pool_into_conv(node, producer, consumers, outputs):
+    """A 2-D MaxPool (no Indices output) of a 2-D Conv's output that feeds nothing else: the Conv takes its geometry
+    (attrs["pool"]) and pools its result (ops/conv.py: a fused product is pooled before its epilogue)."""
+    source = producer.get(node.inputs[0]) if node.op == "MaxPool" and node.inputs else None
+    if (source is None or source.op != "Conv" or len(source.outputs) != 1 or "pool" in source.attrs
+            or consumers.get(source.outputs[0]) != 1 or source.outputs[0] in outputs or any(node.outputs[1:])
+            or len(node.attrs["kernel_shape"]) != 2 or len(source.attrs["strides"]) != 2):
+        return None
+    source.attrs["pool"] = {key: node.attrs[key] for key in ("kernel_shape", "strides", "pads", "dilations", "ceil_mode")}
+    return source
 
 
 def _merge_into_producers(program: Program, merge) -> Program:

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from verifier.kernels import exact_gemm, limbs, loops, window, winograd
+from verifier.kernels import exact_gemm, limbs, loops, pooling, window, winograd
 from verifier.kernels.epilogue import Requantize, float_product
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
 
@@ -47,7 +47,7 @@ def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int, *,
 def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
          x_bound: int | None = None, w_bound: int | None = None, path: str = "fast",
          requantize: Requantize | None = None, x_range: tuple[int, int] | None = None,
-         out: np.ndarray | None = None) -> np.ndarray:
+         out: np.ndarray | None = None, pool: dict | None = None) -> np.ndarray:
     """ONNX Conv on integers: x (N, C, *spatial), w (OC, C/group, *kernel) -> int64 (N, OC, *out).
 
     pads in ONNX order [begin..., end...]; x_bound / w_bound are proven max |value| (computed from
@@ -56,7 +56,32 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     result is the requantized activations instead of the accumulator, its bias per output channel
     (fused into the float product when its bound allows: epilogue.Requantize). `out`: an int64 array of the
     result's shape, contiguous past its first axis (window.fits_result; e.g. a channel slice of a Concat's
-    output), that the paths with an epilogue write into: the result is then `out`, else a new array."""
+    output), that the paths with an epilogue write into: the result is then `out`, else a new array.
+    `pool`: a 2-D MaxPool on the result (its kernel_shape, strides, pads, dilations, ceil_mode: a Conv + MaxPool
+    node, compiler/fuse.py), the same integers as pooling.max_pool of it. The fused im2col product is pooled
+    before its epilogue instead, since the epilogue's rounding is monotone: the window's largest value rounds to
+    the window's largest result, and only the pooled values are rounded and written."""
+    if pool is None:
+        return _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, requantize, x_range, out)
+    request = _Pool(pool)
+    result = _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, requantize, x_range, None,
+                       request)
+    return result if request.done else pooling.max_pool(result, request.kernel, **request.geometry)
+
+
+class _Pool:
+    """A MaxPool to apply to a convolution's result, and whether the kernel did (pooling its float product)."""
+
+    def __init__(self, pool: dict):
+        self.kernel = tuple(int(k) for k in pool["kernel_shape"])
+        self.geometry = {"strides": pool["strides"], "pads": pool["pads"], "dilations": pool["dilations"],
+                         "ceil_mode": bool(pool["ceil_mode"])}
+        self.done = False
+
+
+def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, requantize, x_range, out, pool=None):
+    """conv without its MaxPool; `pool` (a _Pool) is offered to the fused im2col product, which sets pool.done
+    when it pooled."""
     x = _as_int64(x)
     w_values = w.values if isinstance(w, Prepared) else _as_int64(w)
     if x_bound is None:
@@ -94,7 +119,7 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
         if plan.path == "float64":
             fused = requantize.doubled(w, (group, OC // group, K))
             return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry,
-                                requantize=requantize, out=out)
+                                requantize=requantize, out=out, pool=pool)
         if plan.path == "float32" and plan.algorithm == "im2col":  # (float32 depthwise: unfused, below)
             weights = w.as_float(np.float32) if isinstance(w, Prepared) else w_values.astype(np.float32)
             return _conv_im2col(x, weights.reshape(group, OC // group, K), w_values.shape[2:], group, plan,
@@ -159,7 +184,7 @@ SMALL_COLUMNS = 1 << 16  # 2-D columns up to this many entries, any at stride 1,
 
 
 def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilations, out_shape, requantize=None,
-                 out=None):
+                 out=None, pool=None):
     """Columns (C * kernel taps, N * positions): the whole batch is one BLAS product per group (a batch
     of small per-image products runs far slower), written back to (N, OC, *out).
 
@@ -203,6 +228,8 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
             rows, channels, target = product.reshape(N, L, OC), (OC,), out.reshape(N, OC, L).transpose(0, 2, 1)
         else:
             product, doubled = _fused_product(weights, buffer, requantize, plan.chunk)
+            if pool is not None and doubled and rank == 2:  # (its planes: (OC, N) of the output's (OH, OW))
+                return _pooled_then_finished(product.reshape((OC, N) + tuple(out_shape)), requantize, pool)
             rows, channels, target = product.reshape(OC, N, L), (OC, 1, 1), out.reshape(N, OC, L).transpose(1, 0, 2)
         requantize.finish(rows, doubled, 0.0 if doubled else requantize.offset(channels), out=target)
         return out
@@ -215,11 +242,25 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     return out
 
 
+def _pooled_then_finished(product, requantize, pool: _Pool) -> np.ndarray:
+    """A fused product's planes (OC, N, OH, OW) max-pooled, then finished into int64 (N, OC, *pooled): the epilogue's
+    rounding is non-decreasing (Requantize.finish: a correction that moves values at or below a threshold down
+    by one, a clip, a round-to-nearest), and one bias per plane, so the largest product of a window rounds to
+    its largest result."""
+    pooled = pooling.max_pool_floats(product, pool.kernel, **pool.geometry)
+    OC, N = pooled.shape[:2]
+    result = np.empty((N, OC) + pooled.shape[2:], dtype=np.int64)
+    requantize.finish(pooled.reshape(OC, N, -1), True, out=result.reshape(N, OC, -1).transpose(1, 0, 2))
+    pool.done = True
+    return result
+
+
 def _im2col_in_bands(x, weights, kernel, dilations, pads, out_shape, requantize, images, out=None):
     """A fused stride-1 2-D convolution of a batch whose columns pass COLUMN_BAND_BYTES, `images` at a time:
     each band is gathered, multiplied and finished while its columns are still in the L2 cache (digits_cnn's
     second convolution at batch 256, 9.4 MB of columns: 1.58 ms in one product, 1.18 in bands of 8 images).
-    The same products and epilogue as _conv_im2col's, band by band. weights: (OC, K [+ 1]), as there."""
+    The same products and epilogue as _conv_im2col's, band by band. weights: (OC, K [+ 1]), as there. (A fused
+    MaxPool runs after it: pooling each band's product cost more in per-band calls than it saved.)"""
     N = x.shape[0]
     OC, depth = weights.shape
     K = x.shape[1] * window.kernel_size(kernel)

@@ -36,6 +36,18 @@ def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_m
     return _separable(xp, kernel, strides, dilations, out_shape, np.maximum)
 
 
+def max_pool_floats(y, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False) -> np.ndarray:
+    """max_pool of a 2-D float64 array (N, C, H, W) of exact values (a convolution's fused product, pooled before its
+    epilogue: convolution.py), the same windows and maxima; -inf pads. A new float64 array (N, C, *out)."""
+    kernel, strides, pads, dilations, out_shape = _geometry(y, kernel_shape, strides, pads, dilations, ceil_mode)
+    if y.ndim != 4 or y.dtype != np.float64:
+        raise ValueError(f"max_pool_floats takes a float64 (N, C, H, W) array, got {y.dtype} {y.shape}")
+    for axis in range(2):
+        if _empty_window(y.shape[2 + axis], kernel[axis], strides[axis], pads[axis], dilations[axis], out_shape[axis]):
+            raise ValueError(f"max_pool: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
+    return _pooled(loops.max_pool, y, kernel, strides, pads, dilations, out_shape, -np.inf)
+
+
 def _max_pool_compiled(x, kernel, strides, pads, dilations, out_shape):
     """loops.max_pool; a 1-D pool runs as 2-D with a unit height."""
     return _pooled(loops.max_pool, x, kernel, strides, pads, dilations, out_shape, _EMPTY)
@@ -50,8 +62,8 @@ def _pooled(loop, x, kernel, strides, pads, dilations, out_shape, fill, *counts)
         kernel, strides, dilations = (1,) + tuple(kernel), (1,) + tuple(strides), (1,) + tuple(dilations)
         pads, out_shape = (0, pads[0], 0, pads[1]), (1,) + tuple(out_shape)
     H, W = x.shape[2:]
-    row = np.full(max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W), fill, dtype=np.int64)
-    out = np.empty(x.shape[:2] + tuple(out_shape), dtype=np.int64)
+    row = np.full(max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W), fill, dtype=x.dtype)
+    out = np.empty(x.shape[:2] + tuple(out_shape), dtype=x.dtype)
     loop(np.ascontiguousarray(x).reshape(-1), H, W, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]),
          tuple(out_shape), *(np.ascontiguousarray(c) for c in counts), row, out.reshape(-1))
     return out[:, :, 0] if one_dimensional else out

@@ -191,22 +191,27 @@ def window_cost(shapes, attrs, consts) -> int:
     import math
 
     x = shapes[0]
-    out = _window_output(x, attrs)
+    out = window_output_shape(x, attrs)
     return math.prod(int(d) for d in x) + math.prod(out) * math.prod(int(k) for k in attrs["kernel_shape"])
 
 
 def window_output_size(inputs, attrs, consts) -> int:
     """Elements of a pooling op's larger buffer: its output, or the padded copy of its input."""
+    return window_buffer_size(inputs[0].shape, attrs)
+
+
+def window_buffer_size(x, attrs) -> int:
+    """window_output_size for an input of shape x."""
     import math
 
-    x = inputs[0].shape
     rank = len(attrs["kernel_shape"])
     padded = math.prod(int(d) for d in x[:2]) * math.prod(
         int(d) + int(b) + int(e) for d, b, e in zip(x[2:], attrs["pads"][:rank], attrs["pads"][rank:]))
-    return max(math.prod(_window_output(x, attrs)), padded)
+    return max(math.prod(window_output_shape(x, attrs)), padded)
 
 
-def _window_output(x, attrs) -> tuple:
+def window_output_shape(x, attrs) -> tuple:
+    """The output shape of a pooling window op (kernel_shape, strides, pads, dilations, ceil_mode) on shape x."""
     from verifier.kernels.window import normalize, output_shape
 
     kernel = [int(k) for k in attrs["kernel_shape"]]

@@ -4,11 +4,11 @@ import numpy as np
 
 from verifier import cost
 from verifier.fixedpoint import ACT_BITS, qmax
-from verifier.kernels import conv, plan_conv
+from verifier.kernels import conv, max_pool, plan_conv
 from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac,
-                                  window_geometry)
+                                  window_buffer_size, window_cost, window_geometry, window_output_shape)
 from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
@@ -20,7 +20,8 @@ class Conv:
     the bias B at the accumulator frac fx + fw;
     acc[n, o, p] = sum over the window and the group's input channels of w * x, exact in int64 (fast:
     im2col + float BLAS under K * |x| * |w| < 2**53, K-chunked otherwise; reference: direct int64
-    loops; identical bits); y = requantize(acc + B[o], fx + fw, fy)."""
+    loops; identical bits); y = requantize(acc + B[o], fx + fw, fy). A MaxPool that alone reads y fuses into the
+    node (compiler/fuse.py: attrs["pool"], its geometry): the same integers as the two nodes."""
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
@@ -65,12 +66,17 @@ class Conv:
         geometry = {"strides": attrs["strides"], "pads": attrs["pads"], "dilations": attrs["dilations"],
                     "group": attrs["group"], "x_bound": x_bound, "x_range": x_range, "path": path}
         spec = None if path == "reference" else requantize_spec(weight, attrs, bias, weight.shape[0])
+        pool = attrs.get("pool")
         if spec is not None:  # the kernel ends with the epilogue, fused into its product where it can
-            return [conv(x, weight, requantize=spec, out=out, **geometry)]
+            return [conv(x, weight, requantize=spec, out=out, pool=pool, **geometry)]
         acc = conv(x, weight, **geometry)
         if bias is not None:
             bias = bias.reshape((1, -1) + (1,) * (acc.ndim - 2))
-        return [epilogue(acc, attrs, bias, path)]
+        y = epilogue(acc, attrs, bias, path)
+        if pool is not None:
+            y = max_pool(y, pool["kernel_shape"], strides=pool["strides"], pads=pool["pads"],
+                         dilations=pool["dilations"], ceil_mode=bool(pool["ceil_mode"]))
+        return [y]
 
     @staticmethod
     def cost(shapes, attrs, consts):
@@ -88,14 +94,24 @@ class Conv:
                          pads=attrs["pads"], dilations=attrs["dilations"])
         passes_over_input = 1 if operand_bits(attrs) == ACT_BITS else 2
         elements = passes_over_input * math.prod(int(d) for d in x) + positions * oc
-        return macs * cost.mac_weight(plan.path) + columns * cost.COLUMN + elements * cost.ARITH
+        pooled = 0
+        if "pool" in attrs:  # a fused MaxPool: its windows over the convolution's output, and its output
+            conv_output = (n, oc) + tuple(out)
+            pooled = (window_cost([conv_output], attrs["pool"], {})
+                      + math.prod(window_output_shape(conv_output, attrs["pool"])))
+        return macs * cost.mac_weight(plan.path) + columns * cost.COLUMN + (elements + pooled) * cost.ARITH
 
     @staticmethod
     def output_size(inputs, attrs, consts):
-        """The larger of the output and the im2col column buffer of the fast path."""
+        """The larger of the output (before a fused MaxPool, and that pool's padded copy of it) and the im2col column
+        buffer of the fast path."""
         x, w = inputs[0].shape, consts["weight"].shape
-        positions = int(x[0]) * math.prod(conv_output_spatial(x, w, attrs))
-        return max(positions * int(w[0]), positions * int(w[1]) * int(attrs["group"]) * kernel_size(w[2:]))
+        spatial = conv_output_spatial(x, w, attrs)
+        positions = int(x[0]) * math.prod(spatial)
+        largest = max(positions * int(w[0]), positions * int(w[1]) * int(attrs["group"]) * kernel_size(w[2:]))
+        if "pool" in attrs:
+            largest = max(largest, window_buffer_size((int(x[0]), int(w[0])) + tuple(spatial), attrs["pool"]))
+        return largest
 
 
 def conv_output_spatial(x, w, attrs):

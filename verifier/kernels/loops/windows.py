@@ -238,8 +238,9 @@ def max_pool(x, H, W, kernel, strides, dilations, pads, out_shape, row, out):  #
     """A 2-D max pool whose every window holds an input position (pooling.max_pool checks it): the max over the
     window's taps inside x, which is what a max over the padded input gives, since padding never wins. Per output
     row, the rows of its window are reduced into `row` (a contiguous pass), then each output takes the max of
-    its columns there. x: flat int64, planes of (H, W); row: int64 of pads[1] + W + the columns windows reach
-    past the end, its padding columns set to INT64_MIN; out: flat int64, planes of out_shape.
+    its columns there. x: flat int64 (or float64: pooling.max_pool_floats), planes of (H, W); row: x's type, of
+    pads[1] + W + the columns windows reach past the end, its padding columns set to INT64_MIN (-inf); out: flat,
+    x's type, planes of out_shape.
     Indices are unsigned (_at): numba wraps negative indices around otherwise, which keeps LLVM from
     vectorizing the passes (about 3x slower)."""
     KH, KW = kernel
