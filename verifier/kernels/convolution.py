@@ -63,7 +63,7 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
     the window's largest result, and only the pooled values are rounded and written."""
     if pool is None:
         return _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, requantize, x_range, out)
-    request = _Pool(pool)
+    request = _Pool(*pooling.pool_arguments(pool))
     result = _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, requantize, x_range, None,
                        request)
     return result if request.done else pooling.max_pool(result, request.kernel, **request.geometry)
@@ -72,11 +72,8 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
 class _Pool:
     """A MaxPool to apply to a convolution's result, and whether the kernel did (pooling its float product)."""
 
-    def __init__(self, pool: dict):
-        self.kernel = tuple(int(k) for k in pool["kernel_shape"])
-        self.geometry = {"strides": pool["strides"], "pads": pool["pads"], "dilations": pool["dilations"],
-                         "ceil_mode": bool(pool["ceil_mode"])}
-        self.done = False
+    def __init__(self, kernel: tuple, geometry: dict):
+        self.kernel, self.geometry, self.done = kernel, geometry, False
 
 
 def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, requantize, x_range, out, pool=None):

@@ -36,6 +36,14 @@ def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_m
     return _separable(xp, kernel, strides, dilations, out_shape, np.maximum)
 
 
+def pool_arguments(attrs: dict) -> tuple[tuple, dict]:
+    """(kernel, keyword arguments) of max_pool / max_pool_floats from a MaxPool node's attributes (kernel_shape,
+    strides, pads, dilations, ceil_mode)."""
+    return tuple(int(k) for k in attrs["kernel_shape"]), {
+        "strides": attrs["strides"], "pads": attrs["pads"], "dilations": attrs["dilations"],
+        "ceil_mode": bool(attrs["ceil_mode"])}
+
+
 def max_pool_floats(y, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False) -> np.ndarray:
     """max_pool of a 2-D float64 array (N, C, H, W) of exact values (a convolution's fused product, pooled before its
     epilogue: convolution.py), the same windows and maxima; -inf pads. A new float64 array (N, C, *out)."""

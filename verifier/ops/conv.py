@@ -5,6 +5,7 @@ import numpy as np
 from verifier import cost
 from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import conv, max_pool, plan_conv
+from verifier.kernels.pooling import pool_arguments
 from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac,
@@ -74,8 +75,8 @@ class Conv:
             bias = bias.reshape((1, -1) + (1,) * (acc.ndim - 2))
         y = epilogue(acc, attrs, bias, path)
         if pool is not None:
-            y = max_pool(y, pool["kernel_shape"], strides=pool["strides"], pads=pool["pads"],
-                         dilations=pool["dilations"], ceil_mode=bool(pool["ceil_mode"]))
+            kernel, geometry = pool_arguments(pool)
+            y = max_pool(y, kernel, **geometry)
         return [y]
 
     @staticmethod

@@ -1,4 +1,5 @@
 from verifier.kernels import max_pool
+from verifier.kernels.pooling import pool_arguments
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import auto_pads, window_cost, window_output_size
 
@@ -21,8 +22,8 @@ class MaxPool:
 
     @staticmethod
     def run(inputs, attrs, consts):
-        return [max_pool(inputs[0], attrs["kernel_shape"], strides=attrs["strides"], pads=attrs["pads"],
-                         dilations=attrs["dilations"], ceil_mode=bool(attrs["ceil_mode"]))]
+        kernel, geometry = pool_arguments(attrs)
+        return [max_pool(inputs[0], kernel, **geometry)]
 
 
 MaxPool.cost = staticmethod(window_cost)  # work: output elements times the window, plus the input
