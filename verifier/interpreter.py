@@ -19,7 +19,13 @@ checked where it stands, so a run stops at the same node with the same error whe
 A Concat whose inputs only it reads does not copy those made by ops that can write into a given array (Conv):
 once a run with the same feed shapes has shown where each input lands in the Concat's output (a `_Layout`),
 later runs compute them straight into their slices of it. Memory placement only: the same values, metering and
-errors."""
+errors.
+
+A GEMM/conv checks that its run-time operand lies in the 16-bit activation range (ops/_common.checked_range: a
+hostile program's values may not), unless the program proves it: range facts, planned once per program
+(`_plan_ranges`), follow each tensor from the op that made it (a saturating epilogue proves its output width,
+a Relu or MaxPool passes its input's on: ops/_ranges.py). Feeds and constants are never trusted; the reference
+path checks every fact it is given."""
 
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from verifier import cost
 from verifier.cost import MAX_COST, MAX_ELEMENTS, MAX_LIVE_ELEMENTS, MAX_NODES  # noqa: F401 (re-exported)
 from verifier.encoding import encode_tensors, keccak_hex
 from verifier.errors import CostLimitError, ProgramFormatError, ProgramRunError
+from verifier.fixedpoint import ACT_BITS
 from verifier.ops import lookup, op_cost
 from verifier.program import Program
 
@@ -73,6 +80,7 @@ class NodePlan:
     units: dict = field(default_factory=dict)  # input shapes -> (units, largest output) when shapes decide both
     into: tuple | None = None  # (Concat node index, input position): its output may be computed into that slice
     gathers: bool = False  # a Concat some of whose inputs are computed into its output (`into`)
+    hints: dict = field(default_factory=dict)  # keywords for its op's run: {"proven": widths} (_plan_ranges)
 
 
 def plan(program: Program) -> list[NodePlan]:
@@ -97,6 +105,7 @@ def plan(program: Program) -> list[NodePlan]:
             fixed.update(name for name in node.outputs if name)
     keep = {info.name for info in program.outputs}
     _plan_placements(plans, keep | set(program.constants))
+    _plan_ranges(plans)
     last: dict[str, int] = {}
     for index, node in enumerate(plans):
         for name in node.inputs + node.outputs:
@@ -178,9 +187,9 @@ def _run(node: NodePlan, inputs: list, out: np.ndarray | None = None) -> list:
     the op may compute its first output into (ops with `places_output`)."""
     try:
         if out is None:
-            outputs = node.op.run(inputs, node.attrs, node.consts)
+            outputs = node.op.run(inputs, node.attrs, node.consts, **node.hints)
         else:
-            outputs = node.op.run(inputs, node.attrs, node.consts, out=out)
+            outputs = node.op.run(inputs, node.attrs, node.consts, out=out, **node.hints)
     except (ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:  # what an op finds in its inputs
         raise ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}") from exc
     if node.relu:  # fusable ops that do not apply it themselves return a fresh array (fuse.py)
@@ -261,6 +270,41 @@ def _output_size(op, inputs, shapes, node) -> int:
     except ValueError:
         return 0
     return math.prod(int(d) for d in shape)  # Python ints: cannot wrap
+
+
+# -- range facts -----------------------------------------------------------------------------------------------
+
+
+def _plan_ranges(plans: list[NodePlan]) -> None:
+    """Give each op that takes them (`takes_proven_ranges`) the widths its inputs are proven within: tensors made by
+    an op whose `range_bits` rule (verifier/ops/_ranges.py) proves its first output within qmax(width), for widths
+    of 1 to ACT_BITS. Facts follow the nodes in order, as the tensors they name are made (a name made again takes
+    the new maker's fact); feeds and constants have none. The fast path then skips checking those operands'
+    range (nothing out of range can reach them); the reference path checks the facts (ops/_operands.narrowed)."""
+    proven: dict[str, int] = {}
+    for node in plans:
+        widths = tuple(proven.get(name, 0) for name in node.inputs)
+        if getattr(node.op, "takes_proven_ranges", False) and any(widths):
+            node.hints = {"proven": widths}
+        width = _range_bits(node, widths)
+        for position, name in enumerate(node.outputs):
+            if name and position == 0 and width:
+                proven[name] = width
+            elif name:
+                proven.pop(name, None)
+
+
+def _range_bits(node: NodePlan, widths: tuple) -> int:
+    """The width the node's op proves its first output within, 0 for none (or for a rule the node's attributes
+    break: a hostile program's)."""
+    rule = getattr(node.op, "range_bits", None)
+    if rule is None:
+        return 0
+    try:
+        width = rule(node.attrs, widths)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return 0
+    return width if type(width) is int and 0 < width <= ACT_BITS else 0
 
 
 # -- Concat inputs computed in place -------------------------------------------------------------------------

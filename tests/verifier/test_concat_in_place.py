@@ -61,8 +61,8 @@ def test_placed_runs_give_every_node_the_reference_bytes(fire, monkeypatch):
         joined.append(len(inputs))
         return concat_run(inputs, attrs, consts)
 
-    def watching_conv(inputs, attrs, consts, out=None):
-        outputs = conv_run(inputs, attrs, consts, out=out)
+    def watching_conv(inputs, attrs, consts, out=None, **hints):
+        outputs = conv_run(inputs, attrs, consts, out=out, **hints)
         if out is not None:
             placed.append(outputs[0] is out)
         return outputs

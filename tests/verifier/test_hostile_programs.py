@@ -45,10 +45,12 @@ HOSTILE_ATTRS = [
     {"pool": {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [10**9, 0, 0, 0], "dilations": [1, 1],
               "ceil_mode": 0}},
     {"pool": "x"},
+    {"out_bits": 8}, {"out_bits": 40}, {"out_bits": -1}, {"out_bits": "x"},  # (range facts: interpreter._plan_ranges)
+    {"integer": 1}, {"fracs": 5}, {"fracs": [1, 2, 3]},
 ]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(attrs=st.sampled_from(HOSTILE_ATTRS), node=st.integers(0, 5))
 def test_hostile_attributes_give_an_error_outcome_not_an_exception(attrs, node, example_program, example_inputs):
     header, rest = _header_and_rest(example_program.to_bytes())

@@ -23,6 +23,10 @@ How to add an op
    work or output size is not bounded by their input shapes (Gemm, Conv, Pad, ...) must define it; ops whose
    output size depends on input *values* (ConstantOfShape, Expand, Tile) also define
    `output_size(inputs, attrs, consts) -> int`, checked (cheaply, before any allocation) with the cost.
+   Ops that make or read activations may also declare `range_bits(attrs, input_widths) -> int`: a width w with
+   every value of the first output proven within +-qmax(w) (0: none), whatever the attributes (ops/_ranges.py);
+   and `takes_proven_ranges = True` with run(..., proven=widths): the interpreter then passes the widths it has
+   proven of the inputs, so a GEMM/conv need not check them again.
 2. Nothing else: the table below imports every module of this package whose name does not start with "_"
    and registers the class whose lowercased name equals the module name (relu.py -> Relu,
    globalaveragepool.py -> GlobalAveragePool). The compiler looks ops up here, the interpreter calls `run`,

@@ -47,16 +47,27 @@ def operand_bound(attrs: dict) -> int:
     return qmax(operand_bits(attrs))
 
 
-def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str) -> tuple[np.ndarray, int, tuple[int, int]]:
+def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str,
+             proven_bits: int = 0) -> tuple[np.ndarray, int, tuple[int, int] | None]:
     """Run time: (operand, bound, (min, max)) of a run-time tensor entering the product. Any operand is checked
     to lie in the 16-bit activation range (checked_range); at 8 bits it is then requantized by attrs[shift_key].
     The fast path narrows in one compiled pass that also takes the range (kernels.loops.narrow); both paths
     round with the one rule (fixedpoint.requantize), which is monotone: the narrowed range is the range's
-    narrowing."""
+    narrowing.
+
+    proven_bits: a width the program proves the operand's values within (|x| <= qmax(proven_bits): the
+    interpreter's range facts, made by a saturating producer). On the fast path an operand proven within its
+    operand width enters the product unchecked and untouched, its range then None (taken by the kernels that
+    need it); the reference path checks the proof instead, so every reference run tests it."""
     bits = operand_bits(attrs)
     shift = int(attrs.get(shift_key, 0))
+    if path != "reference" and 0 < proven_bits <= bits and (bits == ACT_BITS or shift == 0):
+        return x, qmax(bits), None
     if bits == ACT_BITS or path == "reference" or not 0 < shift <= 62:
         value_range = checked_range(x)
+        if proven_bits and not -qmax(proven_bits) <= value_range[0] <= value_range[1] <= qmax(proven_bits):
+            raise AssertionError(f"an operand proven within +-{qmax(proven_bits)} holds {value_range}: "
+                                 "the interpreter's range facts (verifier/interpreter.py) are wrong")
         if bits == ACT_BITS or (shift == 0 and -qmax(bits) <= value_range[0] and value_range[1] <= qmax(bits)):
             return x, qmax(bits), value_range  # (already narrow: produced at its 8-bit scale, output_scale)
         out = fixedpoint.requantize(x, shift, 0, bits)  # (also a shift compile_model never sets)

@@ -1,6 +1,7 @@
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._binary import lower_sum, run_sum
 from verifier.ops._infinity import flag_infinite_operands, keep_infinite
+from verifier.ops._ranges import requantized
 
 
 class Add:
@@ -8,6 +9,8 @@ class Add:
     moved exactly to the common frac, added in int64, rounded once and saturated. A constant operand is
     quantized directly at frac c. Plain integer tensors add exactly. An operand that may hold +-inf (a -inf
     attention mask, seen in calibration) keeps it: where it is saturated, y = that saturated value."""
+
+    range_bits = staticmethod(requantized)  # (_ranges.py)
 
     fuses_relu = True  # run_sum applies attrs["relu"]
 

@@ -2,6 +2,7 @@ from verifier.fixedpoint import rounding_divide
 from verifier.kernels import avg_pool, avg_pool_sum
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import auto_pads, kernel_path, window_cost, window_output_size
+from verifier.ops._ranges import of_first_input
 
 
 class AveragePool:
@@ -9,6 +10,8 @@ class AveragePool:
     number of taps counted (inside the input, plus the explicit pads when count_include_pad=1; never the
     extra end padding of ceil_mode), rounded half away from zero (fast: sums and divisions in one compiled
     pass). Output frac = input frac."""
+
+    range_bits = staticmethod(of_first_input)  # (rounded averages of its input: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

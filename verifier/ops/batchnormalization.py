@@ -4,6 +4,7 @@ from verifier.fixedpoint import ACT_BITS, qmax, requantize
 from verifier.kernels import loops
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import kernel_path, quantize_const, weight_frac
+from verifier.ops._ranges import requantized
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
@@ -12,6 +13,8 @@ class BatchNormalization:
     """Inference BatchNormalization not folded into a Conv/Gemm: a per-channel (axis 1) affine map.
     s = gamma / sqrt(var + eps) is quantized at its 16-bit frac fs, t = beta - mean * s at fx + fs;
     y = requantize(x * s[c] + t[c], fx + fs, fy), then max(y, 0) with a fused Relu (fast: one compiled pass)."""
+
+    range_bits = staticmethod(requantized)  # (_ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

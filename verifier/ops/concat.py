@@ -22,6 +22,16 @@ class Concat:
     joins_in_place = True  # inputs may be computed straight into their slices of the output (interpreter.py)
 
     @staticmethod
+    def range_bits(attrs, inputs) -> int:
+        """The widest input's width (_ranges.py): its values are its inputs', those moved to another frac
+        saturated at 16 bits; 0 unless every input has one."""
+        fracs = attrs.get("fracs", [attrs.get("out_frac")] * len(inputs))
+        if len(fracs) != len(inputs):
+            return 0
+        widths = [bits if frac == attrs.get("out_frac") else ACT_BITS for frac, bits in zip(fracs, inputs)]
+        return max(widths) if widths and all(widths) else 0
+
+    @staticmethod
     def copies_only(attrs) -> bool:
         """Whether run only copies its inputs (no input is moved to another frac)."""
         return all(f == attrs["out_frac"] for f in attrs.get("fracs", ()))

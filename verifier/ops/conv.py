@@ -10,6 +10,7 @@ from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac,
                                   window_buffer_size, window_cost, window_geometry, window_output_shape)
+from verifier.ops._ranges import proven_width as _proven, saturated
 from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
@@ -57,12 +58,14 @@ class Conv:
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue
     output_size_from_shapes = True
+    range_bits = staticmethod(saturated)  # (its epilogue saturates: _ranges.py)
+    takes_proven_ranges = True  # run(..., proven=): operands the program proves in range go unchecked
     places_output = True  # run(..., out=) writes into the caller's array where its kernel can (interpreter.py)
 
     @staticmethod
-    def run(inputs, attrs, consts, out=None):
+    def run(inputs, attrs, consts, out=None, proven=()):
         path = kernel_path()
-        x, x_bound, x_range = narrowed(inputs[0], attrs, "x_shift", path)
+        x, x_bound, x_range = narrowed(inputs[0], attrs, "x_shift", path, _proven(proven, 0))
         weight, bias = prepared(consts["weight"]), consts.get("bias")
         geometry = {"strides": attrs["strides"], "pads": attrs["pads"], "dilations": attrs["dilations"],
                     "group": attrs["group"], "x_bound": x_bound, "x_range": x_range, "path": path}

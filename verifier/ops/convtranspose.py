@@ -7,6 +7,7 @@ from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import epilogue, kernel_path, prepared, quantize_const, weight_frac
+from verifier.ops._ranges import proven_width as _proven, saturated
 from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 BIAS_BITS = 61  # as Conv: the bias lives at the accumulator scale
@@ -59,11 +60,13 @@ class ConvTranspose:
         return Lowering(out_fracs=[out_frac], attrs=attrs, consts=consts, absorbed={1, 2})
 
     output_size_from_shapes = True
+    range_bits = staticmethod(saturated)  # (its epilogue saturates: _ranges.py)
+    takes_proven_ranges = True  # run(..., proven=): operands the program proves in range go unchecked
 
     @staticmethod
-    def run(inputs, attrs, consts):
+    def run(inputs, attrs, consts, proven=()):
         path = kernel_path()
-        x, x_bound, _ = narrowed(inputs[0], attrs, "x_shift", path)
+        x, x_bound, _ = narrowed(inputs[0], attrs, "x_shift", path, _proven(proven, 0))
         weight = prepared(consts["weight"])
         group, c_in = weight.shape[0], weight.shape[2]
         kernel, spatial = attrs["kernel"], x.shape[2:]

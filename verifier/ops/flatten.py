@@ -1,10 +1,13 @@
 import numpy as np
 
 from verifier.ops import CompileContext, Lowering
+from verifier.ops._ranges import of_first_input
 
 
 class Flatten:
     """Reshape to (prod(dims[:axis]), prod(dims[axis:])); values and frac unchanged."""
+
+    range_bits = staticmethod(of_first_input)  # (its values are its input's: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

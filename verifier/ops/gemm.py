@@ -7,6 +7,7 @@ from verifier.fixedpoint import ACT_BITS, qmax, round_shift
 from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
+from verifier.ops._ranges import proven_width as _proven, saturated
 from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
@@ -65,11 +66,14 @@ class Gemm:
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue
     output_size_from_shapes = True
+    range_bits = staticmethod(saturated)  # (its epilogue saturates: _ranges.py)
+    takes_proven_ranges = True  # run(..., proven=): operands the program proves in range go unchecked
 
     @staticmethod
-    def run(inputs, attrs, consts):
+    def run(inputs, attrs, consts, proven=()):
         path = kernel_path()
-        a, a_bound, a_range = narrowed(inputs[0].T if attrs["transA"] else inputs[0], attrs, "a_shift", path)
+        a, a_bound, a_range = narrowed(inputs[0].T if attrs["transA"] else inputs[0], attrs, "a_shift", path,
+                                       _proven(proven, 0))
         weight = prepared(consts["weight"]) if "weight" in consts else None
         if weight is not None and path != "reference" and "c_shift" not in attrs:
             spec = requantize_spec(weight, attrs, consts.get("bias"), weight.shape[1])
@@ -78,7 +82,8 @@ class Gemm:
         if weight is not None:
             acc = gemm(a, weight, a_bound=a_bound, path=path)
         else:
-            b, b_bound, _ = narrowed(inputs[1].T if attrs["transB"] else inputs[1], attrs, "b_shift", path)
+            b, b_bound, _ = narrowed(inputs[1].T if attrs["transB"] else inputs[1], attrs, "b_shift", path,
+                                    _proven(proven, 1))
             acc = gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path)
         bias = consts.get("bias")
         if bias is None and "c_shift" in attrs:

@@ -2,11 +2,14 @@ import numpy as np
 
 from verifier.fixedpoint import rounding_divide
 from verifier.ops import CompileContext, Lowering
+from verifier.ops._ranges import of_first_input
 
 
 class GlobalAveragePool:
     """y[n, c] = rounding_divide(sum of x[n, c, ...], number of spatial elements), kept as size-1 spatial
     dims. Output frac = input frac."""
+
+    range_bits = staticmethod(of_first_input)  # (rounded averages of its input: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

@@ -4,6 +4,7 @@ from verifier.fixedpoint import ACT_BITS, frac_for_range, qmax, quantize, round_
 from verifier.nonlinear.exp_log import exponent_multiplier, pow_positive
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import kernel_path, multiplier_for
+from verifier.ops._ranges import requantized
 
 POWER_BITS = 46  # x (16 bits) * power stays below 2**62
 
@@ -14,6 +15,8 @@ class LRN:
     T = bias_q + round(S * m / 2**s), at 2**-f_T (m / 2**s ~= alpha/size * 2**(f_T - 2f), T < 2**60);
     P = pow_positive(T, f_T, -beta) at 2**-f_P (log2 and exp2 of verifier/nonlinear/exp_log.py);
     y = round_half_away(q * P / 2**(f + f_P - f_out)), saturated. Needs bias > 0."""
+
+    range_bits = staticmethod(requantized)  # (saturated at 16 bits: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

@@ -8,6 +8,7 @@ from verifier.kernels import gemm, plan_gemm
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, runtime_spec,
                                   weight_frac)
+from verifier.ops._ranges import proven_width as _proven, saturated
 from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
 
 
@@ -46,13 +47,16 @@ class MatMul:
 
     fuses_relu = True  # run applies attrs["relu"] in its epilogue
     output_size_from_shapes = True
+    range_bits = staticmethod(saturated)  # (its epilogue saturates: _ranges.py)
+    takes_proven_ranges = True  # run(..., proven=): operands the program proves in range go unchecked
 
     @staticmethod
-    def run(inputs, attrs, consts):
+    def run(inputs, attrs, consts, proven=()):
         path = kernel_path()
         a, a_bound, a_range = ((prepared(consts["k0"]), None, None) if inputs[0] is None
-                               else narrowed(inputs[0], attrs, "a_shift", path))
-        b, b_bound, _ = (prepared(consts["k1"]), None, None) if inputs[1] is None else narrowed(inputs[1], attrs, "b_shift", path)
+                               else narrowed(inputs[0], attrs, "a_shift", path, _proven(proven, 0)))
+        b, b_bound, _ = ((prepared(consts["k1"]), None, None) if inputs[1] is None
+                         else narrowed(inputs[1], attrs, "b_shift", path, _proven(proven, 1)))
         a_vector, b_vector = np.ndim(_values(a)) == 1, np.ndim(_values(b)) == 1
         if a_vector:
             a = _values(a)[None, :]

@@ -2,11 +2,14 @@ from verifier.kernels import max_pool
 from verifier.kernels.pooling import pool_arguments
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import auto_pads, window_cost, window_output_size
+from verifier.ops._ranges import of_first_input
 
 
 class MaxPool:
     """y = max over each window (kernel_shape, strides, pads incl. auto_pad, dilations, ceil_mode); padding
     never wins. Output frac = input frac; no rounding. The Indices output is not supported."""
+
+    range_bits = staticmethod(of_first_input)  # (its values are its input's: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

@@ -2,11 +2,14 @@ import numpy as np
 
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import const_ints
+from verifier.ops._ranges import of_first_input
 
 
 class Reshape:
     """Values and frac unchanged. The target shape is a constant (in the program) or a run-time integer
     tensor; 0 copies the input dim (unless allowzero=1) and -1 is inferred, as ONNX."""
+
+    range_bits = staticmethod(of_first_input)  # (its values are its input's: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

@@ -1,9 +1,12 @@
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import const_ints
+from verifier.ops._ranges import of_first_input
 
 
 class Squeeze:
     """Drop the given size-1 axes (all size-1 axes when none are given); values and frac unchanged."""
+
+    range_bits = staticmethod(of_first_input)  # (its values are its input's: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

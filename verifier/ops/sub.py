@@ -1,9 +1,12 @@
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._binary import lower_sum, run_sum
+from verifier.ops._ranges import requantized
 
 
 class Sub:
     """y = requantize((a << (c - fa)) - (b << (c - fb)), c, fy), c = max(fa, fb, fy); as Add."""
+
+    range_bits = staticmethod(requantized)  # (_ranges.py)
 
     fuses_relu = True  # run_sum applies attrs["relu"]
 

@@ -1,9 +1,12 @@
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._binary import lower_sum, run_sum
+from verifier.ops._ranges import requantized
 
 
 class Sum:
     """y = requantize(sum_i (x_i << (c - f_i)), c, fy), c = max(f_i, fy); n-ary Add with broadcasting."""
+
+    range_bits = staticmethod(requantized)  # (_ranges.py)
 
     fuses_relu = True  # run_sum applies attrs["relu"]
 

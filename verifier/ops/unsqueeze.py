@@ -2,10 +2,13 @@ import numpy as np
 
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import const_ints
+from verifier.ops._ranges import of_first_input
 
 
 class Unsqueeze:
     """Insert size-1 axes at the given positions of the output; values and frac unchanged."""
+
+    range_bits = staticmethod(of_first_input)  # (its values are its input's: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

@@ -1,0 +1,111 @@
+"""interpreter._plan_ranges: a GEMM/conv operand made by a saturating op (a Conv, Gemm, Add, BatchNormalization...,
+or a Relu, MaxPool, average or reshape of such) is proven within the activation range, so the fast path does not
+check it again; the reference path checks every fact it is given. Feeds and constants are never trusted."""
+
+import io
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from verifier import InferenceSession, Program, compile_model, interpreter
+from verifier.fixedpoint import ACT_BITS
+from verifier.ops import _operands
+from verifier.ops.conv import Conv
+
+
+class Blocks(nn.Module):
+    """A stem on the feed, then every kind of maker a product operand can have here: a pooled conv, a residual
+    sum, a batch norm torch keeps (it follows a pool, so it cannot fold), an average pool, a flatten."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.body = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.norm, self.tail = nn.BatchNorm2d(8), nn.Conv2d(8, 8, 1)
+        self.head = nn.Linear(8 * 3 * 3, 5)
+
+    def forward(self, x):
+        s = nn.functional.max_pool2d(torch.relu(self.stem(x)), 2)
+        s = torch.relu(self.body(s) + s)
+        s = self.tail(self.norm(nn.functional.avg_pool2d(s, 1)))
+        return self.head(torch.flatten(nn.functional.avg_pool2d(s, 2), 1))
+
+
+def _compiled(model: nn.Module, matmul_bits: int = 16) -> Program:
+    buffer = io.BytesIO()
+    torch.onnx.export(model.eval(), (torch.randn(1, 3, 12, 12),), buffer, input_names=["x"], output_names=["y"],
+                      opset_version=17, dynamic_axes={"x": {0: "batch"}}, dynamo=False)
+    calibration = np.random.default_rng(1).standard_normal((16, 3, 12, 12)).astype(np.float32)
+    return compile_model(onnx.load_from_string(buffer.getvalue()), calibration={"x": calibration},
+                         matmul_bits=matmul_bits)
+
+
+@pytest.fixture(scope="module")
+def program():
+    torch.manual_seed(0)
+    model = Blocks()
+    with torch.no_grad():
+        model.norm.running_mean.uniform_(-0.5, 0.5), model.norm.running_var.uniform_(0.5, 2.0)
+    return _compiled(model)
+
+
+def _products(program: Program) -> list:
+    return [node for node in interpreter.plan(program) if getattr(node.op, "takes_proven_ranges", False)]
+
+
+def test_only_the_operand_read_from_the_feed_is_unproven(program):
+    products = _products(program)
+    assert [node.op.__name__ for node in products] == ["Conv", "Conv", "Conv", "Gemm"]
+    assert products[0].hints == {}  # the stem reads the feed
+    assert all(node.hints["proven"][0] == ACT_BITS for node in products[1:])
+    kinds = {node.op.__name__ for node in interpreter.plan(program)}
+    assert {"Add", "BatchNormalization", "AveragePool", "Flatten"} <= kinds  # (the makers the facts went through)
+
+
+def test_the_fast_path_checks_only_unproven_operands_and_gives_the_reference_bits(program, monkeypatch):
+    checked = []
+    original = _operands.checked_range
+    monkeypatch.setattr(_operands, "checked_range", lambda x, value_range=None: checked.append(x.shape) or
+                        original(x, value_range))
+    x = np.random.default_rng(2).uniform(-3, 3, (2, 3, 12, 12)).astype(np.float32)
+    fast = InferenceSession(program).run_fixed({"x": x})
+    assert checked == [(2, 3, 12, 12)]
+    checked.clear()
+    reference = InferenceSession(program, path="reference").run_fixed({"x": x})
+    assert len(checked) == len(_products(program))
+    assert fast.commitment == reference.commitment
+
+
+def test_an_8_bit_program_proves_operands_made_at_8_bits():
+    torch.manual_seed(1)
+    chain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3))
+    program = _compiled(chain, matmul_bits=8)
+    assert [node.hints.get("proven", (0,))[0] for node in _products(program)] == [0, 8, 8]
+    x = np.random.default_rng(3).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    fast = InferenceSession(program).run_fixed({"x": x})
+    assert fast.commitment == InferenceSession(program, path="reference").run_fixed({"x": x}).commitment
+
+
+def test_the_reference_path_refuses_a_false_fact(program, monkeypatch):
+    monkeypatch.setattr(Conv, "range_bits", staticmethod(lambda attrs, inputs: 2))  # (|y| <= 1: false)
+    program = Program.from_bytes(program.to_bytes())  # (plans are made once per program object)
+    x = np.random.default_rng(4).uniform(-3, 3, (1, 3, 12, 12)).astype(np.float32)
+    InferenceSession(program).run_fixed({"x": x})  # (the fast path trusts it)
+    with pytest.raises(AssertionError, match="range facts"):
+        InferenceSession(program, path="reference").run_fixed({"x": x})
+
+
+@pytest.mark.parametrize("rule_gives", [0, -3, ACT_BITS + 1, 40, 2.0, "16", None, KeyError])
+def test_widths_outside_1_to_16_and_rules_that_fail_prove_nothing(program, monkeypatch, rule_gives):
+    def rule(attrs, inputs):
+        if rule_gives is KeyError:
+            return attrs["no such attribute"]  # (a rule the attributes break gives no fact, not an error)
+        return rule_gives
+
+    monkeypatch.setattr(Conv, "range_bits", staticmethod(rule))
+    fresh = Program.from_bytes(program.to_bytes())
+    # the body conv reads a pool of the stem's output, the Gemm a pool of the tail's: nothing proven; the tail
+    # reads the batch norm's output, proven by that op's own rule
+    assert [bool(node.hints) for node in _products(fresh)] == [False, False, True, False]
