@@ -222,17 +222,18 @@ def _spread(offset, shape) -> np.ndarray:
     strides where it repeats: a float's in a fraction of np.broadcast_to's time (a small layer's epilogue
     pays it every run)."""
     if isinstance(offset, float):
-        view = np.ndarray(shape, np.float64, _single(offset), 0, (0,) * len(shape))
-        view.flags.writeable = False
-        return view
+        return _spread_value(offset, tuple(shape))
     return np.broadcast_to(np.asarray(offset, dtype=np.float64), shape)
 
 
-@functools.lru_cache(maxsize=64)
-def _single(value: float) -> np.ndarray:
+@functools.lru_cache(maxsize=256)
+def _spread_value(value: float, shape: tuple) -> np.ndarray:
+    """A read-only view of one float64 `value` in `shape` (zero strides), made once per shape."""
     single = np.full(1, value, dtype=np.float64)
-    single.flags.writeable = False  # (shared by every view _spread makes of it)
-    return single
+    single.flags.writeable = False
+    view = np.ndarray(shape, np.float64, single, 0, (0,) * len(shape))
+    view.flags.writeable = False
+    return view
 
 
 def _three_axes(x: np.ndarray, writable: bool = False) -> np.ndarray:

@@ -14,6 +14,7 @@ The reference path is numpy's int64 matmul (no BLAS, plain integer loops): the d
 fast path is tested against, bit for bit.
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +55,11 @@ def plan_gemm(K: int, a_bound: int, b_bound: int) -> GemmPlan:
     """The fastest exact path for sum_k a[k] * b[k] with |a| <= a_bound, |b| <= b_bound, k < K.
 
     Raises OutOfRangeError when the sum itself may not fit int64 (no path is exact then)."""
-    K, a_bound, b_bound = int(K), int(a_bound), int(b_bound)
+    return _plan_gemm(int(K), int(a_bound), int(b_bound))
+
+
+@functools.lru_cache(maxsize=1024)  # (a layer asks again on every run; Python ints, so any K and bound is a key)
+def _plan_gemm(K: int, a_bound: int, b_bound: int) -> GemmPlan:
     if K < 0 or a_bound < 0 or b_bound < 0:
         raise ValueError(f"plan_gemm needs K, a_bound, b_bound >= 0, got {K}, {a_bound}, {b_bound}")
     product = a_bound * b_bound
@@ -239,7 +244,7 @@ def product_buffer(a, b, name: str = "gemm_product"):
     """The scratch buffer `name` shaped for np.matmul(a, b), in a's dtype (None for a 1-D operand)."""
     if a.ndim < 2 or b.ndim < 2:
         return None
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    batch = () if a.ndim == b.ndim == 2 else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     return window.scratch(name, batch + (a.shape[-2], b.shape[-1]), a.dtype)
 
 

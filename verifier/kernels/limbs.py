@@ -83,11 +83,16 @@ def setting() -> str:
     """This process's choice: "off", "on" (products that pay for it take the limb path) or "always" (every
     product that fits it does: the tests' setting), from VINFER_LIMB_PRODUCTS; "auto" (the default) is "on"
     on a CPU with AMX, else "off". Always "off" without onnxruntime. The results are the same bits whatever it is."""
-    value = os.environ.get(ENVIRONMENT, "auto").strip().lower()
+    return "off" if _broken else _chosen(os.environ.get(ENVIRONMENT, "auto"))
+
+
+@functools.lru_cache(maxsize=16)  # (asked by every product: the environment's text decides it)
+def _chosen(text: str) -> str:
+    value = text.strip().lower()
     if value not in ("on", "always", "off", "auto"):
         _warn_once(f"{ENVIRONMENT}={value!r} is not auto, on, always or off: taken as auto")
         value = "auto"
-    if value == "off" or (value == "auto" and not _hardware_has_amx()) or _broken or _onnxruntime() is None:
+    if value == "off" or (value == "auto" and not _hardware_has_amx()) or _onnxruntime() is None:
         return "off"
     return "on" if value == "auto" else value
 

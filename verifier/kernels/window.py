@@ -101,18 +101,32 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     """A reusable per-thread buffer for an intermediate (im2col columns, padded input): fresh
     allocations this large cost a page fault and a zeroing pass per page on every call. The contents
     are garbage; the caller overwrites every element it reads. Not for results handed back. Starts on
-    an ALIGNMENT boundary."""
+    an ALIGNMENT boundary. (The view of a shape asked for before is handed out again: a layer asks for the
+    same ones on every run.)"""
+    views = getattr(_workspace, "views", None)
+    if views is None:
+        views = _workspace.views = {}
+        _workspace.buffers = {}
+    key = (name, tuple(shape), dtype)
+    view = views.get(key)
+    if view is not None:
+        return view
     dtype = np.dtype(dtype)
     need = prod(int(d) for d in shape) * dtype.itemsize
-    buffers = getattr(_workspace, "buffers", None)
-    if buffers is None:
-        buffers = _workspace.buffers = {}
-    buffer = buffers.get(name)
+    buffer = _workspace.buffers.get(name)
     if buffer is None or buffer.nbytes < need:
         raw = np.empty(max(need, 1) + ALIGNMENT, dtype=np.uint8)
         start = -raw.ctypes.data % ALIGNMENT
-        buffer = buffers[name] = raw[start:start + max(need, 1)]
-    return buffer[:need].view(dtype).reshape(shape)
+        buffer = _workspace.buffers[name] = raw[start:start + max(need, 1)]
+        for old in [k for k in views if k[0] == name]:  # (views of the old buffer would keep it alive)
+            del views[old]
+    if len(views) >= MAX_SCRATCH_VIEWS:
+        views.clear()
+    view = views[key] = buffer[:need].view(dtype).reshape(tuple(int(d) for d in shape))
+    return view
+
+
+MAX_SCRATCH_VIEWS = 512  # views kept per thread (shapes of one model's layers; past it, made again)
 
 
 def scratch_bytes() -> int:
@@ -122,7 +136,7 @@ def scratch_bytes() -> int:
 
 def release_scratch() -> None:
     """Free this thread's scratch buffers (they otherwise stay for the next call of the same size)."""
-    _workspace.buffers = {}
+    _workspace.buffers, _workspace.views = {}, {}
 
 
 def result_array(out: np.ndarray | None, shape) -> np.ndarray:

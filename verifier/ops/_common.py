@@ -55,14 +55,16 @@ _PREPARED: dict = {}
 
 def prepared(array: np.ndarray):
     """A constant operand wrapped once for the kernels (its float copies cached while the array lives)."""
+    known = _PREPARED.get(id(array))
+    if known is not None:
+        return known
     import weakref
 
     from verifier.kernels import prepare
 
     key = id(array)
-    if key not in _PREPARED:
-        _PREPARED[key] = prepare(array)
-        weakref.finalize(array, _PREPARED.pop, key, None)
+    _PREPARED[key] = prepare(array)
+    weakref.finalize(array, _PREPARED.pop, key, None)
     return _PREPARED[key]
 
 
@@ -224,9 +226,15 @@ def window_output_shape(x, attrs) -> tuple:
 
 def kernel_path() -> str:
     """The execution path of GEMM/conv kernels: a forced one (tests, `--path`) or the fast exact plan."""
-    from verifier.interpreter import current_forced_path
+    return _forced_path().get() or "fast"
 
-    return current_forced_path() or "fast"
+
+@functools.cache
+def _forced_path():
+    """The interpreter's forced-path variable (imported on first use: the interpreter imports the ops)."""
+    from verifier.interpreter import _FORCED_PATH
+
+    return _FORCED_PATH
 
 
 def window_geometry(ctx, weight_shape) -> tuple[list, list, list, list]:
