@@ -78,6 +78,7 @@ def _pooled(loop, x, kernel, strides, pads, dilations, out_shape, fill, *counts)
 
 
 @functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)  # (a Python loop over the outputs: asked again on every run of a layer)
 def _empty_window(size, kernel, stride, pad, dilation, out_size) -> bool:
     """Whether some output's window along one axis reads no input position (only padding)."""
     for o in range(out_size):
@@ -149,14 +150,26 @@ def _separable(x, kernel, strides, dilations, out_shape, combine) -> np.ndarray:
 
 
 def _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode):
+    """(kernel, strides, pads, dilations, out_shape) of a pool on x, checked; the same for every run of a layer,
+    so worked out once per input shape and attributes."""
     if x.ndim < 3:
         raise ValueError(f"pooling needs x of shape (N, C, *spatial), got {x.shape}")
-    rank = x.ndim - 2
+    arguments = (tuple(x.shape),) + tuple(tuple(v) if isinstance(v, list) else v
+                                          for v in (kernel_shape, strides, pads, dilations)) + (bool(ceil_mode),)
+    try:
+        return _worked_out(*arguments)
+    except TypeError:  # (an unhashable argument: worked out afresh, and its own error raised if it has one)
+        return _worked_out.__wrapped__(*arguments)
+
+
+@functools.lru_cache(maxsize=512)
+def _worked_out(shape, kernel_shape, strides, pads, dilations, ceil_mode):
+    rank = len(shape) - 2
     kernel = tuple(int(k) for k in kernel_shape)
     if len(kernel) != rank or min(kernel) < 1:
-        raise ValueError(f"pooling kernel {kernel} does not fit input {x.shape}")
+        raise ValueError(f"pooling kernel {kernel} does not fit input {shape}")
     strides, pads, dilations = window.normalize(rank, strides, pads, dilations)
-    out_shape = window.output_shape(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
+    out_shape = window.output_shape(shape[2:], kernel, strides, pads, dilations, ceil_mode)
     return kernel, strides, pads, dilations, out_shape
 
 

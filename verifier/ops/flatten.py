@@ -1,4 +1,4 @@
-import numpy as np
+import math
 
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._ranges import of_first_input
@@ -17,4 +17,4 @@ class Flatten:
     def run(inputs, attrs, consts):
         x = inputs[0]
         axis = attrs["axis"] % x.ndim if x.ndim and attrs["axis"] < 0 else attrs["axis"]
-        return [x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)]
+        return [x.reshape(math.prod(x.shape[:axis]), -1)]
