@@ -23,9 +23,9 @@ errors.
 
 A GEMM/conv checks that its run-time operand lies in the 16-bit activation range (ops/_common.checked_range: a
 hostile program's values may not), unless the program proves it: range facts, planned once per program
-(`_plan_ranges`), follow each tensor from the op that made it (a saturating epilogue proves its output width,
-a Relu or MaxPool passes its input's on: ops/_ranges.py). Feeds and constants are never trusted; the reference
-path checks every fact it is given."""
+(`_plan_ranges`), follow each tensor from the validated feeds and the op that made it (a saturating epilogue proves
+its output width, a Relu or MaxPool passes its input's on: ops/_ranges.py). Constants are never trusted; the
+reference path checks every fact it is given."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def plan(program: Program) -> list[NodePlan]:
             fixed.update(name for name in node.outputs if name)
     keep = {info.name for info in program.outputs}
     _plan_placements(plans, keep | set(program.constants))
-    _plan_ranges(plans)
+    _plan_ranges(plans, {info.name: ACT_BITS for info in program.inputs if info.frac is not None})
     last: dict[str, int] = {}
     for index, node in enumerate(plans):
         for name in node.inputs + node.outputs:
@@ -124,7 +124,8 @@ def plan(program: Program) -> list[NodePlan]:
 
 def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: list | None = None,
             stats: dict | None = None) -> dict:
-    """Run on integer feeds (name -> int64 array, already validated); returns output name -> int64 array.
+    """Run on integer feeds (name -> int64 array, validated by verifier/feeds.py: integer_feeds or check_encoded,
+    so fixed-point feeds lie in the 16-bit activation range); returns output name -> int64 array.
     With `trace` (a list), appends (node name, [(output name, keccak of its canonical bytes)]) per node.
     With `stats` (a dict), sets "units" (the cost charged), "nodes" and "peak_live_elements"."""
     env: dict[str, np.ndarray] = dict(program.constants)
@@ -275,13 +276,14 @@ def _output_size(op, inputs, shapes, node) -> int:
 # -- range facts -----------------------------------------------------------------------------------------------
 
 
-def _plan_ranges(plans: list[NodePlan]) -> None:
-    """Give each op that takes them (`takes_proven_ranges`) the widths its inputs are proven within: tensors made by
+def _plan_ranges(plans: list[NodePlan], feeds: dict[str, int]) -> None:
+    """Give each op that takes them (`takes_proven_ranges`) the widths its inputs are proven within: the fixed-point
+    feeds (`feeds`: execute takes validated feeds, checked within 16 bits by verifier/feeds.py), and tensors made by
     an op whose `range_bits` rule (verifier/ops/_ranges.py) proves its first output within qmax(width), for widths
     of 1 to ACT_BITS. Facts follow the nodes in order, as the tensors they name are made (a name made again takes
-    the new maker's fact); feeds and constants have none. The fast path then skips checking those operands'
-    range (nothing out of range can reach them); the reference path checks the facts (ops/_operands.narrowed)."""
-    proven: dict[str, int] = {}
+    the new maker's fact); constants have none. The fast path then skips checking those operands' range (nothing
+    out of range can reach them); the reference path checks the facts (ops/_operands.narrowed)."""
+    proven: dict[str, int] = dict(feeds)
     for node in plans:
         widths = tuple(proven.get(name, 0) for name in node.inputs)
         if getattr(node.op, "takes_proven_ranges", False) and any(widths):

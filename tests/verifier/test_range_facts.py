@@ -1,7 +1,8 @@
-"""interpreter._plan_ranges: a GEMM/conv operand made by a saturating op (a Conv, Gemm, Add, BatchNormalization...,
-or a Relu, MaxPool, average or reshape of such) is proven within the activation range, so the fast path does not
-check it again; the reference path checks every fact it is given. Feeds and constants are never trusted."""
+"""interpreter._plan_ranges: a GEMM/conv operand that is a validated fixed-point feed, or is made by a saturating op
+(a Conv, Gemm, Add, BatchNormalization..., or a Relu, MaxPool, average or reshape of such), is proven within the
+activation range, so the fast path does not check it again; the reference path checks every fact it is given."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -55,23 +56,26 @@ def _products(program: Program) -> list:
     return [node for node in interpreter.plan(program) if getattr(node.op, "takes_proven_ranges", False)]
 
 
-def test_only_the_operand_read_from_the_feed_is_unproven(program):
+def test_every_operand_is_proven_from_the_feed_or_its_maker(program):
     products = _products(program)
     assert [node.op.__name__ for node in products] == ["Conv", "Conv", "Conv", "Gemm"]
-    assert products[0].hints == {}  # the stem reads the feed
-    assert all(node.hints["proven"][0] == ACT_BITS for node in products[1:])
+    assert all(node.hints["proven"][0] == ACT_BITS for node in products)  # (the stem reads the validated feed)
     kinds = {node.op.__name__ for node in interpreter.plan(program)}
     assert {"Add", "BatchNormalization", "AveragePool", "Flatten"} <= kinds  # (the makers the facts went through)
 
 
-def test_the_fast_path_checks_only_unproven_operands_and_gives_the_reference_bits(program, monkeypatch):
+def test_the_fast_path_checks_no_proven_operand_and_gives_the_reference_bits(program, monkeypatch):
     checked = []
     original = _operands.checked_range
     monkeypatch.setattr(_operands, "checked_range", lambda x, value_range=None: checked.append(x.shape) or
                         original(x, value_range))
     x = np.random.default_rng(2).uniform(-3, 3, (2, 3, 12, 12)).astype(np.float32)
     fast = InferenceSession(program).run_fixed({"x": x})
-    assert checked == [(2, 3, 12, 12)]
+    assert checked == []
+    fresh = Program.from_bytes(program.to_bytes())
+    fresh.inputs[0] = dataclasses.replace(fresh.inputs[0], frac=None)  # (not a fixed-point feed: nothing proven)
+    interpreter.plan(fresh)
+    assert [bool(node.hints) for node in _products(fresh)] == [False, True, True, True]
     checked.clear()
     reference = InferenceSession(program, path="reference").run_fixed({"x": x})
     assert len(checked) == len(_products(program))
@@ -82,7 +86,7 @@ def test_an_8_bit_program_proves_operands_made_at_8_bits():
     torch.manual_seed(1)
     chain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3))
     program = _compiled(chain, matmul_bits=8)
-    assert [node.hints.get("proven", (0,))[0] for node in _products(program)] == [0, 8, 8]
+    assert [node.hints.get("proven", (0,))[0] for node in _products(program)] == [ACT_BITS, 8, 8]
     x = np.random.default_rng(3).standard_normal((1, 3, 12, 12)).astype(np.float32)
     fast = InferenceSession(program).run_fixed({"x": x})
     assert fast.commitment == InferenceSession(program, path="reference").run_fixed({"x": x}).commitment
@@ -106,6 +110,6 @@ def test_widths_outside_1_to_16_and_rules_that_fail_prove_nothing(program, monke
 
     monkeypatch.setattr(Conv, "range_bits", staticmethod(rule))
     fresh = Program.from_bytes(program.to_bytes())
-    # the body conv reads a pool of the stem's output, the Gemm a pool of the tail's: nothing proven; the tail
-    # reads the batch norm's output, proven by that op's own rule
-    assert [bool(node.hints) for node in _products(fresh)] == [False, False, True, False]
+    # the stem reads the feed; the body conv reads a pool of the stem's output, the Gemm a pool of the tail's:
+    # nothing proven; the tail reads the batch norm's output, proven by that op's own rule
+    assert [bool(node.hints) for node in _products(fresh)] == [True, False, True, False]
