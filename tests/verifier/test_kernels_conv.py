@@ -182,6 +182,7 @@ def winograd_for_small_shapes(monkeypatch):
     (in production it only runs where it is faster: many channels and tiles)."""
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(winograd, "TILES_PER_CHANNEL", 1 << 20)
+    monkeypatch.setattr(winograd, "MIN_TILES_PER_IMAGE", 1)
 
 
 WINOGRAD_CASES = [
@@ -236,6 +237,15 @@ def test_winograd_is_not_used_for_strided_dilated_or_grouped_convolutions():
     assert not winograd.applies(**{**base, "dilations": (2, 2)})
     assert not winograd.applies(**{**base, "w_shape": (64, 32, 3, 3), "group": 2})
     assert not winograd.applies(**{**base, "w_shape": (64, 64, 5, 5)})
+
+
+def test_a_batch_of_small_images_takes_im2col_and_one_small_image_winograd():
+    small = dict(w_shape=(32, 16, 3, 3), strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), group=1)
+    assert not winograd.applies(x_shape=(256, 16, 8, 8), **small)  # 16 tiles an image
+    assert winograd.applies(x_shape=(32, 16, 16, 16), **small)  # 64
+    assert winograd.applies(x_shape=(1, 16, 13, 13), **{**small, "w_shape": (16, 16, 3, 3)})
+    assert plan_conv((256, 16, 8, 8), (32, 16, 3, 3), 1, Q15, Q15, strides=(1, 1), pads=(1, 1, 1, 1),
+                     dilations=(1, 1)).algorithm == "im2col"
 
 
 @pytest.mark.parametrize("w_shape,group", [((2, 4, 3, 3), 1), ((4, 1, 3, 3), 4), ((64, 4, 3, 3), 1)])

@@ -26,6 +26,10 @@ FILTER_GROWTH = 9  # max |G2 g G2^T| / max |g|
 # (512 channels at 4x4 tiles: im2col 2.9 ms, Winograd 4.2; 256 channels there: 0.76 / 0.59).
 MIN_CHANNELS = 16
 TILES_PER_CHANNEL = 16
+# A batch of small images (fewer tiles each than this) takes im2col, whose banded product runs the whole batch in
+# a few large GEMMs: 256 8x8 images of 16 channels took 6.3 ms by Winograd against 3.6-4.1 by im2col; from
+# 16x16 images (64 tiles) on the two are even, and a single image of any size keeps Winograd (13x13: 0.83-0.9)
+MIN_TILES_PER_IMAGE = 64
 BAND_BYTES = 1 << 21  # transformed input + products of one band of tile rows: about an L2 cache
 
 
@@ -36,7 +40,8 @@ def applies(x_shape, w_shape, strides, pads, dilations, group) -> bool:
         return False
     tiles = -(-(x_shape[2] + pads[0] + pads[2] - 2) // 2) * -(-(x_shape[3] + pads[1] + pads[3] - 2) // 2)
     batch = x_shape[0] or 1  # a symbolic batch: judge by one image
-    return min(w_shape[0], w_shape[1]) >= MIN_CHANNELS and batch * tiles * TILES_PER_CHANNEL >= w_shape[1]
+    return (min(w_shape[0], w_shape[1]) >= MIN_CHANNELS and batch * tiles * TILES_PER_CHANNEL >= w_shape[1]
+            and (batch == 1 or tiles >= MIN_TILES_PER_IMAGE))
 
 
 def plan(channels: int, x_bound: int, w_bound: int) -> GemmPlan:
