@@ -39,6 +39,7 @@ def test_a_fused_max_pool_gives_the_integers_of_max_pool_after_the_convolution(c
     x_shape, w_shape, strides, pads, group, kernel = PATHS[case]
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1 if case == "winograd" else 1 << 20)
     monkeypatch.setattr(winograd, "TILES_PER_CHANNEL", 1 << 20)
+    monkeypatch.setattr(winograd, "MIN_TILES_PER_IMAGE", 1)
     monkeypatch.setattr(convolution, "COLUMN_BAND_BYTES", 3000 if case == "bands" else 1 << 40)
     monkeypatch.setenv(limbs.ENVIRONMENT, "always" if case == "limbs" else "off")
     owner, _, name = kernel.rpartition(".")

@@ -70,6 +70,7 @@ def test_fused_convolution_equals_the_reference_epilogue(x_shape, w_shape, strid
 def test_fused_winograd_equals_the_reference_epilogue(x_shape, w_shape, pads, relu, monkeypatch):
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(winograd, "TILES_PER_CHANNEL", 1 << 20)
+    monkeypatch.setattr(winograd, "MIN_TILES_PER_IMAGE", 1)
     monkeypatch.setattr(winograd, "BAND_BYTES", 1)  # several bands of tile rows
     rng = np.random.default_rng(sum(x_shape) + relu)
     x, w = edge_values(rng, x_shape, Q15), edge_values(rng, w_shape, Q15)
