@@ -113,3 +113,38 @@ def test_widths_outside_1_to_16_and_rules_that_fail_prove_nothing(program, monke
     # the stem reads the feed; the body conv reads a pool of the stem's output, the Gemm a pool of the tail's:
     # nothing proven; the tail reads the batch norm's output, proven by that op's own rule
     assert [bool(node.hints) for node in _products(fresh)] == [True, False, True, False]
+
+
+class Attention(nn.Module):
+    """The transformer's makers of product operands: LayerNormalization, a scaling Mul, Softmax, a row Gather and a
+    mean over the sequence (ReduceMean)."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.q, self.k = nn.LayerNorm(8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.first, self.pooled = nn.Linear(8, 3), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.norm(x)
+        scores = torch.softmax((self.q(h) * 0.5) @ self.k(h).transpose(1, 2), dim=-1)
+        y = scores @ h
+        return self.first(y[:, 0]), self.pooled(y.mean(dim=1))
+
+
+def test_a_transformer_block_proves_every_product_operand_and_the_reference_path_agrees():
+    torch.manual_seed(2)
+    buffer = io.BytesIO()
+    torch.onnx.export(Attention().eval(), (torch.randn(2, 4, 8),), buffer, input_names=["x"],
+                      output_names=["first", "pooled"], opset_version=17, dynamic_axes={"x": {0: "batch"}},
+                      dynamo=False)
+    calibration = np.random.default_rng(5).standard_normal((16, 4, 8)).astype(np.float32)
+    program = compile_model(onnx.load_from_string(buffer.getvalue()), calibration={"x": calibration})
+    plans = interpreter.plan(program)
+    kinds = {node.op.__name__ for node in plans}
+    assert {"LayerNormalization", "Mul", "Softmax", "Gather", "ReduceMean"} <= kinds
+    for node in _products(program):
+        runtime = [i for i, name in enumerate(node.inputs[:2]) if name and name not in program.constants]
+        assert runtime and all(node.hints["proven"][i] == ACT_BITS for i in runtime), node.name
+    x = np.random.default_rng(6).standard_normal((3, 4, 8)).astype(np.float32)
+    fast = InferenceSession(program).run_trace({"x": x})
+    assert fast == InferenceSession(program, path="reference").run_trace({"x": x})

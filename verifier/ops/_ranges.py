@@ -19,15 +19,16 @@ def saturated(attrs: dict, inputs: tuple) -> int:
 
 
 def requantized(attrs: dict, inputs: tuple) -> int:
-    """An elementwise op whose result is requantized and saturated at 16 bits (Add, Sub, Sum: a flagged infinite
-    operand gives +-qmax there; BatchNormalization, LRN), unless it works on plain integers (attrs["integer"])."""
+    """An op whose result is requantized and saturated at 16 bits (Add, Sub, Sum: a flagged infinite operand gives
+    +-qmax there; Mul, BatchNormalization, LayerNormalization, Softmax, LRN), unless it works on plain integers
+    (attrs["integer"])."""
     return 0 if attrs.get("integer") else ACT_BITS
 
 
 def of_first_input(attrs: dict, inputs: tuple) -> int:
-    """An op whose output values lie within its first input's range: values of it or 0 (Relu, MaxPool, a reshape
-    or transpose), or averages of them rounded to the nearest integer (AveragePool, GlobalAveragePool: counted
-    padding adds zeros)."""
+    """An op whose output values lie within its first input's range: values of it or 0 (Relu, MaxPool, Gather, a
+    reshape or transpose), or averages of them rounded to the nearest integer (AveragePool, GlobalAveragePool,
+    ReduceMean: counted padding adds zeros)."""
     return inputs[0] if inputs else 0
 
 

@@ -1,11 +1,14 @@
 import numpy as np
 
 from verifier.ops import CompileContext, Lowering
+from verifier.ops._ranges import of_first_input
 
 
 class Gather:
     """y = take(data, indices, axis), negative indices counting from the end; an index outside the axis
     is a run error. Output frac = data frac (row lookups of embeddings, shape arithmetic)."""
+
+    range_bits = staticmethod(of_first_input)  # (its values are its data input's: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

@@ -5,6 +5,7 @@ from verifier.nonlinear.roots import MAX_NORM_BITS, Z_FRAC, inv_sqrt_bits, layer
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import kernel_path
 from verifier.ops._norm import gamma_frac_for, quantize_beta, quantize_gamma
+from verifier.ops._ranges import requantized
 
 MAX_BETA_SHIFT = 46  # a 16-bit run-time bias moved to the product's frac stays below 2**62
 
@@ -21,6 +22,8 @@ class LayerNormalization:
     quantized scale and bias.
     Optional outputs Mean = rounding_divide(S * 2**(f_mean - f_in), N) and InvStdDev = 1/sqrt(var + eps) from the
     same D, at their calibrated fracs, saturated (normalised dims kept as 1)."""
+
+    range_bits = staticmethod(requantized)  # (saturated at 16 bits: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

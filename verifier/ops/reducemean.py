@@ -3,10 +3,13 @@ import numpy as np
 from verifier.fixedpoint import rounding_divide
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._reduce import axes_of, reduce_attrs
+from verifier.ops._ranges import of_first_input
 
 
 class ReduceMean:
     """y = rounding_divide(exact int64 sum over the axes, number of elements reduced); frac unchanged."""
+
+    range_bits = staticmethod(of_first_input)  # (rounded averages of its input: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:

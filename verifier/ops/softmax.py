@@ -3,6 +3,7 @@ from verifier.nonlinear.exp_log import softmax
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import kernel_path
 from verifier.ops._softmax import fast_softmax, lower_softmax, run_on_axis
+from verifier.ops._ranges import requantized
 
 
 class Softmax:
@@ -11,6 +12,8 @@ class Softmax:
     2**30 for the maximum); y = rounding_divide(e * 2**f_out, sum(e)), saturated. f_out = 14 (1.0 fits).
     Error: at most 0.501 output step from the exact softmax of the input's exact values.
     Opset < 13 flattens the input to 2-D at `axis` first (the old ONNX semantics)."""
+
+    range_bits = staticmethod(requantized)  # (saturated at 16 bits: _ranges.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
