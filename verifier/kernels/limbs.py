@@ -182,9 +182,11 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
     if key not in prepared.cache:
         prepared.cache[key] = LimbWeights(matrix())
     packed = prepared.cache[key]
+    if packed.count > MAX_LIMBS or K < least * packed.count:  # (too short even for one activation limb: no need
+        return None  # to take x's range, a pass over x, a copy when x is strided)
     low, high = x_range if x_range is not None else loops.value_range(np.ascontiguousarray(x).reshape(-1))
     limbs = x_limbs(low, high)
-    if limbs is None or packed.count > MAX_LIMBS or K < least * limbs[0] * packed.count or not packed.ready():
+    if limbs is None or K < least * limbs[0] * packed.count or not packed.ready():
         return None
     return limbs, packed
 
