@@ -101,7 +101,7 @@ def test_the_reference_path_refuses_a_false_fact(program, monkeypatch):
         InferenceSession(program, path="reference").run_fixed({"x": x})
 
 
-@pytest.mark.parametrize("rule_gives", [0, -3, ACT_BITS + 1, 40, 2.0, "16", None, KeyError])
+@pytest.mark.parametrize("rule_gives", [0, -3, ACT_BITS + 1, 40, 2.0, "16", None, True, np.int64(16), KeyError])
 def test_widths_outside_1_to_16_and_rules_that_fail_prove_nothing(program, monkeypatch, rule_gives):
     def rule(attrs, inputs):
         if rule_gives is KeyError:
