@@ -78,7 +78,6 @@ def _pooled(loop, x, kernel, strides, pads, dilations, out_shape, fill, *counts)
 
 
 @functools.lru_cache(maxsize=256)
-@functools.lru_cache(maxsize=1024)  # (a Python loop over the outputs: asked again on every run of a layer)
 def _empty_window(size, kernel, stride, pad, dilation, out_size) -> bool:
     """Whether some output's window along one axis reads no input position (only padding)."""
     for o in range(out_size):
