@@ -268,6 +268,20 @@ def test_scratch_buffers_start_on_a_cache_line_whatever_their_size_and_reuse():
         buffer[...] = 1  # the whole view is writable memory of the buffer
 
 
+def test_a_scratch_view_is_handed_out_again_until_its_buffer_grows():
+    from verifier.kernels import window
+
+    window.release_scratch()
+    small = window.scratch("reuse", (4, 5), np.float64)
+    assert window.scratch("reuse", (4, 5), np.float64) is small  # (a layer's shape, asked again on every run)
+    large = window.scratch("reuse", (400, 500), np.float64)  # the buffer grows: the old views are dropped
+    again = window.scratch("reuse", (4, 5), np.float64)
+    assert again is not small and np.shares_memory(again, large) and not np.shares_memory(again, small)
+    assert window.scratch_bytes() == large.nbytes
+    window.release_scratch()
+    assert window.scratch_bytes() == 0 and window.scratch("reuse", (4, 5), np.float64) is not again
+
+
 IN_PLACE_CASES = {
     # name: (x shape, w shape, strides, pads, group, bound, the kernel function that must run)
     "im2col": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 2), (1, 1, 1, 1), 1, Q15, "_conv_im2col"),
