@@ -293,10 +293,11 @@ def _fused_product(a, b, requantize, chunk):
 def _conv_limbs(x, w: Prepared, K: int, x_range, geometry, requantize, out=None):
     """The limb path (limbs.conv2d) when this machine takes it and K pays for it, else None. A 1-D
     convolution runs as 2-D with a unit height (into a new array)."""
-    plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), K, x, x_range)
+    strides, pads, dilations, out_shape = geometry
+    plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), K, x, x_range,
+                         columns=x.shape[0] * math.prod(out_shape))
     if plan is None:
         return None
-    strides, pads, dilations, out_shape = geometry
     kernel = tuple(w.shape[2:])
     if x.ndim == 3:
         planar = limbs.conv2d(x[:, :, None, :], (1,) + kernel, *plan, (1,) + tuple(strides), (0, pads[0]),

@@ -43,6 +43,12 @@ W_LIMB_BITS = 8  # weight limbs in [-128, 127]
 MAX_K = 1 << 16  # K * 127 * 255 < 2**31
 MAX_LIMBS = 3  # operands past 21 (x) / 24 (w) bits take the float paths
 MIN_K_PER_PRODUCT = 85  # the limb path when K >= this many per limb product (scripts/bench_kernels.py)
+# A convolution with few output positions (N * OH * OW up to FEW_COLUMNS) pays for it from fewer: float BLAS runs
+# such narrow products well below its peak, the limb products do not. Over 56 shapes (3x3 and 1x1, K 288..504, OC
+# 64 and 192, 7x7 to 56x56, 3 x 2 limbs) the limb path took 0.54-0.95 of the float time from 60 per product at
+# 7x7 and 14x14 (one 1.09 at 7x7 with 64 outputs), and 0.89-1.74 at 28x28 and 56x56, where 85 stays
+FEW_COLUMNS = 256
+FEW_COLUMNS_MIN_K_PER_PRODUCT = 60
 # A GEMM (no gather) pays for it from K >= 40 per product once it has GEMM_MIN_WORK multiply-adds: over 60 shapes
 # (M 1..1024, K 64..1024, N 10..1000) the limb path took 0.18-0.8 of the float time there, and lost only on
 # products of a few microseconds (fixed costs) or K < 240 (the splitting and combining)
@@ -167,15 +173,16 @@ def _session(limbs: np.ndarray):
 
 
 def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
-            x_range, work: int = 0) -> tuple[tuple[int, int], LimbWeights] | None:
+            x_range, work: int = 0, columns: int = 0) -> tuple[tuple[int, int], LimbWeights] | None:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
     K <= MAX_K) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, or GEMM_MIN_K_PER_PRODUCT for a GEMM
-    of `work` >= GEMM_MIN_WORK multiply-adds; anything when the setting is "always"), else None. The weights are
+    of `work` >= GEMM_MIN_WORK multiply-adds, or FEW_COLUMNS_MIN_K_PER_PRODUCT for a convolution of 1..FEW_COLUMNS
+    output `columns`; anything when the setting is "always"), else None. The weights are
     split once (`matrix()` gives their (K, N) form, cached under `layout`); x_range is x's (min, max), taken from
     x when None."""
     chosen = setting()
-    least = 0 if chosen == "always" else (GEMM_MIN_K_PER_PRODUCT if work >= GEMM_MIN_WORK else MIN_K_PER_PRODUCT)
+    least = 0 if chosen == "always" else _least_per_product(work, columns)
     if chosen == "off" or not least <= K <= MAX_K:
         return None
     key = ("limbs", layout)
@@ -189,6 +196,13 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
     if limbs is None or K < least * limbs[0] * packed.count or not packed.ready():
         return None
     return limbs, packed
+
+
+def _least_per_product(work: int, columns: int) -> int:
+    """The K per limb product from which the limb path pays (see the constants above)."""
+    if work >= GEMM_MIN_WORK:
+        return GEMM_MIN_K_PER_PRODUCT
+    return FEW_COLUMNS_MIN_K_PER_PRODUCT if 0 < columns <= FEW_COLUMNS else MIN_K_PER_PRODUCT
 
 
 def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: bool = False) -> str:
@@ -210,6 +224,8 @@ def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: boo
         return taken
     if gemm and K >= GEMM_MIN_K_PER_PRODUCT * x_count * w_count:
         return f"{taken} for runs of at least {GEMM_MIN_WORK} multiply-adds, else float"
+    if not gemm and K >= FEW_COLUMNS_MIN_K_PER_PRODUCT * x_count * w_count:
+        return f"{taken} for runs of at most {FEW_COLUMNS} output positions, else float"
     return f"float here: K = {K} < {least}, too short to pay for {shape}"
 
 
