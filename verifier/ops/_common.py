@@ -226,15 +226,15 @@ def window_output_shape(x, attrs) -> tuple:
 
 def kernel_path() -> str:
     """The execution path of GEMM/conv kernels: a forced one (tests, `--path`) or the fast exact plan."""
-    return _forced_path().get() or "fast"
+    return _forced_path()() or "fast"
 
 
 @functools.cache
 def _forced_path():
-    """The interpreter's forced-path variable (imported on first use: the interpreter imports the ops)."""
-    from verifier.interpreter import _FORCED_PATH
+    """interpreter.current_forced_path, imported once, on first use (the interpreter imports the ops)."""
+    from verifier.interpreter import current_forced_path
 
-    return _FORCED_PATH
+    return current_forced_path
 
 
 def window_geometry(ctx, weight_shape) -> tuple[list, list, list, list]:
