@@ -61,7 +61,7 @@ def _requantized(t, rounding, low, high):  # pragma: no cover - compiled
     from _rounding, t rounded half away from zero by 2**shift as (t + half - [t < 0]) >> shift
     (fixedpoint.round_shift's identity), the sign correction only when `correct`."""
     shift, half, correct = rounding
-    return min(max((t + half - (correct and t < 0)) >> shift, low), high)
+    return min(max((t + half + ((t >> 63) & -np.int64(correct))) >> shift, low), high)  # (-1 where t < 0: no branch)
 
 
 @inlined
