@@ -18,8 +18,7 @@ import numpy as np
 
 from verifier import fixedpoint
 from verifier.fixedpoint import ACT_BITS, qmax
-from verifier.kernels import loops, window
-from verifier.kernels.exact_gemm import matmul_float_sum, product_buffer
+from verifier.kernels import exact_gemm, loops, window  # (exact_gemm by module: it imports limbs, which imports this)
 
 BIAS_LIMIT = 1 << 61  # |bias| up to this takes the folded-half path (compiled biases are <= 61 bits)
 
@@ -208,13 +207,33 @@ class Requantize:
         return self.finish(float_product(a, b, chunk), False, self.offset(channel_shape))
 
 
+_UNBOUNDED = (0, int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max), False)
+
+
+def integer_epilogue(requantize: Requantize | None, correction: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """(bias, (shift, low, high, correct)) for a compiled loop that finishes an exact int64 accumulator itself,
+    as _requantized(acc + bias) (loops.limb_combine, loops.winograd4_output): the epilogue's integer form
+    (Requantize.fits_int64) when its shift is 1..62, else the accumulator (shift 0, no clip), which the caller then
+    passes to Requantize.apply (`finished_in_loop`). `correction` (int64, one per output channel) joins the bias."""
+    if requantize is None or not 0 < requantize.shift <= 62:
+        return correction, _UNBOUNDED
+    bias = correction if requantize.bias is None else requantize.bias + correction
+    low, high = requantize.limits()
+    return bias, (requantize.shift, low, high, not requantize.relu)
+
+
+def finished_in_loop(requantize: Requantize | None) -> bool:
+    """Whether integer_epilogue's loop applies the epilogue itself (else the caller applies it after)."""
+    return requantize is None or 0 < requantize.shift <= 62
+
+
 def float_product(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
     """a @ b for float32 or float64 operands, exact while every K-chunk of `chunk` products' partial sums
     is (exact_gemm.plan_gemm): one product in the operands' type (scratch space, valid until the next call)
     when a single chunk covers K, else the chunks summed in float64 (a new array)."""
     if chunk >= a.shape[-1]:
-        return np.matmul(a, b, out=product_buffer(a, b, "fused_product"))
-    return matmul_float_sum(a, b, chunk)
+        return np.matmul(a, b, out=exact_gemm.product_buffer(a, b, "fused_product"))
+    return exact_gemm.matmul_float_sum(a, b, chunk)
 
 
 def _spread(offset, shape) -> np.ndarray:

@@ -37,6 +37,7 @@ import os
 import numpy as np
 
 from verifier.kernels import loops, window
+from verifier.kernels.epilogue import finished_in_loop, integer_epilogue
 
 X_LIMB_BITS = 7  # activation limbs in [0, 127]
 W_LIMB_BITS = 8  # weight limbs in [-128, 127]
@@ -250,7 +251,7 @@ def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads
     out = window.result_array(out, (N, packed.column_sums.shape[0]) + tuple(out_shape))
     _products(rows.reshape(positions * count, K), count, packed, offset, requantize, loops.limb_combine,
               out.reshape(out.shape[:2] + (-1,)))
-    return out if _finished(requantize) else requantize.apply(out, 1)
+    return out if finished_in_loop(requantize) else requantize.apply(out, 1)
 
 
 def gemm(a, limbs: tuple[int, int], packed: LimbWeights, requantize) -> np.ndarray:
@@ -264,7 +265,7 @@ def gemm(a, limbs: tuple[int, int], packed: LimbWeights, requantize) -> np.ndarr
     out = np.empty((flat.shape[0], packed.column_sums.shape[0]), dtype=np.int64)
     _products(rows.reshape(-1, K), count, packed, offset, requantize, loops.limb_combine_rows, out)
     out = out.reshape(a.shape[:-1] + out.shape[-1:])
-    return out if _finished(requantize) else requantize.apply(out, -1)
+    return out if finished_in_loop(requantize) else requantize.apply(out, -1)
 
 
 def conv_matrix(weight: np.ndarray) -> np.ndarray:
@@ -278,7 +279,7 @@ BAND_BYTES = 1 << 20  # int32 products combined per band: about half an L2 cache
 def _products(rows, count: int, packed: LimbWeights, offset: int, requantize, combine, out) -> None:
     """The limb products of `rows` (positions * count, K), combined into `out` band by band, so that each
     band's int32 products are still in cache when they are combined."""
-    bias, finish = _epilogue(requantize, offset, packed)
+    bias, finish = integer_epilogue(requantize, -offset * packed.column_sums)
     positions = rows.shape[0] // count
     band = max(1, BAND_BYTES // (4 * count * packed.count * bias.shape[0]))
     for first in range(0, positions, band):
@@ -290,23 +291,3 @@ def _limb(value: int, index: int, count: int) -> int:
     """Limb `index` of `count` 7-bit limbs of value >= 0 (the last one unmasked)."""
     limb = value >> (X_LIMB_BITS * index)
     return limb if index == count - 1 else limb & 127
-
-
-def _finished(requantize) -> bool:
-    """Whether the combining loop applies the epilogue itself (else the caller applies it after)."""
-    return requantize is None or 0 < requantize.shift <= 62
-
-
-_UNBOUNDED = (0, int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max), False)
-
-
-def _epilogue(requantize, offset: int, packed: LimbWeights):
-    """(bias, (shift, low, high, correct)) of the combining loop: the epilogue's bias less the offset's
-    correction, rounded there when its integer form applies (a shift of 1..62: Requantize.fits_int64), else
-    the accumulator (shift 0, no clip) for Requantize.apply."""
-    correction = -offset * packed.column_sums
-    if requantize is None or not 0 < requantize.shift <= 62:
-        return correction, _UNBOUNDED
-    bias = correction if requantize.bias is None else requantize.bias + correction
-    low, high = requantize.limits()
-    return bias, (requantize.shift, low, high, not requantize.relu)
