@@ -22,7 +22,12 @@ checks fast == ref bit for bit, and prints a table, per-model totals (weighted b
 shape occurs) and the ratios fast/ort, +rq/ort, f64/ort, rq8/ort, limb/ort and ref/fast (a pool counts its own
 time in the f64, +rq8 and limb totals).
 
+With --winograd it instead times both Winograd algorithms (winograd.py: F(2x2, 3x3) and F(4x4, 3x3), each with the
+layer's epilogue) on every 3x3 stride-1 layer of the models that Winograd takes, and on WINOGRAD_SHAPES; the
+"planned" column is the one plan_conv picks.
+
     .venv/bin/python scripts/bench_kernels.py [--models light_resnet50 light_squeezenet] [--repeat 5] [--no-reference]
+                                              [--winograd]
 """
 
 import argparse
@@ -39,11 +44,14 @@ from threadpoolctl import threadpool_info
 
 from verifier.fixedpoint import qmax
 from verifier.kernels import (avg_pool_sum, conv, gemm, limbs, max_pool, plan_conv, plan_gemm, prepare,
-                              single_threaded)
+                              single_threaded, winograd)
 from verifier.kernels.epilogue import Requantize
 from verifier.kernels.window import normalize, output_shape
 
 BOUND = qmax(16)
+# (x shape, output channels) of 3x3 stride-1 convolutions beside the models' own: other sizes and a batch
+WINOGRAD_SHAPES = [((1, 64, 56, 56), 64), ((1, 128, 28, 28), 128), ((1, 64, 20, 20), 64), ((1, 48, 13, 13), 192),
+                   ((1, 256, 14, 14), 256), ((1, 256, 7, 7), 256), ((4, 32, 32, 32), 32)]
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend/test/data/light"
 
 
@@ -188,7 +196,7 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         t_ref = time.perf_counter() - start
         if not np.array_equal(fast(), reference):
             raise SystemExit(f"MISMATCH fast != reference on {label}")
-    return (label, f"{plan.path[-2:]}/{plan.algorithm[:4]}", t_ort, t_fast, t_epilogue, t_floor, t_narrow, t_limbs,
+    return (label, f"{plan.path[-2:]}/{plan.algorithm.replace('winograd', 'wg')[:5]}", t_ort, t_fast, t_epilogue, t_floor, t_narrow, t_limbs,
             t_ref)
 
 
@@ -209,17 +217,48 @@ def limb_time(kind, x, w, geometry, epilogue, repeat: int) -> float:
         os.environ.pop(limbs.ENVIRONMENT)
 
 
+def winograd_table(models, repeat: int, rng) -> None:
+    """F(2x2, 3x3) against F(4x4, 3x3), each ending with an epilogue, on the shapes Winograd takes (see --winograd)."""
+    shapes = dict.fromkeys((x_shape, w_shape[0]) for model in models for key in layer_shapes(model)
+                           for kind, x_shape, w_shape, *geometry in [key]
+                           if kind == "conv" and w_shape[2:] == (3, 3) and key[3] == (1, 1))
+    shapes.update(dict.fromkeys(WINOGRAD_SHAPES))
+    print(f"{'x shape':22} {'OC':>5} {'planned':>11} {'2x2 ms':>8} {'4x4 ms':>8} {'4x4/2x2':>8}")
+    for x_shape, channels in shapes:
+        w_shape, pads = (channels, x_shape[1], 3, 3), (1, 1, 1, 1)  # (the models' 3x3 layers are padded by 1)
+        if not winograd.applies(x_shape, w_shape, (1, 1), pads, (1, 1), 1):
+            continue
+        x, w = edge_values(rng, x_shape), prepare(edge_values(rng, w_shape), BOUND)
+        epilogue = Requantize(16, bias=rng.integers(-(1 << 40), 1 << 40, channels))
+        small = winograd.plan(x_shape[1], BOUND, BOUND)
+        large = winograd.plan_large(x_shape, pads, BOUND, BOUND) or winograd.GemmPlan(
+            "float64", x_shape[1], "timed only", algorithm="winograd4x4")
+        runs = [lambda plan=plan: winograd.conv3x3(x, w, plan, (BOUND, BOUND), pads, x_shape[2:], epilogue)
+                for plan in (small, large)]
+        if not np.array_equal(runs[0](), runs[1]()):
+            raise SystemExit(f"MISMATCH F(2x2, 3x3) != F(4x4, 3x3) on {x_shape} x {channels}")
+        t_small, t_large = (best_time(run, repeat) for run in runs)
+        planned = plan_conv(x_shape, w_shape, 1, BOUND, BOUND, strides=(1, 1), pads=pads, dilations=(1, 1)).algorithm
+        print(f"{str(x_shape):22} {channels:5d} {planned:>11} {t_small * 1e3:8.3f} {t_large * 1e3:8.3f} "
+              f"{t_large / t_small:8.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["light_resnet50", "light_squeezenet"])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-reference", action="store_true", help="skip the slow int64 reference timing")
+    parser.add_argument("--winograd", action="store_true", help="time the two Winograd algorithms instead")
     args = parser.parse_args()
     blas = [f"{i['internal_api']} {i['version']} ({i.get('architecture')})" for i in threadpool_info()
             if i["user_api"] == "blas"]
     print(f"BLAS: {', '.join(blas)}; onnxruntime {ort.__version__}; all single-threaded; best of {args.repeat}")
     os.environ[limbs.ENVIRONMENT] = "off"  # the fast columns are the float paths; the limb column forces its own
     rng = np.random.default_rng(0)
+    if args.winograd:
+        with single_threaded():
+            winograd_table(args.models, args.repeat, rng)
+        return
     with single_threaded():
         for model_name in args.models:
             layers = layer_shapes(model_name)

@@ -185,6 +185,13 @@ def winograd_for_small_shapes(monkeypatch):
     monkeypatch.setattr(winograd, "MIN_TILES_PER_IMAGE", 1)
 
 
+@pytest.fixture(params=["winograd", "winograd4x4"])
+def winograd_variant(request, monkeypatch, winograd_for_small_shapes):
+    """Each Winograd algorithm in turn, F(2x2, 3x3) and F(4x4, 3x3), wherever its sums are exact."""
+    monkeypatch.setattr(winograd, "LARGE_TILE_WORK", 0.0 if request.param == "winograd" else 100.0)
+    return request.param
+
+
 WINOGRAD_CASES = [
     # (x shape, w shape, pads): 3x3 stride-1 convolutions the Winograd path takes
     ((1, 16, 12, 12), (16, 16, 3, 3), (1, 1, 1, 1)),
@@ -196,8 +203,10 @@ WINOGRAD_CASES = [
 
 
 @pytest.mark.parametrize("x_shape,w_shape,pads", WINOGRAD_CASES)
-def test_winograd_path_equals_reference_at_the_16_bit_edge(x_shape, w_shape, pads, winograd_for_small_shapes):
+def test_winograd_path_equals_reference_at_the_16_bit_edge(x_shape, w_shape, pads, winograd_variant):
     assert winograd.applies(x_shape, w_shape, (1, 1), pads, (1, 1), 1)
+    assert plan_conv(x_shape, w_shape, 1, Q15, Q15, strides=(1, 1), pads=pads,
+                     dilations=(1, 1)).algorithm == winograd_variant
     rng = np.random.default_rng(sum(x_shape))
     x, w = edge_values(rng, x_shape, Q15), edge_values(rng, w_shape, Q15)
     expected = conv(x, w, pads=pads, path="reference")
@@ -205,7 +214,7 @@ def test_winograd_path_equals_reference_at_the_16_bit_edge(x_shape, w_shape, pad
     assert np.array_equal(conv(x, prepare(w), pads=pads), expected)
 
 
-def test_winograd_in_bands_of_one_tile_row_equals_reference(monkeypatch, winograd_for_small_shapes):
+def test_winograd_in_bands_of_one_tile_row_equals_reference(monkeypatch, winograd_variant):
     monkeypatch.setattr(winograd, "BAND_BYTES", 1)
     rng = np.random.default_rng(11)
     x, w = edge_values(rng, (2, 16, 13, 12), Q15), edge_values(rng, (16, 16, 3, 3), Q15)
@@ -222,7 +231,7 @@ def test_winograd_with_chunked_products_and_int64_output_transform_is_exact():
     assert np.array_equal(conv(x, w, pads=(1, 1, 1, 1)), conv(x, w, pads=(1, 1, 1, 1), path="reference"))
 
 
-def test_winograd_matches_onnxruntime_where_float_is_exact(winograd_for_small_shapes):
+def test_winograd_matches_onnxruntime_where_float_is_exact(winograd_variant):
     rng = np.random.default_rng(13)
     x, w = rng.integers(-15, 16, (1, 16, 12, 12)), rng.integers(-15, 16, (16, 16, 3, 3))
     expected = onnxruntime_conv(x, w, (1, 1), (1, 1, 1, 1), (1, 1), 1)
@@ -246,6 +255,42 @@ def test_a_batch_of_small_images_takes_im2col_and_one_small_image_winograd():
     assert winograd.applies(x_shape=(1, 16, 13, 13), **{**small, "w_shape": (16, 16, 3, 3)})
     assert plan_conv((256, 16, 8, 8), (32, 16, 3, 3), 1, Q15, Q15, strides=(1, 1), pads=(1, 1, 1, 1),
                      dilations=(1, 1)).algorithm == "im2col"
+
+
+def test_large_winograd_tiles_where_they_save_work_over_small_ones():
+    """F(4x4, 3x3) from about 20x20 images on (36 products per 16 outputs against 16 per 4, less the cropped tiles);
+    at 13x13 and 14x14 its cropped tiles cost more than they save (measured 1.1-1.2x slower: 48 to 256 channels)."""
+    def algorithm(x_shape, channels=64):
+        return plan_conv(x_shape, (channels, x_shape[1], 3, 3), 1, Q15, Q15, strides=(1, 1), pads=(1, 1, 1, 1),
+                         dilations=(1, 1)).algorithm
+
+    assert algorithm((1, 16, 55, 55)) == algorithm((1, 32, 27, 27)) == algorithm((8, 16, 28, 28)) == "winograd4x4"
+    assert algorithm((1, 48, 13, 13), 192) == algorithm((1, 64, 14, 14)) == "winograd"
+
+
+def test_large_winograd_tiles_are_refused_past_their_exact_bound():
+    """Their products are exact below 2**53 and their output transform below 2**63: at 16 bits that holds up to
+    2**63 / (2304 * 4900 * 32767**2) channels, 759; past it the small tiles (chunked) take the convolution."""
+    limit = (1 << 63) // (winograd.LARGE_OUTPUT_GROWTH * 4900 * Q15 * Q15)
+    assert winograd.plan_large((1, limit, 28, 28), (1, 1, 1, 1), Q15, Q15) is not None
+    assert winograd.plan_large((1, limit + 1, 28, 28), (1, 1, 1, 1), Q15, Q15) is None
+    assert winograd.plan_large((1, 64, 28, 28), (1, 1, 1, 1), 1 << 21, 1 << 21) is None
+    assert plan_conv((1, limit + 1, 28, 28), (64, limit + 1, 3, 3), 1, Q15, Q15, strides=(1, 1), pads=(1, 1, 1, 1),
+                     dilations=(1, 1)).algorithm == "winograd"
+
+
+@pytest.mark.parametrize("shift,relu,bias_bits", [(20, True, 30), (0, False, 30), (9, False, 61), (63, False, 10)])
+def test_large_winograd_tiles_finish_every_epilogue_form(shift, relu, bias_bits):
+    """In the output transform's integer rounding (shifts 1..62 with a bias that fits), else applied after it."""
+    from verifier.kernels.epilogue import Requantize
+
+    rng = np.random.default_rng(shift + bias_bits)
+    x, w = edge_values(rng, (2, 16, 24, 23), Q15), prepare(edge_values(rng, (20, 16, 3, 3), Q15))
+    spec = Requantize(shift, 16, relu, rng.integers(-(1 << bias_bits), 1 << bias_bits, 20))
+    assert plan_conv(x.shape, w.shape, 1, Q15, Q15, strides=(1, 1), pads=(1, 1, 1, 1),
+                     dilations=(1, 1)).algorithm == "winograd4x4"
+    expected = spec.apply(conv(x, w.values, pads=(1, 1, 1, 1), path="reference"), 1)
+    assert np.array_equal(conv(x, w, pads=(1, 1, 1, 1), x_bound=Q15, requantize=spec), expected)
 
 
 @pytest.mark.parametrize("w_shape,group", [((2, 4, 3, 3), 1), ((4, 1, 3, 3), 4), ((64, 4, 3, 3), 1)])
@@ -287,7 +332,8 @@ IN_PLACE_CASES = {
     "im2col": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 2), (1, 1, 1, 1), 1, Q15, "_conv_im2col"),
     "im2col float32": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 1), (1, 0, 1, 0), 1, 40, "_conv_im2col"),
     "bands": ((5, 4, 8, 8), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "_im2col_in_bands"),
-    "winograd": ((2, 4, 8, 8), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "winograd.conv3x3"),
+    "winograd": ((2, 4, 10, 10), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "loops.winograd_output"),
+    "winograd 4x4": ((2, 4, 8, 8), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "loops.winograd4_output"),
     "depthwise": ((2, 6, 7, 7), (6, 1, 3, 3), (1, 2), (1, 1, 0, 1), 6, Q15, "loops.depthwise_fused"),
     "depthwise int64": ((2, 6, 7, 7), (12, 1, 3, 3), (2, 1), (1, 0, 1, 1), 6, Q15, "loops.depthwise"),
     "limbs": ((2, 8, 6, 6), (5, 8, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "limbs.conv2d"),
@@ -302,7 +348,7 @@ def test_every_fused_path_writes_into_a_channel_slice_of_a_larger_array(case, mo
     from verifier.kernels.epilogue import Requantize
 
     x_shape, w_shape, strides, pads, group, bound, kernel = IN_PLACE_CASES[case]
-    if case != "winograd":
+    if not case.startswith("winograd"):
         monkeypatch.setattr(winograd, "MIN_CHANNELS", 1 << 20)
     if case == "bands":
         monkeypatch.setattr(convolution, "COLUMN_BAND_BYTES", 2000)

@@ -92,6 +92,14 @@ for fused in (True, False):
 loops.winograd_output(4 * edge(4 * 4 * 2 * 3 * 5 * 4, 1 << 56).reshape(4, 4, 2, 3, 5, 4), False,
                       *Requantize(9, 16, False).rounding(), 0, convolved)  # the int64 transform
 digest.update(convolved.tobytes())
+large_tiles = np.empty((6, 6, 2, 4, 2, 2))
+loops.winograd4_input(images, 1, 1, 0, np.empty(10), large_tiles)
+digest.update(large_tiles.tobytes())
+for shift, low, correct in ((0, np.iinfo(np.int64).min, False), (9, -32767, True), (9, 0, False)):
+    convolved = np.empty((2, 4, 7, 6), np.int64)
+    loops.winograd4_output(576.0 * edge(6 * 6 * 2 * 4 * 4, 1 << 30).reshape(6, 6, 2, 4, 4), 2, edge(4, 1 << 40),
+                           shift, low, 32767 if shift else np.iinfo(np.int64).max, correct, 0, convolved)
+    digest.update(convolved.tobytes())
 from verifier.kernels.pooling import avg_pool, max_pool
 images[0, 0, 0, :3] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1]
 for kernel, strides, pads, dilations in (((2, 2), (2, 2), (0, 0, 0, 0), (1, 1)), ((3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),

@@ -1,7 +1,8 @@
 """Exact integer convolution with ONNX Conv semantics (1-D, 2-D, 3-D; groups; no bias).
 
 Fast paths, each an exact float computation under a proven bound (see exact_gemm.py):
-  winograd   3x3 stride-1 convolutions with many channels and tiles (winograd.py), 2.25x fewer products;
+  winograd   3x3 stride-1 convolutions with many channels and tiles (winograd.py): F(2x2, 3x3), 2.25x fewer
+             products, or on images of 27x27 and up F(4x4, 3x3), 4x fewer;
   depthwise  one input channel per group: with its epilogue (1-D, 2-D), one compiled loop over stride phases
              in float64 (loops.depthwise_fused), or in int64 for biases too wide for it (loops.depthwise);
              otherwise per-channel products over stride-phase columns;
@@ -23,11 +24,14 @@ from verifier.kernels.epilogue import Requantize, float_product
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
 
 
+WINOGRAD = ("winograd", "winograd4x4")  # the algorithms of winograd.conv3x3
+
+
 def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int, *,
               strides=None, pads=None, dilations=None) -> GemmPlan:
     """The exact path of a convolution: its dot products have length C/group * kernel size.
     With the geometry (strides, pads, dilations) the plan also names the algorithm the fast path
-    takes (GemmPlan.algorithm: "im2col", "depthwise" or "winograd")."""
+    takes (GemmPlan.algorithm: "im2col", "depthwise", "winograd" or "winograd4x4")."""
     base = plan_gemm(math.prod(w_shape[1:]), x_bound, w_bound)
     if base.path == "int64":
         return base
@@ -38,7 +42,8 @@ def plan_conv(x_shape, w_shape, group: int, x_bound: int, w_bound: int, *,
     if base.path == "float64" and (strides is not None or pads is not None or dilations is not None):
         strides, pads, dilations = window.normalize(len(x_shape) - 2, strides, pads, dilations)
         if winograd.applies(x_shape, w_shape, strides, pads, dilations, group):
-            transformed = winograd.plan(x_shape[1], x_bound, w_bound)
+            transformed = (winograd.plan_large(x_shape, pads, x_bound, w_bound)
+                           or winograd.plan(x_shape[1], x_bound, w_bound))
             if transformed.path != "int64":
                 return transformed
     return GemmPlan(base.path, base.chunk, f"im2col; {base.reason}", algorithm="im2col")
@@ -100,7 +105,7 @@ def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, req
         on_limbs = _conv_limbs(x, w, K, x_range, geometry, requantize, out)
         if on_limbs is not None:
             return on_limbs
-    if path == "fast" and plan.algorithm == "winograd" and requantize is not None:
+    if path == "fast" and plan.algorithm in WINOGRAD and requantize is not None:
         weight = w if isinstance(w, Prepared) else w_values
         return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape, requantize, out)
     if path == "fast" and plan.algorithm == "depthwise" and requantize is not None and x.ndim in (3, 4):
@@ -128,7 +133,7 @@ def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, req
 def _accumulate(x, w, w_values, group, plan, bounds, geometry, path):
     if path == "reference" or plan.path == "int64":
         return _conv_reference(x, w_values, group, *geometry)
-    if plan.algorithm == "winograd":
+    if plan.algorithm in WINOGRAD:
         weight = w if isinstance(w, Prepared) else w_values
         return winograd.conv3x3(x, weight, plan, bounds, geometry[1], geometry[3])
     dtype = np.float64 if plan.path == "float64" else np.float32

@@ -42,7 +42,7 @@ class GemmPlan:
     path: "float32" / "float64" (BLAS on exact integers) or "int64" (the reference loops);
     chunk: the K-chunk length summed in one float pass (K when no chunking);
     reason: a human-readable proof, shown by `vinfer inspect`;
-    algorithm: "gemm", or for a convolution "im2col", "depthwise" or "winograd" (plan_conv).
+    algorithm: "gemm", or for a convolution "im2col", "depthwise", "winograd" or "winograd4x4" (plan_conv).
     """
 
     path: str

@@ -1,6 +1,5 @@
-"""Compiled loops over windows: 2-D im2col, depthwise convolution with its epilogue, Winograd F(2x2, 3x3)'s
-input and output transforms, and 2-D max and average pooling (the package docstring says why their bits are those of the
-numpy forms)."""
+"""Compiled loops over windows: 2-D im2col, depthwise convolution with its epilogue, and 2-D max and average
+pooling (the package docstring says why their bits are those of the numpy forms)."""
 
 import numpy as np
 
@@ -158,79 +157,6 @@ def depthwise_fused(x, weights, kernel, strides, dilations, pads, correct, thres
                     row, base = out[n, o, oh], oh * WQ
                     for ow in range(OW):
                         row[_at(ow)] = _rounded(acc[_at(base + ow)], correct, threshold, low, high, magic, inverse)
-
-
-@compiled
-def winograd_input(x, pad_top, pad_left, top, V):  # pragma: no cover - compiled
-    """Winograd F(2x2, 3x3)'s input transform, V[a, b, n, c, r, t] = (B^T d B)[a, b] for the 4x4 tile d of
-    x at padded rows 2 (top + r) .. + 3 and columns 2 t .. + 3 (0 outside x), with B^T = [[1, 0, -1, 0],
-    [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]: integer sums of at most 4 values, exact in V's float type.
-    x: int64 (N, C, H, W); V: (4, 4, N, depth, rows, TW), its first C channels written."""
-    N, C, H, W = x.shape
-    rows, TW = V.shape[4], V.shape[5]
-    e = np.zeros((4, 4, TW), dtype=np.int64)  # d B for the tile row's 4 input rows, every tile
-    for n in range(N):
-        for c in range(C):
-            plane = x[n, c]
-            for r in range(rows):
-                for i in range(4):
-                    h = 2 * (top + r) + i - pad_top
-                    inside = 0 <= h < H
-                    line = plane[h if inside else 0]
-                    for t in range(TW):
-                        w = 2 * t - pad_left
-                        d0 = line[w] if inside and 0 <= w < W else 0
-                        d1 = line[w + 1] if inside and 0 <= w + 1 < W else 0
-                        d2 = line[w + 2] if inside and 0 <= w + 2 < W else 0
-                        d3 = line[w + 3] if inside and 0 <= w + 3 < W else 0
-                        e[i, 0, t], e[i, 1, t], e[i, 2, t], e[i, 3, t] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
-                for b in range(4):
-                    for t in range(TW):
-                        e0, e1, e2, e3 = e[0, b, t], e[1, b, t], e[2, b, t], e[3, b, t]
-                        V[0, b, n, c, r, t] = e0 - e2
-                        V[1, b, n, c, r, t] = e1 + e2
-                        V[2, b, n, c, r, t] = e2 - e1
-                        V[3, b, n, c, r, t] = e1 - e3
-
-
-@compiled
-def winograd_output(M, fused, correct, threshold, lo, hi, magic, unit, top, out):  # pragma: no cover
-    """Winograd F(2x2, 3x3)'s output transform, A^T m A per tile with A^T = [[1, 1, 1, 0], [0, 1, -1, -1]],
-    in M's type (float64 sums of exact values below 2**53, or int64: exact in any order), written to
-    out[n, o, 2 (top + r) + i, 2 t + j] within out's bounds: rounded by the epilogue (finish's doubled form,
-    float64 only) when `fused`, else divided by 4 (exact: A^T m A is 4 times the convolution). M: float64 or
-    int64 (4, 4, N, OC, rows, TW); out: int64 (N, OC, OH, OW)."""
-    N, OC, rows, TW = M.shape[2], M.shape[3], M.shape[4], M.shape[5]
-    OH, OW = out.shape[2], out.shape[3]
-    inverse = 1.0 / unit
-    for n in range(N):
-        for o in range(OC):
-            for r in range(rows):
-                for i in range(2):
-                    row = 2 * (top + r) + i
-                    if row >= OH:
-                        continue
-                    target = out[n, o, row]
-                    for t in range(TW):
-                        s0 = _transform_row(M[0, 0, n, o, r, t], M[1, 0, n, o, r, t], M[2, 0, n, o, r, t],
-                                            M[3, 0, n, o, r, t], i)
-                        s1 = _transform_row(M[0, 1, n, o, r, t], M[1, 1, n, o, r, t], M[2, 1, n, o, r, t],
-                                            M[3, 1, n, o, r, t], i)
-                        s2 = _transform_row(M[0, 2, n, o, r, t], M[1, 2, n, o, r, t], M[2, 2, n, o, r, t],
-                                            M[3, 2, n, o, r, t], i)
-                        s3 = _transform_row(M[0, 3, n, o, r, t], M[1, 3, n, o, r, t], M[2, 3, n, o, r, t],
-                                            M[3, 3, n, o, r, t], i)
-                        for j in range(2):
-                            if 2 * t + j < OW:
-                                y = _transform_row(s0, s1, s2, s3, j)
-                                target[2 * t + j] = (_rounded(np.float64(y), correct, threshold, lo, hi, magic, inverse)
-                                                     if fused else np.int64(y) >> 2)
-
-
-@inlined
-def _transform_row(m0, m1, m2, m3, i):  # pragma: no cover - compiled
-    """Row i of A^T applied to (m0, m1, m2, m3): m0 + m1 + m2, or m1 - m2 - m3."""
-    return m0 + m1 + m2 if i == 0 else m1 - m2 - m3
 
 
 @compiled
