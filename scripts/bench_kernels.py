@@ -16,7 +16,8 @@ in this process, on the same 16-bit edge-of-range integer input:
   limb  the whole 16-bit node on the limb path (verifier/kernels/limbs.py, forced: VINFER_LIMB_PRODUCTS=always)
         with the weights kept to two 8-bit limbs (|w| <= 32639; a compiled 16-bit weight tensor reaches
         32640..32767, which takes a third limb, only when its largest weight is positive and within 0.4% of
-        a power of two), its input non-negative as after a Relu: 3 x 2 integer products of 8 bits,
+        a power of two), its input non-negative as after a Relu: 3 x 2 integer products of 8 bits (2 x 2 where
+        this machine takes 8-bit activation limbs: limbs.x_limb_bits),
   ref   verifier.kernels reference path (int64 loops),
 checks fast == ref bit for bit, and prints a table, per-model totals (weighted by how often each
 shape occurs) and the ratios fast/ort, +rq/ort, f64/ort, rq8/ort, limb/ort and ref/fast (a pool counts its own

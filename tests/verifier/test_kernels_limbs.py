@@ -1,7 +1,8 @@
-"""verifier.kernels.limbs: 16-bit products as 8-bit integer products (onnxruntime's MatMulInteger) of 7-bit
-activation limbs and 8-bit weight limbs. The path is forced here (VINFER_LIMB_PRODUCTS=always), so whichever
-MLAS kernel this machine has - AMX, VNNI, or the saturating AVX2 pairs - is checked against the int64
-reference, bit for bit, at the values that stress it most."""
+"""verifier.kernels.limbs: 16-bit products as 8-bit integer products (onnxruntime's MatMulInteger) of 7-bit (or,
+where the CPU's kernels allow, 8-bit) activation limbs and 8-bit weight limbs. The path is forced here
+(VINFER_LIMB_PRODUCTS=always), so whichever MLAS kernel this machine has - AMX, VNNI, or the saturating AVX2
+pairs - is checked against the int64 reference, bit for bit, at the values that stress it most, with each
+activation limb width this machine can take."""
 
 import numpy as np
 import pytest
@@ -15,9 +16,18 @@ pytest.importorskip("onnxruntime")
 Q15 = 32767
 
 
-@pytest.fixture
-def limb_products(monkeypatch):
+def pin_limb_width(monkeypatch, bits: int) -> None:
+    if bits == limbs.WIDE_X_LIMB_BITS and not limbs._wide_limbs_exact():
+        pytest.skip("this machine's MLAS kernel sums byte pairs in int16: 7-bit activation limbs only")
+    monkeypatch.setattr(limbs, "x_limb_bits", lambda: bits)
+
+
+@pytest.fixture(params=[limbs.X_LIMB_BITS, limbs.WIDE_X_LIMB_BITS])
+def limb_products(request, monkeypatch):
+    """The limb path forced, with 7-bit and (where exact) 8-bit activation limbs in turn."""
     monkeypatch.setenv(limbs.ENVIRONMENT, "always")
+    pin_limb_width(monkeypatch, request.param)
+    return request.param
 
 
 def edge_values(rng, shape, low, high):
@@ -27,19 +37,27 @@ def edge_values(rng, shape, low, high):
     return np.where(rng.random(shape) < 0.5, ends, values).astype(np.int64)
 
 
-@given(st.integers(-(1 << 20), 1 << 20), st.integers(0, 1 << 21))
-def test_activation_limbs_hold_every_value_of_the_range(low, width):
+@given(st.integers(-(1 << 20), 1 << 20), st.integers(0, 1 << 25), st.sampled_from([7, 8]))
+def test_activation_limbs_hold_every_value_of_the_range(low, width, bits):
     high = low + width
-    planned = limbs.x_limbs(low, high)
-    if planned is None:  # past three 7-bit limbs
-        assert (high + max(-low, 0)).bit_length() > 3 * limbs.X_LIMB_BITS
+    planned = limbs.x_limbs(low, high, bits)
+    if planned is None:  # past three limbs
+        assert (high + max(-low, 0)).bit_length() > 3 * bits
         return
-    count, offset = planned
+    count, offset, planned_bits = planned
+    assert planned_bits == bits and count == max(1, -(-(high + offset).bit_length() // bits))
+    mask = (1 << bits) - 1
     for x in {low, high, (low + high) // 2}:
         u = x + offset
-        parts = [(u >> (7 * i)) & (127 if i < count - 1 else -1) for i in range(count)]
-        assert u >= 0 and all(0 <= part <= 127 for part in parts)
-        assert sum(part << (7 * i) for i, part in enumerate(parts)) == u
+        parts = [(u >> (bits * i)) & (mask if i < count - 1 else -1) for i in range(count)]
+        assert u >= 0 and all(0 <= part <= mask for part in parts)
+        assert sum(part << (bits * i) for i, part in enumerate(parts)) == u
+
+
+def test_a_16_bit_activation_takes_three_7_bit_limbs_or_two_8_bit_ones():
+    assert limbs.x_limbs(-Q15, Q15, 7)[0] == 3 and limbs.x_limbs(-Q15, Q15, 8)[0] == 2
+    assert limbs.max_k(7) == 1 << 16 and limbs.max_k(8) == 1 << 15
+    assert (1 << 16) * 127 * 255 < 2**31 and (1 << 15) * 255 * 255 < 2**31
 
 
 @pytest.mark.parametrize("top, count", [(32639, 2), (32640, 3), (-32768, 2), (-32896, 2), (-32897, 3), (0, 1), (127, 1)])
@@ -51,23 +69,27 @@ def test_weight_limbs_are_signed_bytes_summing_to_the_weight(top, count):
     assert (sum(parts[:, j] << (8 * j) for j in range(packed.count)) == matrix).all()
 
 
-def test_mlas_products_are_exact_where_a_saturating_kernel_would_not_be():
-    """The worst cases of the proof: every pair of products at -2 * 127 * 128 (what vpmaddubsw sums in int16)
-    and a K of MAX_K at the int32 bound. Checked on this machine's MLAS kernel."""
-    K = limbs.MAX_K
+@pytest.mark.parametrize("bits", [limbs.X_LIMB_BITS, limbs.WIDE_X_LIMB_BITS])
+def test_mlas_products_are_exact_where_a_saturating_kernel_would_not_be(bits, monkeypatch):
+    """The worst cases of the proof: every pair of products at -2 * 127 * 128 (what vpmaddubsw sums in int16;
+    -2 * 255 * 128 with 8-bit limbs, on the machines that take them) and a K of max_k at the int32 bound.
+    Checked on this machine's MLAS kernel."""
+    pin_limb_width(monkeypatch, bits)
+    top = (1 << bits) - 1
+    K = limbs.max_k(bits)
     weights = np.full((K, 3), -128, dtype=np.int64)
     weights[:, 1] = 127
     weights[::2, 2] = -128  # alternating signs: partial sums swing both ways
     weights[1::2, 2] = 127
     packed = limbs.LimbWeights(weights)
     assert packed.count == 1 and packed.ready()
-    rows = np.full((5, 1, K), 127, dtype=np.uint8)
+    rows = np.full((5, 1, K), top, dtype=np.uint8)
     rows[1, 0, ::3] = 0
-    rows[2, 0] = np.arange(K) % 128
+    rows[2, 0] = np.arange(K) % (top + 1)
     products = packed.product(rows.reshape(5, K))
     assert products.dtype == np.int32
     assert (products.astype(np.int64) == rows.reshape(5, K).astype(np.int64) @ weights).all()
-    assert products[0, 0] == -127 * 128 * K  # -2**30 - 2**23: within int32, far past int16
+    assert products[0, 0] == -top * 128 * K  # within int32, far past int16
 
 
 CONVS = [
@@ -112,20 +134,21 @@ def test_gemm_on_limbs_equals_the_reference(limb_products, weight_range):
     assert b.cache[("limbs", "gemm")].count == {32639: 2, Q15: 3, 1 << 22: 3, 3: 1, 1 << 23: 4}[weight_range[1]]
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 9), st.integers(0, 2**32 - 1))
-def test_gemm_on_limbs_is_exact_for_any_shape(rows, depth, columns, seed):
-    import os
+@pytest.mark.parametrize("bits", [limbs.X_LIMB_BITS, limbs.WIDE_X_LIMB_BITS])
+def test_gemm_on_limbs_is_exact_for_any_shape(bits, monkeypatch):
+    monkeypatch.setenv(limbs.ENVIRONMENT, "always")
+    pin_limb_width(monkeypatch, bits)
 
-    os.environ[limbs.ENVIRONMENT] = "always"
-    try:
+    @settings(max_examples=25, deadline=None)
+    @given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 9), st.integers(0, 2**32 - 1))
+    def check(rows, depth, columns, seed):
         rng = np.random.default_rng(seed)
         a = edge_values(rng, (rows, depth), -Q15, Q15)
         b = prepare(edge_values(rng, (depth, columns), -Q15, Q15))
         spec = Requantize(int(rng.integers(1, 40)), 16, bool(rng.integers(2)), rng.integers(-(1 << 40), 1 << 40, columns))
         assert np.array_equal(gemm(a, b, requantize=spec), gemm(a, b, path="reference", requantize=spec))
-    finally:
-        del os.environ[limbs.ENVIRONMENT]
+
+    check()
 
 
 def test_the_limb_path_is_off_when_asked_and_on_machines_without_amx(monkeypatch):
@@ -144,6 +167,7 @@ def test_the_limb_path_is_off_when_asked_and_on_machines_without_amx(monkeypatch
 def test_short_products_keep_the_float_paths_unless_forced(monkeypatch):
     """`on` takes the limb path only where K pays for it; the same product is exact either way."""
     monkeypatch.setenv(limbs.ENVIRONMENT, "on")
+    pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
     rng = np.random.default_rng(3)
     a, b = edge_values(rng, (8, 64), -Q15, Q15), prepare(edge_values(rng, (64, 8), -100, 100))
     short = gemm(a, b, requantize=Requantize(12, 16))
@@ -157,6 +181,7 @@ def test_a_gemm_with_enough_work_takes_the_limb_path_from_a_shorter_k(monkeypatc
     """K = 256 against weights of two limbs (6 products) is below the conv threshold (85 a product) but above the
     GEMM one (40), which a GEMM takes from GEMM_MIN_WORK multiply-adds on: 512 rows do, 2 rows do not."""
     monkeypatch.setenv(limbs.ENVIRONMENT, "on")
+    pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
     taken_rows = []
     monkeypatch.setattr(limbs, "gemm", lambda a, *rest, limb_gemm=limbs.gemm: taken_rows.append(len(a))
                         or limb_gemm(a, *rest))
@@ -176,6 +201,7 @@ def test_a_conv_with_few_output_positions_takes_the_limb_path_from_a_shorter_k(m
     threshold of 85, above the one of 60 for convolutions of up to FEW_COLUMNS output positions. A 13x13 image
     (169 positions) takes the limb path, a 28x28 one (784) the float path, both exact."""
     monkeypatch.setenv(limbs.ENVIRONMENT, "on")
+    pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
     taken = []
     monkeypatch.setattr(limbs, "conv2d", lambda x, *rest, limb_conv=limbs.conv2d: taken.append(x.shape[-1])
                         or limb_conv(x, *rest))

@@ -114,19 +114,20 @@ for shift, low, correct in ((1, -32767, True), (20, 0, False), (62, -32767, True
     loops.affine_requantize(channels, edge(5, 1 << 40), edge(5, 1 << 61), shift, low, 32767, correct, affine)
     digest.update(affine.tobytes())
 activations = edge(2 * 6 * 5 * 4, 32767).reshape(2, 6, 5, 4)
-planes = np.empty((2, 5, 4, 3, 6), np.uint8)
-loops.limb_planes(activations, 32767, planes)
-rows = np.empty((2 * 3 * 4, 3, 2 * 3 * 6), np.uint8)
-loops.limb_gather(planes, (2, 3), (2, 1), (1, 1), (1, 1), (3, 4), np.array([127, 127, 1], np.uint8), rows)
-gemm_rows = np.empty((10, 3, 6), np.uint8)
-loops.limb_rows(edge(60, 32767).reshape(10, 6), 32767, gemm_rows)
-digest.update(planes.tobytes() + rows.tobytes() + gemm_rows.tobytes())
+for bits, count, padding in ((7, 3, [127, 127, 1]), (8, 2, [255, 127])):
+    planes = np.empty((2, 5, 4, count, 6), np.uint8)
+    loops.limb_planes(activations, 32767, bits, planes)
+    rows = np.empty((2 * 3 * 4, count, 2 * 3 * 6), np.uint8)
+    loops.limb_gather(planes, (2, 3), (2, 1), (1, 1), (1, 1), (3, 4), np.array(padding, np.uint8), rows)
+    gemm_rows = np.empty((10, count, 6), np.uint8)
+    loops.limb_rows(edge(60, 32767).reshape(10, 6), 32767, bits, gemm_rows)
+    digest.update(planes.tobytes() + rows.tobytes() + gemm_rows.tobytes())
 products = edge(24 * 3 * 2 * 5, 1 << 30).astype(np.int32).reshape(24 * 3, 2 * 5)
-for shift, low, correct in ((0, np.iinfo(np.int64).min, False), (21, -32767, True), (21, 0, False)):
+for shift, low, correct, bits in ((0, np.iinfo(np.int64).min, False, 7), (21, -32767, True, 7), (21, 0, False, 8)):
     combined, combined_rows = np.empty((3, 5, 8), np.int64), np.empty((24, 5), np.int64)
-    loops.limb_combine(products, 3, 2, 0, edge(5, 1 << 40), shift, low, 32767 if shift else np.iinfo(np.int64).max,
-                       correct, combined)
-    loops.limb_combine_rows(products, 3, 2, 0, edge(5, 1 << 40), shift, low, 32767, correct, combined_rows)
+    loops.limb_combine(products, 3, bits, 2, 0, edge(5, 1 << 40), shift, low,
+                       32767 if shift else np.iinfo(np.int64).max, correct, combined)
+    loops.limb_combine_rows(products, 3, bits, 2, 0, edge(5, 1 << 40), shift, low, 32767, correct, combined_rows)
     digest.update(combined.tobytes() + combined_rows.tobytes())
 from verifier.nonlinear.exp_log import spec_constants
 c = spec_constants()

@@ -83,10 +83,13 @@ def test_inspect_json_says_where_each_epilogue_runs(app, compiled):
 
 
 @pytest.mark.parametrize("setting, expected", [("off", "float here (VINFER_LIMB_PRODUCTS=off"),
-                                               ("always", "8-bit products of 7-bit by 8-bit limbs on this machine")])
+                                               ("always", "8-bit products of {bits}-bit by 8-bit limbs on this machine")])
 def test_inspect_says_whether_this_machine_takes_the_limb_products(app, compiled, monkeypatch, setting, expected):
     pytest.importorskip("onnxruntime")
+    from verifier.kernels import limbs
+
     monkeypatch.setenv("VINFER_LIMB_PRODUCTS", setting)
+    expected = expected.format(bits=limbs.x_limb_bits())
     result = runner.invoke(app, ["inspect", str(compiled[0]), "--json"])
     products = [n for n in json.loads(result.output)["nodes"] if n["op"].split("+")[0] in ("Conv", "Gemm")]
     assert products and all(expected in n["limbs"] for n in products)

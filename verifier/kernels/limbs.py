@@ -2,25 +2,27 @@
 MatMulInteger (MLAS: AMX, AVX512-VNNI, AVX-VNNI, AVX2/AVX512BW, SSE, NEON kernels), recombined in int64.
 
 A 16-bit product costs one float64 BLAS product on the float paths (exact_gemm.py); on a CPU with AMX an
-8-bit integer product runs about 16 times faster than that, so six of them still win. An activation x
-(the run-time operand) becomes u = x + offset >= 0 (offset = -min x, or 0), split into unsigned 7-bit limbs
-u = sum_i a_i 2**(7 i), a_i in [0, 127]; a weight w (the constant operand) into signed 8-bit limbs
-w = sum_j b_j 2**(8 j), b_j in [-128, 127]. Then
+8-bit integer product runs about 16 times faster than that, so four or six of them still win. An activation x
+(the run-time operand) becomes u = x + offset >= 0 (offset = -min x, or 0), split into unsigned limbs of
+s = x_limb_bits() bits, u = sum_i a_i 2**(s i), a_i in [0, 2**s - 1]; a weight w (the constant operand) into
+signed 8-bit limbs w = sum_j b_j 2**(8 j), b_j in [-128, 127]. Then
 
-    sum_k x_k w_k = sum_i sum_j 2**(7 i + 8 j) (sum_k a_ik b_jk) - offset * sum_k w_k
+    sum_k x_k w_k = sum_i sum_j 2**(s i + 8 j) (sum_k a_ik b_jk) - offset * sum_k w_k
 
-and each inner sum is one MatMulInteger of uint8 rows by int8 weights into int32. It is exact on every
-MLAS kernel, because nothing in it can saturate or wrap:
-  - kernels without VNNI (AVX2, AVX512BW) sum pairs of uint8 x int8 products in int16 with saturation
-    (vpmaddubsw): |a1 b1 + a2 b2| <= 2 * 127 * 128 = 32512 < 2**15;
+and each inner sum is one MatMulInteger of uint8 rows by int8 weights into int32. It is exact, because
+nothing in it can saturate or wrap:
+  - MLAS kernels without VNNI (AVX2, AVX512BW) sum pairs of uint8 x int8 products in int16 with saturation
+    (vpmaddubsw): with 7-bit limbs |a1 b1 + a2 b2| <= 2 * 127 * 128 = 32512 < 2**15, exact on every kernel;
+    8-bit limbs (2 * 255 * 128 = 65280) are taken only where the CPU has VNNI or AMX, whose kernels multiply
+    into int32 with no int16 step, and MLAS's own products of saturating pairs came out exact (`x_limb_bits`);
   - every kernel sums in int32 (VNNI's vpdpbusds saturates there; the kernels that flip b's sign bit to
-    use unsigned products sum a * (b + 128) before subtracting 128 * sum a): |sum| <= K * 127 * 255 < 2**31
-    for K <= MAX_K;
+    use unsigned products sum a * (b + 128) before subtracting 128 * sum a): |sum| <= K * (2**s - 1) * 255
+    < 2**31 for K <= max_k(s);
   - zero points are 0, so no other term enters.
 The int32 results are exact integers, combined in int64 (loops.limb_combine) with the bias, the offset's
 correction (folded into the bias: offset * column sums) and the epilogue's one rounding rule: the same
-integers as the int64 reference, so the same bits. Which kernel MLAS picks, and on how many threads,
-changes nothing but the time.
+integers as the int64 reference, so the same bits. Which kernel MLAS picks, on how many threads, and the limb
+width change nothing but the time (a 16-bit activation takes 3 limbs of 7 bits, or 2 of 8).
 
 The limb path is a speed choice of the fast path, made per machine (`setting`): on by default on CPUs with
 AMX (`auto`), else off; VINFER_LIMB_PRODUCTS=on / off forces it, and `always` also takes it for products too
@@ -39,9 +41,10 @@ import numpy as np
 from verifier.kernels import loops, window
 from verifier.kernels.epilogue import finished_in_loop, integer_epilogue
 
-X_LIMB_BITS = 7  # activation limbs in [0, 127]
+X_LIMB_BITS = 7  # activation limbs in [0, 127], exact on every MLAS kernel
+WIDE_X_LIMB_BITS = 8  # activation limbs in [0, 255], where the CPU's kernels have no int16 step (x_limb_bits)
 W_LIMB_BITS = 8  # weight limbs in [-128, 127]
-MAX_K = 1 << 16  # K * 127 * 255 < 2**31
+MAX_K = 1 << 16  # K * 127 * 255 < 2**31 (max_k: 2**15 for 8-bit activation limbs, K * 255 * 255 < 2**31)
 MAX_LIMBS = 3  # operands past 21 (x) / 24 (w) bits take the float paths
 MIN_K_PER_PRODUCT = 85  # the limb path when K >= this many per limb product (scripts/bench_kernels.py)
 # A convolution with few output positions (N * OH * OW up to FEW_COLUMNS) pays for it from fewer: float BLAS runs
@@ -68,11 +71,16 @@ def _warn_once(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-@functools.cache
 def _hardware_has_amx() -> bool:
+    return _hardware_has(("amx_int8",))
+
+
+@functools.cache
+def _hardware_has(flags: tuple[str, ...]) -> bool:
+    """Whether the CPU reports any of these /proc/cpuinfo flags."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            return any(line.startswith("flags") and " amx_int8" in line for line in cpuinfo)
+            return any(line.startswith("flags") and not set(flags).isdisjoint(line.split()) for line in cpuinfo)
     except OSError:
         return False
 
@@ -104,12 +112,47 @@ def _chosen(text: str) -> str:
     return "on" if value == "auto" else value
 
 
-def x_limbs(low: int, high: int) -> tuple[int, int] | None:
-    """(limb count, offset) that hold every activation in [low, high] as 7-bit limbs of x + offset >= 0,
-    or None past MAX_LIMBS limbs."""
+def x_limbs(low: int, high: int, bits: int | None = None) -> tuple[int, int, int] | None:
+    """(limb count, offset, bits) that hold every activation in [low, high] as limbs of `bits` bits (this machine's
+    x_limb_bits() when None) of x + offset >= 0, or None past MAX_LIMBS limbs."""
+    bits = x_limb_bits() if bits is None else bits
     offset = -int(low) if low < 0 else 0
-    count = max(1, -(-(int(high) + offset).bit_length() // X_LIMB_BITS))
-    return (count, offset) if count <= MAX_LIMBS else None
+    count = max(1, -(-(int(high) + offset).bit_length() // bits))
+    return (count, offset, bits) if count <= MAX_LIMBS else None
+
+
+def max_k(bits: int) -> int:
+    """The longest K whose int32 sums of `bits`-bit activation limbs by 8-bit weight limbs cannot wrap."""
+    return MAX_K if bits <= X_LIMB_BITS else MAX_K >> 1
+
+
+def x_limb_bits() -> int:
+    """8 where this machine's MLAS kernels multiply bytes with no saturating int16 step (`_wide_limbs_exact`), else
+    7. The same integers either way; 8-bit limbs make a 16-bit activation 2 limbs instead of 3."""
+    return WIDE_X_LIMB_BITS if _wide_limbs_exact() else X_LIMB_BITS
+
+
+@functools.cache
+def _wide_limbs_exact() -> bool:
+    """Whether 8-bit activation limbs are exact here: the CPU has VNNI or AMX (MLAS's kernels for them multiply
+    into int32; the saturating vpmaddubsw pairs are the AVX2 / AVX512BW kernels'), and MLAS, asked for products
+    whose every pair of terms passes int16 (255 * 127 * 2 = 64770, and -65280), in the shapes of its GEMV and
+    GEMM kernels, gives them exactly."""
+    if not _hardware_has(("amx_int8", "avx512_vnni", "avx_vnni")) or _onnxruntime() is None:
+        return False
+    try:
+        for rows, depth, columns in ((1, 67, 3), (5, 256, 17), (64, 4, 40)):
+            weights = np.full((depth, columns), 127, dtype=np.int64)
+            weights[:, ::2] = -128
+            weights[::3, 1::3] = 1
+            activations = np.full((rows, depth), 255, dtype=np.uint8)
+            activations[-1, ::5] = 7
+            products = _session(weights.astype(np.int8)).run(None, {"rows": activations})[0]
+            if not np.array_equal(products.astype(np.int64), activations.astype(np.int64) @ weights):
+                return False
+    except Exception:  # any failure of the library: the 7-bit limbs, which every kernel multiplies exactly
+        return False
+    return True
 
 
 def weight_limbs(low: int, high: int) -> int:
@@ -174,10 +217,10 @@ def _session(limbs: np.ndarray):
 
 
 def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
-            x_range, work: int = 0, columns: int = 0) -> tuple[tuple[int, int], LimbWeights] | None:
+            x_range, work: int = 0, columns: int = 0) -> tuple[tuple[int, int, int], LimbWeights] | None:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
-    K <= MAX_K) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, or GEMM_MIN_K_PER_PRODUCT for a GEMM
+    K <= max_k) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, or GEMM_MIN_K_PER_PRODUCT for a GEMM
     of `work` >= GEMM_MIN_WORK multiply-adds, or FEW_COLUMNS_MIN_K_PER_PRODUCT for a convolution of 1..FEW_COLUMNS
     output `columns`; anything when the setting is "always"), else None. The weights are
     split once (`matrix()` gives their (K, N) form, cached under `layout`); x_range is x's (min, max), taken from
@@ -194,7 +237,7 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
         return None  # to take x's range, a pass over x, a copy when x is strided)
     low, high = x_range if x_range is not None else loops.value_range(np.ascontiguousarray(x).reshape(-1))
     limbs = x_limbs(low, high)
-    if limbs is None or K < least * limbs[0] * packed.count or not packed.ready():
+    if limbs is None or K < least * limbs[0] * packed.count or K > max_k(limbs[2]) or not packed.ready():
         return None
     return limbs, packed
 
@@ -211,16 +254,16 @@ def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: boo
     weights in weight_range runs on limbs on this machine (the activation limbs depend on the run-time range:
     at most those of the signed full range; a GEMM's also on its rows, known at run time)."""
     chosen = setting()
-    w_count = weight_limbs(*weight_range)
-    bound = (1 << (operand_bits - 1)) - 1
-    x_count = x_limbs(-bound, bound)[0]
-    shape = f"up to {x_count} x {w_count} 8-bit products"
     if chosen == "off":
         return f"float here ({ENVIRONMENT}={os.environ.get(ENVIRONMENT, 'auto')}: off on this machine)"
-    if w_count > MAX_LIMBS or K > MAX_K:
+    w_count = weight_limbs(*weight_range)
+    bound = (1 << (operand_bits - 1)) - 1
+    x_count, _, bits = x_limbs(-bound, bound)
+    shape = f"up to {x_count} x {w_count} 8-bit products"
+    if w_count > MAX_LIMBS or K > max_k(bits):
         return f"float: weights of {w_count} limbs or K = {K} past the limb path's bounds"
     least = 0 if chosen == "always" else MIN_K_PER_PRODUCT * x_count * w_count
-    taken = f"{shape} of 7-bit by 8-bit limbs on this machine (onnxruntime MatMulInteger, exact; K = {K})"
+    taken = f"{shape} of {bits}-bit by 8-bit limbs on this machine (onnxruntime MatMulInteger, exact; K = {K})"
     if K >= least:
         return taken
     if gemm and K >= GEMM_MIN_K_PER_PRODUCT * x_count * w_count:
@@ -235,21 +278,21 @@ def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads
     """An ungrouped 2-D convolution on the limb path: x int64 (N, C, H, W), a (KH, KW) kernel whose weights
     are `packed` as conv_matrix gives them, `limbs` = x_limbs of x's range -> int64 (N, OC, *out_shape),
     finished by `requantize` (or the accumulator), in `out` when given (window.fits_result)."""
-    count, offset = limbs
+    count, offset, bits = limbs
     N, C, H, W = x.shape
     K = C * kernel[0] * kernel[1]
     positions = N * out_shape[0] * out_shape[1]
     planes = window.scratch("limb_planes", (N, H, W, count, C), np.uint8)
-    loops.limb_planes(x, offset, planes)
+    loops.limb_planes(x, offset, bits, planes)
     if K == C and tuple(strides) == (1, 1) and not any(pads):  # 1x1, stride 1: the planes are the rows
         rows = planes
     else:
         rows = window.scratch("limb_rows", (positions, count, K), np.uint8)
-        padding = np.array([_limb(offset, l, count) for l in range(count)], dtype=np.uint8)
+        padding = np.array([_limb(offset, l, count, bits) for l in range(count)], dtype=np.uint8)
         loops.limb_gather(planes, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]),
                           tuple(out_shape), padding, rows)
     out = window.result_array(out, (N, packed.column_sums.shape[0]) + tuple(out_shape))
-    _products(rows.reshape(positions * count, K), count, packed, offset, requantize, loops.limb_combine,
+    _products(rows.reshape(positions * count, K), limbs, packed, requantize, loops.limb_combine,
               out.reshape(out.shape[:2] + (-1,)))
     return out if finished_in_loop(requantize) else requantize.apply(out, 1)
 
@@ -257,13 +300,13 @@ def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads
 def gemm(a, limbs: tuple[int, int], packed: LimbWeights, requantize) -> np.ndarray:
     """a int64 (..., M, K) @ a Prepared (K, N) on the limb path -> int64 (..., M, N), finished by `requantize`
     (or the accumulator)."""
-    count, offset = limbs
+    count, offset, bits = limbs
     K = a.shape[-1]
     flat = a.reshape(-1, K)
     rows = window.scratch("limb_rows", (flat.shape[0], count, K), np.uint8)
-    loops.limb_rows(flat, offset, rows)
+    loops.limb_rows(flat, offset, bits, rows)
     out = np.empty((flat.shape[0], packed.column_sums.shape[0]), dtype=np.int64)
-    _products(rows.reshape(-1, K), count, packed, offset, requantize, loops.limb_combine_rows, out)
+    _products(rows.reshape(-1, K), limbs, packed, requantize, loops.limb_combine_rows, out)
     out = out.reshape(a.shape[:-1] + out.shape[-1:])
     return out if finished_in_loop(requantize) else requantize.apply(out, -1)
 
@@ -276,18 +319,19 @@ def conv_matrix(weight: np.ndarray) -> np.ndarray:
 BAND_BYTES = 1 << 20  # int32 products combined per band: about half an L2 cache
 
 
-def _products(rows, count: int, packed: LimbWeights, offset: int, requantize, combine, out) -> None:
+def _products(rows, limbs: tuple[int, int, int], packed: LimbWeights, requantize, combine, out) -> None:
     """The limb products of `rows` (positions * count, K), combined into `out` band by band, so that each
     band's int32 products are still in cache when they are combined."""
+    count, offset, bits = limbs
     bias, finish = integer_epilogue(requantize, -offset * packed.column_sums)
     positions = rows.shape[0] // count
     band = max(1, BAND_BYTES // (4 * count * packed.count * bias.shape[0]))
     for first in range(0, positions, band):
         products = packed.product(rows[first * count:min(first + band, positions) * count])
-        combine(products, count, packed.count, first, bias, *finish, out)
+        combine(products, count, bits, packed.count, first, bias, *finish, out)
 
 
-def _limb(value: int, index: int, count: int) -> int:
-    """Limb `index` of `count` 7-bit limbs of value >= 0 (the last one unmasked)."""
-    limb = value >> (X_LIMB_BITS * index)
-    return limb if index == count - 1 else limb & 127
+def _limb(value: int, index: int, count: int, bits: int) -> int:
+    """Limb `index` of `count` limbs of `bits` bits of value >= 0 (the last one unmasked)."""
+    limb = value >> (bits * index)
+    return limb if index == count - 1 else limb & ((1 << bits) - 1)

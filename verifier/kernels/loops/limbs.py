@@ -1,11 +1,11 @@
-"""Compiled loops of the 8-bit limb products (kernels/limbs.py): an operand split into 7-bit limbs, as a
-GEMM's rows or as a 2-D convolution's (channels-last planes, then one row of taps per output position), and
+"""Compiled loops of the 8-bit limb products (kernels/limbs.py): an operand split into limbs of `bits` bits (7 or
+8), as a GEMM's rows or as a 2-D convolution's (channels-last planes, then one row of taps per output position), and
 the limb products' int32 results combined into the exact int64 accumulator and its epilogue. Integers only:
 shifts, masks, additions.
 
-Limb l of u >= 0 is (u >> 7 l) & 127, the last one u >> 7 (L - 1) unmasked (the caller picks the count L and
-the offset so that u = x + offset >= 0 and the last limb is <= 127). Rows are laid out (position, limb, K):
-the L limb rows of a position are adjacent, so the rows of a band of positions are one contiguous block."""
+Limb l of u >= 0 is (u >> bits l) & (2**bits - 1), the last one u >> bits (L - 1) unmasked (the caller picks the count
+L and the offset so that u = x + offset >= 0 and the last limb fits in `bits`). Rows are laid out (position, limb,
+K): the L limb rows of a position are adjacent, so the rows of a band of positions are one contiguous block."""
 
 import numpy as np
 
@@ -16,19 +16,19 @@ _at = np.uint64  # an unsigned index: numba then skips the wrap-around of negati
 
 
 @compiled
-def limb_rows(x, offset, out):  # pragma: no cover - compiled
+def limb_rows(x, offset, bits, out):  # pragma: no cover - compiled
     """out[m, l, k] = limb l of x[m, k] + offset. x: int64 (M, K), any strides; out: uint8 (M, L, K)."""
     M, L, K = out.shape
     for m in range(M):
         row = x[m]
         for l in range(L):
-            target, shift, mask = out[m, l], 7 * l, (127 if l < L - 1 else -1)
+            target, shift, mask = out[m, l], bits * l, (((1 << bits) - 1) if l < L - 1 else -1)
             for k in range(K):
                 target[_at(k)] = ((row[_at(k)] + offset) >> shift) & mask
 
 
 @compiled
-def limb_planes(x, offset, out):  # pragma: no cover - compiled
+def limb_planes(x, offset, bits, out):  # pragma: no cover - compiled
     """x's limbs channels last: out[n, h, w, l, c] = limb l of x[n, c, h, w] + offset. x: int64 (N, C, H, W);
     out: uint8 (N, H, W, L, C), C-contiguous. Transposed through a tile of 16 channels, so that x's rows
     and out's channel runs are both read and written in order."""
@@ -46,7 +46,7 @@ def limb_planes(x, offset, out):  # pragma: no cover - compiled
                         tile[_at(w), _at(c)] = line[_at(w)] + offset
                 for w in range(W):
                     for l in range(L):
-                        shift, mask = 7 * l, (127 if l < L - 1 else -1)
+                        shift, mask = bits * l, (((1 << bits) - 1) if l < L - 1 else -1)
                         start = (((n * H + h) * W + w) * L + l) * C + first
                         for c in range(count):
                             flat[_at(start + c)] = (tile[_at(w), _at(c)] >> shift) & mask
@@ -84,10 +84,10 @@ def limb_gather(planes, kernel, strides, dilations, pads, out_shape, padding, ou
 
 
 @compiled
-def limb_combine(products, x_limbs, w_limbs, first, bias, shift, low, high, correct, out):  # pragma: no cover
+def limb_combine(products, x_limbs, x_bits, w_limbs, first, bias, shift, low, high, correct, out):  # pragma: no cover
     """The limb products of positions first.. combined and finished: for position p and channel o, the exact
     int64 t = bias[o] + sum over x limb i and w limb j of products[(p - first) * x_limbs + i, j * O + o]
-    << (7 i + 8 j), then out = _requantized(t) by 2**shift (0..62; shift 0 with the int64 limits is t itself).
+    << (x_bits i + 8 j), then out = _requantized(t) by 2**shift (0..62; shift 0 with the int64 limits is t itself).
     products: int32 (positions * x_limbs, w_limbs * O); bias: int64 (O,); out: int64 (N, O, S), position
     p = n * S + s: channels first, a convolution's output. Eight positions at a time: accumulated and
     rounded along the channels (vectorized), then written as one run of 8 per channel."""
@@ -98,7 +98,7 @@ def limb_combine(products, x_limbs, w_limbs, first, bias, shift, low, high, corr
     for start in range(first, first + count, 8):
         block = min(8, first + count - start)
         for q in range(block):
-            _accumulate(products, x_limbs, w_limbs, start + q - first, bias, acc[q])
+            _accumulate(products, x_limbs, x_bits, w_limbs, start + q - first, bias, acc[q])
             for o in range(O):
                 acc[_at(q), _at(o)] = _requantized(acc[_at(q), _at(o)], rounding, low, high)
         n, s = divmod(start, S)
@@ -114,27 +114,27 @@ def limb_combine(products, x_limbs, w_limbs, first, bias, shift, low, high, corr
 
 
 @compiled
-def limb_combine_rows(products, x_limbs, w_limbs, first, bias, shift, low, high, correct, out):  # pragma: no cover
+def limb_combine_rows(products, x_limbs, x_bits, w_limbs, first, bias, shift, low, high, correct, out):  # pragma: no cover
     """limb_combine for a GEMM's output: out[p, o], int64 (P, O)."""
     O = out.shape[1]
     count = products.shape[0] // x_limbs
     rounding = _rounding(shift, correct)
     acc = np.empty(O, dtype=np.int64)
     for index in range(count):
-        _accumulate(products, x_limbs, w_limbs, index, bias, acc)
+        _accumulate(products, x_limbs, x_bits, w_limbs, index, bias, acc)
         for o in range(O):
             out[_at(first + index), _at(o)] = _requantized(acc[_at(o)], rounding, low, high)
 
 
 @inlined
-def _accumulate(products, x_limbs, w_limbs, index, bias, acc):  # pragma: no cover - compiled
-    """acc[o] = bias[o] + sum over limbs i, j of products[index * x_limbs + i, j * O + o] << (7 i + 8 j)."""
+def _accumulate(products, x_limbs, x_bits, w_limbs, index, bias, acc):  # pragma: no cover - compiled
+    """acc[o] = bias[o] + sum over limbs i, j of products[index * x_limbs + i, j * O + o] << (x_bits i + 8 j)."""
     O = acc.shape[0]
     for o in range(O):
         acc[_at(o)] = bias[_at(o)]
     for i in range(x_limbs):
         row = index * x_limbs + i
         for j in range(w_limbs):
-            shift, base = 7 * i + 8 * j, j * O
+            shift, base = x_bits * i + 8 * j, j * O
             for o in range(O):
                 acc[_at(o)] += np.int64(products[_at(row), _at(base + o)]) << shift
