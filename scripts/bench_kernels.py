@@ -24,7 +24,7 @@ shape occurs) and the ratios fast/ort, +rq/ort, f64/ort, rq8/ort, limb/ort and r
 time in the f64, +rq8 and limb totals).
 
 With --winograd it instead times both Winograd algorithms (winograd.py: F(2x2, 3x3) and F(4x4, 3x3), each with the
-layer's epilogue) on every 3x3 stride-1 layer of the models that Winograd takes, and on WINOGRAD_SHAPES; the
+epilogue and a fused Relu) on every 3x3 stride-1 layer of the models that Winograd takes, and on WINOGRAD_SHAPES; the
 "planned" column is the one plan_conv picks.
 
     .venv/bin/python scripts/bench_kernels.py [--models light_resnet50 light_squeezenet] [--repeat 5] [--no-reference]
@@ -230,7 +230,7 @@ def winograd_table(models, repeat: int, rng) -> None:
         if not winograd.applies(x_shape, w_shape, (1, 1), pads, (1, 1), 1):
             continue
         x, w = edge_values(rng, x_shape), prepare(edge_values(rng, w_shape), BOUND)
-        epilogue = Requantize(16, bias=rng.integers(-(1 << 40), 1 << 40, channels))
+        epilogue = Requantize(16, relu=True, bias=rng.integers(-(1 << 40), 1 << 40, channels))  # (Conv + Relu)
         small = winograd.plan(x_shape[1], BOUND, BOUND)
         large = winograd.plan_large(x_shape, pads, BOUND, BOUND) or winograd.GemmPlan(
             "float64", x_shape[1], "timed only", algorithm="winograd4x4")

@@ -2,7 +2,7 @@
 
 Fast paths, each an exact float computation under a proven bound (see exact_gemm.py):
   winograd   3x3 stride-1 convolutions with many channels and tiles (winograd.py): F(2x2, 3x3), 2.25x fewer
-             products, or on images of 27x27 and up F(4x4, 3x3), 4x fewer;
+             products, or F(4x4, 3x3), 4x fewer, from 64 channels on images of about 20x20 and up;
   depthwise  one input channel per group: with its epilogue (1-D, 2-D), one compiled loop over stride phases
              in float64 (loops.depthwise_fused), or in int64 for biases too wide for it (loops.depthwise);
              otherwise per-channel products over stride-phase columns;

@@ -14,8 +14,8 @@ are exact too (in float64 below 2**53, else in int64), and the final division by
 compiled loops (loops.winograd_input, loops.winograd_output; the latter also finishes a fused epilogue).
 
 F(4x4, 3x3) computes a 4x4 output tile from a 6x6 input tile with 36 multiplications per channel pair (4x
-fewer than direct, 1.78x fewer than F(2x2, 3x3)), on images large enough that its tiles waste little
-(`plan_large`). Its filter transform has sixths and twenty-fourths in it; G's rows scaled by (4, 6, 6, 24, 24, 1)
+fewer than direct, 1.78x fewer than F(2x2, 3x3)), from 64 input channels on images large enough that its tiles
+waste little (`plan_large`). Its filter transform has sixths and twenty-fourths in it; G's rows scaled by (4, 6, 6, 24, 24, 1)
 and A^T's columns by 24 over the same make every matrix an integer one (loops.winograd4_input / _output hold them):
 
     576 * Y = A [ (G g G^T) (.) (B^T d B) ] A^T
@@ -51,6 +51,10 @@ LARGE_SCALE = 576  # A m A^T / the convolution
 # F(4x4, 3x3) where its 36 products per tile come to at most this share of F(2x2, 3x3)'s 16 per smaller tile (9/16
 # when both tile the output exactly; 27x27 and up come close, 13x13 and 14x14 crop too much of the larger tiles)
 LARGE_TILE_WORK = 0.6
+# and from this many input channels: below it the transforms outweigh the products, and F(4x4)'s output transform
+# (int64) costs more than F(2x2)'s (float64, fused). With a Relu (scripts/bench_kernels.py --winograd): 0.92-0.98 of
+# F(2x2)'s time at 16 channels on 55x55, 1.02-1.11 at 32 on 27x27, 0.85 at 64 on 56x56, 0.68-0.95 from 96
+LARGE_MIN_CHANNELS = 64
 INT64_EXACT = 1 << 63
 
 
@@ -69,6 +73,8 @@ def plan_large(x_shape, pads, x_bound: int, w_bound: int) -> GemmPlan | None:
     """F(4x4, 3x3)'s plan for a convolution `applies` accepts, where it saves work over F(2x2, 3x3) and its sums
     are exact (module docstring), else None."""
     N, C, H, W = (d or 1 for d in x_shape)  # (a symbolic batch: judged by one image)
+    if C < LARGE_MIN_CHANNELS:
+        return None
     OH, OW = H + pads[0] + pads[2] - 2, W + pads[1] + pads[3] - 2
     small_tiles, large_tiles = -(-OH // 2) * -(-OW // 2), -(-OH // 4) * -(-OW // 4)
     if 36 * large_tiles > LARGE_TILE_WORK * 16 * small_tiles:
