@@ -197,24 +197,45 @@ def test_a_gemm_with_enough_work_takes_the_limb_path_from_a_shorter_k(monkeypatc
 
 
 def test_a_conv_with_few_output_positions_takes_the_limb_path_from_a_shorter_k(monkeypatch):
-    """K = 432 (48 channels, 3x3) against weights of two limbs and activations of three is 72 a product: below the
-    threshold of 85, above the one of 60 for convolutions of up to FEW_COLUMNS output positions. A 13x13 image
-    (169 positions) takes the limb path, a 28x28 one (784) the float path, both exact."""
+    """K = 432 (a 1x1 convolution of 432 channels) against weights of two limbs and activations of three is 72 a
+    product: below the threshold of 85, above the one of 60 for convolutions of up to FEW_COLUMNS output positions.
+    A 13x13 image (169 positions) takes the limb path, a 28x28 one (784) the float path, both exact."""
     monkeypatch.setenv(limbs.ENVIRONMENT, "on")
     pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
     taken = []
     monkeypatch.setattr(limbs, "conv2d", lambda x, *rest, limb_conv=limbs.conv2d: taken.append(x.shape[-1])
                         or limb_conv(x, *rest))
     rng = np.random.default_rng(5)
-    weights = prepare(edge_values(rng, (8, 48, 3, 3), -30000, 30000))
+    weights = prepare(edge_values(rng, (8, 432, 1, 1), -30000, 30000))
     for side in (13, 28):
-        x = edge_values(rng, (1, 48, side, side), 0, 21845)  # (three 7-bit limbs)
+        x = edge_values(rng, (1, 432, side, side), 0, 21845)  # (three 7-bit limbs)
         spec = Requantize(20, 16, True, rng.integers(-(1 << 30), 1 << 30, 8))
-        fast = conv(x, weights, pads=(1, 1, 1, 1), requantize=spec, x_range=(0, 21845))
-        assert np.array_equal(fast, conv(x, weights.values, pads=(1, 1, 1, 1), requantize=spec, path="reference"))
+        fast = conv(x, weights, requantize=spec, x_range=(0, 21845))
+        assert np.array_equal(fast, conv(x, weights.values, requantize=spec, path="reference"))
     assert taken == [13]
     assert limbs.FEW_COLUMNS_MIN_K_PER_PRODUCT * 6 <= 432 < limbs.MIN_K_PER_PRODUCT * 6
     assert 13 * 13 <= limbs.FEW_COLUMNS < 28 * 28
+
+
+def test_a_conv_with_more_than_one_tap_takes_the_limb_path_from_a_shorter_k(monkeypatch):
+    """The same K = 432, 72 a product, on 28x28 (past FEW_COLUMNS): as a 3x3 convolution of 48 channels, whose float
+    path gathers columns or transforms tiles, it takes the limb path (from 70 a product); as a 1x1 convolution of 432
+    channels, the float path (85). Both exact."""
+    monkeypatch.setenv(limbs.ENVIRONMENT, "on")
+    pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
+    taken = []
+    monkeypatch.setattr(limbs, "conv2d", lambda x, kernel, *rest, limb_conv=limbs.conv2d: taken.append(kernel)
+                        or limb_conv(x, kernel, *rest))
+    rng = np.random.default_rng(6)
+    for channels, side in ((48, 3), (432, 1)):
+        weights = prepare(edge_values(rng, (8, channels, side, side), -30000, 30000))
+        x = edge_values(rng, (1, channels, 28, 28), 0, 21845)
+        spec = Requantize(20, 16, True, rng.integers(-(1 << 30), 1 << 30, 8))
+        pads = (side // 2,) * 4
+        fast = conv(x, weights, pads=pads, requantize=spec, x_range=(0, 21845))
+        assert np.array_equal(fast, conv(x, weights.values, pads=pads, requantize=spec, path="reference"))
+    assert taken == [(3, 3)]
+    assert limbs.WINDOWED_MIN_K_PER_PRODUCT * 6 <= 432 < limbs.MIN_K_PER_PRODUCT * 6
 
 
 def test_a_model_commits_the_same_hash_on_limbs(monkeypatch, example_program, example_inputs):

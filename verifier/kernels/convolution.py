@@ -300,7 +300,7 @@ def _conv_limbs(x, w: Prepared, K: int, x_range, geometry, requantize, out=None)
     convolution runs as 2-D with a unit height (into a new array)."""
     strides, pads, dilations, out_shape = geometry
     plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), K, x, x_range,
-                         columns=x.shape[0] * math.prod(out_shape))
+                         columns=x.shape[0] * math.prod(out_shape), taps=math.prod(w.shape[2:]))
     if plan is None:
         return None
     kernel = tuple(w.shape[2:])

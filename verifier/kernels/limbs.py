@@ -53,6 +53,11 @@ MIN_K_PER_PRODUCT = 85  # the limb path when K >= this many per limb product (sc
 # 7x7 and 14x14 (one 1.09 at 7x7 with 64 outputs), and 0.89-1.74 at 28x28 and 56x56, where 85 stays
 FEW_COLUMNS = 256
 FEW_COLUMNS_MIN_K_PER_PRODUCT = 60
+# A convolution whose kernel has more than one tap pays for it from fewer than a 1x1 one: its float path gathers
+# columns or transforms Winograd tiles. Over 72 3x3 shapes (16-96 channels, OC 64-192, 27x27 to 56x56, 2 x 2 limbs,
+# with a Relu) the limb path took 0.73-0.87 of the float time from 72 a product at 27x27 and 28x28, 0.94-1.04 at
+# 55x55 and 56x56, and 0.64-0.92 from 108 (1x1 convolutions at 64 a product: 1.4-1.6)
+WINDOWED_MIN_K_PER_PRODUCT = 70
 # A GEMM (no gather) pays for it from K >= 40 per product once it has GEMM_MIN_WORK multiply-adds: over 60 shapes
 # (M 1..1024, K 64..1024, N 10..1000) the limb path took 0.18-0.8 of the float time there, and lost only on
 # products of a few microseconds (fixed costs) or K < 240 (the splitting and combining)
@@ -216,17 +221,18 @@ def _session(limbs: np.ndarray):
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
-            x_range, work: int = 0, columns: int = 0) -> tuple[tuple[int, int, int], LimbWeights] | None:
+def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work: int = 0, columns: int = 0,
+            taps: int = 1) -> tuple[tuple[int, int, int], LimbWeights] | None:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
     K <= max_k) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, or GEMM_MIN_K_PER_PRODUCT for a GEMM
-    of `work` >= GEMM_MIN_WORK multiply-adds, or FEW_COLUMNS_MIN_K_PER_PRODUCT for a convolution of 1..FEW_COLUMNS
-    output `columns`; anything when the setting is "always"), else None. The weights are
+    of `work` >= GEMM_MIN_WORK multiply-adds, FEW_COLUMNS_MIN_K_PER_PRODUCT for a convolution of 1..FEW_COLUMNS
+    output `columns`, WINDOWED_MIN_K_PER_PRODUCT for one whose kernel has more than one of `taps`; anything when the
+    setting is "always"), else None. The weights are
     split once (`matrix()` gives their (K, N) form, cached under `layout`); x_range is x's (min, max), taken from
     x when None."""
     chosen = setting()
-    least = 0 if chosen == "always" else _least_per_product(work, columns)
+    least = 0 if chosen == "always" else _least_per_product(work, columns, taps)
     if chosen == "off" or not least <= K <= MAX_K:
         return None
     key = ("limbs", layout)
@@ -242,33 +248,37 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray,
     return limbs, packed
 
 
-def _least_per_product(work: int, columns: int) -> int:
+def _least_per_product(work: int, columns: int, taps: int = 1) -> int:
     """The K per limb product from which the limb path pays (see the constants above)."""
     if work >= GEMM_MIN_WORK:
         return GEMM_MIN_K_PER_PRODUCT
-    return FEW_COLUMNS_MIN_K_PER_PRODUCT if 0 < columns <= FEW_COLUMNS else MIN_K_PER_PRODUCT
+    if 0 < columns <= FEW_COLUMNS:
+        return FEW_COLUMNS_MIN_K_PER_PRODUCT
+    return WINDOWED_MIN_K_PER_PRODUCT if taps > 1 else MIN_K_PER_PRODUCT
 
 
-def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: bool = False) -> str:
+def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: bool = False, taps: int = 1) -> str:
     """For `vinfer inspect`: whether and how a product with inner dimension K of operands of `operand_bits` by
-    weights in weight_range runs on limbs on this machine (the activation limbs depend on the run-time range:
-    at most those of the signed full range; a GEMM's also on its rows, known at run time)."""
+    weights in weight_range (a convolution's kernel of `taps` taps) runs on limbs on this machine (the activation
+    limbs depend on the run-time range: at most those of the signed full range; a GEMM's also on its rows, and a
+    convolution's on its output positions, known at run time: `planned` decides with the same thresholds)."""
     chosen = setting()
     if chosen == "off":
         return f"float here ({ENVIRONMENT}={os.environ.get(ENVIRONMENT, 'auto')}: off on this machine)"
     w_count = weight_limbs(*weight_range)
     bound = (1 << (operand_bits - 1)) - 1
     x_count, _, bits = x_limbs(-bound, bound)
+    products = x_count * w_count
     shape = f"up to {x_count} x {w_count} 8-bit products"
     if w_count > MAX_LIMBS or K > max_k(bits):
         return f"float: weights of {w_count} limbs or K = {K} past the limb path's bounds"
-    least = 0 if chosen == "always" else MIN_K_PER_PRODUCT * x_count * w_count
+    least = 0 if chosen == "always" else _least_per_product(0, 0, 1 if gemm else taps) * products
     taken = f"{shape} of {bits}-bit by 8-bit limbs on this machine (onnxruntime MatMulInteger, exact; K = {K})"
     if K >= least:
         return taken
-    if gemm and K >= GEMM_MIN_K_PER_PRODUCT * x_count * w_count:
+    if gemm and K >= _least_per_product(GEMM_MIN_WORK, 0) * products:
         return f"{taken} for runs of at least {GEMM_MIN_WORK} multiply-adds, else float"
-    if not gemm and K >= FEW_COLUMNS_MIN_K_PER_PRODUCT * x_count * w_count:
+    if not gemm and K >= _least_per_product(0, FEW_COLUMNS) * products:
         return f"{taken} for runs of at most {FEW_COLUMNS} output positions, else float"
     return f"float here: K = {K} < {least}, too short to pay for {shape}"
 

@@ -184,7 +184,7 @@ def limb_plan(op: str, attrs: dict, consts: dict) -> str | None:
         return None
     K = size(weight.shape[1:]) if op == "Conv" else weight.shape[0]
     return limbs.describe(int(K), int(attrs.get("operand_bits", ACT_BITS)), (int(weight.min()), int(weight.max())),
-                          gemm=op != "Conv")
+                          gemm=op != "Conv", taps=size(weight.shape[2:]) if op == "Conv" else 1)
 
 
 def window_cost(shapes, attrs, consts) -> int:
