@@ -238,6 +238,27 @@ def test_a_conv_with_more_than_one_tap_takes_the_limb_path_from_a_shorter_k(monk
     assert limbs.WINDOWED_MIN_K_PER_PRODUCT * 6 <= 432 < limbs.MIN_K_PER_PRODUCT * 6
 
 
+def test_against_a_float32_product_a_conv_of_more_than_one_tap_keeps_the_full_threshold(monkeypatch):
+    """8-bit operands make the float path float32, twice float64's speed: a 3x3 convolution of 16 channels (K = 144,
+    two 7-bit limbs of an 8-bit activation by one weight limb: 72 a product) takes the float path then, on 28x28,
+    where the same K against float64 would take the limb path (70 a product). Both exact."""
+    monkeypatch.setenv(limbs.ENVIRONMENT, "on")
+    pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
+    taken = []
+    monkeypatch.setattr(limbs, "conv2d", lambda x, *rest, limb_conv=limbs.conv2d: taken.append(x.shape)
+                        or limb_conv(x, *rest))
+    rng = np.random.default_rng(7)
+    weights = prepare(edge_values(rng, (8, 16, 3, 3), -127, 127))
+    x = edge_values(rng, (1, 16, 28, 28), -127, 127)
+    spec = Requantize(9, 16, True, rng.integers(-(1 << 20), 1 << 20, 8))
+    fast = conv(x, weights, pads=(1, 1, 1, 1), x_bound=127, requantize=spec, x_range=(-127, 127))
+    assert np.array_equal(fast, conv(x, weights.values, pads=(1, 1, 1, 1), requantize=spec, path="reference"))
+    assert taken == []
+    assert limbs.WINDOWED_MIN_K_PER_PRODUCT * 2 <= 144 < limbs.MIN_K_PER_PRODUCT * 2
+    assert limbs._least_per_product(0, 784, 9, "float32") == limbs.MIN_K_PER_PRODUCT
+    assert limbs._least_per_product(0, 784, 9, "float64") == limbs.WINDOWED_MIN_K_PER_PRODUCT
+
+
 def test_a_model_commits_the_same_hash_on_limbs(monkeypatch, example_program, example_inputs):
     from verifier import InferenceSession
 

@@ -102,7 +102,7 @@ def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, req
     K, OC = math.prod(w_values.shape[1:]), w_values.shape[0]
     if (path == "fast" and group == 1 and x.ndim in (3, 4) and isinstance(w, Prepared)
             and (requantize is None or requantize.fits_int64(K * x_bound * w_bound))):
-        on_limbs = _conv_limbs(x, w, K, x_range, geometry, requantize, out)
+        on_limbs = _conv_limbs(x, w, K, x_range, geometry, requantize, out, plan.path)
         if on_limbs is not None:
             return on_limbs
     if path == "fast" and plan.algorithm in WINOGRAD and requantize is not None:
@@ -295,12 +295,13 @@ def _fused_product(a, b, requantize, chunk):
     return np.matmul(a, b, out=exact_gemm.product_buffer(a, b, "conv_product")), True
 
 
-def _conv_limbs(x, w: Prepared, K: int, x_range, geometry, requantize, out=None):
-    """The limb path (limbs.conv2d) when this machine takes it and K pays for it, else None. A 1-D
-    convolution runs as 2-D with a unit height (into a new array)."""
+def _conv_limbs(x, w: Prepared, K: int, x_range, geometry, requantize, out=None, float_path: str = "float64"):
+    """The limb path (limbs.conv2d) when this machine takes it and K pays for it against the `float_path` it would
+    replace, else None. A 1-D convolution runs as 2-D with a unit height (into a new array)."""
     strides, pads, dilations, out_shape = geometry
     plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), K, x, x_range,
-                         columns=x.shape[0] * math.prod(out_shape), taps=math.prod(w.shape[2:]))
+                         columns=x.shape[0] * math.prod(out_shape), taps=math.prod(w.shape[2:]),
+                         float_path=float_path)
     if plan is None:
         return None
     kernel = tuple(w.shape[2:])

@@ -151,7 +151,7 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
     plan = plan_gemm(K, a_bound, b_bound)
     if (path == "fast" and isinstance(b, Prepared) and b_values.ndim == 2 and not isinstance(a, Prepared)
             and a_values.size and (requantize is None or requantize.fits_int64(K * a_bound * b_bound))):
-        on_limbs = _gemm_limbs(a_values, b, a_range, requantize)
+        on_limbs = _gemm_limbs(a_values, b, a_range, requantize, plan.path)
         if on_limbs is not None:
             return on_limbs
     if requantize is not None:
@@ -184,10 +184,12 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
     return matmul_chunked(a_float, b_float, K, chosen.chunk, b_k_axis)
 
 
-def _gemm_limbs(a_values, b: "Prepared", a_range, requantize):
-    """The limb path (limbs.gemm) when this machine takes it and K pays for it, else None."""
+def _gemm_limbs(a_values, b: "Prepared", a_range, requantize, float_path: str = "float64"):
+    """The limb path (limbs.gemm) when this machine takes it and K pays for it against the `float_path` it would
+    replace, else None."""
     work = a_values.size * b.values.shape[1]  # (multiply-adds: M * K * N)
-    plan = limbs.planned(b, "gemm", lambda: b.values, a_values.shape[-1], a_values, a_range, work)
+    plan = limbs.planned(b, "gemm", lambda: b.values, a_values.shape[-1], a_values, a_range, work,
+                         float_path=float_path)
     return None if plan is None else limbs.gemm(a_values, *plan, requantize)
 
 

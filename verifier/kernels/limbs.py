@@ -57,7 +57,8 @@ FEW_COLUMNS_MIN_K_PER_PRODUCT = 60
 # columns or transforms Winograd tiles. Over 72 3x3 shapes (16-96 channels, OC 64-192, 27x27 to 56x56, 2 x 2 limbs,
 # with a Relu) the limb path took 0.73-0.87 of the float time from 72 a product at 27x27 and 28x28, 0.94-1.04 at
 # 55x55 and 56x56, and 0.64-0.92 from 108 (1x1 convolutions at 64 a product: 1.4-1.6)
-WINDOWED_MIN_K_PER_PRODUCT = 70
+WINDOWED_MIN_K_PER_PRODUCT = 70  # (against float64: a float32 product, of 8-bit operands, runs twice as fast: digits_cnn's
+# 8-bit program at batch 256 took 1.98 ms with its 72-long 3x3 products on single 8-bit limbs, 1.61 in float32)
 # A GEMM (no gather) pays for it from K >= 40 per product once it has GEMM_MIN_WORK multiply-adds: over 60 shapes
 # (M 1..1024, K 64..1024, N 10..1000) the limb path took 0.18-0.8 of the float time there, and lost only on
 # products of a few microseconds (fixed costs) or K < 240 (the splitting and combining)
@@ -222,17 +223,17 @@ def _session(limbs: np.ndarray):
 
 
 def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work: int = 0, columns: int = 0,
-            taps: int = 1) -> tuple[tuple[int, int, int], LimbWeights] | None:
+            taps: int = 1, float_path: str = "float64") -> tuple[tuple[int, int, int], LimbWeights] | None:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
     K <= max_k) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, or GEMM_MIN_K_PER_PRODUCT for a GEMM
     of `work` >= GEMM_MIN_WORK multiply-adds, FEW_COLUMNS_MIN_K_PER_PRODUCT for a convolution of 1..FEW_COLUMNS
-    output `columns`, WINDOWED_MIN_K_PER_PRODUCT for one whose kernel has more than one of `taps`; anything when the
-    setting is "always"), else None. The weights are
+    output `columns`, WINDOWED_MIN_K_PER_PRODUCT for one whose kernel has more than one of `taps` and whose float
+    path, `float_path`, is float64; anything when the setting is "always"), else None. The weights are
     split once (`matrix()` gives their (K, N) form, cached under `layout`); x_range is x's (min, max), taken from
     x when None."""
     chosen = setting()
-    least = 0 if chosen == "always" else _least_per_product(work, columns, taps)
+    least = 0 if chosen == "always" else _least_per_product(work, columns, taps, float_path)
     if chosen == "off" or not least <= K <= MAX_K:
         return None
     key = ("limbs", layout)
@@ -248,13 +249,13 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work:
     return limbs, packed
 
 
-def _least_per_product(work: int, columns: int, taps: int = 1) -> int:
+def _least_per_product(work: int, columns: int, taps: int = 1, float_path: str = "float64") -> int:
     """The K per limb product from which the limb path pays (see the constants above)."""
     if work >= GEMM_MIN_WORK:
         return GEMM_MIN_K_PER_PRODUCT
     if 0 < columns <= FEW_COLUMNS:
         return FEW_COLUMNS_MIN_K_PER_PRODUCT
-    return WINDOWED_MIN_K_PER_PRODUCT if taps > 1 else MIN_K_PER_PRODUCT
+    return WINDOWED_MIN_K_PER_PRODUCT if taps > 1 and float_path == "float64" else MIN_K_PER_PRODUCT
 
 
 def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: bool = False, taps: int = 1) -> str:
@@ -272,7 +273,10 @@ def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: boo
     shape = f"up to {x_count} x {w_count} 8-bit products"
     if w_count > MAX_LIMBS or K > max_k(bits):
         return f"float: weights of {w_count} limbs or K = {K} past the limb path's bounds"
-    least = 0 if chosen == "always" else _least_per_product(0, 0, 1 if gemm else taps) * products
+    from verifier.kernels.exact_gemm import plan_gemm  # (here: exact_gemm imports this module)
+
+    float_path = plan_gemm(K, bound, max(-weight_range[0], weight_range[1])).path
+    least = 0 if chosen == "always" else _least_per_product(0, 0, 1 if gemm else taps, float_path) * products
     taken = f"{shape} of {bits}-bit by 8-bit limbs on this machine (onnxruntime MatMulInteger, exact; K = {K})"
     if K >= least:
         return taken
