@@ -145,7 +145,8 @@ def test_gemm_on_limbs_is_exact_for_any_shape(bits, monkeypatch):
         rng = np.random.default_rng(seed)
         a = edge_values(rng, (rows, depth), -Q15, Q15)
         b = prepare(edge_values(rng, (depth, columns), -Q15, Q15))
-        spec = Requantize(int(rng.integers(1, 40)), 16, bool(rng.integers(2)), rng.integers(-(1 << 40), 1 << 40, columns))
+        spec = Requantize(int(rng.integers(1, 40)), 16, bool(rng.integers(2)),
+                          rng.integers(-(1 << 40), 1 << 40, columns))
         assert np.array_equal(gemm(a, b, requantize=spec), gemm(a, b, path="reference", requantize=spec))
 
     check()

@@ -82,8 +82,8 @@ def test_inspect_json_says_where_each_epilogue_runs(app, compiled):
     assert not any("epilogue" in n for n in nodes if n["op"].startswith(("MaxPool", "Flatten")))
 
 
-@pytest.mark.parametrize("setting, expected", [("off", "float here (VINFER_LIMB_PRODUCTS=off"),
-                                               ("always", "8-bit products of {bits}-bit by 8-bit limbs on this machine")])
+@pytest.mark.parametrize("setting, expected", [
+    ("off", "float here (VINFER_LIMB_PRODUCTS=off"), ("always", "8-bit products of {bits}-bit by 8-bit limbs on this machine")])
 def test_inspect_says_whether_this_machine_takes_the_limb_products(app, compiled, monkeypatch, setting, expected):
     pytest.importorskip("onnxruntime")
     from verifier.kernels import limbs

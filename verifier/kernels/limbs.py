@@ -57,8 +57,9 @@ FEW_COLUMNS_MIN_K_PER_PRODUCT = 60
 # columns or transforms Winograd tiles. Over 72 3x3 shapes (16-96 channels, OC 64-192, 27x27 to 56x56, 2 x 2 limbs,
 # with a Relu) the limb path took 0.73-0.87 of the float time from 72 a product at 27x27 and 28x28, 0.94-1.04 at
 # 55x55 and 56x56, and 0.64-0.92 from 108 (1x1 convolutions at 64 a product: 1.4-1.6)
-WINDOWED_MIN_K_PER_PRODUCT = 70  # (against float64: a float32 product, of 8-bit operands, runs twice as fast: digits_cnn's
-# 8-bit program at batch 256 took 1.98 ms with its 72-long 3x3 products on single 8-bit limbs, 1.61 in float32)
+# That is against float64: a float32 product, of 8-bit operands, runs twice as fast (digits_cnn's 8-bit program at
+# batch 256 took 1.98 ms with its 72-long 3x3 products on single 8-bit limbs, 1.61 in float32)
+WINDOWED_MIN_K_PER_PRODUCT = 70
 # A GEMM (no gather) pays for it from K >= 40 per product once it has GEMM_MIN_WORK multiply-adds: over 60 shapes
 # (M 1..1024, K 64..1024, N 10..1000) the limb path took 0.18-0.8 of the float time there, and lost only on
 # products of a few microseconds (fixed costs) or K < 240 (the splitting and combining)

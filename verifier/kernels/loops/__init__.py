@@ -15,10 +15,10 @@ cached next to these files (numba's cache), so a process pays the compilation on
 program - the CLI, the gateway, the SDK - never load it.
 
 The loops live in five modules, re-exported here: rows.py (elementwise and per-row passes: the epilogue's
-finish, narrowing, sums, products, per-channel affine maps, feeds, LayerNorm, Softmax), windows.py (window gathers and reductions:
-im2col, depthwise convolution, max and average pooling), winograd.py (the Winograd transforms, F(2x2, 3x3) and F(4x4, 3x3)),
-limbs.py (the limb products' splitting and recombining, kernels/limbs.py) and powers.py (integer log2 / exp2, and LRN);
-_compile.py holds the lazy compilation.
+finish, narrowing, sums, products, per-channel affine maps, feeds, LayerNorm, Softmax), windows.py (window gathers
+and reductions: im2col, depthwise convolution, max and average pooling), winograd.py (the Winograd transforms,
+F(2x2, 3x3) and F(4x4, 3x3)), limbs.py (the limb products' splitting and recombining, kernels/limbs.py) and
+powers.py (integer log2 / exp2, and LRN); _compile.py holds the lazy compilation.
 """
 
 from verifier.kernels.loops.rows import (affine_requantize, finish, layer_norm, multiply_requantize, narrow,

@@ -84,7 +84,8 @@ def limb_gather(planes, kernel, strides, dilations, pads, out_shape, padding, ou
 
 
 @compiled
-def limb_combine(products, x_limbs, x_bits, w_limbs, first, bias, shift, low, high, correct, out):  # pragma: no cover
+def limb_combine(products, x_limbs, x_bits, w_limbs, first, bias, shift, low, high, correct,
+                 out):  # pragma: no cover - compiled
     """The limb products of positions first.. combined and finished: for position p and channel o, the exact
     int64 t = bias[o] + sum over x limb i and w limb j of products[(p - first) * x_limbs + i, j * O + o]
     << (x_bits i + 8 j), then out = _requantized(t) by 2**shift (0..62; shift 0 with the int64 limits is t itself).
@@ -114,7 +115,8 @@ def limb_combine(products, x_limbs, x_bits, w_limbs, first, bias, shift, low, hi
 
 
 @compiled
-def limb_combine_rows(products, x_limbs, x_bits, w_limbs, first, bias, shift, low, high, correct, out):  # pragma: no cover
+def limb_combine_rows(products, x_limbs, x_bits, w_limbs, first, bias, shift, low, high, correct,
+                      out):  # pragma: no cover - compiled
     """limb_combine for a GEMM's output: out[p, o], int64 (P, O)."""
     O = out.shape[1]
     count = products.shape[0] // x_limbs

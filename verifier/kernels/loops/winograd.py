@@ -111,12 +111,13 @@ def winograd4_input(x, pad_top, pad_left, top, line, V):  # pragma: no cover - c
                     for u in range(width):
                         w = u - pad_left
                         line[_at(u)] = plane[h, w] if inside and 0 <= w < W else 0.0
+                    row = e[i]
                     for t in range(TW):
-                        u = 4 * t
+                        u, column = 4 * t, _at(t)
                         d0, d1, d2 = line[_at(u)], line[_at(u + 1)], line[_at(u + 2)]
                         d3, d4, d5 = line[_at(u + 3)], line[_at(u + 4)], line[_at(u + 5)]
-                        e[_at(i), 0, _at(t)], e[_at(i), 1, _at(t)], e[_at(i), 2, _at(t)] = _b_rows_0_2(d0, d1, d2, d3, d4)
-                        e[_at(i), 3, _at(t)], e[_at(i), 4, _at(t)], e[_at(i), 5, _at(t)] = _b_rows_3_5(d1, d2, d3, d4, d5)
+                        row[0, column], row[1, column], row[2, column] = _b_rows_0_2(d0, d1, d2, d3, d4)
+                        row[3, column], row[4, column], row[5, column] = _b_rows_3_5(d1, d2, d3, d4, d5)
                 for b in range(6):
                     for t in range(TW):
                         e0, e1, e2 = e[0, _at(b), _at(t)], e[1, _at(b), _at(t)], e[2, _at(b), _at(t)]
