@@ -101,6 +101,7 @@ CONVS = [
     ((3, 4, 20), (6, 4, 5), (3,), (2, 1), (2,)),  # 1-D, as 2-D of unit height
     ((3, 20, 5, 5), (9, 20, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),  # positions cross images within a block of 8
     ((1, 2, 4, 4), (3, 2, 4, 4), (1, 1), (0, 0, 0, 0), (1, 1)),  # kernel covers the input
+    ((2, 6, 3, 5), (300, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),  # channels combined in two chunks (256 + 44)
 ]
 
 

@@ -13,6 +13,7 @@ from verifier.kernels.loops._compile import compiled, inlined
 from verifier.kernels.loops.rows import _requantized, _rounding  # noqa: F401 (inlined when compiled)
 
 _at = np.uint64  # an unsigned index: numba then skips the wrap-around of negative ones (vectorizes)
+COMBINE_CHANNELS = 256  # channels combined at a time for a block of 8 positions: 16 KiB of int64, within L1
 
 
 @compiled
@@ -90,28 +91,32 @@ def limb_combine(products, x_limbs, x_bits, w_limbs, first, bias, shift, low, hi
     int64 t = bias[o] + sum over x limb i and w limb j of products[(p - first) * x_limbs + i, j * O + o]
     << (x_bits i + 8 j), then out = _requantized(t) by 2**shift (0..62; shift 0 with the int64 limits is t itself).
     products: int32 (positions * x_limbs, w_limbs * O); bias: int64 (O,); out: int64 (N, O, S), position
-    p = n * S + s: channels first, a convolution's output. Eight positions at a time: accumulated and
-    rounded along the channels (vectorized), then written as one run of 8 per channel."""
+    p = n * S + s: channels first, a convolution's output. Eight positions at a time, COMBINE_CHANNELS channels at a
+    time (the block stays in L1): accumulated and rounded along the channels (vectorized), then written as one run
+    of 8 per channel."""
     N, O, S = out.shape
     count = products.shape[0] // x_limbs
     rounding = _rounding(shift, correct)
-    acc = np.empty((8, O), dtype=np.int64)
+    acc = np.empty((8, COMBINE_CHANNELS), dtype=np.int64)
     for start in range(first, first + count, 8):
         block = min(8, first + count - start)
-        for q in range(block):
-            _accumulate(products, x_limbs, x_bits, w_limbs, start + q - first, bias, acc[q])
-            for o in range(O):
-                acc[_at(q), _at(o)] = _requantized(acc[_at(q), _at(o)], rounding, low, high)
         n, s = divmod(start, S)
-        if s + block <= S:  # (a block within one image)
-            for o in range(O):
-                for q in range(block):
-                    out[_at(n), _at(o), _at(s + q)] = acc[_at(q), _at(o)]
-        else:
+        for o0 in range(0, O, COMBINE_CHANNELS):
+            width = min(COMBINE_CHANNELS, O - o0)
             for q in range(block):
-                n, s = divmod(start + q, S)
-                for o in range(O):
-                    out[_at(n), _at(o), _at(s)] = acc[_at(q), _at(o)]
+                row = acc[q]
+                _accumulate(products, x_limbs, x_bits, w_limbs, start + q - first, bias, o0, row[:width])
+                for o in range(width):
+                    row[_at(o)] = _requantized(row[_at(o)], rounding, low, high)
+            if s + block <= S:  # (a block within one image)
+                for o in range(width):
+                    for q in range(block):
+                        out[_at(n), _at(o0 + o), _at(s + q)] = acc[_at(q), _at(o)]
+            else:
+                for q in range(block):
+                    n_q, s_q = divmod(start + q, S)
+                    for o in range(width):
+                        out[_at(n_q), _at(o0 + o), _at(s_q)] = acc[_at(q), _at(o)]
 
 
 @compiled
@@ -123,20 +128,22 @@ def limb_combine_rows(products, x_limbs, x_bits, w_limbs, first, bias, shift, lo
     rounding = _rounding(shift, correct)
     acc = np.empty(O, dtype=np.int64)
     for index in range(count):
-        _accumulate(products, x_limbs, x_bits, w_limbs, index, bias, acc)
+        _accumulate(products, x_limbs, x_bits, w_limbs, index, bias, 0, acc)
         for o in range(O):
             out[_at(first + index), _at(o)] = _requantized(acc[_at(o)], rounding, low, high)
 
 
 @inlined
-def _accumulate(products, x_limbs, x_bits, w_limbs, index, bias, acc):  # pragma: no cover - compiled
-    """acc[o] = bias[o] + sum over limbs i, j of products[index * x_limbs + i, j * O + o] << (x_bits i + 8 j)."""
-    O = acc.shape[0]
-    for o in range(O):
-        acc[_at(o)] = bias[_at(o)]
+def _accumulate(products, x_limbs, x_bits, w_limbs, index, bias, first, acc):  # pragma: no cover - compiled
+    """acc[o] = bias[first + o] + sum over limbs i, j of products[index * x_limbs + i, j * O + first + o]
+    << (x_bits i + 8 j), for the len(acc) channels from `first` (O = products' width / w_limbs)."""
+    width = acc.shape[0]
+    O = products.shape[1] // w_limbs
+    for o in range(width):
+        acc[_at(o)] = bias[_at(first + o)]
     for i in range(x_limbs):
         row = index * x_limbs + i
         for j in range(w_limbs):
-            shift, base = x_bits * i + 8 * j, j * O
-            for o in range(O):
+            shift, base = x_bits * i + 8 * j, j * O + first
+            for o in range(width):
                 acc[_at(o)] += np.int64(products[_at(row), _at(base + o)]) << shift
