@@ -99,6 +99,7 @@ CONVS = [
     ((1, 5, 6, 6), (7, 5, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),  # 1x1: the limb planes are the rows
     ((1, 5, 7, 7), (7, 5, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1)),  # 1x1 strided
     ((3, 4, 20), (6, 4, 5), (3,), (2, 1), (2,)),  # 1-D, as 2-D of unit height
+    ((2, 7, 9), (5, 7, 1), (1,), (0, 0), (1,)),  # 1-D 1x1: channels-first limbs of a strided view
     ((3, 20, 5, 5), (9, 20, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),  # positions cross images within a block of 8
     ((1, 2, 4, 4), (3, 2, 4, 4), (1, 1), (0, 0, 0, 0), (1, 1)),  # kernel covers the input
     ((2, 6, 3, 5), (300, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),  # channels combined in two chunks (256 + 44)
@@ -199,9 +200,10 @@ def test_a_gemm_with_enough_work_takes_the_limb_path_from_a_shorter_k(monkeypatc
 
 
 def test_a_conv_with_few_output_positions_takes_the_limb_path_from_a_shorter_k(monkeypatch):
-    """K = 432 (a 1x1 convolution of 432 channels) against weights of two limbs and activations of three is 72 a
-    product: below the threshold of 85, above the one of 60 for convolutions of up to FEW_COLUMNS output positions.
-    A 13x13 image (169 positions) takes the limb path, a 28x28 one (784) the float path, both exact."""
+    """K = 432 (a 1x1 convolution of 432 channels at stride 2, which gathers its rows) against weights of two limbs
+    and activations of three is 72 a product: below the threshold of 85, above the one of 60 for convolutions of up
+    to FEW_COLUMNS output positions. A 13x13 image (49 positions) takes the limb path, a 46x46 one (529) the float
+    path, both exact."""
     monkeypatch.setenv(limbs.ENVIRONMENT, "on")
     pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
     taken = []
@@ -209,35 +211,49 @@ def test_a_conv_with_few_output_positions_takes_the_limb_path_from_a_shorter_k(m
                         or limb_conv(x, *rest))
     rng = np.random.default_rng(5)
     weights = prepare(edge_values(rng, (8, 432, 1, 1), -30000, 30000))
-    for side in (13, 28):
+    for side in (13, 46):
         x = edge_values(rng, (1, 432, side, side), 0, 21845)  # (three 7-bit limbs)
         spec = Requantize(20, 16, True, rng.integers(-(1 << 30), 1 << 30, 8))
-        fast = conv(x, weights, requantize=spec, x_range=(0, 21845))
-        assert np.array_equal(fast, conv(x, weights.values, requantize=spec, path="reference"))
+        fast = conv(x, weights, strides=(2, 2), requantize=spec, x_range=(0, 21845))
+        assert np.array_equal(fast, conv(x, weights.values, strides=(2, 2), requantize=spec, path="reference"))
     assert taken == [13]
     assert limbs.FEW_COLUMNS_MIN_K_PER_PRODUCT * 6 <= 432 < limbs.MIN_K_PER_PRODUCT * 6
-    assert 13 * 13 <= limbs.FEW_COLUMNS < 28 * 28
+    assert 7 * 7 <= limbs.FEW_COLUMNS < 23 * 23
 
 
 def test_a_conv_with_more_than_one_tap_takes_the_limb_path_from_a_shorter_k(monkeypatch):
-    """The same K = 432, 72 a product, on 28x28 (past FEW_COLUMNS): as a 3x3 convolution of 48 channels, whose float
-    path gathers columns or transforms tiles, it takes the limb path (from 70 a product); as a 1x1 convolution of 432
-    channels, the float path (85). Both exact."""
+    """The same K = 432, 72 a product, on 28x28 output positions (past FEW_COLUMNS): as a 3x3 convolution of 48
+    channels, whose float path gathers columns or transforms tiles, it takes the limb path (from 70 a product); as a
+    1x1 convolution of 432 channels at stride 2, which gathers its rows, the float path (85). Both exact."""
     monkeypatch.setenv(limbs.ENVIRONMENT, "on")
     pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
     taken = []
     monkeypatch.setattr(limbs, "conv2d", lambda x, kernel, *rest, limb_conv=limbs.conv2d: taken.append(kernel)
                         or limb_conv(x, kernel, *rest))
     rng = np.random.default_rng(6)
-    for channels, side in ((48, 3), (432, 1)):
+    for channels, side, stride in ((48, 3, 1), (432, 1, 2)):
         weights = prepare(edge_values(rng, (8, channels, side, side), -30000, 30000))
-        x = edge_values(rng, (1, channels, 28, 28), 0, 21845)
+        x = edge_values(rng, (1, channels, 28 * stride, 28 * stride), 0, 21845)
         spec = Requantize(20, 16, True, rng.integers(-(1 << 30), 1 << 30, 8))
-        pads = (side // 2,) * 4
-        fast = conv(x, weights, pads=pads, requantize=spec, x_range=(0, 21845))
-        assert np.array_equal(fast, conv(x, weights.values, pads=pads, requantize=spec, path="reference"))
+        geometry = {"pads": (side // 2,) * 4, "strides": (stride, stride)}
+        fast = conv(x, weights, requantize=spec, x_range=(0, 21845), **geometry)
+        assert np.array_equal(fast, conv(x, weights.values, requantize=spec, path="reference", **geometry))
     assert taken == [(3, 3)]
     assert limbs.WINDOWED_MIN_K_PER_PRODUCT * 6 <= 432 < limbs.MIN_K_PER_PRODUCT * 6
+
+
+def test_a_pointwise_conv_of_a_batch_in_bands_of_one_image_equals_the_reference(limb_products, monkeypatch):
+    """A 1x1 stride-1 convolution splits its limbs channels first and has onnxruntime transpose them to rows (no
+    gather); here one image a band."""
+    monkeypatch.setattr(limbs, "BAND_BYTES", 1)
+    taken = []
+    monkeypatch.setattr(limbs, "_pointwise_products", lambda x, *rest, limb_products=limbs._pointwise_products:
+                        taken.append(x.shape) or limb_products(x, *rest))
+    rng = np.random.default_rng(9)
+    x, w = edge_values(rng, (3, 40, 5, 7), -Q15, Q15), prepare(edge_values(rng, (6, 40, 1, 1), -Q15, Q15))
+    spec = Requantize(18, 16, False, rng.integers(-(1 << 40), 1 << 40, 6))
+    assert np.array_equal(conv(x, w, requantize=spec), conv(x, w.values, requantize=spec, path="reference"))
+    assert taken == [(3, 40, 5, 7)]
 
 
 def test_against_a_float32_product_a_conv_of_more_than_one_tap_keeps_the_full_threshold(monkeypatch):

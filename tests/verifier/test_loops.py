@@ -129,6 +129,11 @@ for shift, low, correct, bits in ((0, np.iinfo(np.int64).min, False, 7), (21, -3
                        32767 if shift else np.iinfo(np.int64).max, correct, combined)
     loops.limb_combine_rows(products, 3, bits, 2, 0, edge(5, 1 << 40), shift, low, 32767, correct, combined_rows)
     digest.update(combined.tobytes() + combined_rows.tobytes())
+for bits, count in ((7, 3), (8, 2), (8, 1)):
+    channels_first = np.empty((2, count, 6, 5, 4), np.uint8)
+    loops.limb_channels(activations if count > 1 else activations % 200, 32767 if count > 1 else 0, bits,
+                        channels_first)
+    digest.update(channels_first.tobytes())
 wide_products = edge(12 * 2 * 2 * 300, 1 << 30).astype(np.int32).reshape(12 * 2, 2 * 300)
 wide = np.empty((2, 300, 6), np.int64)
 loops.limb_combine(wide_products, 2, 8, 2, 0, edge(300, 1 << 40), 21, -32767, 32767, True, wide)  # (channel chunks)

@@ -24,6 +24,10 @@ correction (folded into the bias: offset * column sums) and the epilogue's one r
 integers as the int64 reference, so the same bits. Which kernel MLAS picks, on how many threads, and the limb
 width change nothing but the time (a 16-bit activation takes 3 limbs of 7 bits, or 2 of 8).
 
+A 1x1 stride-1 convolution's activation limbs are split channels first (one contiguous pass) and transposed to rows by
+onnxruntime in the session that multiplies them (`product_of_planes`); other convolutions gather rows from
+channels-last planes (loops.limb_planes, limb_gather).
+
 The limb path is a speed choice of the fast path, made per machine (`setting`): on by default on CPUs with
 AMX (`auto`), else off; VINFER_LIMB_PRODUCTS=on / off forces it, and `always` also takes it for products too
 short to pay for it (the tests, on every machine). A product takes it when its inner dimension is long enough
@@ -60,6 +64,10 @@ FEW_COLUMNS_MIN_K_PER_PRODUCT = 60
 # That is against float64: a float32 product, of 8-bit operands, runs twice as fast (digits_cnn's 8-bit program at
 # batch 256 took 1.98 ms with its 72-long 3x3 products on single 8-bit limbs, 1.61 in float32)
 WINDOWED_MIN_K_PER_PRODUCT = 70
+# (1x1 stride-1 convolutions keep MIN_K_PER_PRODUCT: alone, over 45 shapes, the limb path took 0.42-0.68 of the float
+# time from 64 a product and 0.77-0.93 at 32, but inside the models, whose float paths find their inputs in cache, it
+# did not pay: light_squeezenet took 10.21-10.26 ms with a threshold of 32 or 48 and 10.22-10.24 with 85,
+# light_resnet50 76.4 / 73.5 / 71.8 ms with 32 / 48 / 85)
 # A GEMM (no gather) pays for it from K >= 40 per product once it has GEMM_MIN_WORK multiply-adds: over 60 shapes
 # (M 1..1024, K 64..1024, N 10..1000) the limb path took 0.18-0.8 of the float time there, and lost only on
 # products of a few microseconds (fixed costs) or K < 240 (the splitting and combining)
@@ -172,11 +180,11 @@ def weight_limbs(low: int, high: int) -> int:
 
 
 class LimbWeights:
-    """A constant (K, N) weight matrix as signed 8-bit limbs side by side, (K, count * N) int8, multiplied in an
-    onnxruntime session that packs them once (made on the first product); `column_sums` (N,) for the
-    offset's correction."""
+    """A constant (K, N) weight matrix as signed 8-bit limbs side by side, (K, count * N) int8, multiplied in
+    onnxruntime sessions that pack them once (made on the first product: one for rows, one for channels-first
+    planes); `column_sums` (N,) for the offset's correction."""
 
-    __slots__ = ("count", "column_sums", "_limbs", "_session")
+    __slots__ = ("count", "column_sums", "_limbs", "_session", "_plane_session")
 
     def __init__(self, matrix: np.ndarray):
         matrix = np.asarray(matrix, dtype=np.int64)
@@ -187,34 +195,54 @@ class LimbWeights:
             limb = ((rest + 128) & 255) - 128
             limbs.append(limb.astype(np.int8))
             rest = (rest - limb) >> W_LIMB_BITS
-        self._limbs, self._session = np.concatenate(limbs, axis=1), None
+        self._limbs, self._session, self._plane_session = np.concatenate(limbs, axis=1), None, None
 
     def ready(self) -> bool:
         """Makes the session on first use; False (and the limb path off for this process, with a warning) when
         onnxruntime cannot: the float paths then give the same bits."""
         if self._session is None and not _broken:
             try:
-                self._session, self._limbs = _session(np.ascontiguousarray(self._limbs)), None
+                self._limbs = np.ascontiguousarray(self._limbs)
+                self._session = _session(self._limbs)
             except Exception as exc:  # any failure of the library: fall back, never fail a run
                 _broken.append(f"{type(exc).__name__}: {exc}")
                 _warn_once(f"onnxruntime could not run the limb products ({_broken[0]}): float paths from now on")
         return self._session is not None
 
     def product(self, rows: np.ndarray) -> np.ndarray:
-        """rows (R, K) uint8 in [0, 127] @ the limbs -> (R, count * N) int32, exact (module docstring)."""
+        """rows (R, K) uint8 limbs @ the weight limbs -> (R, count * N) int32, exact (module docstring)."""
         return self._session.run(None, {"rows": rows})[0]
 
+    def product_of_planes(self, planes: np.ndarray) -> np.ndarray:
+        """planes (images, limbs, K, P) uint8, channels first, -> the products of their rows, (images * P * limbs,
+        count * N) int32, rows ordered (image, position, limb) as `product` takes them. onnxruntime transposes the
+        bytes and multiplies in one session: its uint8 Transpose moved 2 x 128 x 3025 bytes in 55 us, where the
+        compiled loop that splits and transposes at once (loops.limb_planes) took 400."""
+        if self._plane_session is None:
+            self._plane_session = _session(self._limbs, channels_first=True)
+        return self._plane_session.run(None, {"planes": planes})[0]
 
-def _session(limbs: np.ndarray):
+
+def _session(limbs: np.ndarray, channels_first: bool = False):
+    """A session multiplying uint8 rows (R, K) by the int8 `limbs` (K, width) into int32; with `channels_first`, its
+    input is planes (images, limb count, K, P), transposed to rows (image, position, limb) first."""
     ort = _onnxruntime()
     from onnx import TensorProto, helper, numpy_helper
 
     K, width = limbs.shape
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["rows", "limbs"], ["products"])], "limb_product",
-        [helper.make_tensor_value_info("rows", TensorProto.UINT8, ["R", K])],
-        [helper.make_tensor_value_info("products", TensorProto.INT32, ["R", width])],
-        [numpy_helper.from_array(limbs, "limbs")])
+    initializers = [numpy_helper.from_array(limbs, "limbs")]
+    if channels_first:
+        nodes = [helper.make_node("Transpose", ["planes"], ["by_position"], perm=[0, 3, 1, 2]),
+                 helper.make_node("Reshape", ["by_position", "row_shape"], ["rows"]),
+                 helper.make_node("MatMulInteger", ["rows", "limbs"], ["products"])]
+        inputs = [helper.make_tensor_value_info("planes", TensorProto.UINT8, ["N", "L", K, "P"])]
+        initializers.append(numpy_helper.from_array(np.array([-1, K], dtype=np.int64), "row_shape"))
+    else:
+        nodes = [helper.make_node("MatMulInteger", ["rows", "limbs"], ["products"])]
+        inputs = [helper.make_tensor_value_info("rows", TensorProto.UINT8, ["R", K])]
+    graph = helper.make_graph(nodes, "limb_product", inputs,
+                              [helper.make_tensor_value_info("products", TensorProto.INT32, ["R", width])],
+                              initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # a job is single-threaded (the worker runs jobs side by side)
@@ -297,16 +325,16 @@ def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads
     N, C, H, W = x.shape
     K = C * kernel[0] * kernel[1]
     positions = N * out_shape[0] * out_shape[1]
+    out = window.result_array(out, (N, packed.column_sums.shape[0]) + tuple(out_shape))
+    if K == C and tuple(strides) == (1, 1) and not any(pads):  # 1x1, stride 1: the rows are x's positions
+        _pointwise_products(x, limbs, packed, requantize, out.reshape(out.shape[:2] + (-1,)))
+        return out if finished_in_loop(requantize) else requantize.apply(out, 1)
     planes = window.scratch("limb_planes", (N, H, W, count, C), np.uint8)
     loops.limb_planes(x, offset, bits, planes)
-    if K == C and tuple(strides) == (1, 1) and not any(pads):  # 1x1, stride 1: the planes are the rows
-        rows = planes
-    else:
-        rows = window.scratch("limb_rows", (positions, count, K), np.uint8)
-        padding = np.array([_limb(offset, l, count, bits) for l in range(count)], dtype=np.uint8)
-        loops.limb_gather(planes, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]),
-                          tuple(out_shape), padding, rows)
-    out = window.result_array(out, (N, packed.column_sums.shape[0]) + tuple(out_shape))
+    rows = window.scratch("limb_rows", (positions, count, K), np.uint8)
+    padding = np.array([_limb(offset, l, count, bits) for l in range(count)], dtype=np.uint8)
+    loops.limb_gather(planes, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]),
+                      tuple(out_shape), padding, rows)
     _products(rows.reshape(positions * count, K), limbs, packed, requantize, loops.limb_combine,
               out.reshape(out.shape[:2] + (-1,)))
     return out if finished_in_loop(requantize) else requantize.apply(out, 1)
@@ -344,6 +372,22 @@ def _products(rows, limbs: tuple[int, int, int], packed: LimbWeights, requantize
     for first in range(0, positions, band):
         products = packed.product(rows[first * count:min(first + band, positions) * count])
         combine(products, count, bits, packed.count, first, bias, *finish, out)
+
+
+def _pointwise_products(x, limbs: tuple[int, int, int], packed: LimbWeights, requantize, out) -> None:
+    """A 1x1 stride-1 convolution's limb products, combined into `out` (N, OC, H * W): x's limbs split channels
+    first (loops.limb_channels, one contiguous pass), transposed to rows and multiplied by onnxruntime
+    (LimbWeights.product_of_planes), a band of whole images at a time."""
+    count, offset, bits = limbs
+    N, C, H, W = x.shape
+    P = H * W
+    planes = window.scratch("limb_channels", (N, count, C, P), np.uint8)
+    loops.limb_channels(x, offset, bits, planes.reshape(N, count, C, H, W))
+    bias, finish = integer_epilogue(requantize, -offset * packed.column_sums)
+    band = max(1, BAND_BYTES // (4 * P * count * packed.count * bias.shape[0]))
+    for first in range(0, N, band):
+        products = packed.product_of_planes(planes[first:first + band])
+        loops.limb_combine(products, count, bits, packed.count, first * P, bias, *finish, out)
 
 
 def _limb(value: int, index: int, count: int, bits: int) -> int:

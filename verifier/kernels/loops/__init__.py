@@ -24,10 +24,11 @@ powers.py (integer log2 / exp2, and LRN); _compile.py holds the lazy compilation
 from verifier.kernels.loops.rows import (affine_requantize, finish, layer_norm, multiply_requantize, narrow,
                                          quantize, softmax, sum_requantize, value_range)
 from verifier.kernels.loops.powers import lrn
-from verifier.kernels.loops.limbs import limb_combine, limb_combine_rows, limb_gather, limb_planes, limb_rows
+from verifier.kernels.loops.limbs import (limb_channels, limb_combine, limb_combine_rows, limb_gather, limb_planes,
+                                          limb_rows)
 from verifier.kernels.loops.windows import avg_pool, depthwise, depthwise_fused, im2col, max_pool
 from verifier.kernels.loops.winograd import winograd4_input, winograd4_output, winograd_input, winograd_output
 
-__all__ = ["affine_requantize", "avg_pool", "depthwise", "depthwise_fused", "finish", "im2col", "layer_norm", "limb_combine", "limb_combine_rows", "limb_gather",
+__all__ = ["affine_requantize", "avg_pool", "depthwise", "depthwise_fused", "finish", "im2col", "layer_norm", "limb_channels", "limb_combine", "limb_combine_rows", "limb_gather",
            "limb_planes", "limb_rows", "lrn", "max_pool", "multiply_requantize", "narrow", "quantize", "softmax", "sum_requantize",
            "value_range", "winograd4_input", "winograd4_output", "winograd_input", "winograd_output"]
