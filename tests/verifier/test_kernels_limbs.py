@@ -100,6 +100,7 @@ CONVS = [
     ((1, 5, 7, 7), (7, 5, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1)),  # 1x1 strided
     ((3, 4, 20), (6, 4, 5), (3,), (2, 1), (2,)),  # 1-D, as 2-D of unit height
     ((2, 7, 9), (5, 7, 1), (1,), (0, 0), (1,)),  # 1-D 1x1: channels-first limbs of a strided view
+    ((2, 7, 9), (5, 7, 1), (1,), (0, 2), (1,)),  # 1-D 1x1 with an end pad: rows gathered
     ((3, 20, 5, 5), (9, 20, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),  # positions cross images within a block of 8
     ((1, 2, 4, 4), (3, 2, 4, 4), (1, 1), (0, 0, 0, 0), (1, 1)),  # kernel covers the input
     ((2, 6, 3, 5), (300, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),  # channels combined in two chunks (256 + 44)

@@ -180,9 +180,9 @@ def weight_limbs(low: int, high: int) -> int:
 
 
 class LimbWeights:
-    """A constant (K, N) weight matrix as signed 8-bit limbs side by side, (K, count * N) int8, multiplied in
-    onnxruntime sessions that pack them once (made on the first product: one for rows, one for channels-first
-    planes); `column_sums` (N,) for the offset's correction."""
+    """A constant (K, N) weight matrix as signed 8-bit limbs side by side, (K, count * N) int8, multiplied in an
+    onnxruntime session that packs them once (made on the first product, taking rows or channels-first planes as
+    the weight's product needs: `ready`); `column_sums` (N,) for the offset's correction."""
 
     __slots__ = ("count", "column_sums", "_limbs", "_session", "_plane_session")
 
@@ -197,17 +197,20 @@ class LimbWeights:
             rest = (rest - limb) >> W_LIMB_BITS
         self._limbs, self._session, self._plane_session = np.concatenate(limbs, axis=1), None, None
 
-    def ready(self) -> bool:
-        """Makes the session on first use; False (and the limb path off for this process, with a warning) when
-        onnxruntime cannot: the float paths then give the same bits."""
-        if self._session is None and not _broken:
+    def ready(self, channels_first: bool = False) -> bool:
+        """Makes the session taking rows (or, `channels_first`, planes: product_of_planes) on first use, then drops
+        the limbs: the session holds them packed. False when onnxruntime cannot (the limb path then off for this
+        process, with a warning), or when the other kind of session took the limbs first (a weight read by both
+        kinds of product, which no exported model has): the float paths then give the same bits."""
+        attribute = "_plane_session" if channels_first else "_session"
+        if getattr(self, attribute) is None and self._limbs is not None and not _broken:
             try:
-                self._limbs = np.ascontiguousarray(self._limbs)
-                self._session = _session(self._limbs)
+                setattr(self, attribute, _session(np.ascontiguousarray(self._limbs), channels_first))
+                self._limbs = None
             except Exception as exc:  # any failure of the library: fall back, never fail a run
                 _broken.append(f"{type(exc).__name__}: {exc}")
                 _warn_once(f"onnxruntime could not run the limb products ({_broken[0]}): float paths from now on")
-        return self._session is not None
+        return getattr(self, attribute) is not None
 
     def product(self, rows: np.ndarray) -> np.ndarray:
         """rows (R, K) uint8 limbs @ the weight limbs -> (R, count * N) int32, exact (module docstring)."""
@@ -217,9 +220,7 @@ class LimbWeights:
         """planes (images, limbs, K, P) uint8, channels first, -> the products of their rows, (images * P * limbs,
         count * N) int32, rows ordered (image, position, limb) as `product` takes them. onnxruntime transposes the
         bytes and multiplies in one session: its uint8 Transpose moved 2 x 128 x 3025 bytes in 55 us, where the
-        compiled loop that splits and transposes at once (loops.limb_planes) took 400."""
-        if self._plane_session is None:
-            self._plane_session = _session(self._limbs, channels_first=True)
+        compiled loop that splits and transposes at once (loops.limb_planes) took 400. After ready(True)."""
         return self._plane_session.run(None, {"planes": planes})[0]
 
 
@@ -252,7 +253,8 @@ def _session(limbs: np.ndarray, channels_first: bool = False):
 
 
 def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work: int = 0, columns: int = 0,
-            taps: int = 1, float_path: str = "float64") -> tuple[tuple[int, int, int], LimbWeights] | None:
+            taps: int = 1, float_path: str = "float64",
+            channels_first: bool = False) -> tuple[tuple[int, int, int], LimbWeights] | None:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
     K <= max_k) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, or GEMM_MIN_K_PER_PRODUCT for a GEMM
@@ -260,7 +262,7 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work:
     output `columns`, WINDOWED_MIN_K_PER_PRODUCT for one whose kernel has more than one of `taps` and whose float
     path, `float_path`, is float64; anything when the setting is "always"), else None. The weights are
     split once (`matrix()` gives their (K, N) form, cached under `layout`); x_range is x's (min, max), taken from
-    x when None."""
+    x when None. `channels_first`: the product takes planes (LimbWeights.product_of_planes), not rows."""
     chosen = setting()
     least = 0 if chosen == "always" else _least_per_product(work, columns, taps, float_path)
     if chosen == "off" or not least <= K <= MAX_K:
@@ -273,7 +275,8 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work:
         return None  # to take x's range, a pass over x, a copy when x is strided)
     low, high = x_range if x_range is not None else loops.value_range(np.ascontiguousarray(x).reshape(-1))
     limbs = x_limbs(low, high)
-    if limbs is None or K < least * limbs[0] * packed.count or K > max_k(limbs[2]) or not packed.ready():
+    if (limbs is None or K < least * limbs[0] * packed.count or K > max_k(limbs[2])
+            or not packed.ready(channels_first)):
         return None
     return limbs, packed
 
@@ -326,7 +329,8 @@ def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads
     K = C * kernel[0] * kernel[1]
     positions = N * out_shape[0] * out_shape[1]
     out = window.result_array(out, (N, packed.column_sums.shape[0]) + tuple(out_shape))
-    if K == C and tuple(strides) == (1, 1) and not any(pads):  # 1x1, stride 1: the rows are x's positions
+    if pointwise(kernel, strides, pads) and tuple(out_shape) == (H, W):  # the rows are x's positions (a 1-D
+        # convolution's pads here are its begin pads only: an end pad shows in out_shape)
         _pointwise_products(x, limbs, packed, requantize, out.reshape(out.shape[:2] + (-1,)))
         return out if finished_in_loop(requantize) else requantize.apply(out, 1)
     planes = window.scratch("limb_planes", (N, H, W, count, C), np.uint8)
@@ -372,6 +376,11 @@ def _products(rows, limbs: tuple[int, int, int], packed: LimbWeights, requantize
     for first in range(0, positions, band):
         products = packed.product(rows[first * count:min(first + band, positions) * count])
         combine(products, count, bits, packed.count, first, bias, *finish, out)
+
+
+def pointwise(kernel, strides, pads) -> bool:
+    """Whether a convolution is 1x1, stride 1, unpadded: its rows are its input's positions (_pointwise_products)."""
+    return all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(pads)
 
 
 def _pointwise_products(x, limbs: tuple[int, int, int], packed: LimbWeights, requantize, out) -> None:
