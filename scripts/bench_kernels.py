@@ -197,7 +197,7 @@ def bench_layer(key, repeat: int, with_reference: bool, rng):
         t_ref = time.perf_counter() - start
         if not np.array_equal(fast(), reference):
             raise SystemExit(f"MISMATCH fast != reference on {label}")
-    path = f"{plan.path[-2:]}/{plan.algorithm.replace('winograd', 'wg')[:5]}"
+    path = f"{plan.path[-2:]}/{plan.algorithm.replace('winograd', 'wg')[:6]}"
     return label, path, t_ort, t_fast, t_epilogue, t_floor, t_narrow, t_limbs, t_ref
 
 
