@@ -301,7 +301,8 @@ def _conv_limbs(x, w: Prepared, K: int, x_range, geometry, requantize, out=None,
     strides, pads, dilations, out_shape = geometry
     plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), K, x, x_range,
                          columns=x.shape[0] * math.prod(out_shape), taps=math.prod(w.shape[2:]),
-                         float_path=float_path, channels_first=limbs.pointwise(w.shape[2:], strides, pads))
+                         float_path=float_path,
+                         channels_first=limbs.pointwise(w.shape[2:], strides, x.shape[2:], out_shape))
     if plan is None:
         return None
     kernel = tuple(w.shape[2:])

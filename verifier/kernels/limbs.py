@@ -329,8 +329,7 @@ def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads
     K = C * kernel[0] * kernel[1]
     positions = N * out_shape[0] * out_shape[1]
     out = window.result_array(out, (N, packed.column_sums.shape[0]) + tuple(out_shape))
-    if pointwise(kernel, strides, pads) and tuple(out_shape) == (H, W):  # the rows are x's positions (a 1-D
-        # convolution's pads here are its begin pads only: an end pad shows in out_shape)
+    if pointwise(kernel, strides, (H, W), out_shape):  # the rows are x's positions
         _pointwise_products(x, limbs, packed, requantize, out.reshape(out.shape[:2] + (-1,)))
         return out if finished_in_loop(requantize) else requantize.apply(out, 1)
     planes = window.scratch("limb_planes", (N, H, W, count, C), np.uint8)
@@ -378,9 +377,10 @@ def _products(rows, limbs: tuple[int, int, int], packed: LimbWeights, requantize
         combine(products, count, bits, packed.count, first, bias, *finish, out)
 
 
-def pointwise(kernel, strides, pads) -> bool:
-    """Whether a convolution is 1x1, stride 1, unpadded: its rows are its input's positions (_pointwise_products)."""
-    return all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(pads)
+def pointwise(kernel, strides, spatial, out_shape) -> bool:
+    """Whether a convolution is 1x1 at stride 1 with its output the input's `spatial` shape (so unpadded): its rows
+    are its input's positions (_pointwise_products)."""
+    return all(k == 1 for k in kernel) and all(s == 1 for s in strides) and tuple(out_shape) == tuple(spatial)
 
 
 def _pointwise_products(x, limbs: tuple[int, int, int], packed: LimbWeights, requantize, out) -> None:
