@@ -215,7 +215,7 @@ def integer_epilogue(requantize: Requantize | None, correction: np.ndarray) -> t
     as _requantized(acc + bias) (loops.limb_combine, loops.winograd4_output): the epilogue's integer form
     (Requantize.fits_int64) when its shift is 1..62, else the accumulator (shift 0, no clip), which the caller then
     passes to Requantize.apply (`finished_in_loop`). `correction` (int64, one per output channel) joins the bias."""
-    if requantize is None or not 0 < requantize.shift <= 62:
+    if requantize is None or not finished_in_loop(requantize):
         return correction, _UNBOUNDED
     bias = correction if requantize.bias is None else requantize.bias + correction
     low, high = requantize.limits()
