@@ -15,15 +15,17 @@ compiled loops (loops.winograd_input, loops.winograd_output; the latter also fin
 
 F(4x4, 3x3) computes a 4x4 output tile from a 6x6 input tile with 36 multiplications per channel pair (4x
 fewer than direct, 1.78x fewer than F(2x2, 3x3)), from 64 input channels on images large enough that its tiles
-waste little (`plan_large`). Its filter transform has sixths and twenty-fourths in it; G's rows scaled by (4, 6, 6, 24, 24, 1)
-and A^T's columns by 24 over the same make every matrix an integer one (loops.winograd4_input / _output hold them):
+waste little (`plan_large`). Its filter transform has sixths and twenty-fourths in it; G's rows scaled by
+(4, 6, 6, 24, 24, 1) and A^T's columns by 24 over the same make every matrix an integer one (loops.winograd4_input
+/ _output hold them):
 
     576 * Y = A [ (G g G^T) (.) (B^T d B) ] A^T
 
 with |B^T d B| <= 100 max|x| and |G g G^T| <= 49 max|w|. The 36 products over the C channels are exact float64
 GEMMs while C * 4900 |x| |w| < 2**53; A's rows sum to at most 48 in magnitude, so the output transform runs in
-int64, exact while 2304 times that bound is below 2**63, and its result, 576 times the convolution, is divided in
-float64 (exact while 576 * 9 C |x| |w| < 2**53) before the epilogue's integer rounding (epilogue.integer_epilogue).
+int64, exact while 2304 times that bound is below 2**63, and its result, 576 times the convolution, is divided by
+576 in float64 (exact while 576 * 9 C |x| |w| < 2**53: loops.winograd's _over_576) before the epilogue's integer
+rounding (epilogue.integer_epilogue).
 """
 
 import numpy as np
@@ -95,9 +97,9 @@ def plan(channels: int, x_bound: int, w_bound: int) -> GemmPlan:
 def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None, out=None) -> np.ndarray:
     """x int64 (N, C, H, W), w int64 array or Prepared (OC, C, 3, 3) -> int64 (N, OC, *out_shape).
     plan_: plan(C, *bounds), or plan_large(x.shape, pads, *bounds) for F(4x4, 3x3); bounds = (max |x|, max |w|).
-    Large images go in bands of tile rows so the transformed tiles and their products stay in cache. With `requantize` (epilogue.Requantize) the
-    result is the requantized activations; when `fusable` it is folded into the products (see below). `out`: the
-    caller's array for the result (window.fits_result), else a new one."""
+    Large images go in bands of tile rows so the transformed tiles and their products stay in cache. With
+    `requantize` (epilogue.Requantize) the result is the requantized activations; when `fusable` it is folded into
+    the products (see below). `out`: the caller's array for the result (window.fits_result), else a new one."""
     if plan_.algorithm == "winograd4x4":
         return _conv3x3_large(x, w, bounds, pads, out_shape, requantize, out)
     dtype = np.float64 if plan_.path == "float64" else np.float32
@@ -112,9 +114,7 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None, out
     transform_dtype = np.float64 if out_bound < FLOAT64_EXACT else np.int64
     rounding = requantize.rounding() if fused else (False, 0.0, 0.0, 0.0, 0.0, 1.0)  # (unused unless fused)
     out = window.result_array(out, (N, OC, OH, OW))
-    band = max(1, BAND_BYTES // (16 * (C + OC) * N * TW * np.dtype(dtype).itemsize))
-    if U.nbytes > BAND_BYTES:  # every band reads all the filters: with filters past the cache, one band
-        band = TH
+    band = _tile_rows_per_band(U, C, N, TW, TH)
     x = np.ascontiguousarray(x, dtype=np.int64)
     for top in range(0, TH, band):
         rows = min(band, TH - top)
@@ -143,9 +143,7 @@ def _conv3x3_large(x, w, bounds, pads, out_shape, requantize=None, out=None) -> 
     fits = requantize is not None and requantize.fits_int64(9 * C * bounds[0] * bounds[1])
     bias, rounding = integer_epilogue(requantize if fits else None, np.zeros(OC, dtype=np.int64))
     out = window.result_array(out, (N, OC, OH, OW))
-    band = max(1, BAND_BYTES // (36 * (C + OC) * N * TW * 8))
-    if U.nbytes > BAND_BYTES:
-        band = TH
+    band = _tile_rows_per_band(U, C, N, TW, TH)
     x = np.ascontiguousarray(x, dtype=np.int64)
     line = window.scratch("winograd_line", (4 * TW + 2,), np.float64)
     for top in range(0, TH, band):
@@ -156,6 +154,16 @@ def _conv3x3_large(x, w, bounds, pads, out_shape, requantize=None, out=None) -> 
                       out=window.scratch("winograd_product", (36, N, OC, rows * TW), np.float64))
         loops.winograd4_output(M.reshape(6, 6, N, OC, rows * TW), TW, bias, *rounding, top, out)
     return out if requantize is None or fits else requantize.apply(out, 1)
+
+
+def _tile_rows_per_band(U, C: int, N: int, TW: int, TH: int) -> int:
+    """Tile rows a band holds: its transformed input and products, tile positions x N x (C + OC) x TW values a tile
+    row in U's type, within BAND_BYTES. Every band reads all the filters U (positions..., OC, C [+ 1]): with filters
+    past the cache, one band."""
+    if U.nbytes > BAND_BYTES:
+        return TH
+    positions, OC = U.shape[0] * U.shape[1], U.shape[2]
+    return max(1, BAND_BYTES // (positions * (C + OC) * N * TW * U.itemsize))
 
 
 # The fused epilogue (epilogue.Requantize): the filters are halved, so A^T m A is twice the convolution
