@@ -21,9 +21,19 @@ once a run with the same feed shapes has shown where each input lands in the Con
 later runs compute them straight into their slices of it. Memory placement only: the same values, metering and
 errors.
 
+A completed run leaves a replay (`_Replay`) for the runs with the same feed shapes: which nodes ran, on which input
+shapes, and what it charged. Cost and element limits are functions of each node's input shapes (ops sized by values
+are metered again), so a later run whose nodes see the same shapes, within a `max_cost` at least the total, would
+pass every check the same way: it runs the nodes without metering them, checking only that each node's input
+shapes are the recorded ones (else it starts again on the metered loop, which then stays in charge for those feed
+shapes), and stops with the same error at the same node when an op refuses its values. Ops with a `bind` give the
+replay a function prepared once for their input shapes (`bind(shapes, attrs, consts, ...)`: the fast path's
+kernel choice, buffers and operand forms decided once; the same bits as `run`), so a small model's run is mostly
+its kernels.
+
 A GEMM/conv checks that its run-time operand lies in the 16-bit activation range (ops/_common.checked_range: a
 hostile program's values may not), unless the program proves it: range facts, planned once per program
-(`_plan_ranges`), follow each tensor from the validated feeds and the op that made it (a saturating epilogue proves
+(node_plans.py), follow each tensor from the validated feeds and the op that made it (a saturating epilogue proves
 its output width, a Relu or MaxPool passes its input's on: ops/_ranges.py). Constants are never trusted; the
 reference path checks every fact it is given."""
 
@@ -36,12 +46,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from verifier import cost
 from verifier.cost import MAX_COST, MAX_ELEMENTS, MAX_LIVE_ELEMENTS, MAX_NODES  # noqa: F401 (re-exported)
 from verifier.encoding import encode_tensors, keccak_hex
 from verifier.errors import CostLimitError, ProgramFormatError, ProgramRunError
-from verifier.fixedpoint import ACT_BITS
-from verifier.ops import lookup, op_cost
+from verifier.kernels import limbs
+from verifier.node_plans import NodePlan, plan
+from verifier.ops import op_cost
+from verifier.ops._common import kernel_path
 from verifier.program import Program
 
 # "fast" | "reference" | None (None: each node's compiled choice). Results are identical either way.
@@ -61,80 +72,36 @@ def current_forced_path() -> str | None:
     return _FORCED_PATH.get()
 
 
-@dataclass
-class NodePlan:
-    """What the loop needs of one node, resolved once per program."""
-
-    name: str
-    op: type
-    inputs: tuple
-    outputs: tuple
-    attrs: dict
-    consts: dict
-    base: int  # units per node of the op's class
-    weight: int  # units per element of the op's class
-    relu: bool  # a Relu fused at compile time (verifier/compiler/fuse.py) that the loop applies
-    named_outputs: int = 0  # outputs the program names (the op must give at least this many)
-    shape_only: bool = False  # its outputs follow from the program and the feed shapes alone
-    dies: tuple = ()  # tensors no later node (nor the result) reads: freed after this node
-    units: dict = field(default_factory=dict)  # input shapes -> (units, largest output) when shapes decide both
-    into: tuple | None = None  # (Concat node index, input position): its output may be computed into that slice
-    gathers: bool = False  # a Concat some of whose inputs are computed into its output (`into`)
-    hints: dict = field(default_factory=dict)  # keywords for its op's run: {"proven": widths} (_plan_ranges)
-
-
-def plan(program: Program) -> list[NodePlan]:
-    """The node plans of a program, built on first use and cached on the program object."""
-    cached = getattr(program, "_node_plans", None)
-    if cached is not None and cached[0] is program.nodes and cached[1] == len(program.nodes):
-        return cached[2]
-    if len(program.nodes) > MAX_NODES:
-        raise CostLimitError(f"program has {len(program.nodes)} nodes (the maximum is {MAX_NODES})")
-    plans = []
-    for node in program.nodes:
-        op = lookup(node.op)
-        if op is None:
-            raise ProgramFormatError(f"node {node.name!r}: unknown op {node.op!r}")
-        relu = bool(node.attrs.get("relu")) and not getattr(op, "fuses_relu", False)
-        plans.append(NodePlan(node.name, op, tuple(node.inputs), tuple(node.outputs), node.attrs, node.consts,
-                              cost.base(node.op), cost.weight(node.op), relu, sum(1 for o in node.outputs if o)))
-    fixed = set(program.constants)  # tensors the program and the feed shapes alone decide
-    for node in plans:
-        if getattr(node.op, "reads_only_shapes", False) or all(name in fixed for name in node.inputs if name):
-            node.shape_only = True
-            fixed.update(name for name in node.outputs if name)
-    keep = {info.name for info in program.outputs}
-    _plan_placements(plans, keep | set(program.constants))
-    _plan_ranges(plans, {info.name: ACT_BITS for info in program.inputs if info.frac is not None})
-    last: dict[str, int] = {}
-    for index, node in enumerate(plans):
-        for name in node.inputs + node.outputs:
-            if name:
-                last[name] = index
-    dies: dict[int, list[str]] = {}
-    for name, index in last.items():
-        if name not in keep and name not in program.constants:
-            dies.setdefault(index, []).append(name)
-    for index, names in dies.items():
-        plans[index].dies = tuple(names)
-    program._node_plans = (program.nodes, len(program.nodes), plans)
-    program._shape_values = {}  # (node indices of these plans: _shape_values)
-    return plans
-
-
 def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: list | None = None,
             stats: dict | None = None) -> dict:
     """Run on integer feeds (name -> int64 array, validated by verifier/feeds.py: integer_feeds or check_encoded,
     so fixed-point feeds lie in the 16-bit activation range); returns output name -> int64 array.
     With `trace` (a list), appends (node name, [(output name, keccak of its canonical bytes)]) per node.
     With `stats` (a dict), sets "units" (the cost charged), "nodes" and "peak_live_elements"."""
+    plans = plan(program)
+    cached = _shape_values(program, feeds)
+    replay = cached.replay
+    if (replay and trace is None and replay.units <= max_cost and replay.peak <= MAX_LIVE_ELEMENTS
+            and replay.largest <= MAX_ELEMENTS):
+        outputs = _replayed(program, plans, replay, cached, feeds)
+        if outputs is not None:
+            if stats is not None:
+                stats.update(units=replay.units, nodes=len(program.nodes), peak_live_elements=replay.peak)
+            return outputs
+        cached.replay = False  # (shapes that follow from values changed: the metered loop keeps these feed shapes)
+    return _metered(program, plans, cached, feeds, max_cost, trace, stats)
+
+
+def _metered(program: Program, plans: list[NodePlan], cached: "_ShapeValues", feeds: dict, max_cost: int,
+             trace: list | None, stats: dict | None) -> dict:
+    """execute's loop: each node metered and checked before it runs; leaves a _Replay on `cached` when it completes
+    (and none was refused for these feed shapes)."""
     env: dict[str, np.ndarray] = dict(program.constants)
     env.update(feeds)
     live = {name: int(np.size(value)) for name, value in feeds.items()}
     live_total = sum(live.values())
-    spent = peak = 0
-    plans = plan(program)
-    cached = _shape_values(program, feeds)
+    spent = peak = largest = 0
+    steps: list | None = [] if cached.replay is None and program._replayable else None  # for the replay
     pending: dict = {}  # Concat node index -> (its output, {input position: the slice given to that input's node})
     for index, node in enumerate(plans):
         hit = cached.get(index) if node.shape_only else None
@@ -145,8 +112,11 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
                 inputs = [env[name] if name else None for name in node.inputs]
             except KeyError as exc:
                 raise ProgramFormatError(f"node {node.name!r}: input {exc.args[0]!r} is not computed before it") from exc
-            known = node.units.get(tuple([None if x is None else x.shape for x in inputs]))
+            shapes = tuple([None if x is None else x.shape for x in inputs])
+            known = node.units.get(shapes)
             units, size = known if known is not None else _meter(node, inputs)
+            if steps is not None:
+                steps.append((index, shapes, (units, size) if node.sized_by_values else None))
         if size > MAX_ELEMENTS:
             raise CostLimitError(f"node {node.name!r} would make a tensor of {size} elements "
                                  f"(the maximum is {MAX_ELEMENTS})")
@@ -154,17 +124,13 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
             raise CostLimitError(f"node {node.name!r} would hold {live_total + size} elements alive "
                                  f"(the maximum is {MAX_LIVE_ELEMENTS})")
         spent += units
+        largest = max(largest, size)
         if live_total + size > peak:
             peak = live_total + size
         if spent > max_cost:
             raise CostLimitError(f"program cost passes the maximum {max_cost} at node {node.name!r}")
         if hit is None:
-            if node.into is not None:
-                outputs = _run(node, inputs, _slot(node.into, cached.layouts, pending))
-            elif node.gathers:
-                outputs = _gather(node, index, inputs, cached.layouts, pending)
-            else:
-                outputs = _run(node, inputs)
+            outputs = _outputs(node, index, inputs, cached, pending)
             if node.shape_only:
                 _keep_shape_values(cached, index, outputs, units, size)
         for name, value in zip(node.outputs, outputs):
@@ -180,19 +146,96 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
             live_total -= live.pop(name, 0)
     if stats is not None:
         stats.update(units=spent, nodes=len(program.nodes), peak_live_elements=peak)
+    if steps is not None:
+        cached.replay = _Replay(spent, peak, largest, tuple(step for step in steps if step[0] not in cached),
+                                tuple(index for index in range(len(plans)) if index in cached))
     return {info.name: env[info.name] for info in program.outputs}
+
+
+def _outputs(node: NodePlan, index: int, inputs: list, cached: "_ShapeValues", pending: dict,
+             bound=None) -> list:
+    """A node's outputs, computed into its Concat's output where it is placed there (_slot, _gather); `bound`: its
+    op's function for these input shapes (`bind`), else its op's run."""
+    if node.into is not None:
+        return _run(node, inputs, _slot(node.into, cached.layouts, pending))
+    if node.gathers:
+        return _gather(node, index, inputs, cached.layouts, pending)
+    return _run(node, inputs) if bound is None else _call(node, bound, inputs)
+
+
+# -- replays ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Replay:
+    """What a completed metered run with some feed shapes charged and ran: a later run with those feed shapes
+    replays it (execute). steps: (node index, its input shapes, its (units, size) when sized by values) per node
+    that ran; cached: the shape-only nodes taken from the cache, whose outputs the replay preloads."""
+
+    units: int
+    peak: int  # elements alive at once, at most
+    largest: int  # elements of the largest tensor
+    steps: tuple
+    cached: tuple
+    bound: dict = field(default_factory=dict)  # (kernel path, limb setting) -> per step, its op's bound function
+
+
+def _replayed(program: Program, plans: list[NodePlan], replay: _Replay, cached: "_ShapeValues",
+              feeds: dict) -> dict | None:
+    """The outputs of a replayed run, or None when a node's input shapes differ from the recorded ones (then the
+    same run on the metered loop gives the same result: nothing the replay did is kept)."""
+    env: dict[str, np.ndarray] = dict(program.constants)
+    for index in replay.cached:
+        for name, value in zip(plans[index].outputs, cached[index][0]):
+            if name:
+                env[name] = value
+    env.update(feeds)
+    bound = _bound(replay, plans)
+    pending: dict = {}
+    for (index, shapes, metered), step in zip(replay.steps, bound):
+        node = plans[index]
+        inputs = [env[name] if name else None for name in node.inputs]
+        if tuple([None if x is None else x.shape for x in inputs]) != shapes:
+            return None
+        if metered is not None and _meter(node, inputs) != metered:
+            return None
+        for name, value in zip(node.outputs, _outputs(node, index, inputs, cached, pending, step)):
+            if name:
+                env[name] = value
+        for name in node.dies:
+            env.pop(name, None)
+    return {info.name: env[info.name] for info in program.outputs}
+
+
+def _bound(replay: _Replay, plans: list[NodePlan]) -> list:
+    """Per step of the replay, its op's function bound to its input shapes (None: the op's run), for the kernel path
+    and limb setting in force: ops bind only the fast path, and the limb setting decides their kernels."""
+    path = kernel_path()
+    key = (path, limbs.setting())
+    if key not in replay.bound:
+        replay.bound[key] = [_bind(plans[index], shapes) if path == "fast" else None
+                             for index, shapes, _ in replay.steps]
+    return replay.bound[key]
+
+
+def _bind(node: NodePlan, shapes: tuple):
+    """The node's op bound to these input shapes (op.bind), or None when it has no bind or declines."""
+    bind = getattr(node.op, "bind", None)
+    if bind is None or node.relu or node.into is not None or node.gathers:
+        return None
+    try:
+        return bind(shapes, node.attrs, node.consts, **node.hints)
+    except Exception:  # (attributes a hostile program broke: the op's run, the authority, reports them)
+        return None
 
 
 def _run(node: NodePlan, inputs: list, out: np.ndarray | None = None) -> list:
     """The node's outputs on these inputs, its fused Relu applied; the named ones as int64 arrays. `out`: an array
     the op may compute its first output into (ops with `places_output`)."""
-    try:
-        if out is None:
-            outputs = node.op.run(inputs, node.attrs, node.consts, **node.hints)
-        else:
-            outputs = node.op.run(inputs, node.attrs, node.consts, out=out, **node.hints)
-    except (ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:  # what an op finds in its inputs
-        raise ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}") from exc
+    if out is None:
+        outputs = _call(node, node.op.run, inputs, node.attrs, node.consts, **node.hints)
+    else:
+        outputs = _call(node, node.op.run, inputs, node.attrs, node.consts, out=out, **node.hints)
     if node.relu:  # fusable ops that do not apply it themselves return a fresh array (fuse.py)
         np.maximum(outputs[0], 0, out=outputs[0])
     if len(outputs) < node.named_outputs:
@@ -203,6 +246,14 @@ def _run(node: NodePlan, inputs: list, out: np.ndarray | None = None) -> list:
         if name and (type(value) is not np.ndarray or value.dtype != np.int64):
             outputs[position] = np.asarray(value, dtype=np.int64)
     return outputs
+
+
+def _call(node: NodePlan, function, *arguments, **keywords) -> list:
+    """function(*arguments, **keywords): a node's op computing its outputs, what it finds in its inputs reported."""
+    try:
+        return function(*arguments, **keywords)
+    except (ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:  # what an op finds in its inputs
+        raise ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}") from exc
 
 
 SHAPE_CACHE_ELEMENTS = 1 << 16  # elements of shape-only outputs cached per set of feed shapes (masks past it
@@ -220,6 +271,7 @@ class _ShapeValues(dict):
     def __init__(self):
         super().__init__()
         self.layouts: dict[int, _Layout] = {}
+        self.replay: _Replay | None | bool = None  # (False: refused, a replay's shapes changed with values)
 
 
 def _shape_values(program: Program, feeds: dict) -> _ShapeValues:
@@ -250,11 +302,10 @@ def _meter(node: NodePlan, inputs: list) -> tuple[int, int]:
     known = node.units.get(shapes)
     if known is not None:
         return known
-    sized_by_values = hasattr(node.op, "output_size") and not getattr(node.op, "output_size_from_shapes", False)
     size = _output_size(node.op, inputs, shapes, node)
     work = int(op_cost(node.op)(list(shapes), node.attrs, node.consts))
     units = node.base + node.weight * (work + size)
-    if not sized_by_values and len(node.units) < 16:
+    if not node.sized_by_values and len(node.units) < 16:
         node.units[shapes] = (units, size)
     return units, size
 
@@ -271,42 +322,6 @@ def _output_size(op, inputs, shapes, node) -> int:
     except ValueError:
         return 0
     return math.prod(int(d) for d in shape)  # Python ints: cannot wrap
-
-
-# -- range facts -----------------------------------------------------------------------------------------------
-
-
-def _plan_ranges(plans: list[NodePlan], feeds: dict[str, int]) -> None:
-    """Give each op that takes them (`takes_proven_ranges`) the widths its inputs are proven within: the fixed-point
-    feeds (`feeds`: execute takes validated feeds, checked within 16 bits by verifier/feeds.py), and tensors made by
-    an op whose `range_bits` rule (verifier/ops/_ranges.py) proves its first output within qmax(width), for widths
-    of 1 to ACT_BITS. Facts follow the nodes in order, as the tensors they name are made (a name made again takes
-    the new maker's fact); constants have none. The fast path then skips checking those operands' range (nothing
-    out of range can reach them); the reference path checks the facts (ops/_operands.narrowed)."""
-    proven: dict[str, int] = dict(feeds)
-    for node in plans:
-        widths = tuple(proven.get(name, 0) for name in node.inputs)
-        if getattr(node.op, "takes_proven_ranges", False) and any(widths):
-            node.hints = {"proven": widths}
-        width = _range_bits(node, widths)
-        for position, name in enumerate(node.outputs):
-            if name and position == 0 and width:
-                proven[name] = width
-            elif name:
-                proven.pop(name, None)
-
-
-def _range_bits(node: NodePlan, widths: tuple) -> int:
-    """The width the node's op proves its first output within, 0 for none (or for a rule the node's attributes
-    break: a hostile program's)."""
-    rule = getattr(node.op, "range_bits", None)
-    if rule is None:
-        return 0
-    try:
-        width = rule(node.attrs, widths)
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return 0
-    return width if type(width) is int and 0 < width <= ACT_BITS else 0
 
 
 # -- Concat inputs computed in place -------------------------------------------------------------------------
@@ -328,34 +343,6 @@ class _Layout:
             slices.append((slice(None),) * axis + (slice(start, start + x.shape[axis]),))
             start += x.shape[axis]
         return _Layout(output.shape, tuple(slices))
-
-
-def _plan_placements(plans: list[NodePlan], kept: set) -> None:
-    """Mark the Concat inputs that may be computed straight into the Concat's output: each the first output of a
-    node whose op can write into a given array (`places_output`), read by this Concat alone, not a program output,
-    and not shape-only (whose outputs are cached read-only); the Concat must only copy (`copies_only`), each input
-    once."""
-    made: dict[str, tuple[int, int]] = {}
-    readers: dict[str, int] = {}
-    for index, node in enumerate(plans):
-        for name in node.inputs:
-            readers[name] = readers.get(name, 0) + 1
-        for position, name in enumerate(node.outputs):
-            if name:
-                made[name] = (index, position) if name not in made else (-1, -1)  # (made twice: never placed)
-    for index, node in enumerate(plans):
-        op = node.op
-        if (not getattr(op, "joins_in_place", False) or not op.copies_only(node.attrs) or len(node.outputs) != 1
-                or "" in node.inputs or len(set(node.inputs)) != len(node.inputs)):
-            continue
-        for position, name in enumerate(node.inputs):
-            producer, output = made.get(name, (-1, -1))
-            if producer < 0 or output != 0 or readers[name] != 1 or name in kept:
-                continue
-            source = plans[producer]
-            if producer < index and getattr(source.op, "places_output", False) and not source.shape_only:
-                source.into = (index, position)
-                node.gathers = True
 
 
 def _slot(into: tuple, layouts: dict, pending: dict) -> np.ndarray | None:

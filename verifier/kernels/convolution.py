@@ -15,6 +15,7 @@ Reference path: the direct definition, out[n, o, p] = sum over kernel offsets an
 w * x, in int64 loops. Every fast path equals it bit for bit (tests/verifier/test_kernels_conv.py).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -92,7 +93,7 @@ def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, req
         w_bound = w.bound if isinstance(w, Prepared) else _max_abs(w_values)
     if path not in ("fast", "reference"):
         raise ValueError(f"conv: unknown path {path!r}; use 'fast' or 'reference'")
-    plan, geometry = _planned(x, w, w_values, group, x_bound, w_bound, strides, pads, dilations)
+    plan, geometry = _planned(x.shape, w, w_values, group, x_bound, w_bound, strides, pads, dilations)
     pads, out_shape = geometry[1], geometry[3]
     if requantize is None or not window.fits_result(out, (x.shape[0], w_values.shape[0]) + tuple(out_shape)):
         out = None
@@ -144,20 +145,20 @@ def _accumulate(x, w, w_values, group, plan, bounds, geometry, path):
     return _conv_im2col(x, w_float.reshape(group, OC // group, -1), kernel, group, plan, dtype, *geometry)
 
 
-def _planned(x, w, w_values, group, x_bound, w_bound, strides, pads, dilations):
-    """(plan, (strides, pads, dilations, out_shape)) of a call: checked and planned once per input
-    shape and bounds for a Prepared weight (a layer runs with the same geometry every time)."""
+def _planned(x_shape, w, w_values, group, x_bound, w_bound, strides, pads, dilations):
+    """(plan, (strides, pads, dilations, out_shape)) of a call on an input of x_shape: checked and planned once per
+    input shape and bounds for a Prepared weight (a layer runs with the same geometry every time)."""
     key = None
     if isinstance(w, Prepared):
-        key = ("conv", x.shape, group, x_bound, w_bound, _key(strides), _key(pads), _key(dilations))
+        key = ("conv", x_shape, group, x_bound, w_bound, _key(strides), _key(pads), _key(dilations))
         known = w.cache.get(key)
         if known is not None:
             return known
-    _check_shapes(x, w_values, group)
-    rank = x.ndim - 2
+    _check_shapes(x_shape, w_values.shape, group)
+    rank = len(x_shape) - 2
     strides, pads, dilations = window.normalize(rank, strides, pads, dilations)
-    out_shape = window.output_shape(x.shape[2:], w_values.shape[2:], strides, pads, dilations)
-    plan = plan_conv(x.shape, w_values.shape, group, x_bound, w_bound,
+    out_shape = window.output_shape(x_shape[2:], w_values.shape[2:], strides, pads, dilations)
+    plan = plan_conv(x_shape, w_values.shape, group, x_bound, w_bound,
                      strides=strides, pads=pads, dilations=dilations)
     result = (plan, (strides, pads, dilations, out_shape))
     if key is not None and len(w.cache) < 64:
@@ -169,12 +170,13 @@ def _key(values):
     return None if values is None else tuple(values)
 
 
-def _check_shapes(x, w, group):
-    if x.ndim < 3 or w.ndim != x.ndim:
-        raise ValueError(f"conv: x must be (N, C, *spatial) and w (OC, C/group, *kernel), got {x.shape}, {w.shape}")
-    if group < 1 or x.shape[1] % group or w.shape[0] % group or w.shape[1] * group != x.shape[1]:
-        raise ValueError(f"conv: {x.shape[1]} input / {w.shape[0]} output channels do not split into "
-                         f"{group} groups with weight {w.shape}")
+def _check_shapes(x_shape, w_shape, group):
+    if len(x_shape) < 3 or len(w_shape) != len(x_shape):
+        raise ValueError(f"conv: x must be (N, C, *spatial) and w (OC, C/group, *kernel), got {tuple(x_shape)}, "
+                         f"{tuple(w_shape)}")
+    if group < 1 or x_shape[1] % group or w_shape[0] % group or w_shape[1] * group != x_shape[1]:
+        raise ValueError(f"conv: {x_shape[1]} input / {w_shape[0]} output channels do not split into "
+                         f"{group} groups with weight {tuple(w_shape)}")
 
 
 COLUMN_BAND_BYTES = 320 << 10  # columns of a batch past this go in bands of images (_im2col_in_bands): on digits_cnn's
@@ -209,8 +211,7 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     if extra:
         buffer[:, K] = 1.0
     by_channel = (1, 0) + tuple(range(2, rank + 2))  # (C, N, *spatial)
-    if rank == 2 and (all(s == 1 for s in strides) or K * N * L <= SMALL_COLUMNS
-                      or (all(s <= 2 for s in strides) and all(k <= 3 for k in kernel))):
+    if _compiled_gather(rank, kernel, strides, K * N * L):
         loops.im2col(x, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]), tuple(out_shape), buffer)
     elif window.kernel_size(kernel) == 1 and all(s == 1 for s in strides) and not any(pads):
         cols = buffer[:, :K].reshape((group, Cg, N) + x.shape[2:])  # 1x1 stride 1: the input is the matrix
@@ -225,16 +226,7 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     out_channels = (group, OC // group, N * L)
     out = window.result_array(out, (N, OC) + tuple(out_shape))
     if requantize is not None:
-        if group == 1 and N * L <= NARROW_COLUMNS:  # BLAS runs a weight-bound product faster this way round
-            product, doubled = _fused_product(buffer[0].T, weights[0].T, requantize, plan.chunk)
-            rows, channels, target = product.reshape(N, L, OC), (OC,), out.reshape(N, OC, L).transpose(0, 2, 1)
-        else:
-            product, doubled = _fused_product(weights, buffer, requantize, plan.chunk)
-            if pool is not None and doubled and rank == 2:  # (its planes: (OC, N) of the output's (OH, OW))
-                return _pooled_then_finished(product.reshape((OC, N) + tuple(out_shape)), requantize, pool)
-            rows, channels, target = product.reshape(OC, N, L), (OC, 1, 1), out.reshape(N, OC, L).transpose(1, 0, 2)
-        requantize.finish(rows, doubled, 0.0 if doubled else requantize.offset(channels), out=target)
-        return out
+        return _finished_columns(buffer, weights, requantize, plan.chunk, N, out_shape, out, pool)
     if plan.chunk >= K:
         activations = np.matmul(weights, buffer, out=window.scratch("conv_product", out_channels, dtype))
     else:
@@ -242,6 +234,99 @@ def _conv_im2col(x, weights, kernel, group, plan, dtype, strides, pads, dilation
     by_group = out.reshape(N, group, OC // group, L).transpose(1, 2, 0, 3)  # (group, OC/group, N, L) view
     np.copyto(by_group, activations.reshape(group, OC // group, N, L), casting="unsafe")
     return out
+
+
+def _compiled_gather(rank: int, kernel, strides, entries: int) -> bool:
+    """Whether _conv_im2col gathers its columns (`entries` of them) in one compiled loop (loops.im2col)."""
+    return rank == 2 and (all(s == 1 for s in strides) or entries <= SMALL_COLUMNS
+                          or (all(s <= 2 for s in strides) and all(k <= 3 for k in kernel)))
+
+
+def _finished_columns(buffer, weights, requantize, chunk: int, N: int, out_shape, out, pool=None) -> np.ndarray:
+    """The fused product of gathered columns `buffer` (group, K [+ 1], N * L) by `weights` (group, OC/group, K [+ 1]),
+    finished into `out` (N, OC, *out_shape) - or, for a 2-D `pool` the product can take first, into a new array of
+    the pooled shape (pool.done set)."""
+    group, OC, L = weights.shape[0], weights.shape[0] * weights.shape[1], math.prod(out_shape)
+    if group == 1 and N * L <= NARROW_COLUMNS:  # BLAS runs a weight-bound product faster this way round
+        product, doubled = _fused_product(buffer[0].T, weights[0].T, requantize, chunk)
+        rows, channels, target = product.reshape(N, L, OC), (OC,), out.reshape(N, OC, L).transpose(0, 2, 1)
+    else:
+        product, doubled = _fused_product(weights, buffer, requantize, chunk)
+        if pool is not None and doubled and len(out_shape) == 2:  # (its planes: (OC, N) of the output's (OH, OW))
+            return _pooled_then_finished(product.reshape((OC, N) + tuple(out_shape)), requantize, pool)
+        rows, channels, target = product.reshape(OC, N, L), (OC, 1, 1), out.reshape(N, OC, L).transpose(1, 0, 2)
+    requantize.finish(rows, doubled, 0.0 if doubled else requantize.offset(channels), out=target)
+    return out
+
+
+def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int, x_bound: int,
+              requantize: Requantize, pool: dict | None = None):
+    """conv(x, w, ..., x_bound=x_bound, requantize=requantize, pool=pool) on the fast path for every x of shape
+    x_shape with |x| <= x_bound, as a function of x with conv's choices that shapes decide made once (the
+    interpreter's replays: a small layer's run is then mostly its product); the limb path, which x's range decides,
+    is still asked at each call where it may take the product. None where the choice is not a fused kernel."""
+    if requantize is None or not math.prod(x_shape) or not w.values.size:
+        return None
+    plan, geometry = _planned(tuple(x_shape), w, w.values, group, x_bound, w.bound, strides, pads, dilations)
+    strides, pads, dilations, out_shape = geometry
+    K, OC, taps = math.prod(w.shape[1:]), w.shape[0], math.prod(w.shape[2:])
+    bound = K * x_bound * w.bound
+    if plan.algorithm in WINOGRAD:
+        fused = functools.partial(winograd.conv3x3, w=w, plan_=plan, bounds=(x_bound, w.bound), pads=pads,
+                                  out_shape=out_shape, requantize=requantize)
+    elif plan.algorithm == "depthwise" and len(x_shape) in (3, 4) and requantize.fits_int64(bound):
+        fusable = requantize.fusable(bound)
+        fused = functools.partial(_conv_depthwise_compiled, w=w if fusable else w.values, requantize=requantize,
+                                  fused=fusable, strides=strides, pads=pads, dilations=dilations, out_shape=out_shape)
+    elif plan.algorithm == "im2col" and plan.path != "int64" and requantize.fusable(bound):
+        fused = _bound_im2col(tuple(x_shape), w, plan, geometry, group, requantize, pool is not None)
+    else:
+        return None
+    on_limbs = (group == 1 and len(x_shape) in (3, 4) and requantize.fits_int64(bound)
+                and limbs.may_take(K, w.values, columns=x_shape[0] * math.prod(out_shape), taps=taps,
+                                   float_path=plan.path))
+    pooling_arguments = None if pool is None else pooling.pool_arguments(pool)
+
+    def convolved(x: np.ndarray) -> np.ndarray:
+        result = _conv_limbs(x, w, K, None, geometry, requantize, None, plan.path) if on_limbs else None
+        request = None if pooling_arguments is None else _Pool(*pooling_arguments)
+        if result is None:
+            result = fused(x, pool=request) if plan.algorithm == "im2col" else fused(x)
+        if request is None or request.done:
+            return result
+        return pooling.max_pool(result, request.kernel, **request.geometry)
+
+    return convolved
+
+
+def _bound_im2col(x_shape: tuple, w: Prepared, plan: GemmPlan, geometry: tuple, group: int, requantize: Requantize,
+                  pooled: bool):
+    """_conv_im2col with a fused epilogue for inputs of x_shape, as a function of (x, pool=): where one compiled loop
+    gathers the columns in one band, that loop, the product and its finish with nothing asked again; else
+    _conv_im2col itself, its weights prepared."""
+    strides, pads, dilations, out_shape = geometry
+    N, kernel, OC = x_shape[0], tuple(w.shape[2:]), w.shape[0]
+    K, L = math.prod(w.shape[1:]), math.prod(out_shape)
+    extra = 1 if plan.path == "float64" else 0
+    dtype = np.float64 if extra else np.float32
+    weights = (requantize.doubled(w, (group, OC // group, K)) if extra
+               else w.as_float(np.float32).reshape(group, OC // group, K))
+    if (group != 1 or not _compiled_gather(len(x_shape) - 2, kernel, strides, K * N * L)
+            or N * (K + extra) * L * np.dtype(dtype).itemsize > COLUMN_BAND_BYTES):  # (bands: _im2col_in_bands)
+        return functools.partial(_conv_im2col, weights=weights, kernel=kernel, group=group, plan=plan, dtype=dtype,
+                                 strides=strides, pads=pads, dilations=dilations, out_shape=out_shape,
+                                 requantize=requantize)
+    gather = (kernel, tuple(strides), tuple(dilations), tuple(pads[:2]), tuple(out_shape))
+
+    def gathered(x: np.ndarray, pool: _Pool | None = None) -> np.ndarray:
+        columns = window.scratch("conv_cols", (1, K + extra, N * L), dtype)
+        if extra:
+            columns[:, K] = 1.0
+        loops.im2col(x, *gather, columns)
+        out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
+        return _finished_columns(columns, weights, requantize, plan.chunk, N, out_shape, out, pool)
+
+    return gathered
 
 
 def _pooled_then_finished(product, requantize, pool: _Pool) -> np.ndarray:

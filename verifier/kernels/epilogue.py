@@ -13,6 +13,7 @@ Relu the correction m is skipped: for x < 0 both (x + 2**(s-1)) >> s and the rul
 """
 
 import functools
+import math
 
 import numpy as np
 
@@ -241,18 +242,25 @@ def _spread(offset, shape) -> np.ndarray:
     strides where it repeats: a float's in a fraction of np.broadcast_to's time (a small layer's epilogue
     pays it every run)."""
     if isinstance(offset, float):
-        return _spread_value(offset, tuple(shape))
+        return spread_value(offset, tuple(shape))
     return np.broadcast_to(np.asarray(offset, dtype=np.float64), shape)
 
 
 @functools.lru_cache(maxsize=256)
-def _spread_value(value: float, shape: tuple) -> np.ndarray:
+def spread_value(value: float, shape: tuple) -> np.ndarray:
     """A read-only view of one float64 `value` in `shape` (zero strides), made once per shape."""
     single = np.full(1, value, dtype=np.float64)
     single.flags.writeable = False
     view = np.ndarray(shape, np.float64, single, 0, (0,) * len(shape))
     view.flags.writeable = False
     return view
+
+
+def three_axes_shape(shape: tuple) -> tuple:
+    """The shape of _three_axes's view of an array of `shape`."""
+    if len(shape) <= 3:
+        return (1,) * (3 - len(shape)) + tuple(shape)
+    return (math.prod(shape[:-2]),) + tuple(shape[-2:])
 
 
 def _three_axes(x: np.ndarray, writable: bool = False) -> np.ndarray:

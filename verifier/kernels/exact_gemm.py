@@ -15,13 +15,15 @@ fast path is tested against, bit for bit.
 """
 
 import functools
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from verifier.errors import OutOfRangeError
 from verifier.fixedpoint import INT64_SAFE
-from verifier.kernels import limbs, window
+from verifier.kernels import epilogue, limbs, loops, window  # (epilogue by module: it imports this one)
 
 FLOAT64_EXACT = 1 << 53  # every integer of magnitude <= 2**53 is a float64
 FLOAT32_EXACT = 1 << 24
@@ -158,15 +160,9 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
         if (path == "fast" and plan.path != "int64" and not isinstance(a, Prepared)
                 and requantize.fusable(K * a_bound * b_bound)):
             if isinstance(b, Prepared) and b_values.ndim == 2:  # activations @ weight
-                if plan.path == "float32":
-                    rows = _float_of(a, a_values, np.float32, "gemm_a").reshape(-1, K)  # (one BLAS call)
-                    out = requantize.finish_float(rows, b.as_float(np.float32), plan.chunk, (-1,))
-                    return out.reshape(a_values.shape[:-1] + (b_values.shape[1],))
-                return _gemm_fused(a_values, b, requantize)
+                return _activations_kernel(a_values.shape, b, plan, requantize)(a_values)
             if requantize.bias is None:  # two run-time operands (attention): the float product, finished
-                dtype = np.float64 if plan.path == "float64" else np.float32
-                return requantize.finish_float(_float_of(a, a_values, dtype, "gemm_a"),
-                                               _float_of(b, b_values, dtype, "gemm_b"), plan.chunk, (-1,))
+                return _product_kernel(a_values.shape, b_values.shape, plan, requantize)(a_values, b_values)
         return requantize.apply(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path), -1)
     if path == "reference":
         return np.matmul(a_values, b_values)
@@ -193,17 +189,112 @@ def _gemm_limbs(a_values, b: "Prepared", a_range, requantize, float_path: str = 
     return None if plan is None else limbs.gemm(a_values, *plan, requantize)
 
 
-def _gemm_fused(a_values, b: "Prepared", requantize) -> np.ndarray:
-    """a @ b with the epilogue folded in (epilogue.Requantize): a gets a column of ones, b a row holding
-    the bias, both doubled, and the product is finished into int64 activations."""
-    K = a_values.shape[-1]
-    a_float = window.scratch("gemm_a", a_values.shape[:-1] + (K + 1,), np.float64)
-    a_float[..., :K] = a_values
-    a_float[..., K] = 1.0
+def bind_gemm(a_shape: tuple, b: "Prepared", a_bound: int, requantize) -> Callable | None:
+    """gemm(a, b, a_bound=a_bound, requantize=requantize) for every run-time `a` of shape a_shape with |a| <= a_bound,
+    as a function of `a` with its kernel chosen and its operands prepared once (the interpreter's replays: a small
+    layer's run is then mostly its product); the limb path, which a's range decides, is still asked at each call
+    where it may take the product. None where gemm's choice is not a fused float product."""
+    K = int(a_shape[-1])
+    if not (b.values.ndim == 2 and b.values.shape[0] == K and math.prod(a_shape) and requantize is not None):
+        return None
+    plan = plan_gemm(K, a_bound, b.bound)
+    if plan.path == "int64" or not requantize.fusable(K * a_bound * b.bound):
+        return None
+    fused = _activations_kernel(tuple(a_shape), b, plan, requantize)
+    work = math.prod(a_shape) * b.values.shape[1]
+    if not (requantize.fits_int64(K * a_bound * b.bound) and limbs.may_take(K, b.values, work, float_path=plan.path)):
+        return fused
+
+    def kernel(a: np.ndarray) -> np.ndarray:  # (the limb path where a's range makes it pay: gemm's choice)
+        on_limbs = _gemm_limbs(a, b, None, requantize, plan.path)
+        return fused(a) if on_limbs is None else on_limbs
+
+    return kernel
+
+
+def bind_product(a_shape: tuple, b_shape: tuple, a_bound: int, b_bound: int, requantize) -> Callable | None:
+    """gemm(a, b, a_bound=a_bound, b_bound=b_bound, requantize=requantize) of two run-time operands of these shapes
+    (attention's products), decided once as bind_gemm's; None where it is not a fused float product."""
+    K = int(a_shape[-1])
+    if requantize is None or requantize.bias is not None or len(b_shape) < 2 or b_shape[-2] != K:
+        return None
+    plan = plan_gemm(K, a_bound, b_bound)
+    if plan.path == "int64" or not requantize.fusable(K * a_bound * b_bound):
+        return None
+    np.broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2]))  # (ValueError, as np.matmul's, when they differ)
+    return _product_kernel(tuple(a_shape), tuple(b_shape), plan, requantize)
+
+
+def _activations_kernel(a_shape: tuple, b: "Prepared", plan: GemmPlan, requantize) -> Callable:
+    """The fused product of activations of a_shape by a prepared 2-D b (made once per shape, kept on b): float64
+    folds the epilogue into the product (a gets a column of ones, b a row holding the bias, both doubled) and
+    finishes it into int64 activations; float32 finishes the exact product with the bias added in float64."""
+    key = ("activations", a_shape, plan, id(requantize))
+    kernel = b.cache.get(key)
+    if kernel is None:
+        kernel = (_float64_activations if plan.path == "float64" else _float32_activations)(a_shape, b, plan,
+                                                                                              requantize)
+        if len(b.cache) < 64:
+            b.cache[key] = kernel
+    return kernel
+
+
+def _float64_activations(a_shape: tuple, b: "Prepared", plan: GemmPlan, requantize) -> Callable:
+    K, lead = a_shape[-1], a_shape[:-1]
+    M = math.prod(lead)  # a batch of a's against one b: one BLAS call, not one per matrix
     weights = requantize.doubled(b, transposed=True).T  # (K + 1, N)
-    rows = a_float.reshape(-1, K + 1)  # a batch of a's against one b: one BLAS call, not one per matrix
-    product = np.matmul(rows, weights, out=product_buffer(rows, weights))
-    return requantize.finish(product).reshape(a_values.shape[:-1] + (weights.shape[1],))
+    N = weights.shape[1]
+    rounding, offset = requantize.rounding(True), epilogue.spread_value(0.0, (1, M, N))
+
+    def kernel(a: np.ndarray) -> np.ndarray:
+        rows = window.scratch("gemm_a", (M, K + 1), np.float64)
+        rows[:, :K] = a.reshape(M, K)
+        rows[:, K] = 1.0
+        product = np.matmul(rows, weights, out=window.scratch("gemm_product", (M, N), np.float64))
+        out = np.empty(lead + (N,), dtype=np.int64)
+        loops.finish(product.reshape(1, M, N), offset, *rounding, out.reshape(1, M, N), False)
+        return out
+
+    return kernel
+
+
+def _float32_activations(a_shape: tuple, b: "Prepared", plan: GemmPlan, requantize) -> Callable:
+    K, lead = a_shape[-1], a_shape[:-1]
+    M, weights = math.prod(lead), b.as_float(np.float32)
+    N = weights.shape[1]
+    rounding = requantize.rounding(False)
+    offset = np.broadcast_to(requantize.offset((N,)), (1, M, N))
+
+    def kernel(a: np.ndarray) -> np.ndarray:
+        rows = window.scratch("gemm_a", (M, K), np.float32)
+        rows[...] = a.reshape(M, K)
+        product = epilogue.float_product(rows, weights, plan.chunk)
+        out = np.empty(lead + (N,), dtype=np.int64)
+        loops.finish(product.reshape(1, M, N), offset, *rounding, out.reshape(1, M, N), False)
+        return out
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=256)
+def _product_kernel(a_shape: tuple, b_shape: tuple, plan: GemmPlan, requantize) -> Callable:
+    """The fused product of two run-time operands of these shapes (np.matmul broadcasting; no bias): the exact float
+    product, finished with 1/4 added in the same pass."""
+    dtype = np.float64 if plan.path == "float64" else np.float32
+    out_shape = np.broadcast_shapes(a_shape[:-2], b_shape[:-2]) + (a_shape[-2], b_shape[-1])
+    rounding, offset = requantize.rounding(False), epilogue.spread_value(0.25, epilogue.three_axes_shape(out_shape))
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a_float = window.scratch("gemm_a", a_shape, dtype)
+        a_float[...] = a
+        b_float = window.scratch("gemm_b", b_shape, dtype)
+        b_float[...] = b
+        product = epilogue.float_product(a_float, b_float, plan.chunk)
+        out = np.empty(out_shape, dtype=np.int64)
+        loops.finish(product.reshape(offset.shape), offset, *rounding, out.reshape(offset.shape), False)
+        return out
+
+    return kernel
 
 
 def matmul_chunked(a_float, b_float, K: int, chunk: int, b_k_axis: int) -> np.ndarray:

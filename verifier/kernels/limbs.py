@@ -281,6 +281,18 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work:
     return limbs, packed
 
 
+def may_take(K: int, weights: np.ndarray, work: int = 0, columns: int = 0, taps: int = 1,
+             float_path: str = "float64") -> bool:
+    """Whether `planned` may take the limb path for a product of such a shape by these constant weights with some
+    activations: False when it never does, whatever their range (the setting is off, or K is outside what pays for
+    the weights' limbs times one activation limb)."""
+    chosen = setting()
+    least = 0 if chosen == "always" else _least_per_product(work, columns, taps, float_path)
+    if chosen == "off" or not least <= K <= MAX_K:
+        return False
+    return not weights.size or K >= least * weight_limbs(int(weights.min()), int(weights.max()))
+
+
 def _least_per_product(work: int, columns: int, taps: int = 1, float_path: str = "float64") -> int:
     """The K per limb product from which the limb path pays (see the constants above)."""
     if work >= GEMM_MIN_WORK:

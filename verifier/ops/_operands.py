@@ -47,6 +47,13 @@ def operand_bound(attrs: dict) -> int:
     return qmax(operand_bits(attrs))
 
 
+def enters_unchecked(attrs: dict, shift_key: str, proven_bits: int) -> bool:
+    """Whether an operand proven within qmax(proven_bits) enters the fast path's product as it is: proven within the
+    operand width, and not narrowed (16 bits, or a shift of 0)."""
+    bits = operand_bits(attrs)
+    return 0 < proven_bits <= bits and (bits == ACT_BITS or int(attrs.get(shift_key, 0)) == 0)
+
+
 def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str,
              proven_bits: int = 0) -> tuple[np.ndarray, int, tuple[int, int] | None]:
     """Run time: (operand, bound, (min, max)) of a run-time tensor entering the product. Any operand is checked
@@ -59,10 +66,10 @@ def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str,
     interpreter's range facts, made by a saturating producer). On the fast path an operand proven within its
     operand width enters the product unchecked and untouched, its range then None (taken by the kernels that
     need it); the reference path checks the proof instead, so every reference run tests it."""
+    if path != "reference" and enters_unchecked(attrs, shift_key, proven_bits):
+        return x, operand_bound(attrs), None
     bits = operand_bits(attrs)
     shift = int(attrs.get(shift_key, 0))
-    if path != "reference" and 0 < proven_bits <= bits and (bits == ACT_BITS or shift == 0):
-        return x, qmax(bits), None
     if bits == ACT_BITS or path == "reference" or not 0 < shift <= 62:
         value_range = checked_range(x)
         if proven_bits and not -qmax(proven_bits) <= value_range[0] <= value_range[1] <= qmax(proven_bits):

@@ -5,13 +5,15 @@ import numpy as np
 from verifier import cost
 from verifier.fixedpoint import ACT_BITS, qmax
 from verifier.kernels import conv, max_pool, plan_conv
+from verifier.kernels.convolution import bind_conv
 from verifier.kernels.pooling import pool_arguments
 from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac,
                                   window_buffer_size, window_cost, window_geometry, window_output_shape)
 from verifier.ops._ranges import proven_width as _proven, saturated
-from verifier.ops._operands import narrowed, narrowing, operand_bits, operand_bound, output_scale
+from verifier.ops._operands import (enters_unchecked, narrowed, narrowing, operand_bits, operand_bound,
+                                    output_scale)
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
 
@@ -81,6 +83,18 @@ class Conv:
             kernel, geometry = pool_arguments(pool)
             y = max_pool(y, kernel, **geometry)
         return [y]
+
+    @staticmethod
+    def bind(shapes, attrs, consts, proven=()):
+        """run's fast path for an input of these shapes, its kernel chosen once (interpreter replays), where the program
+        proves the input in range and the kernel is a fused one (convolution.bind_conv); else None."""
+        if not enters_unchecked(attrs, "x_shift", _proven(proven, 0)):
+            return None
+        weight = prepared(consts["weight"])
+        spec = requantize_spec(weight, attrs, consts.get("bias"), weight.shape[0])
+        kernel = spec and bind_conv(shapes[0], weight, attrs["strides"], attrs["pads"], attrs["dilations"],
+                                    attrs["group"], operand_bound(attrs), spec, attrs.get("pool"))
+        return (lambda inputs: [kernel(inputs[0])]) if kernel else None
 
     @staticmethod
     def cost(shapes, attrs, consts):

@@ -1,0 +1,200 @@
+"""Replays (verifier/interpreter.py): a run with feed shapes a completed run has seen runs its nodes unmetered, through
+the functions their ops bound to those shapes (Gemm/MatMul/Conv `bind`, kernels bind_gemm / bind_product /
+bind_conv). It gives the same bits, charges the same units and stops with the same error at the same node as the
+metered loop, and hands the run back to it when shapes follow from values."""
+
+import numpy as np
+import pytest
+from test_kernels_conv import (CASES, WINOGRAD_CASES, edge_values, winograd_for_small_shapes,  # noqa: F401 (fixtures)
+                               winograd_variant)
+
+from verifier import InferenceSession, Program, interpreter
+from verifier.errors import CostLimitError, ProgramRunError
+from verifier.feeds import integer_feeds
+from verifier.fixedpoint import qmax
+from verifier.interpreter import execute
+from verifier.kernels import conv, gemm, limbs, plan_conv, prepare
+from verifier.kernels.convolution import bind_conv
+from verifier.kernels.epilogue import Requantize
+from verifier.kernels.exact_gemm import bind_gemm, bind_product
+from verifier.program import ProgramNode, TensorInfo
+
+Q15 = qmax(16)
+
+
+@pytest.fixture(params=["off", "always"])
+def limb_setting(request, monkeypatch):
+    """Each setting of the limb path: bound kernels still ask it at each call where it may take the product."""
+    monkeypatch.setenv(limbs.ENVIRONMENT, request.param)
+    return request.param
+
+
+def _epilogue(rng, channels, relu):
+    return Requantize(int(rng.integers(8, 20)), 16, relu, rng.integers(-(1 << 30), 1 << 30, channels))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: f"{case[0]}-{case[1]}")
+@pytest.mark.parametrize("relu", [False, True])
+def test_a_bound_convolution_equals_conv(case, relu, limb_setting):
+    x_shape, w_shape, strides, pads, dilations, group = case
+    rng = np.random.default_rng(len(x_shape) * 100 + w_shape[0])
+    w = prepare(edge_values(rng, w_shape, Q15 // 64))
+    spec = _epilogue(rng, w_shape[0], relu)
+    geometry = {"strides": strides, "pads": pads, "dilations": dilations, "group": group}
+    bound = bind_conv(x_shape, w, strides, pads, dilations, group, Q15, spec)
+    if bound is None:  # (only a 3-D depthwise convolution has no fused kernel: conv finishes its products after)
+        assert len(x_shape) == 5 and w_shape[1] == 1 and group > 1
+        return
+    for _ in range(2):
+        x = edge_values(rng, x_shape, Q15)
+        assert np.array_equal(bound(x), conv(x, w, x_bound=Q15, requantize=spec, path="reference", **geometry))
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES[:2], ids=lambda case: f"{case[0]}-{case[1]}")
+def test_a_bound_winograd_convolution_equals_conv(case, winograd_variant):
+    x_shape, w_shape, pads = case
+    rng = np.random.default_rng(7)
+    w = prepare(edge_values(rng, w_shape, Q15))
+    spec = _epilogue(rng, w_shape[0], True)
+    bound = bind_conv(x_shape, w, (1, 1), pads, (1, 1), 1, Q15, spec)
+    plan = plan_conv(x_shape, w_shape, 1, Q15, w.bound, strides=(1, 1), pads=pads, dilations=(1, 1))
+    assert plan.algorithm == winograd_variant
+    x = edge_values(rng, x_shape, Q15)
+    assert np.array_equal(bound(x), conv(x, w, pads=pads, x_bound=Q15, requantize=spec, path="reference"))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_bound_convolution_with_its_max_pool_equals_conv(batch, limb_setting):
+    rng = np.random.default_rng(batch)
+    w = prepare(edge_values(rng, (8, 4, 3, 3), Q15 // 8))
+    spec = _epilogue(rng, 8, True)
+    pool = {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [0, 0, 1, 1], "dilations": [1, 1], "ceil_mode": 0}
+    x_shape = (batch, 4, 9, 8)
+    bound = bind_conv(x_shape, w, (1, 1), (1, 1, 1, 1), (1, 1), 1, Q15, spec, pool)
+    x = edge_values(rng, x_shape, Q15)
+    expected = conv(x, w, pads=(1, 1, 1, 1), x_bound=Q15, requantize=spec, pool=pool, path="reference")
+    assert np.array_equal(bound(x), expected)
+
+
+@pytest.mark.parametrize("a_shape,n", [((1, 64), 32), ((16, 1, 64), 192), ((5, 7, 200), 9), ((300, 48), 40)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_a_bound_gemm_equals_gemm(a_shape, n, relu, limb_setting):
+    rng = np.random.default_rng(a_shape[-1] + n)
+    b = prepare(edge_values(rng, (a_shape[-1], n), Q15))
+    spec = _epilogue(rng, n, relu)
+    bound = bind_gemm(a_shape, b, Q15, spec)
+    assert bound is not None
+    for _ in range(2):
+        a = edge_values(rng, a_shape, Q15)
+        assert np.array_equal(bound(a), gemm(a, b, a_bound=Q15, requantize=spec, path="reference"))
+
+
+def test_a_bound_gemm_in_float32_equals_gemm():
+    """8-bit operands: the float32 product, its bias added in float64 as it is finished."""
+    rng = np.random.default_rng(1)
+    b = prepare(edge_values(rng, (96, 24), 127))
+    spec = _epilogue(rng, 24, False)
+    bound = bind_gemm((10, 96), b, 127, spec)
+    a = edge_values(rng, (10, 96), 127)
+    assert np.array_equal(bound(a), gemm(a, b, a_bound=127, requantize=spec, path="reference"))
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((2, 4, 16, 8), (2, 4, 8, 16)), ((4, 16, 8), (8, 5)), ((3, 5), (5, 6))])
+def test_a_bound_product_of_two_runtime_operands_equals_gemm(a_shape, b_shape):
+    rng = np.random.default_rng(2)
+    spec = Requantize(15, 16, False)
+    bound = bind_product(a_shape, b_shape, Q15, Q15, spec)
+    a, b = edge_values(rng, a_shape, Q15), edge_values(rng, b_shape, Q15)
+    assert np.array_equal(bound(a, b), gemm(a, b, a_bound=Q15, b_bound=Q15, requantize=spec, path="reference"))
+
+
+def test_operands_too_wide_for_a_float_product_are_not_bound():
+    b = prepare(np.full((8, 4), 1 << 40, dtype=np.int64))
+    assert bind_gemm((2, 8), b, Q15, Requantize(20)) is None
+
+
+# -- the interpreter's replays ---------------------------------------------------------------------------------
+
+
+def _fresh(program):
+    return Program.from_bytes(program.to_bytes())
+
+
+def test_replays_give_the_metered_and_the_reference_bits(example_program, example_inputs):
+    program = _fresh(example_program)
+    feeds = integer_feeds(program, example_inputs)
+    reference = InferenceSession(_fresh(program), path="reference").run_fixed(example_inputs)
+    first_stats, replay_stats = {}, {}
+    first = execute(program, feeds, stats=first_stats)
+    replay = interpreter._shape_values(program, feeds).replay
+    assert isinstance(replay, interpreter._Replay)
+    again = execute(program, feeds, stats=replay_stats)
+    bound = replay.bound[("fast", limbs.setting())]
+    assert {interpreter.plan(program)[index].op.__name__ for (index, _, _), step in zip(replay.steps, bound)
+            if step is not None} >= {"Conv", "Gemm"}
+    assert replay_stats == first_stats
+    for name in first:
+        assert np.array_equal(first[name], again[name])
+        assert np.array_equal(again[name], reference.outputs[name])
+    other = {name: value[::-1].copy() for name, value in feeds.items()}  # other values, the same shapes
+    assert all(np.array_equal(execute(program, other)[name], execute(_fresh(program), other)[name]) for name in first)
+
+
+def test_a_replay_stops_at_the_same_node_as_the_metered_loop(example_program, example_inputs):
+    program = _fresh(example_program)
+    feeds = integer_feeds(program, example_inputs)
+    stats = {}
+    execute(program, feeds, stats=stats)
+    with pytest.raises(CostLimitError) as metered:
+        execute(_fresh(program), feeds, max_cost=stats["units"] - 1)
+    with pytest.raises(CostLimitError) as replayed:
+        execute(program, feeds, max_cost=stats["units"] - 1)
+    assert str(replayed.value) == str(metered.value)
+
+
+def _gather_program():
+    nodes = [ProgramNode("Gather", "pick", ["table", "ids"], ["rows"], {"axis": 0}, {}, [8])]
+    return Program([TensorInfo("table", (5, 3), "float32", 8), TensorInfo("ids", (4,), "int64", None)],
+                   [TensorInfo("rows", (), "float32", 8)], nodes)
+
+
+def test_a_value_an_op_refuses_in_a_replay_gives_the_metered_error():
+    program, table = _gather_program(), np.arange(15, dtype=np.int64).reshape(5, 3)
+    execute(program, {"table": table, "ids": np.array([0, 4, 1, 2])})
+    bad = {"table": table, "ids": np.array([0, 5, 1, 2])}
+    with pytest.raises(ProgramRunError) as replayed:
+        execute(program, bad)
+    with pytest.raises(ProgramRunError) as metered:
+        execute(_gather_program(), bad)
+    assert str(replayed.value) == str(metered.value) and "pick" in str(replayed.value)
+
+
+def _reshaped_program(expand: bool = False):
+    """Reshape by a shape the feeds' values give (then, `expand`, Expand to a shape they give): shapes (sizes) that
+    follow from values, the same feed shapes."""
+    nodes = [ProgramNode("Reshape", "reshape", ["x", "shape"], ["y"], {"allowzero": 0}, {}, [8]),
+             ProgramNode("Relu", "relu", ["y"], ["z"], {}, {}, [8])]
+    inputs = [TensorInfo("x", (2, 6), "float32", 8), TensorInfo("shape", (2,), "int64", None)]
+    if expand:
+        nodes.append(ProgramNode("Expand", "expand", ["z", "wide"], ["out"], {}, {}, [8]))
+        inputs.append(TensorInfo("wide", (3,), "int64", None))
+    return Program(inputs, [TensorInfo("out" if expand else "z", (), "float32", 8)], nodes)
+
+
+def test_shapes_that_follow_from_values_hand_the_run_back_to_the_metered_loop():
+    program = _reshaped_program()
+    x = np.arange(-6, 6, dtype=np.int64).reshape(2, 6)
+    assert execute(program, {"x": x, "shape": np.array([3, 4])})["z"].shape == (3, 4)
+    feeds = {"x": x, "shape": np.array([4, 3])}
+    assert np.array_equal(execute(program, feeds)["z"], np.maximum(x.reshape(4, 3), 0))
+    assert interpreter._shape_values(program, feeds).replay is False
+
+
+def test_a_size_that_follows_from_values_is_metered_on_every_replay(monkeypatch):
+    program = _reshaped_program(expand=True)
+    feeds = {"x": np.zeros((2, 6), dtype=np.int64), "shape": np.array([3, 4]), "wide": np.array([1, 3, 4])}
+    execute(program, feeds)
+    assert execute(program, {**feeds, "wide": np.array([2, 3, 4])})["out"].shape == (2, 3, 4)
+    monkeypatch.setattr(interpreter, "MAX_ELEMENTS", 20)
+    with pytest.raises(CostLimitError, match="expand"):
+        execute(program, {**feeds, "wide": np.array([5, 3, 4])})
