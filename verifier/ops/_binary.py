@@ -94,6 +94,38 @@ def _fast_sum_applies(inputs, attrs) -> bool:
     return True
 
 
+def bind_sum(shapes, attrs, consts):
+    """run_sum's fast path for inputs of these shapes, as a function of the inputs (interpreter replays): the
+    compiled two-term pass of _sum_compiled with the terms' order and layout decided once; None where run_sum would
+    not take it."""
+    shift = attrs["acc_frac"] - attrs["out_frac"]
+    if attrs.get("integer") or len(shapes) != 2 or not 0 <= shift <= 62 or not all(0 <= s < 62 for s in attrs["shifts"]):
+        return None
+    values = [consts[f"k{i}"] if shape is None else np.empty(shape, dtype=np.int64) for i, shape in enumerate(shapes)]
+    order = (0, 1) if _full_and_broadcast(*values) is not None else (1, 0)
+    laid_out = _full_and_broadcast(values[order[0]], values[order[1]])
+    if laid_out is None:
+        return None
+    from verifier.kernels import loops
+
+    (full, other), shape = (part.shape for part in laid_out), np.shape(values[order[0]])
+    constants = {i: laid_out[position] for position, i in enumerate(order) if shapes[i] is None}
+    shifts = [0 if shapes[i] is None else attrs["shifts"][i] for i in order]
+    signs = [attrs["signs"][i] for i in order]
+    relu, limit = bool(attrs.get("relu")), qmax(ACT_BITS)
+    arguments = (shifts[0], shifts[1], signs[0], signs[1], shift, 0 if relu else -limit, limit, not relu)
+
+    def summed(inputs):
+        terms = [constants[i] if i in constants else np.ascontiguousarray(inputs[i], dtype=np.int64).reshape(layout)
+                 for i, layout in zip(order, (full, other))]
+        out = np.empty(shape, dtype=np.int64)
+        if loops.sum_requantize(terms[0], terms[1], *arguments, out.reshape(full)):
+            return [out]
+        return run_sum(inputs, attrs, consts)  # (an operand past the headroom check: the reference's error)
+
+    return summed
+
+
 def _sum_compiled(inputs, attrs, consts) -> np.ndarray | None:
     """A sum of two terms - a residual add, a bias add - in one compiled pass (kernels.loops.sum_requantize):
     the same bits as _sum_fast. None when it does not apply (more terms, a broadcast other than over leading

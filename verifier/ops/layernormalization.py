@@ -80,24 +80,50 @@ class LayerNormalization:
                             stats_fracs=tuple(stats) if stats else None)
         return list(result) if stats else [result]
 
+    @staticmethod
+    def bind(shapes, attrs, consts):
+        """run's fast path for an input of these shapes (interpreter replays): the compiled loop with its scale and
+        bias laid out once, where they are constants; else None."""
+        if "gamma" not in consts or "beta" not in consts or attrs.get("stats_fracs") or shapes[0] is None:
+            return None
+        normalise = _rows_kernel(tuple(shapes[0]), consts["gamma"], consts["beta"], attrs)
+        if normalise is None:
+            return None
+
+        def normalised(inputs):
+            out = normalise(inputs[0])
+            return [out] if out is not None else LayerNormalization.run(inputs, attrs, consts)
+
+        return normalised
+
 
 def _compiled(x, gamma, beta, attrs):
     """The fast path: kernels.loops.layer_norm over the rows (the same integers as roots.layer_norm), or None
     where it does not apply (statistics outputs, scale / bias wider than the normalised dims, shifts it
     leaves to the numpy form)."""
+    normalise = _rows_kernel(x.shape, gamma, beta, attrs)
+    return None if normalise is None else normalise(x)
+
+
+def _rows_kernel(x_shape: tuple, gamma, beta, attrs):
+    """_compiled for inputs of x_shape as a function of x (None where it does not apply), its scale and bias laid
+    out along the normalised dims once."""
     from verifier.kernels import loops
 
     n_axes, out_shift = attrs["n_axes"], Z_FRAC + attrs["gamma_frac"] - attrs["out_frac"]
-    if not 1 <= out_shift <= 62 or np.ndim(gamma) > n_axes or np.ndim(beta) > n_axes or x.ndim < n_axes:
+    if not 1 <= out_shift <= 62 or np.ndim(gamma) > n_axes or np.ndim(beta) > n_axes or len(x_shape) < n_axes:
         return None
-    normalised = x.shape[x.ndim - n_axes:]
+    normalised = tuple(x_shape[len(x_shape) - n_axes:])
     n = int(np.prod(normalised, dtype=np.int64))
-    if n == 0 or x.size == 0:
+    if n == 0 or 0 in x_shape:
         return None
-    rows = np.ascontiguousarray(x, dtype=np.int64).reshape(-1, n)
     gamma, beta = (np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.int64), normalised)).reshape(-1)
                    for v in (gamma, beta))
-    out = np.empty(rows.shape, dtype=np.int64)
-    if not loops.layer_norm(rows, gamma, beta, attrs["eps_q"], inv_sqrt_bits(n), Z_FRAC, out_shift, qmax(ACT_BITS), out):
-        return None
-    return out.reshape(x.shape)
+    arguments = (attrs["eps_q"], inv_sqrt_bits(n), Z_FRAC, out_shift, qmax(ACT_BITS))
+
+    def normalise(x):
+        rows = np.ascontiguousarray(x, dtype=np.int64).reshape(-1, n)
+        out = np.empty(rows.shape, dtype=np.int64)
+        return out.reshape(x.shape) if loops.layer_norm(rows, gamma, beta, *arguments, out) else None
+
+    return normalise

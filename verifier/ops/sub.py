@@ -1,5 +1,5 @@
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._binary import lower_sum, run_sum
+from verifier.ops._binary import bind_sum, lower_sum, run_sum
 from verifier.ops._ranges import requantized
 
 
@@ -17,3 +17,5 @@ class Sub:
     @staticmethod
     def run(inputs, attrs, consts):
         return run_sum(inputs, attrs, consts)
+
+    bind = staticmethod(bind_sum)  # (interpreter replays)
