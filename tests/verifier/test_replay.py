@@ -201,7 +201,7 @@ def test_a_size_that_follows_from_values_is_metered_on_every_replay(monkeypatch)
 
 
 def _normalise_and_add_model():
-    """LayerNormalization, then Add / Sub / Sum of run-time tensors and constants broadcast over leading axes."""
+    """LayerNormalization, then Add / Sub / Mul / Sum of run-time tensors and constants broadcast over leading axes."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -212,14 +212,16 @@ def _normalise_and_add_model():
              helper.make_node("Add", ["normal", "bias"], ["biased"]),
              helper.make_node("Sub", ["biased", "x"], ["residual"]),
              helper.make_node("Add", ["rows", "residual"], ["shifted"]),
-             helper.make_node("Sum", ["shifted", "normal"], ["y"])]
+             helper.make_node("Mul", ["shifted", "scale"], ["scaled"]),
+             helper.make_node("Mul", ["x", "scaled"], ["gated"]),
+             helper.make_node("Sum", ["gated", "normal"], ["y"])]
     graph = helper.make_graph(nodes, "normalise", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, 8])],
                               [numpy_helper.from_array(v.astype(np.float32), k) for k, v in constants.items()])
     return onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_bound_normalisation_and_sums_give_the_reference_bits():
+def test_bound_normalisation_sums_and_products_give_the_reference_bits():
     from verifier import compile_model
 
     model = _normalise_and_add_model()
@@ -234,7 +236,7 @@ def test_bound_normalisation_and_sums_give_the_reference_bits():
     bound = replay.bound[("fast", limbs.setting())]
     ops = interpreter.plan(program)
     assert sorted(ops[index].op.__name__ for (index, _, _), step in zip(replay.steps, bound) if step) == [
-        "Add", "Add", "LayerNormalization", "Sub", "Sum"]
+        "Add", "Add", "LayerNormalization", "Mul", "Mul", "Sub", "Sum"]
     for values in (x, -x, x[::-1].copy()):
         assert session.run_fixed({"x": values}).commitment == reference.run_fixed({"x": values}).commitment
 

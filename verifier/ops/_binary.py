@@ -101,29 +101,66 @@ def bind_sum(shapes, attrs, consts):
     shift = attrs["acc_frac"] - attrs["out_frac"]
     if attrs.get("integer") or len(shapes) != 2 or not 0 <= shift <= 62 or not all(0 <= s < 62 for s in attrs["shifts"]):
         return None
-    values = [consts[f"k{i}"] if shape is None else np.empty(shape, dtype=np.int64) for i, shape in enumerate(shapes)]
-    order = (0, 1) if _full_and_broadcast(*values) is not None else (1, 0)
-    laid_out = _full_and_broadcast(values[order[0]], values[order[1]])
-    if laid_out is None:
+    layout = _Layout.of(shapes, consts)
+    if layout is None:
         return None
     from verifier.kernels import loops
 
-    (full, other), shape = (part.shape for part in laid_out), np.shape(values[order[0]])
-    constants = {i: laid_out[position] for position, i in enumerate(order) if shapes[i] is None}
-    shifts = [0 if shapes[i] is None else attrs["shifts"][i] for i in order]
-    signs = [attrs["signs"][i] for i in order]
+    order = layout.order
     relu, limit = bool(attrs.get("relu")), qmax(ACT_BITS)
-    arguments = (shifts[0], shifts[1], signs[0], signs[1], shift, 0 if relu else -limit, limit, not relu)
+    arguments = ([0 if shapes[i] is None else attrs["shifts"][i] for i in order] + [attrs["signs"][i] for i in order]
+                 + [shift, 0 if relu else -limit, limit, not relu])
 
     def summed(inputs):
-        terms = [constants[i] if i in constants else np.ascontiguousarray(inputs[i], dtype=np.int64).reshape(layout)
-                 for i, layout in zip(order, (full, other))]
-        out = np.empty(shape, dtype=np.int64)
-        if loops.sum_requantize(terms[0], terms[1], *arguments, out.reshape(full)):
+        out = np.empty(layout.shape, dtype=np.int64)
+        if loops.sum_requantize(*layout.terms(inputs), *arguments, out.reshape(layout.full)):
             return [out]
         return run_sum(inputs, attrs, consts)  # (an operand past the headroom check: the reference's error)
 
     return summed
+
+
+def bind_multiply(shapes, attrs, consts):
+    """run_product's fast path for inputs of these shapes (interpreter replays): _product_compiled's pass with the
+    factors' order and layout decided once; None where run_product would not take it."""
+    shift = attrs["acc_frac"] - attrs["out_frac"]
+    layout = None if attrs.get("integer") or not 0 <= shift <= 62 else _Layout.of(shapes, consts)
+    if layout is None:
+        return None
+    from verifier.kernels import loops
+
+    limit = qmax(ACT_BITS)
+
+    def multiplied(inputs):
+        out = np.empty(layout.shape, dtype=np.int64)
+        loops.multiply_requantize(*layout.terms(inputs), shift, limit, out.reshape(layout.full))
+        return [out]
+
+    return multiplied
+
+
+class _Layout:
+    """How _full_and_broadcast lays out two operands of given shapes (constants: their values): which comes first
+    (`order`), their 2-D shapes (`full`, `other`), and the result's shape; decided once per shapes."""
+
+    def __init__(self, order, full, other, shape, constants):
+        self.order, self.full, self.other, self.shape, self._constants = order, full, other, shape, constants
+
+    @staticmethod
+    def of(shapes, consts) -> "_Layout | None":
+        values = [consts[f"k{i}"] if shape is None else np.empty(shape, dtype=np.int64) for i, shape in enumerate(shapes)]
+        order = (0, 1) if _full_and_broadcast(*values) is not None else (1, 0)
+        laid_out = _full_and_broadcast(values[order[0]], values[order[1]])
+        if laid_out is None:
+            return None
+        constants = {i: laid_out[position] for position, i in enumerate(order) if shapes[i] is None}
+        return _Layout(order, laid_out[0].shape, laid_out[1].shape, np.shape(values[order[0]]), constants)
+
+    def terms(self, inputs) -> list:
+        """The two operands in order, laid out as the compiled loops take them."""
+        return [self._constants[i] if i in self._constants
+                else np.ascontiguousarray(inputs[i], dtype=np.int64).reshape(layout)
+                for i, layout in zip(self.order, (self.full, self.other))]
 
 
 def _sum_compiled(inputs, attrs, consts) -> np.ndarray | None:

@@ -23,6 +23,8 @@ class ArrayFeatureExtractor:
         out = np.take(data, indices, axis=-1)
         return [out.reshape(-1) if data.ndim == 1 else out]
 
+    output_size_from_shapes = True  # (output_size reads the inputs' shapes alone)
+
     @staticmethod
     def output_size(inputs, attrs, consts):
         data, indices = inputs

@@ -48,6 +48,8 @@ class Col2Im:
             return [sums]
         return [requantize(sums, attrs["in_frac"], attrs["out_frac"])]
 
+    output_size_from_shapes = True  # (output_size reads the inputs' shapes alone)
+
     @staticmethod
     def output_size(inputs, attrs, consts):
         x = inputs[0].shape

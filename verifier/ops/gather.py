@@ -27,6 +27,8 @@ class Gather:
             return [data[(slice(None),) * axis + (int(indices) % size,)]]
         return [np.take(data, np.where(indices < 0, indices + size, indices), axis=axis)]
 
+    output_size_from_shapes = True  # (output_size reads the inputs' shapes alone)
+
     @staticmethod
     def output_size(inputs, attrs, consts):
         data, indices = inputs

@@ -30,6 +30,8 @@ class GatherND:
         gathered = np.stack([rows[tuple(pick.T)] for rows, pick in zip(batches, picks)])
         return [gathered.reshape(indices.shape[:-1] + data.shape[b + k:])]
 
+    output_size_from_shapes = True  # (output_size reads the inputs' shapes alone)
+
     @staticmethod
     def output_size(inputs, attrs, consts):
         data, indices = inputs

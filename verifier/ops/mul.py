@@ -1,5 +1,5 @@
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._binary import lower_product, run_product
+from verifier.ops._binary import bind_multiply, lower_product, run_product
 from verifier.ops._ranges import requantized
 
 
@@ -16,3 +16,5 @@ class Mul:
     @staticmethod
     def run(inputs, attrs, consts):
         return run_product(inputs, attrs, consts)
+
+    bind = staticmethod(bind_multiply)  # (interpreter replays)
