@@ -256,3 +256,26 @@ def test_a_bound_sum_past_its_headroom_gives_the_ops_error():
     assert type(bound_error.value) is type(run_error.value) and str(bound_error.value) == str(run_error.value)
     small = x >> 40
     assert np.array_equal(summed([small, y])[0], run_sum([small, y], attrs, {})[0])
+
+
+def test_threads_replaying_one_program_at_once_get_their_own_bits(example_program, example_inputs):
+    """Bound kernels keep no buffers of their own (scratch space is per thread): runs of one program in several
+    threads at once, replaying the same steps, give each input's own commitment. (Threads switch every
+    microsecond here, so that they interleave inside the kernels.)"""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    program = _fresh(example_program)
+    images = example_inputs["input"]
+    inputs = [{"input": np.roll(images, shift, axis=0) * scale} for shift in range(3) for scale in (1.0, 0.5)]
+    expected = [InferenceSession(_fresh(program), path="reference").run_fixed(feeds).commitment for feeds in inputs]
+    session = InferenceSession(program)
+    session.run_fixed(inputs[0])  # (leaves the replay the threads share)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(len(inputs)) as pool:
+            for _ in range(5):
+                assert list(pool.map(lambda feeds: session.run_fixed(feeds).commitment, inputs)) == expected
+    finally:
+        sys.setswitchinterval(interval)
