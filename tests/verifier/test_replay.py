@@ -140,6 +140,24 @@ def test_replays_give_the_metered_and_the_reference_bits(example_program, exampl
     assert all(np.array_equal(execute(program, other)[name], execute(_fresh(program), other)[name]) for name in first)
 
 
+def test_replays_of_an_8_bit_program_narrow_their_operands_as_the_metered_loop(example_inputs):
+    """At matmul_bits=8 the operands are narrowed at run time (ops/_operands.py): the bound kernels narrow them too."""
+    from verifier import compile_model
+    from verifier_helpers import EXAMPLES
+
+    with np.load(EXAMPLES / "digits_calibration.npz") as data:
+        program = compile_model(EXAMPLES / "digits_cnn.onnx", calibration={"input": data["input"]}, matmul_bits=8)
+    session, reference = InferenceSession(program), InferenceSession(_fresh(program), path="reference")
+    images = example_inputs["input"]
+    for feeds in ({"input": images}, {"input": images[::-1] * 0.7}, {"input": images * 0.2}):
+        assert session.run_fixed(feeds).commitment == reference.run_fixed(feeds).commitment
+    replay = interpreter._shape_values(program, integer_feeds(program, {"input": images})).replay
+    ops = interpreter.plan(program)
+    bound = {ops[index].op.__name__ for (index, _, _), step in zip(replay.steps, replay.bound[("fast", limbs.setting())])
+             if step is not None}
+    assert bound >= {"Conv", "Gemm"}
+
+
 def test_a_replay_stops_at_the_same_node_as_the_metered_loop(example_program, example_inputs):
     program = _fresh(example_program)
     feeds = integer_feeds(program, example_inputs)

@@ -54,6 +54,18 @@ def enters_unchecked(attrs: dict, shift_key: str, proven_bits: int) -> bool:
     return 0 < proven_bits <= bits and (bits == ACT_BITS or int(attrs.get(shift_key, 0)) == 0)
 
 
+def entering(attrs: dict, shift_key: str, proven_bits: int):
+    """The fast path's operand as a function of the run-time tensor, narrowed(x, ...)[0] (checked, and narrowed at 8
+    bits): for a node's bound kernels (interpreter replays). The identity where it enters unchecked."""
+    if enters_unchecked(attrs, shift_key, proven_bits):
+        return _unchanged
+    return lambda x: narrowed(x, attrs, shift_key, "fast", proven_bits)[0]
+
+
+def _unchanged(x):
+    return x
+
+
 def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str,
              proven_bits: int = 0) -> tuple[np.ndarray, int, tuple[int, int] | None]:
     """Run time: (operand, bound, (min, max)) of a run-time tensor entering the product. Any operand is checked

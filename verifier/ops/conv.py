@@ -12,7 +12,7 @@ from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac,
                                   window_buffer_size, window_cost, window_geometry, window_output_shape)
 from verifier.ops._ranges import proven_width as _proven, saturated
-from verifier.ops._operands import (enters_unchecked, narrowed, narrowing, operand_bits, operand_bound,
+from verifier.ops._operands import (entering, narrowed, narrowing, operand_bits, operand_bound,
                                     output_scale)
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
@@ -86,15 +86,16 @@ class Conv:
 
     @staticmethod
     def bind(shapes, attrs, consts, proven=()):
-        """run's fast path for an input of these shapes, its kernel chosen once (interpreter replays), where the program
-        proves the input in range and the kernel is a fused one (convolution.bind_conv); else None."""
-        if not enters_unchecked(attrs, "x_shift", _proven(proven, 0)):
-            return None
+        """run's fast path for an input of these shapes, its kernel chosen once (interpreter replays), where the kernel
+        is a fused one (convolution.bind_conv); else None."""
         weight = prepared(consts["weight"])
         spec = requantize_spec(weight, attrs, consts.get("bias"), weight.shape[0])
         kernel = spec and bind_conv(shapes[0], weight, attrs["strides"], attrs["pads"], attrs["dilations"],
                                     attrs["group"], operand_bound(attrs), spec, attrs.get("pool"))
-        return (lambda inputs: [kernel(inputs[0])]) if kernel else None
+        if not kernel:
+            return None
+        take = entering(attrs, "x_shift", _proven(proven, 0))
+        return lambda inputs: [kernel(take(inputs[0]))]
 
     @staticmethod
     def cost(shapes, attrs, consts):

@@ -9,7 +9,7 @@ from verifier.kernels.exact_gemm import bind_gemm
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
 from verifier.ops._ranges import proven_width as _proven, saturated
-from verifier.ops._operands import (enters_unchecked, narrowed, narrowing, operand_bits, operand_bound,
+from verifier.ops._operands import (entering, narrowed, narrowing, operand_bits, operand_bound,
                                     output_scale)
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
@@ -97,9 +97,9 @@ class Gemm:
 
     @staticmethod
     def bind(shapes, attrs, consts, proven=()):
-        """run's fast path for inputs of these shapes, its kernel chosen once (interpreter replays), where a constant
-        B meets an operand the program proves in range; else None."""
-        if "weight" not in consts or "c_shift" in attrs or not enters_unchecked(attrs, "a_shift", _proven(proven, 0)):
+        """run's fast path for inputs of these shapes, its kernel chosen once (interpreter replays), where B is a
+        constant; else None."""
+        if "weight" not in consts or "c_shift" in attrs:
             return None
         weight = prepared(consts["weight"])
         spec = requantize_spec(weight, attrs, consts.get("bias"), weight.shape[1])
@@ -107,7 +107,8 @@ class Gemm:
         kernel = spec and bind_gemm(_matrix(shapes[0], transposed), weight, operand_bound(attrs), spec)
         if not kernel:
             return None
-        return (lambda inputs: [kernel(inputs[0].T)]) if transposed else (lambda inputs: [kernel(inputs[0])])
+        take = entering(attrs, "a_shift", _proven(proven, 0))
+        return (lambda inputs: [kernel(take(inputs[0].T))]) if transposed else (lambda inputs: [kernel(take(inputs[0]))])
 
     @staticmethod
     def cost(shapes, attrs, consts):

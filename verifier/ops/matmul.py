@@ -10,7 +10,7 @@ from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, runtime_spec,
                                   weight_frac)
 from verifier.ops._ranges import proven_width as _proven, saturated
-from verifier.ops._operands import (enters_unchecked, narrowed, narrowing, operand_bits, operand_bound,
+from verifier.ops._operands import (entering, narrowed, narrowing, operand_bits, operand_bound,
                                     output_scale)
 
 
@@ -78,21 +78,21 @@ class MatMul:
     @staticmethod
     def bind(shapes, attrs, consts, proven=()):
         """run's fast path for inputs of these shapes, its kernel chosen once (interpreter replays): run-time
-        operands of two or more axes the program proves in range, by a constant 2-D b or by each other; else None."""
+        operands of two or more axes, by a constant 2-D b or by each other; else None."""
         a_shape, b_shape = shapes[0], shapes[1] if shapes[1] is not None else consts["k1"].shape
-        if (a_shape is None or len(a_shape) < 2 or len(b_shape) < 2
-                or not enters_unchecked(attrs, "a_shift", _proven(proven, 0))):
+        if a_shape is None or len(a_shape) < 2 or len(b_shape) < 2:
             return None
+        take_a = entering(attrs, "a_shift", _proven(proven, 0))
         if shapes[1] is None:  # activations @ weight: ends with the epilogue
             weight = prepared(consts["k1"])
             spec = requantize_spec(weight, attrs, consts.get("bias"), b_shape[-1])
             kernel = spec and bind_gemm(a_shape, weight, operand_bound(attrs), spec)
-            return (lambda inputs: [kernel(inputs[0])]) if kernel else None
-        if "bias" in consts or not enters_unchecked(attrs, "b_shift", _proven(proven, 1)):
+            return (lambda inputs: [kernel(take_a(inputs[0]))]) if kernel else None
+        if "bias" in consts:
             return None
-        bound = operand_bound(attrs)
+        bound, take_b = operand_bound(attrs), entering(attrs, "b_shift", _proven(proven, 1))
         kernel = bind_product(a_shape, b_shape, bound, bound, runtime_spec(attrs))
-        return (lambda inputs: [kernel(inputs[0], inputs[1])]) if kernel else None
+        return (lambda inputs: [kernel(take_a(inputs[0]), take_b(inputs[1]))]) if kernel else None
 
     @staticmethod
     def cost(shapes, attrs, consts):
