@@ -283,8 +283,8 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
     else:
         return None
     on_limbs = (group == 1 and len(x_shape) in (3, 4) and requantize.fits_int64(bound)
-                and limbs.may_take(K, w.values, columns=x_shape[0] * math.prod(out_shape), taps=taps,
-                                   float_path=plan.path))
+                and limbs.may_take(K, w.values, x_shape[0] * math.prod(out_shape) * K * OC,
+                                   x_shape[0] * math.prod(out_shape), taps, plan.path))
     pooling_arguments = None if pool is None else pooling.pool_arguments(pool)
 
     def convolved(x: np.ndarray) -> np.ndarray:
@@ -384,8 +384,9 @@ def _conv_limbs(x, w: Prepared, K: int, x_range, geometry, requantize, out=None,
     """The limb path (limbs.conv2d) when this machine takes it and K pays for it against the `float_path` it would
     replace, else None. A 1-D convolution runs as 2-D with a unit height (into a new array)."""
     strides, pads, dilations, out_shape = geometry
-    plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), K, x, x_range,
-                         columns=x.shape[0] * math.prod(out_shape), taps=math.prod(w.shape[2:]),
+    columns = x.shape[0] * math.prod(out_shape)
+    plan = limbs.planned(w, "conv", lambda: limbs.conv_matrix(w.values), K, x, x_range, columns * K * w.shape[0],
+                         columns=columns, taps=math.prod(w.shape[2:]),
                          float_path=float_path,
                          channels_first=limbs.pointwise(w.shape[2:], strides, x.shape[2:], out_shape))
     if plan is None:

@@ -73,6 +73,11 @@ WINDOWED_MIN_K_PER_PRODUCT = 70
 # products of a few microseconds (fixed costs) or K < 240 (the splitting and combining)
 GEMM_MIN_K_PER_PRODUCT = 40
 GEMM_MIN_WORK = 1 << 18
+# Below LIMB_MIN_WORK multiply-adds no product pays for it, whatever its K: onnxruntime's session takes some 7 us a
+# call, and the splitting and combining theirs. Against the float paths (scripts/bench_verifier.py's batch-1 rows),
+# GEMMs of 5K-66K took 1.4-2.2x the float time (K 256 and 512; 16- and 8-bit), a 3x3 convolution of 74K 1.1-1.45x;
+# from 262K on the results were mixed (0.48-1.55). digits_cnn's 8-bit program at batch 1: 152 -> 112 us
+LIMB_MIN_WORK = 1 << 17
 ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | always | off (setting)
 
 
@@ -257,15 +262,15 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work:
             channels_first: bool = False) -> tuple[tuple[int, int, int], LimbWeights] | None:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
-    K <= max_k) and pays for it (K >= MIN_K_PER_PRODUCT per limb product, or GEMM_MIN_K_PER_PRODUCT for a GEMM
-    of `work` >= GEMM_MIN_WORK multiply-adds, FEW_COLUMNS_MIN_K_PER_PRODUCT for a convolution of 1..FEW_COLUMNS
+    K <= max_k) and pays for it (at least LIMB_MIN_WORK multiply-adds, `work`, and K >= MIN_K_PER_PRODUCT per limb
+    product, or GEMM_MIN_K_PER_PRODUCT for a GEMM (no `columns`) of work >= GEMM_MIN_WORK,
+    FEW_COLUMNS_MIN_K_PER_PRODUCT for a convolution of 1..FEW_COLUMNS
     output `columns`, WINDOWED_MIN_K_PER_PRODUCT for one whose kernel has more than one of `taps` and whose float
     path, `float_path`, is float64; anything when the setting is "always"), else None. The weights are
     split once (`matrix()` gives their (K, N) form, cached under `layout`); x_range is x's (min, max), taken from
     x when None. `channels_first`: the product takes planes (LimbWeights.product_of_planes), not rows."""
-    chosen = setting()
-    least = 0 if chosen == "always" else _least_per_product(work, columns, taps, float_path)
-    if chosen == "off" or not least <= K <= MAX_K:
+    least = _threshold(K, work, columns, taps, float_path)
+    if least is None:
         return None
     key = ("limbs", layout)
     if key not in prepared.cache:
@@ -286,16 +291,23 @@ def may_take(K: int, weights: np.ndarray, work: int = 0, columns: int = 0, taps:
     """Whether `planned` may take the limb path for a product of such a shape by these constant weights with some
     activations: False when it never does, whatever their range (the setting is off, or K is outside what pays for
     the weights' limbs times one activation limb)."""
+    least = _threshold(K, work, columns, taps, float_path)
+    return least is not None and (not weights.size or K >= least * weight_limbs(int(weights.min()), int(weights.max())))
+
+
+def _threshold(K: int, work: int, columns: int, taps: int, float_path: str) -> int | None:
+    """The least K per limb product from which this process takes the limb path for such a product, or None where it
+    never does (the setting is off, fewer than LIMB_MIN_WORK multiply-adds, K past MAX_K or below that least)."""
     chosen = setting()
+    if chosen == "off" or K > MAX_K or (chosen == "on" and work < LIMB_MIN_WORK):
+        return None
     least = 0 if chosen == "always" else _least_per_product(work, columns, taps, float_path)
-    if chosen == "off" or not least <= K <= MAX_K:
-        return False
-    return not weights.size or K >= least * weight_limbs(int(weights.min()), int(weights.max()))
+    return least if K >= least else None
 
 
 def _least_per_product(work: int, columns: int, taps: int = 1, float_path: str = "float64") -> int:
     """The K per limb product from which the limb path pays (see the constants above)."""
-    if work >= GEMM_MIN_WORK:
+    if not columns and work >= GEMM_MIN_WORK:  # (a GEMM: no output positions given)
         return GEMM_MIN_K_PER_PRODUCT
     if 0 < columns <= FEW_COLUMNS:
         return FEW_COLUMNS_MIN_K_PER_PRODUCT
@@ -322,12 +334,13 @@ def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: boo
     float_path = plan_gemm(K, bound, max(-weight_range[0], weight_range[1])).path
     least = 0 if chosen == "always" else _least_per_product(0, 0, 1 if gemm else taps, float_path) * products
     taken = f"{shape} of {bits}-bit by 8-bit limbs on this machine (onnxruntime MatMulInteger, exact; K = {K})"
+    smallest = f" of at least {LIMB_MIN_WORK} multiply-adds" if chosen == "on" else ""
     if K >= least:
-        return taken
+        return f"{taken} for runs{smallest}, else float" if smallest else taken
     if gemm and K >= _least_per_product(GEMM_MIN_WORK, 0) * products:
         return f"{taken} for runs of at least {GEMM_MIN_WORK} multiply-adds, else float"
     if not gemm and K >= _least_per_product(0, FEW_COLUMNS) * products:
-        return f"{taken} for runs of at most {FEW_COLUMNS} output positions, else float"
+        return f"{taken} for runs{smallest} of at most {FEW_COLUMNS} output positions, else float"
     return f"float here: K = {K} < {least}, too short to pay for {shape}"
 
 
