@@ -73,14 +73,15 @@ def current_forced_path() -> str | None:
 
 
 def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: list | None = None,
-            stats: dict | None = None) -> dict:
+            stats: dict | None = None, replay: bool = True) -> dict:
     """Run on integer feeds (name -> int64 array, validated by verifier/feeds.py: integer_feeds or check_encoded,
     so fixed-point feeds lie in the 16-bit activation range); returns output name -> int64 array.
     With `trace` (a list), appends (node name, [(output name, keccak of its canonical bytes)]) per node.
-    With `stats` (a dict), sets "units" (the cost charged), "nodes" and "peak_live_elements"."""
+    With `stats` (a dict), sets "units" (the cost charged), "nodes" and "peak_live_elements".
+    replay=False runs the metered loop even where a replay is recorded (the same results: benchmarks compare them)."""
     plans = plan(program)
     cached = _shape_values(program, feeds)
-    replay = cached.replay
+    replay = cached.replay if replay else None
     if (replay and trace is None and replay.units <= max_cost and replay.peak <= MAX_LIVE_ELEMENTS
             and replay.largest <= MAX_ELEMENTS):
         outputs = _replayed(program, plans, replay, cached, feeds)
