@@ -25,7 +25,8 @@ class FixedResult:
 class InferenceSession:
     """`InferenceSession(path_or_program, calibration=None)`: a .vfp program, program bytes, a Program, or
     an ONNX model (path / ModelProto), compiled on the fly with `calibration` and `matmul_bits`.
-    `path` forces the GEMM/conv execution path ("fast" | "reference"); `threads=1` limits BLAS/OpenMP
+    `path` forces the GEMM/conv execution path ("fast" | "reference"; None: an enclosing
+    interpreter.forced_path's, else each node's compiled choice); `threads=1` limits BLAS/OpenMP
     pools to one thread during each run (costs ~0.4 ms a run). Results are identical either way."""
 
     def __init__(self, path_or_program, calibration: dict | None = None, *, path: str | None = None,
@@ -68,6 +69,8 @@ class InferenceSession:
         return self._to_float(tensors, None)
 
     def _execute(self, feeds: dict, trace: list | None = None) -> dict:
+        if self.path is None and self.threads is None:  # (no context to enter: a small model's run is microseconds)
+            return execute(self.program, feeds, trace=trace)
         with forced_path(self.path), _thread_limit(self.threads):
             return execute(self.program, feeds, trace=trace)
 
