@@ -297,3 +297,15 @@ def test_threads_replaying_one_program_at_once_get_their_own_bits(example_progra
                 assert list(pool.map(lambda feeds: session.run_fixed(feeds).commitment, inputs)) == expected
     finally:
         sys.setswitchinterval(interval)
+
+
+def test_kernels_kept_for_one_epilogue_never_serve_another():
+    """A prepared weight keeps its kernels per epilogue: fresh epilogues, one after another (the freed one's id
+    taken by the next), each get their own."""
+    rng = np.random.default_rng(6)
+    b = prepare(edge_values(rng, (40, 12), Q15))
+    a = edge_values(rng, (3, 40), Q15)
+    for shift in list(range(14, 24)) * 2:
+        spec = Requantize(shift, 16, bool(shift % 2), rng.integers(-(1 << 30), 1 << 30, 12))
+        assert np.array_equal(gemm(a, b, a_bound=Q15, requantize=spec),
+                              gemm(a, b, a_bound=Q15, requantize=spec, path="reference"))

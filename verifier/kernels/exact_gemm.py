@@ -230,12 +230,12 @@ def _activations_kernel(a_shape: tuple, b: "Prepared", plan: GemmPlan, requantiz
     folds the epilogue into the product (a gets a column of ones, b a row holding the bias, both doubled) and
     finishes it into int64 activations; float32 finishes the exact product with the bias added in float64."""
     key = ("activations", a_shape, plan, id(requantize))
-    kernel = b.cache.get(key)
-    if kernel is None:
-        kernel = (_float64_activations if plan.path == "float64" else _float32_activations)(a_shape, b, plan,
-                                                                                              requantize)
-        if len(b.cache) < 64:
-            b.cache[key] = kernel
+    kept = b.cache.get(key)
+    if kept is not None and kept[0] is requantize:
+        return kept[1]
+    kernel = (_float64_activations if plan.path == "float64" else _float32_activations)(a_shape, b, plan, requantize)
+    if len(b.cache) < 64:
+        b.cache[key] = (requantize, kernel)  # (holding it: no other epilogue can take its id while this is kept)
     return kernel
 
 
@@ -263,14 +263,15 @@ def _doubled_rows(b: "Prepared", requantize) -> np.ndarray:
     ones (Requantize.doubled's values, laid out as BLAS multiplies small products fastest: (256, 65) @ (65, 32) took
     9.4 us, against 14.4 by the transposed layout). Made once per epilogue, kept on b."""
     key = ("doubled rows", id(requantize))
-    rows = b.cache.get(key)
-    if rows is None:
-        K, N = b.values.shape
-        rows = np.empty((K + 1, N), dtype=np.float64)
-        np.multiply(b.values, 2.0, out=rows[:K])
-        rows[K] = requantize.bias_column((N,))
-        if len(b.cache) < 64:
-            b.cache[key] = rows
+    kept = b.cache.get(key)
+    if kept is not None and kept[0] is requantize:
+        return kept[1]
+    K, N = b.values.shape
+    rows = np.empty((K + 1, N), dtype=np.float64)
+    np.multiply(b.values, 2.0, out=rows[:K])
+    rows[K] = requantize.bias_column((N,))
+    if len(b.cache) < 64:
+        b.cache[key] = (requantize, rows)  # (as _activations_kernel's)
     return rows
 
 
