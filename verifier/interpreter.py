@@ -81,13 +81,13 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
     replay=False runs the metered loop even where a replay is recorded (the same results: benchmarks compare them)."""
     plans = plan(program)
     cached = _shape_values(program, feeds)
-    replay = cached.replay if replay else None
-    if (replay and trace is None and replay.units <= max_cost and replay.peak <= MAX_LIVE_ELEMENTS
-            and replay.largest <= MAX_ELEMENTS):
-        outputs = _replayed(program, plans, replay, cached, feeds)
+    recorded = cached.replay if replay else None
+    if (recorded and trace is None and recorded.units <= max_cost and recorded.peak <= MAX_LIVE_ELEMENTS
+            and recorded.largest <= MAX_ELEMENTS):
+        outputs = _replayed(program, plans, recorded, cached, feeds)
         if outputs is not None:
             if stats is not None:
-                stats.update(units=replay.units, nodes=len(program.nodes), peak_live_elements=replay.peak)
+                stats.update(units=recorded.units, nodes=len(program.nodes), peak_live_elements=recorded.peak)
             return outputs
         cached.replay = False  # (shapes that follow from values changed: the metered loop keeps these feed shapes)
     return _metered(program, plans, cached, feeds, max_cost, trace, stats)

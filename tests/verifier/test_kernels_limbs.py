@@ -181,40 +181,35 @@ def test_short_products_keep_the_float_paths_unless_forced(monkeypatch):
     assert ("limbs", "gemm") in b.cache
 
 
-def test_products_of_little_work_keep_the_float_paths_whatever_their_k(monkeypatch):
-    """Below LIMB_MIN_WORK multiply-adds the session's fixed cost outweighs any saving: a row of K = 1024 (171 a
-    product against weights of two limbs) by 16 columns keeps the float path under `on`, 16 rows of it take the limb
-    path; the same bits either way."""
+def _rows_on_limbs(monkeypatch, seed: int, K: int, N: int, row_counts) -> list[int]:
+    """Of GEMMs of each of row_counts rows by one (K, N) weight under `on`, each equal to the reference, the row
+    counts that took the limb path."""
     monkeypatch.setenv(limbs.ENVIRONMENT, "on")
     pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
     taken_rows = []
     monkeypatch.setattr(limbs, "gemm", lambda a, *rest, limb_gemm=limbs.gemm: taken_rows.append(len(a))
                         or limb_gemm(a, *rest))
-    rng = np.random.default_rng(8)
-    weights = edge_values(rng, (1024, 16), -30000, 30000)
-    for rows in (1, 16):
-        a, b = edge_values(rng, (rows, 1024), -Q15, Q15), prepare(weights)
+    rng = np.random.default_rng(seed)
+    weights = edge_values(rng, (K, N), -30000, 30000)
+    for rows in row_counts:
+        a, b = edge_values(rng, (rows, K), -Q15, Q15), prepare(weights)
         product = gemm(a, b, requantize=Requantize(20, 16))
         assert np.array_equal(product, gemm(a, weights, path="reference", requantize=Requantize(20, 16)))
-    assert taken_rows == [16]
+    return taken_rows
+
+
+def test_products_of_little_work_keep_the_float_paths_whatever_their_k(monkeypatch):
+    """Below LIMB_MIN_WORK multiply-adds the session's fixed cost outweighs any saving: a row of K = 1024 (171 a
+    product against weights of two limbs) by 16 columns keeps the float path under `on`, 16 rows of it take the limb
+    path; the same bits either way."""
+    assert _rows_on_limbs(monkeypatch, 8, 1024, 16, (1, 16)) == [16]
     assert 1024 * 16 < limbs.LIMB_MIN_WORK <= 16 * 1024 * 16 and 1024 >= limbs.MIN_K_PER_PRODUCT * 6
 
 
 def test_a_gemm_with_enough_work_takes_the_limb_path_from_a_shorter_k(monkeypatch):
     """K = 256 against weights of two limbs (6 products) is below the conv threshold (85 a product) but above the
     GEMM one (40), which a GEMM takes from GEMM_MIN_WORK multiply-adds on: 512 rows do, 2 rows do not."""
-    monkeypatch.setenv(limbs.ENVIRONMENT, "on")
-    pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
-    taken_rows = []
-    monkeypatch.setattr(limbs, "gemm", lambda a, *rest, limb_gemm=limbs.gemm: taken_rows.append(len(a))
-                        or limb_gemm(a, *rest))
-    rng = np.random.default_rng(4)
-    weights = edge_values(rng, (256, 32), -30000, 30000)
-    for rows in (2, 512):
-        a, b = edge_values(rng, (rows, 256), -Q15, Q15), prepare(weights)
-        product = gemm(a, b, requantize=Requantize(20, 16))
-        assert np.array_equal(product, gemm(a, weights, path="reference", requantize=Requantize(20, 16)))
-    assert taken_rows == [512]
+    assert _rows_on_limbs(monkeypatch, 4, 256, 32, (2, 512)) == [512]
     assert limbs.GEMM_MIN_K_PER_PRODUCT * 6 <= 256 < limbs.MIN_K_PER_PRODUCT * 6
     assert 2 * 256 * 32 < limbs.GEMM_MIN_WORK <= 512 * 256 * 32
 

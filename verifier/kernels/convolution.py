@@ -279,7 +279,7 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
         fused = functools.partial(_conv_depthwise_compiled, w=w if fusable else w.values, requantize=requantize,
                                   fused=fusable, strides=strides, pads=pads, dilations=dilations, out_shape=out_shape)
     elif plan.algorithm == "im2col" and plan.path != "int64" and requantize.fusable(bound):
-        fused = _bound_im2col(tuple(x_shape), w, plan, geometry, group, requantize, pool is not None)
+        fused = _bound_im2col(tuple(x_shape), w, plan, geometry, group, requantize)
     else:
         return None
     on_limbs = (group == 1 and len(x_shape) in (3, 4) and requantize.fits_int64(bound)
@@ -299,8 +299,7 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
     return convolved
 
 
-def _bound_im2col(x_shape: tuple, w: Prepared, plan: GemmPlan, geometry: tuple, group: int, requantize: Requantize,
-                  pooled: bool):
+def _bound_im2col(x_shape: tuple, w: Prepared, plan: GemmPlan, geometry: tuple, group: int, requantize: Requantize):
     """_conv_im2col with a fused epilogue for inputs of x_shape, as a function of (x, pool=): where one compiled loop
     gathers the columns in one band, that loop, the product and its finish with nothing asked again; else
     _conv_im2col itself, its weights prepared."""

@@ -99,9 +99,10 @@ def bind_sum(shapes, attrs, consts):
     compiled two-term pass of _sum_compiled with the terms' order and layout decided once; None where run_sum would
     not take it."""
     shift = attrs["acc_frac"] - attrs["out_frac"]
-    if attrs.get("integer") or len(shapes) != 2 or not 0 <= shift <= 62 or not all(0 <= s < 62 for s in attrs["shifts"]):
+    if (attrs.get("integer") or len(shapes) != 2 or not 0 <= shift <= 62
+            or not all(0 <= s < 62 for s in attrs["shifts"])):
         return None
-    layout = _Layout.of(shapes, consts)
+    layout = _PairLayout.of(shapes, consts)
     if layout is None:
         return None
     from verifier.kernels import loops
@@ -124,7 +125,7 @@ def bind_multiply(shapes, attrs, consts):
     """run_product's fast path for inputs of these shapes (interpreter replays): _product_compiled's pass with the
     factors' order and layout decided once; None where run_product would not take it."""
     shift = attrs["acc_frac"] - attrs["out_frac"]
-    layout = None if attrs.get("integer") or not 0 <= shift <= 62 else _Layout.of(shapes, consts)
+    layout = None if attrs.get("integer") or not 0 <= shift <= 62 else _PairLayout.of(shapes, consts)
     if layout is None:
         return None
     from verifier.kernels import loops
@@ -139,7 +140,7 @@ def bind_multiply(shapes, attrs, consts):
     return multiplied
 
 
-class _Layout:
+class _PairLayout:
     """How _full_and_broadcast lays out two operands of given shapes (constants: their values): which comes first
     (`order`), their 2-D shapes (`full`, `other`), and the result's shape; decided once per shapes."""
 
@@ -147,14 +148,15 @@ class _Layout:
         self.order, self.full, self.other, self.shape, self._constants = order, full, other, shape, constants
 
     @staticmethod
-    def of(shapes, consts) -> "_Layout | None":
-        values = [consts[f"k{i}"] if shape is None else np.empty(shape, dtype=np.int64) for i, shape in enumerate(shapes)]
+    def of(shapes, consts) -> "_PairLayout | None":
+        values = [consts[f"k{i}"] if shape is None else np.empty(shape, dtype=np.int64)
+                  for i, shape in enumerate(shapes)]
         order = (0, 1) if _full_and_broadcast(*values) is not None else (1, 0)
         laid_out = _full_and_broadcast(values[order[0]], values[order[1]])
         if laid_out is None:
             return None
         constants = {i: laid_out[position] for position, i in enumerate(order) if shapes[i] is None}
-        return _Layout(order, laid_out[0].shape, laid_out[1].shape, np.shape(values[order[0]]), constants)
+        return _PairLayout(order, laid_out[0].shape, laid_out[1].shape, np.shape(values[order[0]]), constants)
 
     def terms(self, inputs) -> list:
         """The two operands in order, laid out as the compiled loops take them."""

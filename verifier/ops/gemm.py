@@ -108,7 +108,9 @@ class Gemm:
         if not kernel:
             return None
         take = entering(attrs, "a_shift", _proven(proven, 0))
-        return (lambda inputs: [kernel(take(inputs[0].T))]) if transposed else (lambda inputs: [kernel(take(inputs[0]))])
+        if transposed:
+            return lambda inputs: [kernel(take(inputs[0].T))]
+        return lambda inputs: [kernel(take(inputs[0]))]
 
     @staticmethod
     def cost(shapes, attrs, consts):
