@@ -218,7 +218,8 @@ def test_a_size_that_follows_from_values_is_metered_on_every_replay(monkeypatch)
 
 
 def _normalise_and_add_model():
-    """LayerNormalization, then Add / Sub / Mul / Sum of run-time tensors and constants broadcast over leading axes."""
+    """LayerNormalization, then Add / Sub / Mul / Sum of run-time tensors and constants broadcast over leading axes,
+    and a Softmax."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -231,14 +232,15 @@ def _normalise_and_add_model():
              helper.make_node("Add", ["rows", "residual"], ["shifted"]),
              helper.make_node("Mul", ["shifted", "scale"], ["scaled"]),
              helper.make_node("Mul", ["x", "scaled"], ["gated"]),
-             helper.make_node("Sum", ["gated", "normal"], ["y"])]
+             helper.make_node("Softmax", ["gated"], ["weights"], axis=-1),
+             helper.make_node("Sum", ["weights", "normal"], ["y"])]
     graph = helper.make_graph(nodes, "normalise", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, 8])],
                               [numpy_helper.from_array(v.astype(np.float32), k) for k, v in constants.items()])
     return onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_bound_normalisation_sums_and_products_give_the_reference_bits():
+def test_bound_elementwise_ops_give_the_reference_bits():
     from verifier import compile_model
 
     model = _normalise_and_add_model()
@@ -253,7 +255,7 @@ def test_bound_normalisation_sums_and_products_give_the_reference_bits():
     bound = replay.bound[("fast", limbs.setting())]
     ops = interpreter.plan(program)
     assert sorted(ops[index].op.__name__ for (index, _, _), step in zip(replay.steps, bound) if step) == [
-        "Add", "Add", "LayerNormalization", "Mul", "Mul", "Sub", "Sum"]
+        "Add", "Add", "LayerNormalization", "Mul", "Mul", "Softmax", "Sub", "Sum"]
     for values in (x, -x, x[::-1].copy()):
         assert session.run_fixed({"x": values}).commitment == reference.run_fixed({"x": values}).commitment
 
@@ -308,3 +310,17 @@ def test_kernels_kept_for_one_epilogue_never_serve_another():
         spec = Requantize(shift, 16, bool(shift % 2), rng.integers(-(1 << 30), 1 << 30, 12))
         assert np.array_equal(gemm(a, b, a_bound=Q15, requantize=spec),
                               gemm(a, b, a_bound=Q15, requantize=spec, path="reference"))
+
+
+@pytest.mark.parametrize("axis,coerce,masked", [(-1, 0, 0), (2, 0, 1), (1, 1, 0), (0, 1, 1)])
+def test_a_bound_softmax_equals_its_run(axis, coerce, masked):
+    """The last axis, or (opset < 13) the input flattened to 2-D around the axis; masked inputs hold -qmax (-inf)."""
+    from verifier.ops.softmax import Softmax
+
+    attrs = {"axis": axis, "coerce": coerce, "in_frac": 10, "out_frac": 14, "masked": masked}
+    rng = np.random.default_rng(abs(axis) + 4 * coerce)
+    x = rng.integers(-Q15, Q15 + 1, (2, 3, 5))
+    x[0, 1, :2] = -Q15
+    bound = Softmax.bind([x.shape], attrs, {})
+    assert np.array_equal(bound([x])[0], Softmax.run([x], attrs, {})[0])
+    assert Softmax.bind([x.shape], {**attrs, "axis": 1, "coerce": 0}, {}) is None  # (not the last axis: run's)

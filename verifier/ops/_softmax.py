@@ -42,6 +42,30 @@ def run_on_axis(kernel, x: np.ndarray, attrs) -> np.ndarray:
     return kernel(flat, attrs["in_frac"], 1, attrs["out_frac"], masked=masked).reshape(x.shape)
 
 
+def bind_fast_softmax(shape: tuple, attrs):
+    """run_on_axis(fast_softmax, x, attrs) for every x of `shape`, as a function of x (interpreter replays), where
+    its axis is the last one (or, flattened to 2-D around it, opset < 13): the rows, table and limits laid out once;
+    None otherwise. Where the compiled loop declines, None from the function: the op's run takes it."""
+    from verifier.kernels import loops
+
+    shape = tuple(shape)
+    if not shape or 0 in shape:
+        return None
+    axis = attrs["axis"] % len(shape)
+    if not attrs["coerce"] and axis != len(shape) - 1:
+        return None
+    width = int(np.prod(shape[axis:], dtype=np.int64)) if attrs["coerce"] else shape[-1]
+    table, masked = exp_neg_table(attrs["in_frac"]), bool(attrs.get("masked", 0))
+    arguments = (table, attrs["out_frac"], masked, qmax(ACT_BITS))
+
+    def softmaxed(x: np.ndarray) -> np.ndarray | None:
+        rows = np.ascontiguousarray(x, dtype=np.int64).reshape(-1, width)
+        out = np.empty(rows.shape, dtype=np.int64)
+        return out.reshape(shape) if loops.softmax(rows, *arguments, out) else None
+
+    return softmaxed
+
+
 def fast_softmax(x: np.ndarray, in_frac: int, axis: int, out_frac: int, bits: int = ACT_BITS,
                  masked: bool = False) -> np.ndarray:
     """exp_log.softmax on the fast path: one compiled loop per row (kernels.loops.softmax, the same integer
