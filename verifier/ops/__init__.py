@@ -27,8 +27,8 @@ How to add an op
    every value of the first output proven within +-qmax(w) (0: none), whatever the attributes (ops/_ranges.py);
    and `takes_proven_ranges = True` with run(..., proven=widths): the interpreter then passes the widths it has
    proven of the inputs, so a GEMM/conv need not check them again.
-   An op whose fast path spends a small layer's time deciding (Gemm, MatMul, Conv, LayerNormalization, Add, Sub,
-   Sum, Mul) may define `bind(shapes, attrs, consts, **hints) -> function(inputs) -> outputs, or None`: its fast
+   An op whose fast path spends a small layer's time deciding (Gemm, MatMul, Conv, LayerNormalization, Softmax, Add,
+   Sub, Sum, Mul) may define `bind(shapes, attrs, consts, **hints) -> function(inputs) -> outputs, or None`: its fast
    path for inputs of exactly those shapes, with everything the shapes decide decided once; the same outputs as
    `run` on the fast path, bit for bit (tests/verifier/test_replay.py). The interpreter's replays call it.
 2. Nothing else: the table below imports every module of this package whose name does not start with "_"
