@@ -148,20 +148,22 @@ def _metered(program: Program, plans: list[NodePlan], cached: "_ShapeValues", fe
     if stats is not None:
         stats.update(units=spent, nodes=len(program.nodes), peak_live_elements=peak)
     if steps is not None:
-        cached.replay = _Replay(spent, peak, largest, tuple(step for step in steps if step[0] not in cached),
-                                tuple(index for index in range(len(plans)) if index in cached))
+        start = dict(program.constants)
+        for index, node in enumerate(plans):
+            if index in cached:
+                start.update((name, value) for name, value in zip(node.outputs, cached[index][0]) if name)
+        cached.replay = _Replay(spent, peak, largest, tuple(step for step in steps if step[0] not in cached), start)
     return {info.name: env[info.name] for info in program.outputs}
 
 
-def _outputs(node: NodePlan, index: int, inputs: list, cached: "_ShapeValues", pending: dict,
-             bound=None) -> list:
-    """A node's outputs, computed into its Concat's output where it is placed there (_slot, _gather); `bound`: its
-    op's function for these input shapes (`bind`), else its op's run."""
+def _outputs(node: NodePlan, index: int, inputs: list, cached: "_ShapeValues", pending: dict) -> list:
+    """A node's outputs by its op's run, computed into its Concat's output where it is placed there (_slot,
+    _gather)."""
     if node.into is not None:
         return _run(node, inputs, _slot(node.into, cached.layouts, pending))
     if node.gathers:
         return _gather(node, index, inputs, cached.layouts, pending)
-    return _run(node, inputs) if bound is None else _call(node, bound, inputs)
+    return _run(node, inputs)
 
 
 # -- replays ----------------------------------------------------------------------------------------------------
@@ -171,13 +173,13 @@ def _outputs(node: NodePlan, index: int, inputs: list, cached: "_ShapeValues", p
 class _Replay:
     """What a completed metered run with some feed shapes charged and ran: a later run with those feed shapes
     replays it (execute). steps: (node index, its input shapes, its (units, size) when sized by values) per node
-    that ran; cached: the shape-only nodes taken from the cache, whose outputs the replay preloads."""
+    that ran; start: the tensors a replay starts from, the constants and the cached shape-only nodes' outputs."""
 
     units: int
     peak: int  # elements alive at once, at most
     largest: int  # elements of the largest tensor
     steps: tuple
-    cached: tuple
+    start: dict
     bound: dict = field(default_factory=dict)  # (kernel path, limb setting) -> per step, its op's bound function
 
 
@@ -185,11 +187,7 @@ def _replayed(program: Program, plans: list[NodePlan], replay: _Replay, cached: 
               feeds: dict) -> dict | None:
     """The outputs of a replayed run, or None when a node's input shapes differ from the recorded ones (then the
     same run on the metered loop gives the same result: nothing the replay did is kept)."""
-    env: dict[str, np.ndarray] = dict(program.constants)
-    for index in replay.cached:
-        for name, value in zip(plans[index].outputs, cached[index][0]):
-            if name:
-                env[name] = value
+    env: dict[str, np.ndarray] = dict(replay.start)
     env.update(feeds)
     bound = _bound(replay, plans)
     pending: dict = {}
@@ -200,7 +198,8 @@ def _replayed(program: Program, plans: list[NodePlan], replay: _Replay, cached: 
             return None
         if metered is not None and _meter(node, inputs) != metered:
             return None
-        for name, value in zip(node.outputs, _outputs(node, index, inputs, cached, pending, step)):
+        outputs = _call(node, step, inputs) if step is not None else _outputs(node, index, inputs, cached, pending)
+        for name, value in zip(node.outputs, outputs):
             if name:
                 env[name] = value
         for name in node.dies:
