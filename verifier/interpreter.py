@@ -213,18 +213,20 @@ def _bound(replay: _Replay, plans: list[NodePlan]) -> list:
     path = kernel_path()
     key = (path, limbs.setting())
     if key not in replay.bound:
-        replay.bound[key] = [_bind(plans[index], shapes) if path == "fast" else None
+        replay.bound[key] = [_bind(plans[index], shapes, replay.start) if path == "fast" else None
                              for index, shapes, _ in replay.steps]
     return replay.bound[key]
 
 
-def _bind(node: NodePlan, shapes: tuple):
-    """The node's op bound to these input shapes (op.bind), or None when it has no bind or declines."""
+def _bind(node: NodePlan, shapes: tuple, start: dict):
+    """The node's op bound to these input shapes (op.bind), or None when it has no bind or declines. Inputs the
+    replay starts from (constants, cached shape-only outputs: the same values on every replay) are given as `fixed`."""
     bind = getattr(node.op, "bind", None)
     if bind is None or node.relu or node.into is not None or node.gathers:
         return None
+    fixed = {position: start[name] for position, name in enumerate(node.inputs) if name and name in start}
     try:
-        return bind(shapes, node.attrs, node.consts, **node.hints)
+        return bind(shapes, node.attrs, node.consts, fixed, **node.hints)
     except Exception:  # (attributes a hostile program broke: the op's run, the authority, reports them)
         return None
 

@@ -3,6 +3,8 @@ the functions their ops bound to those shapes (Gemm/MatMul/Conv `bind`, kernels 
 bind_conv). It gives the same bits, charges the same units and stops with the same error at the same node as the
 metered loop, and hands the run back to it when shapes follow from values."""
 
+import math
+
 import numpy as np
 import pytest
 from test_kernels_conv import (CASES, WINOGRAD_CASES, edge_values, winograd_for_small_shapes,  # noqa: F401 (fixtures)
@@ -324,3 +326,32 @@ def test_a_bound_softmax_equals_its_run(axis, coerce, masked):
     bound = Softmax.bind([x.shape], attrs, {})
     assert np.array_equal(bound([x])[0], Softmax.run([x], attrs, {})[0])
     assert Softmax.bind([x.shape], {**attrs, "axis": 1, "coerce": 0}, {}) is None  # (not the last axis: run's)
+
+
+@pytest.mark.parametrize("x_shape,target,allowzero", [((2, 3, 5), [0, -1], 0), ((2, 3, 5), [-1], 0),
+                                                     ((2, 3, 5), [2, 0, 5], 0), ((2, 0, 5), [0, 10], 1)])
+def test_a_bound_reshape_equals_its_run(x_shape, target, allowzero):
+    """A target shape fixed for the run (`fixed`: cached shape arithmetic) or in the attributes: resolved once."""
+    from verifier.ops.reshape import Reshape
+
+    x, shape_input = np.arange(math.prod(x_shape), dtype=np.int64).reshape(x_shape), np.array(target, dtype=np.int64)
+    attrs = {"allowzero": allowzero}
+    expected = Reshape.run([x, shape_input], attrs, {})[0]
+    by_input = Reshape.bind([x.shape, shape_input.shape], attrs, {}, {1: shape_input})([x, shape_input])[0]
+    by_attribute = Reshape.bind([x.shape], {**attrs, "shape": target}, {}, {})([x])[0]
+    for result in (by_input, by_attribute):
+        assert result.shape == expected.shape and np.array_equal(result, expected)
+    assert Reshape.bind([x.shape, shape_input.shape], attrs, {}, {}) is None  # (a target computed at run time)
+
+
+@pytest.mark.parametrize("indices", [np.array(2), np.array(-1), np.array([0, -3, 2]), np.array([[1, 1], [-2, 0]])])
+def test_a_bound_gather_equals_its_run(indices):
+    from verifier.ops.gather import Gather
+
+    data = np.arange(60, dtype=np.int64).reshape(3, 4, 5)
+    for axis in (0, -2):
+        attrs = {"axis": axis}
+        bound = Gather.bind([data.shape, indices.shape], attrs, {}, {1: indices})
+        assert np.array_equal(bound([data, indices])[0], Gather.run([data, indices], attrs, {})[0])
+    assert Gather.bind([data.shape, (1,)], {"axis": 0}, {}, {1: np.array([3])}) is None  # (out of range: run's error)
+    assert Gather.bind([data.shape, indices.shape], {"axis": 0}, {}, {}) is None  # (indices given at run time)

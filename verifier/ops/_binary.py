@@ -94,7 +94,7 @@ def _fast_sum_applies(inputs, attrs) -> bool:
     return True
 
 
-def bind_sum(shapes, attrs, consts):
+def bind_sum(shapes, attrs, consts, fixed=None):
     """run_sum's fast path for inputs of these shapes, as a function of the inputs (interpreter replays): the
     compiled two-term pass of _sum_compiled with the terms' order and layout decided once; None where run_sum would
     not take it."""
@@ -121,7 +121,7 @@ def bind_sum(shapes, attrs, consts):
     return summed
 
 
-def bind_multiply(shapes, attrs, consts):
+def bind_multiply(shapes, attrs, consts, fixed=None):
     """run_product's fast path for inputs of these shapes (interpreter replays): _product_compiled's pass with the
     factors' order and layout decided once; None where run_product would not take it."""
     shift = attrs["acc_frac"] - attrs["out_frac"]

@@ -24,7 +24,7 @@ class Add:
         return [keep_infinite(total, inputs, attrs)]
 
     @staticmethod
-    def bind(shapes, attrs, consts):
+    def bind(shapes, attrs, consts, fixed=None):
         """run's fast path for inputs of these shapes (interpreter replays: _binary.bind_sum), where no operand may
         hold +-inf."""
         return None if attrs.get("infinite") else bind_sum(shapes, attrs, consts)

@@ -85,7 +85,7 @@ class Conv:
         return [y]
 
     @staticmethod
-    def bind(shapes, attrs, consts, proven=()):
+    def bind(shapes, attrs, consts, fixed=None, proven=()):
         """run's fast path for an input of these shapes, its kernel chosen once (interpreter replays), where the kernel
         is a fused one (convolution.bind_conv); else None."""
         weight = prepared(consts["weight"])

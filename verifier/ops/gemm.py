@@ -96,7 +96,7 @@ class Gemm:
         return [epilogue(acc, attrs, bias, path)]
 
     @staticmethod
-    def bind(shapes, attrs, consts, proven=()):
+    def bind(shapes, attrs, consts, fixed=None, proven=()):
         """run's fast path for inputs of these shapes, its kernel chosen once (interpreter replays), where B is a
         constant; else None."""
         if "weight" not in consts or "c_shift" in attrs:

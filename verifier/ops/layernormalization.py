@@ -81,7 +81,7 @@ class LayerNormalization:
         return list(result) if stats else [result]
 
     @staticmethod
-    def bind(shapes, attrs, consts):
+    def bind(shapes, attrs, consts, fixed=None):
         """run's fast path for an input of these shapes (interpreter replays): the compiled loop with its scale and
         bias laid out once, where they are constants; else None."""
         if "gamma" not in consts or "beta" not in consts or attrs.get("stats_fracs") or shapes[0] is None:

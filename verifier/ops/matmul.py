@@ -76,7 +76,7 @@ class MatMul:
         return [epilogue(acc, attrs, bias, path)]
 
     @staticmethod
-    def bind(shapes, attrs, consts, proven=()):
+    def bind(shapes, attrs, consts, fixed=None, proven=()):
         """run's fast path for inputs of these shapes, its kernel chosen once (interpreter replays): run-time
         operands of two or more axes, by a constant 2-D b or by each other; else None."""
         a_shape, b_shape = shapes[0], shapes[1] if shapes[1] is not None else consts["k1"].shape

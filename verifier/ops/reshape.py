@@ -28,3 +28,18 @@ class Reshape:
         if not attrs["allowzero"]:
             shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
         return [x.reshape(shape)]
+
+    @staticmethod
+    def bind(shapes, attrs, consts, fixed=None):
+        """run for an input of this shape and a target shape that is a constant or, in `fixed`, the same on every
+        run (interpreter replays): the target resolved once; None where it is computed at run time."""
+        if "shape" in attrs:
+            target = attrs["shape"]
+        elif fixed and 1 in fixed:
+            target = [int(v) for v in fixed[1].reshape(-1)]
+        else:
+            return None
+        if not attrs["allowzero"]:
+            target = [shapes[0][i] if d == 0 else d for i, d in enumerate(target)]
+        target = tuple(target)
+        return lambda inputs: [inputs[0].reshape(target)]

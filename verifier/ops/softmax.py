@@ -24,7 +24,7 @@ class Softmax:
         return [run_on_axis(softmax if kernel_path() == "reference" else fast_softmax, inputs[0], attrs)]
 
     @staticmethod
-    def bind(shapes, attrs, consts):
+    def bind(shapes, attrs, consts, fixed=None):
         """run's fast path for an input of these shapes (interpreter replays: _softmax.bind_fast_softmax), the op's
         run where its compiled loop declines."""
         softmaxed = bind_fast_softmax(shapes[0], attrs)
