@@ -59,15 +59,15 @@ def entering(attrs: dict, shift_key: str, proven_bits: int):
     bits): for a node's bound kernels (interpreter replays). The identity where it enters unchecked."""
     if enters_unchecked(attrs, shift_key, proven_bits):
         return _unchanged
-    return lambda x: narrowed(x, attrs, shift_key, "fast", proven_bits)[0]
+    return lambda x: narrowed(x, attrs, shift_key, "fast", proven_bits, with_range=False)[0]
 
 
 def _unchanged(x):
     return x
 
 
-def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str,
-             proven_bits: int = 0) -> tuple[np.ndarray, int, tuple[int, int] | None]:
+def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str, proven_bits: int = 0,
+             with_range: bool = True) -> tuple[np.ndarray, int, tuple[int, int] | None]:
     """Run time: (operand, bound, (min, max)) of a run-time tensor entering the product. Any operand is checked
     to lie in the 16-bit activation range (checked_range); at 8 bits it is then requantized by attrs[shift_key].
     The fast path narrows in one compiled pass that also takes the range (kernels.loops.narrow); both paths
@@ -77,7 +77,8 @@ def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str,
     proven_bits: a width the program proves the operand's values within (|x| <= qmax(proven_bits): the
     interpreter's range facts, made by a saturating producer). On the fast path an operand proven within its
     operand width enters the product unchecked and untouched, its range then None (taken by the kernels that
-    need it); the reference path checks the proof instead, so every reference run tests it."""
+    need it); the reference path checks the proof instead, so every reference run tests it. with_range=False: the
+    narrowed range is not computed either (None)."""
     if path != "reference" and enters_unchecked(attrs, shift_key, proven_bits):
         return x, operand_bound(attrs), None
     bits = operand_bits(attrs)
@@ -97,5 +98,7 @@ def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str,
         out = np.empty(flat.shape, dtype=np.int64)
         value_range = checked_range(x, loops.narrow(flat, shift, qmax(bits), out))
         out = out.reshape(np.shape(x))
+    if not with_range:
+        return out, qmax(bits), None
     low, high = (int(v) for v in fixedpoint.requantize(np.array(value_range, dtype=np.int64), shift, 0, bits))
     return out, qmax(bits), (low, high)
