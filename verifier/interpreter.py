@@ -189,17 +189,15 @@ def _replayed(program: Program, plans: list[NodePlan], replay: _Replay, cached: 
     same run on the metered loop gives the same result: nothing the replay did is kept)."""
     env: dict[str, np.ndarray] = dict(replay.start)
     env.update(feeds)
-    bound = _bound(replay, plans)
     pending: dict = {}
-    for (index, shapes, metered), step in zip(replay.steps, bound):
-        node = plans[index]
+    for node, index, shapes, metered, step, named in _bound(replay, plans):
         inputs = [env[name] if name else None for name in node.inputs]
         if tuple([None if x is None else x.shape for x in inputs]) != shapes:
             return None
         if metered is not None and _meter(node, inputs) != metered:
             return None
         outputs = _call(node, step, inputs) if step is not None else _outputs(node, index, inputs, cached, pending)
-        for name, value in zip(node.outputs, outputs):
+        for name, value in zip(named, outputs):
             if name:
                 env[name] = value
         for name in node.dies:
@@ -208,13 +206,15 @@ def _replayed(program: Program, plans: list[NodePlan], replay: _Replay, cached: 
 
 
 def _bound(replay: _Replay, plans: list[NodePlan]) -> list:
-    """Per step of the replay, its op's function bound to its input shapes (None: the op's run), for the kernel path
-    and limb setting in force: ops bind only the fast path, and the limb setting decides their kernels."""
+    """The replay's steps as (node, index, input shapes, metering, bound function, output names), the bound function
+    its op's for those shapes (None: the op's run) under the kernel path and limb setting in force: ops bind only
+    the fast path, and the limb setting decides their kernels."""
     path = kernel_path()
     key = (path, limbs.setting())
     if key not in replay.bound:
-        replay.bound[key] = [_bind(plans[index], shapes, replay.start) if path == "fast" else None
-                             for index, shapes, _ in replay.steps]
+        replay.bound[key] = [(plans[index], index, shapes, metered,
+                              _bind(plans[index], shapes, replay.start) if path == "fast" else None,
+                              plans[index].outputs) for index, shapes, metered in replay.steps]
     return replay.bound[key]
 
 
