@@ -353,3 +353,27 @@ def test_a_bound_gather_equals_its_run(indices):
         assert np.array_equal(bound([data, indices])[0], Gather.run([data, indices], attrs, {})[0])
     assert Gather.bind([data.shape, (1,)], {"axis": 0}, {}, {1: np.array([3])}) is None  # (out of range: run's error)
     assert Gather.bind([data.shape, indices.shape], {"axis": 0}, {}, {}) is None  # (indices given at run time)
+
+
+@pytest.mark.parametrize("x_shape,kernel,strides,pads,dilations,ceil_mode", [
+    ((2, 3, 9, 8), [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 0),
+    ((1, 4, 7, 7), [2, 2], [2, 2], [0, 0, 0, 0], [1, 1], 1),
+    ((1, 2, 11, 6), [3, 2], [1, 2], [2, 0, 0, 1], [2, 1], 0),
+    ((2, 3, 13), [4], [3], [1, 2], [1], 1),
+])
+def test_a_bound_max_pool_equals_its_run(x_shape, kernel, strides, pads, dilations, ceil_mode):
+    from verifier.ops.maxpool import MaxPool
+
+    attrs = {"kernel_shape": kernel, "strides": strides, "pads": pads, "dilations": dilations, "ceil_mode": ceil_mode}
+    x = edge_values(np.random.default_rng(len(x_shape)), x_shape, Q15)
+    assert np.array_equal(MaxPool.bind([x_shape], attrs, {}, {})([x])[0], MaxPool.run([x], attrs, {})[0])
+
+
+def test_a_max_pool_run_refuses_is_not_bound():
+    """A window entirely in the padding (only a hostile program's): no bound function, so its run reports it."""
+    from verifier.ops.maxpool import MaxPool
+
+    attrs = {"kernel_shape": [2, 2], "strides": [1, 1], "pads": [3, 0, 0, 0], "dilations": [1, 1], "ceil_mode": 0}
+    assert MaxPool.bind([(1, 1, 4, 4)], attrs, {}, {}) is None
+    with pytest.raises(ValueError, match="padding"):
+        MaxPool.run([np.zeros((1, 1, 4, 4), dtype=np.int64)], attrs, {})

@@ -286,6 +286,8 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
                 and limbs.may_take(K, w.values, x_shape[0] * math.prod(out_shape) * K * OC,
                                    x_shape[0] * math.prod(out_shape), taps, plan.path))
     pooling_arguments = None if pool is None else pooling.pool_arguments(pool)
+    pooled = (pooling_arguments and pooling.bind_max_pool((x_shape[0], OC) + tuple(out_shape), pooling_arguments[0],
+                                                          **pooling_arguments[1]))
 
     def convolved(x: np.ndarray) -> np.ndarray:
         result = _conv_limbs(x, w, K, None, geometry, requantize, None, plan.path) if on_limbs else None
@@ -294,7 +296,7 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
             result = fused(x, pool=request) if plan.algorithm == "im2col" else fused(x)
         if request is None or request.done:
             return result
-        return pooling.max_pool(result, request.kernel, **request.geometry)
+        return pooled(result) if pooled else pooling.max_pool(result, request.kernel, **request.geometry)
 
     return convolved
 

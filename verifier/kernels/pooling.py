@@ -25,15 +25,26 @@ def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_m
     pools run in one compiled loop (loops.max_pool) unless `compiled` is False; others, and those, as
     separable numpy passes over the padded input. A window entirely in the padding is an error."""
     x = _as_int64(x)
-    kernel, strides, pads, dilations, out_shape = _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
+    kernel, strides, pads, dilations, out_shape = _max_geometry(x.shape, kernel_shape, strides, pads, dilations,
+                                                                ceil_mode)
     rank = x.ndim - 2
-    for axis in range(rank):
-        if _empty_window(x.shape[2 + axis], kernel[axis], strides[axis], pads[axis], dilations[axis], out_shape[axis]):
-            raise ValueError(f"max_pool: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
     if compiled and rank in (1, 2) and x.size:
         return _max_pool_compiled(x, kernel, strides, pads, dilations, out_shape)
     xp = _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, _EMPTY)
     return _separable(xp, kernel, strides, dilations, out_shape, np.maximum)
+
+
+def bind_max_pool(x_shape: tuple, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False):
+    """max_pool(x, kernel_shape, ...) for every x of shape x_shape, as a function of x with its geometry worked out
+    and checked once (the interpreter's replays); None where max_pool does not take its compiled loop (1-D and 2-D,
+    not empty) or refuses the geometry (its call then says why)."""
+    if len(x_shape) not in (3, 4) or 0 in x_shape:
+        return None
+    try:
+        geometry = _max_geometry(tuple(x_shape), kernel_shape, strides, pads, dilations, ceil_mode)
+    except ValueError:
+        return None
+    return lambda x: _max_pool_compiled(_as_int64(x), *geometry)
 
 
 def pool_arguments(attrs: dict) -> tuple[tuple, dict]:
@@ -47,12 +58,10 @@ def pool_arguments(attrs: dict) -> tuple[tuple, dict]:
 def max_pool_floats(y, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False) -> np.ndarray:
     """max_pool of a 2-D float64 array (N, C, H, W) of exact values (a convolution's fused product, pooled before its
     epilogue: convolution.py), the same windows and maxima; -inf pads. A new float64 array (N, C, *out)."""
-    kernel, strides, pads, dilations, out_shape = _geometry(y, kernel_shape, strides, pads, dilations, ceil_mode)
     if y.ndim != 4 or y.dtype != np.float64:
         raise ValueError(f"max_pool_floats takes a float64 (N, C, H, W) array, got {y.dtype} {y.shape}")
-    for axis in range(2):
-        if _empty_window(y.shape[2 + axis], kernel[axis], strides[axis], pads[axis], dilations[axis], out_shape[axis]):
-            raise ValueError(f"max_pool: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
+    kernel, strides, pads, dilations, out_shape = _max_geometry(y.shape, kernel_shape, strides, pads, dilations,
+                                                                ceil_mode)
     return _pooled(loops.max_pool, y, kernel, strides, pads, dilations, out_shape, -np.inf)
 
 
@@ -93,7 +102,7 @@ def avg_pool_sum(x, kernel_shape, *, strides=None, pads=None, dilations=None, ce
     counts: the window taps inside the input, plus (count_include_pad) those in the explicit pads;
     taps past the end padding that ceil_mode adds are never counted (onnxruntime / PyTorch)."""
     x = _as_int64(x)
-    kernel, strides, pads, dilations, out_shape = _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
+    kernel, strides, pads, dilations, out_shape = _geometry(x.shape, kernel_shape, strides, pads, dilations, ceil_mode)
     counts = _window_counts(x.shape[2:], kernel, strides, pads, dilations, out_shape, count_include_pad)
     xp = _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, 0)
     return _separable(xp, kernel, strides, dilations, out_shape, np.add), counts
@@ -104,7 +113,7 @@ def avg_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_m
     """fixedpoint.rounding_divide(*avg_pool_sum(...)): the same integers, for 1-D and 2-D pools in one compiled
     loop (loops.avg_pool: window sums and their division in one pass), else from avg_pool_sum."""
     x = _as_int64(x)
-    kernel, strides, pads, dilations, out_shape = _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode)
+    kernel, strides, pads, dilations, out_shape = _geometry(x.shape, kernel_shape, strides, pads, dilations, ceil_mode)
     counts = _window_counts(x.shape[2:], kernel, strides, pads, dilations, out_shape, count_include_pad)
     if x.ndim not in (3, 4) or not x.size:  # (avg_pool_sum's separable sums, without its geometry again)
         xp = _padded_to_cover(x, kernel, strides, pads, dilations, out_shape, 0)
@@ -148,12 +157,21 @@ def _separable(x, kernel, strides, dilations, out_shape, combine) -> np.ndarray:
     return x if rank else x.copy()
 
 
-def _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode):
-    """(kernel, strides, pads, dilations, out_shape) of a pool on x, checked; the same for every run of a layer,
-    so worked out once per input shape and attributes."""
-    if x.ndim < 3:
-        raise ValueError(f"pooling needs x of shape (N, C, *spatial), got {x.shape}")
-    arguments = (tuple(x.shape),) + tuple(tuple(v) if isinstance(v, list) else v
+def _max_geometry(shape, kernel_shape, strides, pads, dilations, ceil_mode):
+    """_geometry of a max pool on an input of `shape`, refusing a window that lies entirely in the padding."""
+    kernel, strides, pads, dilations, out_shape = _geometry(shape, kernel_shape, strides, pads, dilations, ceil_mode)
+    for axis in range(len(shape) - 2):
+        if _empty_window(shape[2 + axis], kernel[axis], strides[axis], pads[axis], dilations[axis], out_shape[axis]):
+            raise ValueError(f"max_pool: a window lies entirely in the padding (pads={pads}, kernel={kernel})")
+    return kernel, strides, pads, dilations, out_shape
+
+
+def _geometry(shape, kernel_shape, strides, pads, dilations, ceil_mode):
+    """(kernel, strides, pads, dilations, out_shape) of a pool on an input of `shape`, checked; the same for every run
+    of a layer, so worked out once per input shape and attributes."""
+    if len(shape) < 3:
+        raise ValueError(f"pooling needs x of shape (N, C, *spatial), got {tuple(shape)}")
+    arguments = (tuple(shape),) + tuple(tuple(v) if isinstance(v, list) else v
                                           for v in (kernel_shape, strides, pads, dilations)) + (bool(ceil_mode),)
     try:
         return _worked_out(*arguments)

@@ -1,5 +1,5 @@
 from verifier.kernels import max_pool
-from verifier.kernels.pooling import pool_arguments
+from verifier.kernels.pooling import bind_max_pool, pool_arguments
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import auto_pads, window_cost, window_output_size
 from verifier.ops._ranges import of_first_input
@@ -27,6 +27,13 @@ class MaxPool:
     def run(inputs, attrs, consts):
         kernel, geometry = pool_arguments(attrs)
         return [max_pool(inputs[0], kernel, **geometry)]
+
+    @staticmethod
+    def bind(shapes, attrs, consts, fixed=None):
+        """run for an input of this shape, its geometry worked out and checked once (interpreter replays)."""
+        kernel, geometry = pool_arguments(attrs)
+        pool = bind_max_pool(tuple(shapes[0]), kernel, **geometry)
+        return None if pool is None else lambda inputs: [pool(inputs[0])]
 
 
 MaxPool.cost = staticmethod(window_cost)  # work: output elements times the window, plus the input
