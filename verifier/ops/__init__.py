@@ -28,7 +28,7 @@ How to add an op
    and `takes_proven_ranges = True` with run(..., proven=widths): the interpreter then passes the widths it has
    proven of the inputs, so a GEMM/conv need not check them again.
    An op whose fast path spends a small layer's time deciding (Gemm, MatMul, Conv, LayerNormalization, Softmax, Add,
-   Sub, Sum, Mul; Reshape and Gather by shapes or indices fixed for the run) may define
+   Sub, Sum, Mul, MaxPool; Reshape and Gather by shapes or indices fixed for the run) may define
    `bind(shapes, attrs, consts, fixed, **hints) -> function(inputs) -> outputs, or None`: its fast path for inputs
    of exactly those shapes, with everything the shapes decide decided once (`fixed`: {input position: value} of the
    inputs whose values are the same on every such run, constants and cached shape arithmetic); the same outputs as
