@@ -224,6 +224,19 @@ def window_output_shape(x, attrs) -> tuple:
     return (int(x[0]), int(x[1])) + tuple(spatial)
 
 
+def or_run(compute, op, attrs: dict, consts: dict):
+    """A bound function (interpreter replays) giving op's output as compute(first input), or by op.run where compute
+    gives None (a compiled loop that declines: run then takes the values as it always did); None for no compute."""
+    if compute is None:
+        return None
+
+    def bound(inputs):
+        out = compute(inputs[0])
+        return [out] if out is not None else op.run(inputs, attrs, consts)
+
+    return bound
+
+
 def kernel_path() -> str:
     """The execution path of GEMM/conv kernels: a forced one (tests, `--path`) or the fast exact plan."""
     return _forced_path()() or "fast"

@@ -3,7 +3,7 @@ import numpy as np
 from verifier.fixedpoint import ACT_BITS, qmax, round_shift
 from verifier.nonlinear.roots import MAX_NORM_BITS, Z_FRAC, inv_sqrt_bits, layer_norm, layer_norm_eps
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import kernel_path
+from verifier.ops._common import kernel_path, or_run
 from verifier.ops._norm import gamma_frac_for, quantize_beta, quantize_gamma
 from verifier.ops._ranges import requantized
 
@@ -86,15 +86,8 @@ class LayerNormalization:
         bias laid out once, where they are constants; else None."""
         if "gamma" not in consts or "beta" not in consts or attrs.get("stats_fracs") or shapes[0] is None:
             return None
-        normalise = _rows_kernel(tuple(shapes[0]), consts["gamma"], consts["beta"], attrs)
-        if normalise is None:
-            return None
-
-        def normalised(inputs):
-            out = normalise(inputs[0])
-            return [out] if out is not None else LayerNormalization.run(inputs, attrs, consts)
-
-        return normalised
+        return or_run(_rows_kernel(tuple(shapes[0]), consts["gamma"], consts["beta"], attrs), LayerNormalization,
+                      attrs, consts)
 
 
 def _compiled(x, gamma, beta, attrs):

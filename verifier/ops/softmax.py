@@ -1,7 +1,7 @@
 from verifier.fixedpoint import frac_for_range
 from verifier.nonlinear.exp_log import softmax
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import kernel_path
+from verifier.ops._common import kernel_path, or_run
 from verifier.ops._softmax import bind_fast_softmax, fast_softmax, lower_softmax, run_on_axis
 from verifier.ops._ranges import requantized
 
@@ -27,12 +27,4 @@ class Softmax:
     def bind(shapes, attrs, consts, fixed=None):
         """run's fast path for an input of these shapes (interpreter replays: _softmax.bind_fast_softmax), the op's
         run where its compiled loop declines."""
-        softmaxed = bind_fast_softmax(shapes[0], attrs)
-        if softmaxed is None:
-            return None
-
-        def bound(inputs):
-            out = softmaxed(inputs[0])
-            return [out] if out is not None else Softmax.run(inputs, attrs, consts)
-
-        return bound
+        return or_run(bind_fast_softmax(shapes[0], attrs), Softmax, attrs, consts)
