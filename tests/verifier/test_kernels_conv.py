@@ -332,8 +332,8 @@ def test_a_scratch_view_is_handed_out_again_until_its_buffer_grows():
 
 IN_PLACE_CASES = {
     # name: (x shape, w shape, strides, pads, group, bound, the kernel function that must run)
-    "im2col": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 2), (1, 1, 1, 1), 1, Q15, "_conv_im2col"),
-    "im2col float32": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 1), (1, 0, 1, 0), 1, 40, "_conv_im2col"),
+    "im2col": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 2), (1, 1, 1, 1), 1, Q15, "_finished_columns"),
+    "im2col float32": ((2, 5, 9, 9), (6, 5, 3, 3), (2, 1), (1, 0, 1, 0), 1, 40, "_finished_columns"),
     "bands": ((5, 4, 8, 8), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "_im2col_in_bands"),
     "winograd": ((2, 4, 10, 10), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "loops.winograd_output"),
     "winograd 4x4": ((2, 4, 8, 8), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "loops.winograd4_output"),

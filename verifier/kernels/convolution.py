@@ -15,7 +15,6 @@ Reference path: the direct definition, out[n, o, p] = sum over kernel offsets an
 w * x, in int64 loops. Every fast path equals it bit for bit (tests/verifier/test_kernels_conv.py).
 """
 
-import functools
 import math
 
 import numpy as np
@@ -106,27 +105,10 @@ def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, req
         on_limbs = _conv_limbs(x, w, K, x_range, geometry, requantize, out, plan.path)
         if on_limbs is not None:
             return on_limbs
-    if path == "fast" and plan.algorithm in WINOGRAD and requantize is not None:
-        weight = w if isinstance(w, Prepared) else w_values
-        return winograd.conv3x3(x, weight, plan, (x_bound, w_bound), pads, out_shape, requantize, out)
-    if path == "fast" and plan.algorithm == "depthwise" and requantize is not None and x.ndim in (3, 4):
-        if requantize.fusable(K * x_bound * w_bound):
-            return _conv_depthwise_compiled(x, w, requantize, True, *geometry, out=out)
-        if requantize.fits_int64(K * x_bound * w_bound):
-            return _conv_depthwise_compiled(x, w_values, requantize, False, *geometry, out=out)
-    if path == "fast" and requantize is not None and requantize.fusable(K * x_bound * w_bound):
-        if plan.path == "float64" and plan.algorithm == "depthwise":
-            fused = requantize.doubled(w, (x.shape[1], OC // group, K))
-            return _conv_depthwise(x, fused, w_values.shape[2:], group, np.float64, *geometry,
-                                   finish=requantize.finish)
-        if plan.path == "float64":
-            fused = requantize.doubled(w, (group, OC // group, K))
-            return _conv_im2col(x, fused, w_values.shape[2:], group, plan, np.float64, *geometry,
-                                requantize=requantize, out=out, pool=pool)
-        if plan.path == "float32" and plan.algorithm == "im2col":  # (float32 depthwise: unfused, below)
-            weights = w.as_float(np.float32) if isinstance(w, Prepared) else w_values.astype(np.float32)
-            return _conv_im2col(x, weights.reshape(group, OC // group, K), w_values.shape[2:], group, plan,
-                                np.float32, *geometry, requantize=requantize, out=out)
+    fused = None if path != "fast" else _fused_kernel(x.shape, w, w_values, plan, geometry, group,
+                                                       (x_bound, w_bound), requantize)
+    if fused is not None:
+        return fused(x, out, pool)
     acc = _accumulate(x, w, w_values, group, plan, (x_bound, w_bound), geometry, path)
     return acc if requantize is None else requantize.apply(acc, 1)
 
@@ -259,6 +241,35 @@ def _finished_columns(buffer, weights, requantize, chunk: int, N: int, out_shape
     return out
 
 
+def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, group: int, bounds: tuple,
+                  requantize: Requantize | None):
+    """The fast path's kernel with the epilogue for an input of x_shape, as a function of (x, out, pool) (`out`: where
+    the kernel can write its result; `pool`: a _Pool the fused float64 im2col product may take first); None where the
+    fast path has none and sums an accumulator instead (no epilogue, or one too wide for every kernel). Shapes,
+    bounds and the epilogue decide it: _convolve asks it on every call, bind_conv once."""
+    if requantize is None:
+        return None
+    pads, out_shape = geometry[1], geometry[3]
+    K, OC, kernel = math.prod(w_values.shape[1:]), w_values.shape[0], tuple(w_values.shape[2:])
+    bound = K * bounds[0] * bounds[1]
+    fusable = requantize.fusable(bound)
+    if plan.algorithm in WINOGRAD:
+        weight = w if isinstance(w, Prepared) else w_values
+        return lambda x, out, pool: winograd.conv3x3(x, weight, plan, bounds, pads, out_shape, requantize, out)
+    if plan.algorithm == "depthwise" and len(x_shape) in (3, 4) and (fusable or requantize.fits_int64(bound)):
+        weight = w if fusable else w_values
+        return lambda x, out, pool: _conv_depthwise_compiled(x, weight, requantize, fusable, *geometry, out=out)
+    if not fusable:
+        return None
+    if plan.path == "float64" and plan.algorithm == "depthwise":
+        weights = requantize.doubled(w, (x_shape[1], OC // group, K))
+        return lambda x, out, pool: _conv_depthwise(x, weights, kernel, group, np.float64, *geometry,
+                                                    finish=requantize.finish)
+    if plan.path == "float64" or (plan.path == "float32" and plan.algorithm == "im2col"):
+        return _im2col_kernel(tuple(x_shape), w, w_values, plan, geometry, group, requantize)
+    return None  # (float32 depthwise: unfused)
+
+
 def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int, x_bound: int,
               requantize: Requantize, pool: dict | None = None):
     """conv(x, w, ..., x_bound=x_bound, requantize=requantize, pool=pool) on the fast path for every x of shape
@@ -268,21 +279,12 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
     if requantize is None or not math.prod(x_shape) or not w.values.size:
         return None
     plan, geometry = _planned(tuple(x_shape), w, w.values, group, x_bound, w.bound, strides, pads, dilations)
-    strides, pads, dilations, out_shape = geometry
-    K, OC, taps = math.prod(w.shape[1:]), w.shape[0], math.prod(w.shape[2:])
-    bound = K * x_bound * w.bound
-    if plan.algorithm in WINOGRAD:
-        fused = functools.partial(winograd.conv3x3, w=w, plan_=plan, bounds=(x_bound, w.bound), pads=pads,
-                                  out_shape=out_shape, requantize=requantize)
-    elif plan.algorithm == "depthwise" and len(x_shape) in (3, 4) and requantize.fits_int64(bound):
-        fusable = requantize.fusable(bound)
-        fused = functools.partial(_conv_depthwise_compiled, w=w if fusable else w.values, requantize=requantize,
-                                  fused=fusable, strides=strides, pads=pads, dilations=dilations, out_shape=out_shape)
-    elif plan.algorithm == "im2col" and plan.path != "int64" and requantize.fusable(bound):
-        fused = _bound_im2col(tuple(x_shape), w, plan, geometry, group, requantize)
-    else:
+    fused = _fused_kernel(tuple(x_shape), w, w.values, plan, geometry, group, (x_bound, w.bound), requantize)
+    if fused is None:
         return None
-    on_limbs = (group == 1 and len(x_shape) in (3, 4) and requantize.fits_int64(bound)
+    out_shape = geometry[3]
+    K, OC, taps = math.prod(w.shape[1:]), w.shape[0], math.prod(w.shape[2:])
+    on_limbs = (group == 1 and len(x_shape) in (3, 4) and requantize.fits_int64(K * x_bound * w.bound)
                 and limbs.may_take(K, w.values, x_shape[0] * math.prod(out_shape) * K * OC,
                                    x_shape[0] * math.prod(out_shape), taps, plan.path))
     pooling_arguments = None if pool is None else pooling.pool_arguments(pool)
@@ -293,7 +295,7 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
         result = _conv_limbs(x, w, K, None, geometry, requantize, None, plan.path) if on_limbs else None
         request = None if pooling_arguments is None else _Pool(*pooling_arguments)
         if result is None:
-            result = fused(x, pool=request) if plan.algorithm == "im2col" else fused(x)
+            result = fused(x, None, request)
         if request is None or request.done:
             return result
         return pooled(result) if pooled else pooling.max_pool(result, request.kernel, **request.geometry)
@@ -301,30 +303,32 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
     return convolved
 
 
-def _bound_im2col(x_shape: tuple, w: Prepared, plan: GemmPlan, geometry: tuple, group: int, requantize: Requantize):
-    """_conv_im2col with a fused epilogue for inputs of x_shape, as a function of (x, pool=): where one compiled loop
-    gathers the columns in one band, that loop, the product and its finish with nothing asked again; else
-    _conv_im2col itself, its weights prepared."""
+def _im2col_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, group: int, requantize: Requantize):
+    """_conv_im2col with a fused epilogue for inputs of x_shape, as a function of (x, out, pool): where one compiled
+    loop gathers the columns in one band, that loop, the product and its finish with nothing asked again; else
+    _conv_im2col itself, its weights prepared (float64: doubled, against a row of ones; float32: as they are)."""
     strides, pads, dilations, out_shape = geometry
-    N, kernel, OC = x_shape[0], tuple(w.shape[2:]), w.shape[0]
-    K, L = math.prod(w.shape[1:]), math.prod(out_shape)
+    N, kernel, OC = x_shape[0], tuple(w_values.shape[2:]), w_values.shape[0]
+    K, L = math.prod(w_values.shape[1:]), math.prod(out_shape)
     extra = 1 if plan.path == "float64" else 0
     dtype = np.float64 if extra else np.float32
-    weights = (requantize.doubled(w, (group, OC // group, K)) if extra
-               else w.as_float(np.float32).reshape(group, OC // group, K))
+    if extra:
+        weights = requantize.doubled(w, (group, OC // group, K))
+    else:
+        weights = (w.as_float(np.float32) if isinstance(w, Prepared) else w_values.astype(np.float32))
+        weights = weights.reshape(group, OC // group, K)
     if (group != 1 or not _compiled_gather(len(x_shape) - 2, kernel, strides, K * N * L)
             or N * (K + extra) * L * np.dtype(dtype).itemsize > COLUMN_BAND_BYTES):  # (bands: _im2col_in_bands)
-        return functools.partial(_conv_im2col, weights=weights, kernel=kernel, group=group, plan=plan, dtype=dtype,
-                                 strides=strides, pads=pads, dilations=dilations, out_shape=out_shape,
-                                 requantize=requantize)
+        return lambda x, out, pool: _conv_im2col(x, weights, kernel, group, plan, dtype, *geometry,
+                                                 requantize=requantize, out=out, pool=pool)
     gather = (kernel, tuple(strides), tuple(dilations), tuple(pads[:2]), tuple(out_shape))
 
-    def gathered(x: np.ndarray, pool: _Pool | None = None) -> np.ndarray:
+    def gathered(x: np.ndarray, out: np.ndarray | None, pool: _Pool | None) -> np.ndarray:
         columns = window.scratch("conv_cols", (1, K + extra, N * L), dtype)
         if extra:
             columns[:, K] = 1.0
         loops.im2col(x, *gather, columns)
-        out = np.empty((N, OC) + tuple(out_shape), dtype=np.int64)
+        out = window.result_array(out, (N, OC) + tuple(out_shape))
         return _finished_columns(columns, weights, requantize, plan.chunk, N, out_shape, out, pool)
 
     return gathered
