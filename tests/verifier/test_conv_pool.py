@@ -13,7 +13,7 @@ from torch import nn
 
 import verifier.compiler
 from verifier import InferenceSession, compile_model
-from verifier.kernels import conv, convolution, limbs, max_pool, prepare, winograd
+from verifier.kernels import conv, convolution, depthwise, limbs, max_pool, prepare, winograd
 from verifier.kernels.epilogue import Requantize
 from verifier_helpers import ort_run
 from test_kernels_conv import Q15, edge_values
@@ -27,7 +27,7 @@ PATHS = {  # name: (x shape, w shape, conv strides, pads, group, the path's func
     "im2col": ((2, 3, 13, 12), (5, 3, 3, 3), (2, 1), (1, 1, 1, 1), 1, "_pooled_then_finished"),
     "bands": ((6, 3, 9, 8), (5, 3, 3, 3), (1, 1), (1, 1, 1, 1), 1, "_im2col_in_bands"),  # (pooled after)
     "winograd": ((2, 4, 10, 9), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, "winograd.conv3x3"),
-    "depthwise": ((2, 4, 11, 10), (4, 1, 3, 3), (1, 1), (1, 1, 1, 1), 4, "_conv_depthwise_compiled"),
+    "depthwise": ((2, 4, 11, 10), (4, 1, 3, 3), (1, 1), (1, 1, 1, 1), 4, "depthwise.conv_compiled"),
     "limbs": ((2, 8, 9, 9), (5, 8, 3, 3), (1, 1), (1, 1, 1, 1), 1, "limbs.conv2d"),
 }
 
@@ -43,7 +43,7 @@ def test_a_fused_max_pool_gives_the_integers_of_max_pool_after_the_convolution(c
     monkeypatch.setattr(convolution, "COLUMN_BAND_BYTES", 3000 if case == "bands" else 1 << 40)
     monkeypatch.setenv(limbs.ENVIRONMENT, "always" if case == "limbs" else "off")
     owner, _, name = kernel.rpartition(".")
-    module = {"": convolution, "winograd": winograd, "limbs": limbs}[owner]
+    module = {"": convolution, "winograd": winograd, "limbs": limbs, "depthwise": depthwise}[owner]
     calls, original = [], getattr(module, name)
     monkeypatch.setattr(module, name, lambda *args, **kwargs: calls.append(name) or original(*args, **kwargs))
     rng = np.random.default_rng(len(case) + len(pool[0]) + relu)
