@@ -151,10 +151,10 @@ class _PairLayout:
     def of(shapes, consts) -> "_PairLayout | None":
         values = [consts[f"k{i}"] if shape is None else np.empty(shape, dtype=np.int64)
                   for i, shape in enumerate(shapes)]
-        order = (0, 1) if _full_and_broadcast(*values) is not None else (1, 0)
-        laid_out = _full_and_broadcast(values[order[0]], values[order[1]])
-        if laid_out is None:
+        found = _in_order(*values)
+        if found is None:
             return None
+        order, laid_out = found
         constants = {i: laid_out[position] for position, i in enumerate(order) if shapes[i] is None}
         return _PairLayout(order, laid_out[0].shape, laid_out[1].shape, np.shape(values[order[0]]), constants)
 
@@ -174,21 +174,30 @@ def _sum_compiled(inputs, attrs, consts) -> np.ndarray | None:
         return None
     terms = [(consts[f"k{i}"] if x is None else x, 0 if x is None else attrs["shifts"][i], attrs["signs"][i])
              for i, x in enumerate(inputs)]
-    laid_out = _full_and_broadcast(terms[0][0], terms[1][0])
-    if laid_out is None:
-        terms.reverse()
-        laid_out = _full_and_broadcast(terms[0][0], terms[1][0])
-        if laid_out is None:
-            return None
+    found = _in_order(terms[0][0], terms[1][0])
+    if found is None:
+        return None
     from verifier.kernels import loops
 
-    (full, other), shape = laid_out, np.shape(terms[0][0])
+    order, (full, other) = found
+    terms = [terms[i] for i in order]
+    shape = np.shape(terms[0][0])
     out = np.empty(shape, dtype=np.int64)
     relu, limit = bool(attrs.get("relu")), qmax(ACT_BITS)
     if not loops.sum_requantize(full, other, terms[0][1], terms[1][1], terms[0][2], terms[1][2], shift,
                                 0 if relu else -limit, limit, not relu, out.reshape(full.shape)):
         return None  # (an operand past the headroom check: _sum_fast falls back to the reference and its error)
     return out
+
+
+def _in_order(first, second):
+    """(order, _full_and_broadcast of the two in that order): (0, 1) when `second` broadcasts to `first`, else (1, 0)
+    when `first` broadcasts to `second`; None when neither does over leading axes."""
+    laid_out = _full_and_broadcast(first, second)
+    if laid_out is not None:
+        return (0, 1), laid_out
+    laid_out = _full_and_broadcast(second, first)
+    return None if laid_out is None else ((1, 0), laid_out)
 
 
 def _full_and_broadcast(full, other):
@@ -273,14 +282,12 @@ def _product_compiled(a, b, attrs) -> np.ndarray | None:
     """a * b requantized in one compiled pass (kernels.loops.multiply_requantize): the same bits as the
     numpy product and kernels.requantize. None when the layout or the shift is not the loop's."""
     shift = attrs["acc_frac"] - attrs["out_frac"]
-    laid_out = _full_and_broadcast(a, b) if 0 <= shift <= 62 else None
-    if laid_out is None and 0 <= shift <= 62:
-        a, b = b, a
-        laid_out = _full_and_broadcast(a, b)
-    if laid_out is None:
+    found = _in_order(a, b) if 0 <= shift <= 62 else None
+    if found is None:
         return None
     from verifier.kernels import loops
 
-    out = np.empty(np.shape(a), dtype=np.int64)
+    order, laid_out = found
+    out = np.empty(np.shape(b if order[0] else a), dtype=np.int64)
     loops.multiply_requantize(*laid_out, shift, qmax(ACT_BITS), out.reshape(laid_out[0].shape))
     return out

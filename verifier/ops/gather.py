@@ -20,12 +20,10 @@ class Gather:
     def run(inputs, attrs, consts):
         data, indices = inputs
         axis = attrs["axis"] % data.ndim
-        size = data.shape[axis]
-        if indices.size and (indices.min() < -size or indices.max() >= size):
-            raise IndexError(f"Gather index outside [-{size}, {size})")
+        positions = _positions(indices, data.shape[axis])
         if indices.ndim == 0:  # one index (a row of a stacked tensor): the same values as a view, no copy
-            return [data[(slice(None),) * axis + (int(indices) % size,)]]
-        return [np.take(data, np.where(indices < 0, indices + size, indices), axis=axis)]
+            return [data[(slice(None),) * axis + (int(positions),)]]
+        return [np.take(data, positions, axis=axis)]
 
     @staticmethod
     def bind(shapes, attrs, consts, fixed=None):
@@ -34,13 +32,13 @@ class Gather:
         if not fixed or 1 not in fixed or shapes[0] is None or not len(shapes[0]):
             return None
         indices, axis = fixed[1], attrs["axis"] % len(shapes[0])
-        size = shapes[0][axis]
-        if indices.size and (indices.min() < -size or indices.max() >= size):
+        try:
+            positions = _positions(indices, shapes[0][axis])
+        except IndexError:
             return None
         if indices.ndim == 0:
-            picked = (slice(None),) * axis + (int(indices) % size,)
+            picked = (slice(None),) * axis + (int(positions),)
             return lambda inputs: [inputs[0][picked]]
-        positions = np.where(indices < 0, indices + size, indices)
         return lambda inputs: [np.take(inputs[0], positions, axis=axis)]
 
     output_size_from_shapes = True  # (output_size reads the inputs' shapes alone)
@@ -49,3 +47,10 @@ class Gather:
     def output_size(inputs, attrs, consts):
         data, indices = inputs
         return int(indices.size) * (int(data.size) // max(int(data.shape[attrs["axis"] % data.ndim]), 1))
+
+
+def _positions(indices: np.ndarray, size: int) -> np.ndarray:
+    """Gather's indices along an axis of `size`, made non-negative; IndexError for one outside [-size, size)."""
+    if indices.size and (indices.min() < -size or indices.max() >= size):
+        raise IndexError(f"Gather index outside [-{size}, {size})")
+    return np.where(indices < 0, indices + size, indices)

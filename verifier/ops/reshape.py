@@ -25,9 +25,7 @@ class Reshape:
     def run(inputs, attrs, consts):
         x = inputs[0]
         shape = attrs["shape"] if "shape" in attrs else [int(v) for v in inputs[1].reshape(-1)]
-        if not attrs["allowzero"]:
-            shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
-        return [x.reshape(shape)]
+        return [x.reshape(_target(shape, x.shape, attrs))]
 
     @staticmethod
     def bind(shapes, attrs, consts, fixed=None):
@@ -39,7 +37,12 @@ class Reshape:
             target = [int(v) for v in fixed[1].reshape(-1)]
         else:
             return None
-        if not attrs["allowzero"]:
-            target = [shapes[0][i] if d == 0 else d for i, d in enumerate(target)]
-        target = tuple(target)
+        target = tuple(_target(target, shapes[0], attrs))
         return lambda inputs: [inputs[0].reshape(target)]
+
+
+def _target(shape: list, x_shape: tuple, attrs: dict) -> list:
+    """The shape to reshape an input of x_shape to: `shape` with each 0 taken from the input (unless allowzero)."""
+    if attrs["allowzero"]:
+        return shape
+    return [x_shape[i] if d == 0 else d for i, d in enumerate(shape)]
