@@ -260,8 +260,9 @@ def _float64_activations(a_shape: tuple, b: "Prepared", plan: GemmPlan, requanti
 
 def _doubled_rows(b: "Prepared", requantize) -> np.ndarray:
     """The float64 operand of a fused product by b, (K + 1, N) in rows: 2 b, then 2 bias + 1/2 against a's column of
-    ones (Requantize.doubled's values, laid out as BLAS multiplies small products fastest: (256, 65) @ (65, 32) took
-    9.4 us, against 14.4 by the transposed layout). Made once per epilogue, kept on b."""
+    ones (Requantize.doubled's values, laid out as BLAS multiplies small products fastest: (16, 65) @ (65, 192) took
+    5.1 us, against 10.5 by the transposed layout; scripts/bench_small.py --tables layout). Made once per epilogue,
+    kept on b."""
     key = ("doubled rows", id(requantize))
     kept = b.cache.get(key)
     if kept is not None and kept[0] is requantize:

@@ -1,0 +1,152 @@
+"""Where a small model's time goes, and the small-product choices made for it. Single-threaded, in this process,
+best of N. Three tables:
+
+  run      per model at batch 1 (scripts/bench_verifier.py's models): the parts of InferenceSession.run_fixed -
+           quantizing the feeds, the replayed execution, encoding the outputs, their keccak - each timed alone and
+           inside whole runs (the same code), the whole run, and onnxruntime's run of the same input;
+  limbs    small GEMMs and convolutions with their epilogue on the limb path (VINFER_LIMB_PRODUCTS=always) against
+           the float path (off), and their ratio: the evidence for limbs.LIMB_MIN_WORK;
+  layout   a float64 product of activations by a weight stored in rows (C order) against the same weight as a
+           transposed view: why fused GEMMs keep their doubled weights in rows (exact_gemm._doubled_rows).
+
+    .venv/bin/python scripts/bench_small.py [--tables run,limbs,layout] [--models digits_mlp,digits_cnn] [--repeat 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMB_GEMMS = [(1, 256, 32), (1, 512, 10), (1, 512, 128), (1, 1024, 256), (4, 512, 128), (16, 512, 64),
+              (16, 256, 256), (64, 256, 64)]  # (M, K, N)
+LIMB_CONVS = [((1, 8, 8, 8), (16, 8, 3, 3)), ((1, 16, 8, 8), (32, 16, 3, 3)), ((1, 32, 13, 13), (64, 32, 1, 1)),
+              ((1, 64, 13, 13), (64, 64, 3, 3)), ((4, 16, 8, 8), (32, 16, 3, 3))]  # (x, w), pads keep the size
+LAYOUTS = [(256, 65, 64), (256, 65, 32), (256, 33, 10), (16, 65, 192), (1024, 65, 192)]  # (M, K + 1, N)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", default="run,limbs,layout")
+    parser.add_argument("--models", default="digits_mlp,digits_cnn,transformer,embedding")
+    parser.add_argument("--repeat", type=int, default=2000)
+    args = parser.parse_args()
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    from verifier.kernels import keep_freed_memory
+
+    keep_freed_memory()
+    tables = args.tables.split(",")
+    if "run" in tables:
+        _run_table(args.models.split(","), args.repeat)
+    if "limbs" in tables:
+        _limb_table(max(args.repeat // 10, 20))
+    if "layout" in tables:
+        _layout_table(max(args.repeat // 4, 20))
+
+
+def _run_table(models, repeat: int) -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_verifier
+    import onnxruntime as ort
+
+    from verifier import InferenceSession, compile_model
+    from verifier.encoding import encode_tensors, keccak_hex
+    from verifier.feeds import integer_feeds
+
+    print(f"{'model (us; alone / in runs)':28s} {'feeds':>13s} {'execute':>13s} {'encode':>11s} {'keccak':>11s} "
+          f"{'run':>7s} {'ort':>6s}")
+    work = Path(tempfile.mkdtemp(prefix="vinfer-small-"))
+    for name in models:
+        label, path, feeds, calibration = next(iter(bench_verifier._cases(name, work, False)))  # (batch 1)
+        session = InferenceSession(compile_model(path, calibration=calibration))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        reference = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        program = session.program
+        integers = integer_feeds(program, feeds)
+        outputs = session._execute(integers)
+        data = encode_tensors(outputs)
+        alone = [_best(lambda: integer_feeds(program, feeds), repeat), _best(lambda: session._execute(integers), repeat),
+                 _best(lambda: encode_tensors(outputs), repeat), _best(lambda: keccak_hex(data), repeat)]
+        inside = np.full(4, np.inf)
+        for _ in range(repeat):  # run_fixed's steps, each timed inside a whole run
+            started = time.perf_counter()
+            integers_now = integer_feeds(program, feeds)
+            quantized = time.perf_counter()
+            result = session._execute(integers_now)
+            executed = time.perf_counter()
+            encoded = encode_tensors(result)
+            encoding = time.perf_counter()
+            keccak_hex(encoded)
+            hashed = time.perf_counter()
+            inside = np.minimum(inside, [quantized - started, executed - quantized, encoding - executed,
+                                         hashed - encoding])
+        run = _best(lambda: session.run_fixed(feeds), repeat)
+        ort_run = _best(lambda: reference.run(None, feeds), repeat)
+        parts = [f"{a * 1e6:5.1f} / {b * 1e6:5.1f}" for a, b in zip(alone, inside)]
+        print(f"{label:28s} {parts[0]:>13s} {parts[1]:>13s} {parts[2]:>11s} {parts[3]:>11s} {run * 1e6:7.1f} "
+              f"{ort_run * 1e6:6.1f}")
+
+
+def _limb_table(repeat: int) -> None:
+    from verifier.kernels import conv, gemm, prepare
+    from verifier.kernels.epilogue import Requantize
+
+    rng = np.random.default_rng(0)
+    print(f"\n{'limb path, always vs off':40s} {'MACs':>9s} {'limbs us':>9s} {'float us':>9s} {'ratio':>6s}")
+    for bits in (16, 8):
+        bound = (1 << (bits - 1)) - 1
+        cases = []
+        for m, k, n in LIMB_GEMMS:
+            a, b = rng.integers(-bound, bound + 1, (m, k)), prepare(rng.integers(-bound, bound + 1, (k, n)))
+            spec = Requantize(20, 16, False, rng.integers(-1000, 1000, n))
+            cases.append((f"{bits}-bit gemm {m}x{k}x{n}", m * k * n,
+                          lambda a=a, b=b, spec=spec: gemm(a, b, a_bound=bound, requantize=spec)))
+        for x_shape, w_shape in LIMB_CONVS:
+            x, w = rng.integers(-bound, bound + 1, x_shape), prepare(rng.integers(-bound, bound + 1, w_shape))
+            spec = Requantize(20, 16, False, rng.integers(-1000, 1000, w_shape[0]))
+            pads = (w_shape[2] // 2,) * 4
+            cases.append((f"{bits}-bit conv {x_shape[1:]}->{w_shape[0]} {w_shape[2]}x{w_shape[3]} n={x_shape[0]}",
+                          x_shape[0] * x_shape[2] * x_shape[3] * int(np.prod(w_shape)),
+                          lambda x=x, w=w, spec=spec, pads=pads: conv(x, w, pads=pads, x_bound=bound, requantize=spec)))
+        for label, macs, run in cases:
+            best = {}
+            for _ in range(3):  # alternating: both settings see the same stretch of the machine
+                for setting in ("always", "off"):
+                    os.environ["VINFER_LIMB_PRODUCTS"] = setting
+                    run()
+                    best[setting] = min(best.get(setting, np.inf), _best(run, repeat))
+            print(f"{label:40s} {macs:9d} {best['always'] * 1e6:9.1f} {best['off'] * 1e6:9.1f} "
+                  f"{best['always'] / best['off']:6.2f}")
+    os.environ.pop("VINFER_LIMB_PRODUCTS", None)
+
+
+def _layout_table(repeat: int) -> None:
+    rng = np.random.default_rng(1)
+    print(f"\n{'float64 product M x K x N':28s} {'rows us':>8s} {'transposed us':>14s} {'ratio':>6s}")
+    for m, k, n in LAYOUTS:
+        a, rows = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+        transposed, out = np.ascontiguousarray(rows.T).T, np.empty((m, n))
+        in_rows = _best(lambda: np.matmul(a, rows, out=out), repeat)
+        in_columns = _best(lambda: np.matmul(a, transposed, out=out), repeat)
+        print(f"{f'{m} x {k} x {n}':28s} {in_rows * 1e6:8.1f} {in_columns * 1e6:14.1f} {in_columns / in_rows:6.2f}")
+
+
+def _best(run, repeat: int) -> float:
+    times = []
+    for _ in range(max(repeat, 1)):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+if __name__ == "__main__":
+    main()
