@@ -1,7 +1,7 @@
 """Where a small model's time goes, and the small-product choices made for it. Single-threaded, in this process,
 best of N. Three tables:
 
-  run      per model at batch 1 (scripts/bench_verifier.py's models): the parts of InferenceSession.run_fixed -
+  run      per model and batch (scripts/bench_verifier.py's models): the parts of InferenceSession.run_fixed -
            quantizing the feeds, the replayed execution, encoding the outputs, their keccak - each timed alone and
            inside whole runs (the same code), the whole run, and onnxruntime's run of the same input;
   limbs    small GEMMs and convolutions with their epilogue on the limb path (VINFER_LIMB_PRODUCTS=always) against
@@ -52,6 +52,7 @@ def main() -> None:
 
 
 def _run_table(models, repeat: int) -> None:
+    """Each part alone / inside runs, µs; large batches take a tenth of the repeats."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import bench_verifier
     import onnxruntime as ort
@@ -63,8 +64,9 @@ def _run_table(models, repeat: int) -> None:
     print(f"{'model (us; alone / in runs)':28s} {'feeds':>13s} {'execute':>13s} {'encode':>11s} {'keccak':>11s} "
           f"{'run':>7s} {'ort':>6s}")
     work = Path(tempfile.mkdtemp(prefix="vinfer-small-"))
-    for name in models:
-        label, path, feeds, calibration = next(iter(bench_verifier._cases(name, work, False)))  # (batch 1)
+    cases = [case for name in models for case in bench_verifier._cases(name, work, False)]
+    for label, path, feeds, calibration in cases:
+        runs = repeat if "b=1" in label else max(repeat // 10, 20)
         session = InferenceSession(compile_model(path, calibration=calibration))
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
@@ -73,10 +75,10 @@ def _run_table(models, repeat: int) -> None:
         integers = integer_feeds(program, feeds)
         outputs = session._execute(integers)
         data = encode_tensors(outputs)
-        alone = [_best(lambda: integer_feeds(program, feeds), repeat), _best(lambda: session._execute(integers), repeat),
-                 _best(lambda: encode_tensors(outputs), repeat), _best(lambda: keccak_hex(data), repeat)]
+        alone = [_best(lambda: integer_feeds(program, feeds), runs), _best(lambda: session._execute(integers), runs),
+                 _best(lambda: encode_tensors(outputs), runs), _best(lambda: keccak_hex(data), runs)]
         inside = np.full(4, np.inf)
-        for _ in range(repeat):  # run_fixed's steps, each timed inside a whole run
+        for _ in range(runs):  # run_fixed's steps, each timed inside a whole run
             started = time.perf_counter()
             integers_now = integer_feeds(program, feeds)
             quantized = time.perf_counter()
@@ -88,8 +90,8 @@ def _run_table(models, repeat: int) -> None:
             hashed = time.perf_counter()
             inside = np.minimum(inside, [quantized - started, executed - quantized, encoding - executed,
                                          hashed - encoding])
-        run = _best(lambda: session.run_fixed(feeds), repeat)
-        ort_run = _best(lambda: reference.run(None, feeds), repeat)
+        run = _best(lambda: session.run_fixed(feeds), runs)
+        ort_run = _best(lambda: reference.run(None, feeds), runs)
         parts = [f"{a * 1e6:5.1f} / {b * 1e6:5.1f}" for a, b in zip(alone, inside)]
         print(f"{label:28s} {parts[0]:>13s} {parts[1]:>13s} {parts[2]:>11s} {parts[3]:>11s} {run * 1e6:7.1f} "
               f"{ort_run * 1e6:6.1f}")
