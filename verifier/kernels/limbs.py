@@ -76,7 +76,7 @@ GEMM_MIN_WORK = 1 << 18
 # Below LIMB_MIN_WORK multiply-adds no product pays for it, whatever its K: onnxruntime's session takes some 7 us a
 # call, and the splitting and combining theirs. Against the float paths (scripts/bench_small.py --tables limbs),
 # GEMMs of 5K-66K took 1.3-2.3x the float time (K 256 and 512; 16- and 8-bit), a 3x3 convolution of 74K 1.0-1.5x;
-# from 262K on the results were mixed (0.43-1.65). digits_cnn's 8-bit program at batch 1: 152 -> 112 us
+# from 262K on the results were mixed (0.43-1.65)
 LIMB_MIN_WORK = 1 << 17
 ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | always | off (setting)
 
