@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_replay import _best  # (this directory is on the path of a script run from it)
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMB_GEMMS = [(1, 256, 32), (1, 512, 10), (1, 512, 128), (1, 1024, 256), (4, 512, 128), (16, 512, 64),
@@ -53,7 +53,6 @@ def main() -> None:
 
 def _run_table(models, repeat: int) -> None:
     """Each part alone / inside runs, µs; large batches take a tenth of the repeats."""
-    sys.path.insert(0, str(ROOT / "scripts"))
     import bench_verifier
     import onnxruntime as ort
 
@@ -139,15 +138,6 @@ def _layout_table(repeat: int) -> None:
         in_rows = _best(lambda: np.matmul(a, rows, out=out), repeat)
         in_columns = _best(lambda: np.matmul(a, transposed, out=out), repeat)
         print(f"{f'{m} x {k} x {n}':28s} {in_rows * 1e6:8.1f} {in_columns * 1e6:14.1f} {in_columns / in_rows:6.2f}")
-
-
-def _best(run, repeat: int) -> float:
-    times = []
-    for _ in range(max(repeat, 1)):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 if __name__ == "__main__":
