@@ -6,10 +6,13 @@ best of N. Three tables:
            inside whole runs (the same code), the whole run, and onnxruntime's run of the same input;
   limbs    small GEMMs and convolutions with their epilogue on the limb path (VINFER_LIMB_PRODUCTS=always) against
            the float path (off), and their ratio: the evidence for limbs.LIMB_MIN_WORK;
+  direct   small GEMMs and convolutions with their epilogue in one compiled loop (kernels/direct.py) against the
+           general float kernels they replace (limits 0), bound once as replays bind them: the evidence for
+           direct.GEMM_MAX_WORK and CONV_MAX_WORK;
   layout   a float64 product of activations by a weight stored in rows (C order) against the same weight as a
            transposed view: why fused GEMMs keep their doubled weights in rows (exact_gemm._doubled_rows).
 
-    .venv/bin/python scripts/bench_small.py [--tables run,limbs,layout] [--models digits_mlp,digits_cnn] [--repeat 2000]
+    .venv/bin/python scripts/bench_small.py [--tables run,limbs,direct,layout] [--models digits_mlp,digits_cnn] [--repeat 2000]
 """
 
 from __future__ import annotations
@@ -28,12 +31,17 @@ LIMB_GEMMS = [(1, 256, 32), (1, 512, 10), (1, 512, 128), (1, 1024, 256), (4, 512
               (16, 256, 256), (64, 256, 64)]  # (M, K, N)
 LIMB_CONVS = [((1, 8, 8, 8), (16, 8, 3, 3)), ((1, 16, 8, 8), (32, 16, 3, 3)), ((1, 32, 13, 13), (64, 32, 1, 1)),
               ((1, 64, 13, 13), (64, 64, 3, 3)), ((4, 16, 8, 8), (32, 16, 3, 3))]  # (x, w), pads keep the size
+DIRECT_GEMMS = [(1, 64, 64), (1, 256, 32), (4, 64, 64), (1, 512, 64), (16, 64, 64), (1, 512, 128), (32, 64, 64),
+                (64, 64, 64)]  # (M, K, N)
+DIRECT_CONVS = [((1, 1, 8, 8), (8, 1, 3, 3)), ((1, 8, 8, 8), (16, 8, 3, 3)), ((1, 3, 16, 16), (16, 3, 3, 3)),
+                ((2, 8, 8, 8), (16, 8, 3, 3)), ((1, 16, 8, 8), (16, 16, 3, 3)), ((1, 16, 8, 8), (32, 16, 3, 3)),
+                ((1, 32, 13, 13), (32, 32, 1, 1))]  # (x, w), pads keep the size
 LAYOUTS = [(256, 65, 64), (256, 65, 32), (256, 33, 10), (16, 65, 192), (1024, 65, 192)]  # (M, K + 1, N)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", default="run,limbs,layout")
+    parser.add_argument("--tables", default="run,limbs,direct,layout")
     parser.add_argument("--models", default="digits_mlp,digits_cnn,transformer,embedding")
     parser.add_argument("--repeat", type=int, default=2000)
     args = parser.parse_args()
@@ -47,6 +55,8 @@ def main() -> None:
         _run_table(args.models.split(","), args.repeat)
     if "limbs" in tables:
         _limb_table(max(args.repeat // 10, 20))
+    if "direct" in tables:
+        _direct_table(max(args.repeat // 4, 20))
     if "layout" in tables:
         _layout_table(max(args.repeat // 4, 20))
 
@@ -126,6 +136,46 @@ def _limb_table(repeat: int) -> None:
                     best[setting] = min(best.get(setting, np.inf), _best(run, repeat))
             print(f"{label:40s} {macs:9d} {best['always'] * 1e6:9.1f} {best['off'] * 1e6:9.1f} "
                   f"{best['always'] / best['off']:6.2f}")
+    os.environ.pop("VINFER_LIMB_PRODUCTS", None)
+
+
+def _direct_table(repeat: int) -> None:
+    from verifier.kernels import direct, prepare
+    from verifier.kernels.convolution import bind_conv
+    from verifier.kernels.epilogue import Requantize
+    from verifier.kernels.exact_gemm import bind_gemm
+
+    rng = np.random.default_rng(2)
+    bound = (1 << 15) - 1
+    os.environ["VINFER_LIMB_PRODUCTS"] = "off"  # (the float kernels: what the direct loops replace)
+    print(f"\n{'16-bit product, bound kernels':40s} {'MACs':>9s} {'direct us':>10s} {'general us':>11s} {'ratio':>6s}")
+    cases = []
+    for m, k, n in DIRECT_GEMMS:
+        a, b = rng.integers(-bound, bound + 1, (m, k)), prepare(rng.integers(-bound, bound + 1, (k, n)))
+        spec = Requantize(20, 16, False, rng.integers(-1000, 1000, n))
+        cases.append((f"gemm {m}x{k}x{n}", m * k * n,  # (a fresh weight each time: kernels are kept on it)
+                      lambda a=a, b=b, spec=spec: bind_gemm(a.shape, prepare(b.values), bound, spec), a))
+    for x_shape, w_shape in DIRECT_CONVS:
+        x, w = rng.integers(-bound, bound + 1, x_shape), prepare(rng.integers(-bound, bound + 1, w_shape))
+        spec = Requantize(20, 16, False, rng.integers(-1000, 1000, w_shape[0]))
+        pads = [w_shape[2] // 2] * 4
+        cases.append((f"conv {x_shape[1:]}->{w_shape[0]} {w_shape[2]}x{w_shape[3]} n={x_shape[0]}",
+                      x_shape[0] * x_shape[2] * x_shape[3] * int(np.prod(w_shape)),
+                      lambda x=x, w=w, spec=spec, pads=pads: bind_conv(x.shape, w, [1, 1], pads, [1, 1], 1, bound,
+                                                                       spec), x))
+    limits = direct.GEMM_MAX_WORK, direct.CONV_MAX_WORK
+    for label, macs, bind, operand in cases:
+        direct.GEMM_MAX_WORK = direct.CONV_MAX_WORK = 1 << 40
+        on_loop = bind()
+        direct.GEMM_MAX_WORK = direct.CONV_MAX_WORK = 0
+        general = bind()
+        best = [np.inf, np.inf]
+        for _ in range(3):  # alternating: both see the same stretch of the machine
+            for side, kernel in enumerate((on_loop, general)):
+                kernel(operand)
+                best[side] = min(best[side], _best(lambda kernel=kernel: kernel(operand), repeat))
+        print(f"{label:40s} {macs:9d} {best[0] * 1e6:10.1f} {best[1] * 1e6:11.1f} {best[0] / best[1]:6.2f}")
+    direct.GEMM_MAX_WORK, direct.CONV_MAX_WORK = limits
     os.environ.pop("VINFER_LIMB_PRODUCTS", None)
 
 

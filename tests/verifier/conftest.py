@@ -55,3 +55,15 @@ def example_program():
 def example_inputs():
     with np.load(EXAMPLES / "digits_inputs.npz") as data:
         return {"input": data["input"]}
+
+
+@pytest.fixture(params=["direct", "general"])
+def small_products(request, monkeypatch):
+    """Both ways a small fused GEMM or convolution runs: its one compiled loop (kernels/direct.py, the default below
+    the work limits) and the general kernels it replaces there (limits 0), which larger products take."""
+    from verifier.kernels import direct
+
+    if request.param == "general":
+        monkeypatch.setattr(direct, "GEMM_MAX_WORK", 0)
+        monkeypatch.setattr(direct, "CONV_MAX_WORK", 0)
+    return request.param

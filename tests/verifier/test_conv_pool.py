@@ -13,7 +13,7 @@ from torch import nn
 
 import verifier.compiler
 from verifier import InferenceSession, compile_model
-from verifier.kernels import conv, convolution, depthwise, limbs, max_pool, prepare, winograd
+from verifier.kernels import conv, convolution, depthwise, direct, limbs, loops, max_pool, prepare, winograd
 from verifier.kernels.epilogue import Requantize
 from verifier_helpers import ort_run
 from test_kernels_conv import Q15, edge_values
@@ -29,6 +29,7 @@ PATHS = {  # name: (x shape, w shape, conv strides, pads, group, the path's func
     "winograd": ((2, 4, 10, 9), (6, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, "winograd.conv3x3"),
     "depthwise": ((2, 4, 11, 10), (4, 1, 3, 3), (1, 1), (1, 1, 1, 1), 4, "depthwise.conv_compiled"),
     "limbs": ((2, 8, 9, 9), (5, 8, 3, 3), (1, 1), (1, 1, 1, 1), 1, "limbs.conv2d"),
+    "direct": ((2, 4, 9, 8), (6, 2, 3, 3), (1, 2), (1, 1, 0, 1), 2, "loops.conv_requantize"),
 }
 
 
@@ -42,8 +43,9 @@ def test_a_fused_max_pool_gives_the_integers_of_max_pool_after_the_convolution(c
     monkeypatch.setattr(winograd, "MIN_TILES_PER_IMAGE", 1)
     monkeypatch.setattr(convolution, "COLUMN_BAND_BYTES", 3000 if case == "bands" else 1 << 40)
     monkeypatch.setenv(limbs.ENVIRONMENT, "always" if case == "limbs" else "off")
+    monkeypatch.setattr(direct, "CONV_MAX_WORK", direct.CONV_MAX_WORK if case == "direct" else 0)
     owner, _, name = kernel.rpartition(".")
-    module = {"": convolution, "winograd": winograd, "limbs": limbs, "depthwise": depthwise}[owner]
+    module = {"": convolution, "winograd": winograd, "limbs": limbs, "depthwise": depthwise, "loops": loops}[owner]
     calls, original = [], getattr(module, name)
     monkeypatch.setattr(module, name, lambda *args, **kwargs: calls.append(name) or original(*args, **kwargs))
     rng = np.random.default_rng(len(case) + len(pool[0]) + relu)
@@ -58,7 +60,7 @@ def test_a_fused_max_pool_gives_the_integers_of_max_pool_after_the_convolution(c
         fused = conv(x, w, **geometry, pool={"kernel_shape": kernel_shape, "strides": pool_strides, "pads": pool_pads,
                                              "dilations": dilations, "ceil_mode": ceil_mode})
         assert np.array_equal(fused, expected)
-        assert calls or (case == "limbs" and shift == 0)  # (the limb path rounds by shifting: shifts of 1..62)
+        assert calls or (case in ("limbs", "direct") and shift == 0)  # (both round by shifting: shifts of 1..62)
 
 
 class Stem(nn.Module):

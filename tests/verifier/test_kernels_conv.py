@@ -340,6 +340,7 @@ IN_PLACE_CASES = {
     "depthwise": ((2, 6, 7, 7), (6, 1, 3, 3), (1, 2), (1, 1, 0, 1), 6, Q15, "loops.depthwise_fused"),
     "depthwise int64": ((2, 6, 7, 7), (12, 1, 3, 3), (2, 1), (1, 0, 1, 1), 6, Q15, "loops.depthwise"),
     "limbs": ((2, 8, 6, 6), (5, 8, 3, 3), (1, 1), (1, 1, 1, 1), 1, Q15, "limbs.conv2d"),
+    "direct": ((2, 6, 7, 7), (4, 3, 3, 3), (2, 1), (1, 0, 1, 1), 2, Q15, "loops.conv_requantize"),
 }
 
 
@@ -347,7 +348,7 @@ IN_PLACE_CASES = {
 def test_every_fused_path_writes_into_a_channel_slice_of_a_larger_array(case, monkeypatch, winograd_for_small_shapes):
     """conv(..., out=) computes straight into the caller's array, a Concat's output in the interpreter: the same bits
     as a new array, and nothing written outside the slice."""
-    from verifier.kernels import convolution, limbs, loops
+    from verifier.kernels import convolution, direct, limbs, loops
     from verifier.kernels.epilogue import Requantize
 
     x_shape, w_shape, strides, pads, group, bound, kernel = IN_PLACE_CASES[case]
@@ -355,6 +356,8 @@ def test_every_fused_path_writes_into_a_channel_slice_of_a_larger_array(case, mo
         monkeypatch.setattr(winograd, "MIN_CHANNELS", 1 << 20)
     if case == "bands":
         monkeypatch.setattr(convolution, "COLUMN_BAND_BYTES", 2000)
+    if case != "direct":
+        monkeypatch.setattr(direct, "CONV_MAX_WORK", 0)
     monkeypatch.setenv(limbs.ENVIRONMENT, "always" if case == "limbs" else "off")
     owner, _, name = kernel.rpartition(".")
     module = {"": convolution, "winograd": winograd, "limbs": limbs, "loops": loops}[owner]

@@ -54,7 +54,7 @@ def test_finish_rounds_exactly_like_fixedpoint_requantize(doubled, shift, bits, 
 
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("x_shape,w_shape,strides,pads,dilations,group", CASES)
-def test_fused_convolution_equals_the_reference_epilogue(x_shape, w_shape, strides, pads, dilations, group, relu):
+def test_fused_convolution_equals_the_reference_epilogue(x_shape, w_shape, strides, pads, dilations, group, relu, small_products):
     rng = np.random.default_rng(sum(x_shape) + 7 * sum(w_shape) + relu)
     x, w = edge_values(rng, x_shape, Q15), edge_values(rng, w_shape, Q15)
     geometry = dict(strides=strides, pads=pads, dilations=dilations, group=group)
@@ -82,7 +82,7 @@ def test_fused_winograd_equals_the_reference_epilogue(x_shape, w_shape, pads, re
 
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("a_shape", [(1, 7), (33, 50), (2, 3, 17, 40)])
-def test_fused_gemm_equals_the_reference_epilogue(a_shape, relu):
+def test_fused_gemm_equals_the_reference_epilogue(a_shape, relu, small_products):
     rng = np.random.default_rng(sum(a_shape) + relu)
     a, b = edge_values(rng, a_shape, Q15), edge_values(rng, (a_shape[-1], 11), Q15)
     acc = gemm(a, b, path="reference")
@@ -119,7 +119,7 @@ FLOAT32_CASES = CASES + [
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("x_shape,w_shape,strides,pads,dilations,group", FLOAT32_CASES)
 def test_fused_float32_convolution_equals_the_reference_epilogue(x_shape, w_shape, strides, pads, dilations, group,
-                                                                 relu):
+                                                                 relu, small_products):
     rng = np.random.default_rng(sum(x_shape) + 5 * sum(w_shape) + relu)
     x, w = edge_values(rng, x_shape, Q7), edge_values(rng, w_shape, Q7)
     geometry = dict(strides=strides, pads=pads, dilations=dilations, group=group)
@@ -135,7 +135,7 @@ def test_fused_float32_convolution_equals_the_reference_epilogue(x_shape, w_shap
 
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("a_shape", [(1, 7), (33, 50), (2, 3, 17, 40), (4, 2500)])  # K = 2500: three chunks
-def test_fused_float32_gemm_equals_the_reference_epilogue(a_shape, relu):
+def test_fused_float32_gemm_equals_the_reference_epilogue(a_shape, relu, small_products):
     rng = np.random.default_rng(sum(a_shape) + relu)
     a, b = edge_values(rng, a_shape, Q7), edge_values(rng, (a_shape[-1], 11), Q7)
     acc = gemm(a, b, path="reference")
@@ -159,9 +159,10 @@ BATCH_CASES = [
 def test_a_batch_in_bands_of_images_equals_the_reference_epilogue(x_shape, w_shape, pads, relu, bits, monkeypatch):
     """Columns past COLUMN_BAND_BYTES go in bands of images (here 2 at a time, the last band shorter): the same
     bits as the reference, at the 16-bit edge (float64 products) and the 8-bit one (float32)."""
-    from verifier.kernels import convolution, limbs
+    from verifier.kernels import convolution, direct, limbs
 
     monkeypatch.setenv(limbs.ENVIRONMENT, "off")  # (the float paths: VINFER_LIMB_PRODUCTS=always would take limbs)
+    monkeypatch.setattr(direct, "CONV_MAX_WORK", 0)  # (nor the direct loop, small products)
     bound = fixedpoint.qmax(bits)
     K = int(np.prod(w_shape[1:]))
     positions = x_shape[2] * x_shape[3]  # (output = input size with these pads)
@@ -183,7 +184,7 @@ def test_a_batch_in_bands_of_images_equals_the_reference_epilogue(x_shape, w_sha
 def test_bands_of_images_equal_the_reference_on_random_geometries(data):
     """Any stride-1 2-D geometry (kernel, dilation, pads, channels) and band size: the banded fused product gives
     the reference epilogue's integers."""
-    from verifier.kernels import convolution, limbs
+    from verifier.kernels import convolution, direct, limbs
 
     kernel = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
     dilations = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))
@@ -200,6 +201,7 @@ def test_bands_of_images_equal_the_reference_on_random_geometries(data):
                       rng.integers(-bias_bound, bias_bound, w_shape[0]))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(limbs.ENVIRONMENT, "off")
+        patch.setattr(direct, "CONV_MAX_WORK", 0)
         patch.setattr(convolution, "COLUMN_BAND_BYTES", data.draw(st.integers(1, 4000)))
         got = conv(x, prepare(w), pads=pads, dilations=dilations, x_bound=Q15, requantize=spec)
     assert np.array_equal(got, expected(conv(x, w, pads=pads, dilations=dilations, path="reference"), spec, 1))

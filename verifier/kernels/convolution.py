@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from verifier.kernels import depthwise, exact_gemm, limbs, loops, pooling, window, winograd
+from verifier.kernels import depthwise, direct, exact_gemm, limbs, loops, pooling, window, winograd
 from verifier.kernels.epilogue import Requantize, float_product
 from verifier.kernels.exact_gemm import GemmPlan, Prepared, _as_int64, _max_abs, plan_gemm
 
@@ -259,6 +259,10 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
     if plan.algorithm == "depthwise" and len(x_shape) in (3, 4) and (fusable or requantize.fits_int64(bound)):
         weight = w if fusable else w_values
         return lambda x, out, pool: depthwise.conv_compiled(x, weight, requantize, fusable, *geometry, out=out)
+    if (plan.algorithm == "im2col" and len(x_shape) in (3, 4) and isinstance(w, Prepared)
+            and direct.applies(x_shape[0] * math.prod(out_shape) * K * OC, direct.CONV_MAX_WORK, bound, requantize)):
+        small = direct.conv_kernel(tuple(x_shape), w, group, geometry, requantize)
+        return lambda x, out, pool: small(x, out)
     if not fusable:
         return None
     if plan.path == "float64" and plan.algorithm == "depthwise":

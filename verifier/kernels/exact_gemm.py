@@ -23,7 +23,7 @@ import numpy as np
 
 from verifier.errors import OutOfRangeError
 from verifier.fixedpoint import INT64_SAFE
-from verifier.kernels import epilogue, limbs, loops, window  # (epilogue by module: it imports this one)
+from verifier.kernels import direct, epilogue, limbs, loops, window  # (epilogue by module: it imports this one)
 
 FLOAT64_EXACT = 1 << 53  # every integer of magnitude <= 2**53 is a float64
 FLOAT32_EXACT = 1 << 24
@@ -160,7 +160,7 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
         if (path == "fast" and plan.path != "int64" and not isinstance(a, Prepared)
                 and requantize.fusable(K * a_bound * b_bound)):
             if isinstance(b, Prepared) and b_values.ndim == 2:  # activations @ weight
-                return _activations_kernel(a_values.shape, b, plan, requantize)(a_values)
+                return _activations_kernel(a_values.shape, b, plan, requantize, a_bound)(a_values)
             if requantize.bias is None:  # two run-time operands (attention): the float product, finished
                 return _product_kernel(a_values.shape, b_values.shape, plan, requantize)(a_values, b_values)
         return requantize.apply(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path), -1)
@@ -200,7 +200,7 @@ def bind_gemm(a_shape: tuple, b: "Prepared", a_bound: int, requantize) -> Callab
     plan = plan_gemm(K, a_bound, b.bound)
     if plan.path == "int64" or not requantize.fusable(K * a_bound * b.bound):
         return None
-    fused = _activations_kernel(tuple(a_shape), b, plan, requantize)
+    fused = _activations_kernel(tuple(a_shape), b, plan, requantize, a_bound)
     work = math.prod(a_shape) * b.values.shape[1]
     if not (requantize.fits_int64(K * a_bound * b.bound) and limbs.may_take(K, b.values, work, float_path=plan.path)):
         return fused
@@ -225,15 +225,21 @@ def bind_product(a_shape: tuple, b_shape: tuple, a_bound: int, b_bound: int, req
     return _product_kernel(tuple(a_shape), tuple(b_shape), plan, requantize)
 
 
-def _activations_kernel(a_shape: tuple, b: "Prepared", plan: GemmPlan, requantize) -> Callable:
-    """The fused product of activations of a_shape by a prepared 2-D b (made once per shape, kept on b): float64
-    folds the epilogue into the product (a gets a column of ones, b a row holding the bias, both doubled) and
-    finishes it into int64 activations; float32 finishes the exact product with the bias added in float64."""
-    key = ("activations", a_shape, plan, id(requantize))
+def _activations_kernel(a_shape: tuple, b: "Prepared", plan: GemmPlan, requantize, a_bound: int) -> Callable:
+    """The fused product of activations of a_shape (|a| <= a_bound) by a prepared 2-D b (made once per shape, kept on
+    b): a small product in one compiled loop (direct.py); else float64 folds the epilogue into the product (a gets a
+    column of ones, b a row holding the bias, both doubled) and finishes it into int64 activations, and float32
+    finishes the exact product with the bias added in float64."""
+    key = ("activations", a_shape, plan, a_bound, id(requantize))
     kept = b.cache.get(key)
     if kept is not None and kept[0] is requantize:
         return kept[1]
-    kernel = (_float64_activations if plan.path == "float64" else _float32_activations)(a_shape, b, plan, requantize)
+    if direct.applies(math.prod(a_shape) * b.values.shape[1], direct.GEMM_MAX_WORK, a_shape[-1] * a_bound * b.bound,
+                      requantize):
+        kernel = direct.gemm_kernel(a_shape, b, requantize)
+    else:
+        kernel = (_float64_activations if plan.path == "float64" else _float32_activations)(a_shape, b, plan,
+                                                                                              requantize)
     if len(b.cache) < 64:
         b.cache[key] = (requantize, kernel)  # (holding it: no other epilogue can take its id while this is kept)
     return kernel

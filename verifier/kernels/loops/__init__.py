@@ -14,21 +14,22 @@ cached next to these files (numba's cache), so a process pays the compilation on
 (and LLVM, about 150 MiB of memory) is imported on the first call of a loop, so processes that never run a
 program - the CLI, the gateway, the SDK - never load it.
 
-The loops live in five modules, re-exported here: rows.py (elementwise and per-row passes: the epilogue's
+The loops live in six modules, re-exported here: rows.py (elementwise and per-row passes: the epilogue's
 finish, narrowing, sums, products, per-channel affine maps, feeds, LayerNorm, Softmax), windows.py (window gathers
 and reductions: im2col, depthwise convolution, max and average pooling), winograd.py (the Winograd transforms,
-F(2x2, 3x3) and F(4x4, 3x3)), limbs.py (the limb products' splitting and recombining, kernels/limbs.py) and
-powers.py (integer log2 / exp2, and LRN); _compile.py holds the lazy compilation.
+F(2x2, 3x3) and F(4x4, 3x3)), direct.py (small GEMMs and 2-D convolutions with their epilogue), limbs.py (the
+limb products' splitting and recombining, kernels/limbs.py) and powers.py (integer log2 / exp2, and LRN); _compile.py holds the lazy compilation.
 """
 
 from verifier.kernels.loops.rows import (affine_requantize, finish, layer_norm, multiply_requantize, narrow,
                                          quantize, softmax, sum_requantize, value_range)
+from verifier.kernels.loops.direct import conv_requantize, gemm_requantize
 from verifier.kernels.loops.powers import lrn
 from verifier.kernels.loops.limbs import (limb_channels, limb_combine, limb_combine_rows, limb_gather, limb_planes,
                                           limb_rows)
 from verifier.kernels.loops.windows import avg_pool, depthwise, depthwise_fused, im2col, max_pool
 from verifier.kernels.loops.winograd import winograd4_input, winograd4_output, winograd_input, winograd_output
 
-__all__ = ["affine_requantize", "avg_pool", "depthwise", "depthwise_fused", "finish", "im2col", "layer_norm", "limb_channels", "limb_combine", "limb_combine_rows", "limb_gather",
+__all__ = ["affine_requantize", "avg_pool", "conv_requantize", "depthwise", "depthwise_fused", "finish", "gemm_requantize", "im2col", "layer_norm", "limb_channels", "limb_combine", "limb_combine_rows", "limb_gather",
            "limb_planes", "limb_rows", "lrn", "max_pool", "multiply_requantize", "narrow", "quantize", "softmax", "sum_requantize",
            "value_range", "winograd4_input", "winograd4_output", "winograd_input", "winograd_output"]

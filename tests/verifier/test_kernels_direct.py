@@ -1,0 +1,112 @@
+"""Small GEMMs and convolutions in one compiled loop (verifier/kernels/direct.py): the integers of the int64 reference
+product and epilogue, for any geometry the loop takes, and taken exactly where its limits say."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_kernels_conv import Q15, edge_values
+from test_kernels_fused import expected
+
+from verifier.fixedpoint import qmax
+from verifier.kernels import conv, direct, gemm, loops, prepare
+from verifier.kernels.convolution import _planned
+from verifier.kernels.epilogue import Requantize
+from verifier.kernels.exact_gemm import FLOAT64_EXACT
+
+
+def _epilogue(draw, channels: int, rng) -> Requantize:
+    bias = None if draw(st.booleans()) else rng.integers(-(1 << 40), 1 << 40, channels)
+    return Requantize(draw(st.integers(1, 62)), 16, draw(st.booleans()), bias)
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data())
+def test_a_direct_convolution_equals_the_reference_on_random_geometries(data):
+    """1-D and 2-D, grouped, strided, dilated, padded unevenly, a batch: the loop's integers are the reference's."""
+    draw = data.draw
+    rank = draw(st.sampled_from([1, 2]))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    strides = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    dilations = tuple(draw(st.integers(1, 2)) for _ in range(rank))
+    pads = tuple(draw(st.integers(0, 2)) for _ in range(2 * rank))
+    spatial = tuple(draw(st.integers(max(1, d * (k - 1) + 1 - pads[i] - pads[i + rank]), 9))
+                    for i, (k, d) in enumerate(zip(kernel, dilations)))
+    group = draw(st.integers(1, 3))
+    x_shape = (draw(st.integers(1, 3)), group * draw(st.integers(1, 3))) + spatial
+    w_shape = (group * draw(st.integers(1, 4)), x_shape[1] // group) + kernel
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    bound = draw(st.sampled_from([7, qmax(8), Q15]))
+    x, w = edge_values(rng, x_shape, bound), prepare(edge_values(rng, w_shape, Q15))
+    spec = _epilogue(draw, w_shape[0], rng)
+    plan, geometry = _planned(x_shape, w, w.values, group, bound, Q15, strides, pads, dilations)
+    assert direct.applies(1, direct.CONV_MAX_WORK, math.prod(w_shape[1:]) * bound * Q15, spec)
+    out = direct.conv_kernel(x_shape, w, group, geometry, spec)(x, None)
+    reference = conv(x, w.values, strides=strides, pads=pads, dilations=dilations, group=group, path="reference")
+    assert np.array_equal(out, expected(reference, spec, 1))
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_a_direct_gemm_equals_the_reference_with_any_leading_axes_and_weight_layout(data):
+    """Activations with leading axes, and weights in rows or as a transposed view (the loop makes its rows)."""
+    draw = data.draw
+    lead = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    K, N = draw(st.integers(1, 40)), draw(st.integers(1, 20))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    a = edge_values(rng, lead + (K,), Q15)
+    values = edge_values(rng, (K, N), Q15)
+    weight = prepare(np.ascontiguousarray(values.T).T if draw(st.booleans()) else values)
+    spec = _epilogue(draw, N, rng)
+    out = direct.gemm_kernel(a.shape, weight, spec)(a)
+    assert np.array_equal(out, expected(gemm(a, values, path="reference"), spec, -1))
+
+
+def _calls(monkeypatch, name: str) -> list:
+    calls, original = [], getattr(loops, name)
+    monkeypatch.setattr(loops, name, lambda *args: calls.append(name) or original(*args))
+    return calls
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_a_gemm_runs_directly_below_its_work_limit_and_on_blas_from_it(rows, monkeypatch):
+    """(rows, 64) @ (64, GEMM_MAX_WORK / 128): half the limit, then the limit itself; the same bits either way."""
+    calls = _calls(monkeypatch, "gemm_requantize")
+    rng = np.random.default_rng(rows)
+    N = direct.GEMM_MAX_WORK // 128
+    a, values = edge_values(rng, (rows, 64), Q15), edge_values(rng, (64, N), Q15)
+    spec = Requantize(20, 16, False, rng.integers(-(1 << 40), 1 << 40, N))
+    out = gemm(a, prepare(values), a_bound=Q15, requantize=spec)
+    assert np.array_equal(out, expected(gemm(a, values, path="reference"), spec, -1))
+    assert calls == (["gemm_requantize"] if rows == 1 else [])
+
+
+@pytest.mark.parametrize("images", [1, 2])
+def test_a_convolution_runs_directly_below_its_work_limit(images, monkeypatch):
+    """(images, 8, 8, 8) by (OC, 8, 3, 3), same size, OC = 2/3 of the limit's channels: an image below the limit,
+    two past it (the general kernels)."""
+    OC = 2 * direct.CONV_MAX_WORK // (3 * 64 * 72)
+    calls = _calls(monkeypatch, "conv_requantize")
+    rng = np.random.default_rng(images)
+    x, values = edge_values(rng, (images, 8, 8, 8), Q15), edge_values(rng, (OC, 8, 3, 3), Q15)
+    spec = Requantize(22, 16, True, rng.integers(-(1 << 40), 1 << 40, OC))
+    out = conv(x, prepare(values), pads=(1, 1, 1, 1), x_bound=Q15, requantize=spec)
+    assert np.array_equal(out, expected(conv(x, values, pads=(1, 1, 1, 1), path="reference"), spec, 1))
+    assert calls == (["conv_requantize"] if images == 1 else [])
+
+
+@pytest.mark.parametrize("acc_bound,shift,bias,applies", [
+    (FLOAT64_EXACT - 1, 9, None, True),
+    (FLOAT64_EXACT, 9, None, False),  # a sum float64 may not hold exactly
+    (1 << 40, 0, None, False),  # no shift: the epilogue's integer form rounds by shifting 1..62
+    (1 << 40, 63, None, False),
+    (1 << 40, 9, 1 << 62, False),  # acc + bias could pass the int64 accumulator
+])
+def test_the_direct_loops_take_only_products_exact_in_float64_with_a_shifting_epilogue(acc_bound, shift, bias,
+                                                                                         applies):
+    spec = Requantize(shift, 16, False, None if bias is None else np.array([bias, -3]))
+    assert direct.applies(10, direct.GEMM_MAX_WORK, acc_bound, spec) is applies
+    assert not direct.applies(direct.GEMM_MAX_WORK, direct.GEMM_MAX_WORK, 1, Requantize(9))
+    assert not direct.applies(10, direct.GEMM_MAX_WORK, 1, None)

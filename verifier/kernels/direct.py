@@ -1,0 +1,99 @@
+"""Small GEMMs and convolutions in one compiled loop each, with their epilogue (loops/direct.py).
+
+A layer of a few thousand multiply-adds - a batch-1 classifier's Dense layers, a small image's first
+convolution - spends a few microseconds in the general kernels' Python, buffers and BLAS call for well under one
+of arithmetic. Below the work limits here such a product runs as one compiled call instead: the activations'
+integers times the weight's, summed exactly in float64 under the same bound as the float path
+(K |a| |w| < 2**53), then the epilogue's integer form. The same integers as every other path; faster only while
+the arithmetic is small, since BLAS multiplies faster per multiply-add (scripts/bench_small.py --tables direct
+measures both sides of each limit).
+"""
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from verifier.kernels import loops
+from verifier.kernels.loops.rows import FLOAT64_EXACT
+
+# Multiply-adds (M K N for a GEMM; images, positions, K and OC for a convolution) below which the direct loop runs:
+# where it stops beating the fused float kernels, bound as replays bind them (scripts/bench_small.py --tables direct,
+# 16-bit, single-threaded). GEMMs: 4K-16K took 0.44-0.74 of the general kernel's time, 32K 0.99, 64K 1.3-1.4.
+# Convolutions: 4.6K took 0.34, 74K 0.83, 110K 1.04, 147K 1.12. Both lie below limbs.LIMB_MIN_WORK: no product
+# is a candidate for both.
+GEMM_MAX_WORK = 1 << 15
+CONV_MAX_WORK = 3 << 15
+
+
+def applies(work: int, limit: int, acc_bound: int, requantize) -> bool:
+    """Whether a product of `work` multiply-adds whose sums are bounded by acc_bound runs directly: small enough,
+    exact in float64, and an epilogue with an integer form (a right shift of 1..62, |acc| + |bias| < 2**62)."""
+    return (requantize is not None and work < limit and acc_bound < FLOAT64_EXACT
+            and requantize.fits_int64(acc_bound))
+
+
+def gemm_kernel(a_shape: tuple, b: "Prepared", requantize) -> Callable:
+    """The requantized a @ b for activations a of a_shape (..., K) against a prepared 2-D b, as a function of a
+    (applies() holds for it)."""
+    lead, K = tuple(a_shape[:-1]), int(a_shape[-1])
+    M, N = math.prod(lead), int(b.values.shape[1])
+    weights = b.cache.get("direct rows")
+    if weights is None:  # (the weight may be a transposed view: its rows made contiguous, once)
+        weights = b.cache.setdefault("direct rows", np.ascontiguousarray(b.values, dtype=np.float64))
+    bias, (shift, low, high, correct) = _integer_form(requantize, N)
+
+    def kernel(a: np.ndarray) -> np.ndarray:
+        out = np.empty(lead + (N,), dtype=np.int64)
+        loops.gemm_requantize(a.reshape(M, K), weights, bias, shift, low, high, correct, out.reshape(M, N))
+        return out
+
+    return kernel
+
+
+def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requantize) -> Callable:
+    """The requantized convolution of inputs of x_shape (N, C, W) or (N, C, H, W) by a prepared weight, as a function
+    of (x, out) (`out`: an int64 array of the result's shape to write into, or None); geometry: (strides, pads,
+    dilations, out_shape), normalized (convolution._planned)."""
+    strides, pads, dilations, out_shape = geometry
+    OC, kernel = int(w.values.shape[0]), tuple(int(k) for k in w.values.shape[2:])
+    result_shape = (int(x_shape[0]), OC) + tuple(out_shape)
+    if len(x_shape) == 3:  # 1-D: a unit height
+        kernel, strides, dilations, pads = (1,) + kernel, (1,) + tuple(strides), (1,) + tuple(dilations), (0, pads[0])
+        image_shape = (x_shape[0], x_shape[1], 1, x_shape[2])
+    else:
+        image_shape, pads = tuple(x_shape), tuple(pads[:2])
+    planes = (result_shape[0], OC, 1 if len(x_shape) == 3 else out_shape[0], out_shape[-1])
+    weights = _filter_rows(w, group)
+    bias, (shift, low, high, correct) = _integer_form(requantize, OC)
+    geometry = (kernel, tuple(strides), tuple(dilations), tuple(pads))
+
+    def kernel_call(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        if out is None:
+            out = np.empty(result_shape, dtype=np.int64)
+        loops.conv_requantize(x.reshape(image_shape), weights, *geometry, bias, shift, low, high, correct,
+                              out.reshape(planes))
+        return out
+
+    return kernel_call
+
+
+def _integer_form(requantize, channels: int) -> tuple:
+    """(bias, (shift, low, high, correct)): the loops' arguments for the epilogue's integer form (shift 1..62, as
+    applies() checked; the sign correction skipped with a fused Relu, which clips at 0)."""
+    bias = np.zeros(channels, dtype=np.int64) if requantize.bias is None else requantize.bias
+    return bias, (requantize.shift, *requantize.limits(), not requantize.relu)
+
+
+def _filter_rows(w: "Prepared", group: int) -> np.ndarray:
+    """The weight as the loop reads it (made once, kept on w): float64 (group, OC / group rounded up to a multiple of
+    4, K), zero rows past each group's channels."""
+    key = ("direct filters", group)
+    rows = w.cache.get(key)
+    if rows is None:
+        OC = w.values.shape[0]
+        filters = w.values.reshape(group, OC // group, -1)
+        rows = np.zeros((group, -(-filters.shape[1] // 4) * 4, filters.shape[2]), dtype=np.float64)
+        rows[:, :filters.shape[1]] = filters
+        rows = w.cache.setdefault(key, rows)
+    return rows
