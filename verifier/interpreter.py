@@ -29,7 +29,7 @@ shapes are the recorded ones (else it starts again on the metered loop, which th
 shapes), and stops with the same error at the same node when an op refuses its values. Ops with a `bind` give the
 replay a function prepared once for their input shapes (`bind(shapes, attrs, consts, ...)`: the fast path's
 kernel choice, buffers and operand forms decided once; the same bits as `run`), so a small model's run is mostly
-its kernels.
+its kernels. replays.py makes each replay's code.
 
 A GEMM/conv checks that its run-time operand lies in the 16-bit activation range (ops/_common.checked_range: a
 hostile program's values may not), unless the program proves it: range facts, planned once per program
@@ -42,18 +42,19 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from verifier.cost import MAX_COST, MAX_ELEMENTS, MAX_LIVE_ELEMENTS, MAX_NODES  # noqa: F401 (re-exported)
 from verifier.encoding import encode_tensors, keccak_hex
-from verifier.errors import CostLimitError, ProgramFormatError, ProgramRunError
+from verifier.errors import CostLimitError, ProgramFormatError
 from verifier.kernels import limbs
 from verifier.node_plans import NodePlan, plan
 from verifier.ops import op_cost
 from verifier.ops._common import kernel_path
 from verifier.program import Program
+from verifier.replays import RUN_ERRORS, Replay, replay_function, run_error
 
 # "fast" | "reference" | None (None: each node's compiled choice). Results are identical either way.
 _FORCED_PATH: contextvars.ContextVar = contextvars.ContextVar("vinfer_forced_path", default=None)
@@ -84,7 +85,7 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
     recorded = cached.replay if replay else None
     if (recorded and trace is None and recorded.units <= max_cost and recorded.peak <= MAX_LIVE_ELEMENTS
             and recorded.largest <= MAX_ELEMENTS):
-        outputs = _replayed(program, plans, recorded, cached, feeds)
+        outputs = _replayed(program, plans, recorded, cached)(feeds)
         if outputs is not None:
             if stats is not None:
                 stats.update(units=recorded.units, nodes=len(program.nodes), peak_live_elements=recorded.peak)
@@ -152,7 +153,7 @@ def _metered(program: Program, plans: list[NodePlan], cached: "_ShapeValues", fe
         for index, node in enumerate(plans):
             if index in cached:
                 start.update((name, value) for name, value in zip(node.outputs, cached[index][0]) if name)
-        cached.replay = _Replay(spent, peak, largest, tuple(step for step in steps if step[0] not in cached), start)
+        cached.replay = Replay(spent, peak, largest, tuple(step for step in steps if step[0] not in cached), start)
     return {info.name: env[info.name] for info in program.outputs}
 
 
@@ -166,69 +167,16 @@ def _outputs(node: NodePlan, index: int, inputs: list, cached: "_ShapeValues", p
     return _run(node, inputs)
 
 
-# -- replays ----------------------------------------------------------------------------------------------------
+def _replayed(program: Program, plans: list[NodePlan], replay: Replay, cached: "_ShapeValues"):
+    """The replay's function under the kernel path and limb setting in force (ops bind only the fast path, and the
+    limb setting decides their kernels): feeds -> outputs, or None when a node's input shapes differ from the
+    recorded ones (then the same run on the metered loop gives the same result: nothing the replay did is kept)."""
 
+    def unbound(node: NodePlan, index: int, inputs: list, pending: dict) -> list:
+        return _outputs(node, index, inputs, cached, pending)
 
-@dataclass
-class _Replay:
-    """What a completed metered run with some feed shapes charged and ran: a later run with those feed shapes
-    replays it (execute). steps: (node index, its input shapes, its (units, size) when sized by values) per node
-    that ran; start: the tensors a replay starts from, the constants and the cached shape-only nodes' outputs."""
-
-    units: int
-    peak: int  # elements alive at once, at most
-    largest: int  # elements of the largest tensor
-    steps: tuple
-    start: dict
-    bound: dict = field(default_factory=dict)  # (kernel path, limb setting) -> per step, its op's bound function
-
-
-def _replayed(program: Program, plans: list[NodePlan], replay: _Replay, cached: "_ShapeValues",
-              feeds: dict) -> dict | None:
-    """The outputs of a replayed run, or None when a node's input shapes differ from the recorded ones (then the
-    same run on the metered loop gives the same result: nothing the replay did is kept)."""
-    env: dict[str, np.ndarray] = dict(replay.start)
-    env.update(feeds)
-    pending: dict = {}
-    for node, index, shapes, metered, step, named in _bound(replay, plans):
-        inputs = [env[name] if name else None for name in node.inputs]
-        if tuple([None if x is None else x.shape for x in inputs]) != shapes:
-            return None
-        if metered is not None and _meter(node, inputs) != metered:
-            return None
-        outputs = _call(node, step, inputs) if step is not None else _outputs(node, index, inputs, cached, pending)
-        for name, value in zip(named, outputs):
-            if name:
-                env[name] = value
-        for name in node.dies:
-            env.pop(name, None)
-    return {info.name: env[info.name] for info in program.outputs}
-
-
-def _bound(replay: _Replay, plans: list[NodePlan]) -> list:
-    """The replay's steps as (node, index, input shapes, metering, bound function, output names), the bound function
-    its op's for those shapes (None: the op's run) under the kernel path and limb setting in force: ops bind only
-    the fast path, and the limb setting decides their kernels."""
-    path = kernel_path()
-    key = (path, limbs.setting())
-    if key not in replay.bound:
-        replay.bound[key] = [(plans[index], index, shapes, metered,
-                              _bind(plans[index], shapes, replay.start) if path == "fast" else None,
-                              plans[index].outputs) for index, shapes, metered in replay.steps]
-    return replay.bound[key]
-
-
-def _bind(node: NodePlan, shapes: tuple, start: dict):
-    """The node's op bound to these input shapes (op.bind), or None when it has no bind or declines. Inputs the
-    replay starts from (constants, cached shape-only outputs: the same values on every replay) are given as `fixed`."""
-    bind = getattr(node.op, "bind", None)
-    if bind is None or node.relu or node.into is not None or node.gathers:
-        return None
-    fixed = {position: start[name] for position, name in enumerate(node.inputs) if name and name in start}
-    try:
-        return bind(shapes, node.attrs, node.consts, fixed, **node.hints)
-    except Exception:  # (attributes a hostile program broke: the op's run, the authority, reports them)
-        return None
+    return replay_function(replay, plans, kernel_path(), limbs.setting(), cached.feed_names,
+                           [info.name for info in program.outputs], _meter, unbound)
 
 
 def _run(node: NodePlan, inputs: list, out: np.ndarray | None = None) -> list:
@@ -254,8 +202,8 @@ def _call(node: NodePlan, function, *arguments, **keywords) -> list:
     """function(*arguments, **keywords): a node's op computing its outputs, what it finds in its inputs reported."""
     try:
         return function(*arguments, **keywords)
-    except (ValueError, IndexError, ZeroDivisionError, OverflowError) as exc:  # what an op finds in its inputs
-        raise ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}") from exc
+    except RUN_ERRORS as exc:  # what an op finds in its inputs
+        raise run_error(node, exc) from exc
 
 
 SHAPE_CACHE_ELEMENTS = 1 << 16  # elements of shape-only outputs cached per set of feed shapes (masks past it
@@ -270,19 +218,27 @@ class _ShapeValues(dict):
 
     elements = 0
 
-    def __init__(self):
+    def __init__(self, feed_names: tuple = ()):
         super().__init__()
+        self.feed_names = feed_names
         self.layouts: dict[int, _Layout] = {}
-        self.replay: _Replay | None | bool = None  # (False: refused, a replay's shapes changed with values)
+        self.replay: Replay | None | bool = None  # (False: refused, a replay's shapes changed with values)
 
 
 def _shape_values(program: Program, feeds: dict) -> _ShapeValues:
     """The cached shape-only outputs of the program for these feed shapes (filled by the run as it goes)."""
-    key = tuple(sorted((name, np.shape(value)) for name, value in feeds.items()))
+    if len(feeds) == 1:  # (a run of a small model pays for this key)
+        [(name, value)] = feeds.items()
+        key = ((name, value.shape if type(value) is np.ndarray else np.shape(value)),)
+    else:
+        key = tuple(sorted((name, np.shape(value)) for name, value in feeds.items()))
     caches = program._shape_values  # (made with the node plans: a program whose nodes change starts afresh)
-    if key not in caches and len(caches) >= SHAPE_CACHE_KEYS:
-        caches.clear()
-    return caches.setdefault(key, _ShapeValues())
+    cached = caches.get(key)
+    if cached is None:
+        if len(caches) >= SHAPE_CACHE_KEYS:
+            caches.clear()
+        cached = caches[key] = _ShapeValues(tuple(name for name, _ in key))
+    return cached
 
 
 def _keep_shape_values(cached: _ShapeValues, index: int, outputs: list, units: int, size: int) -> None:

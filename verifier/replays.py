@@ -1,0 +1,120 @@
+"""Replays: the runs whose feed shapes a completed run has seen (verifier/interpreter.py says why they need no
+metering). A replay runs its nodes as one Python function made for it: straight-line code that reads each tensor
+from a local variable, checks the input shapes the recorded run saw, calls each node's bound function (its op's
+`bind` for those shapes) or its run, and frees each tensor after its last reader, as the metered loop does. A
+small model's run is then its kernels and little else.
+
+The function is generated as source text from indices alone - tensors are t0, t1, ...; constants, shapes, nodes and
+bound functions are names in its namespace - so nothing a program holds (names, attributes) becomes code."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from verifier.errors import ProgramRunError
+
+
+@dataclass
+class Replay:
+    """What a completed metered run with some feed shapes charged and ran: a later run with those feed shapes
+    replays it (interpreter.execute). steps: (node index, its input shapes, its (units, size) when sized by values)
+    per node that ran; start: the tensors a replay starts from, the constants and the cached shape-only nodes'
+    outputs."""
+
+    units: int
+    peak: int  # elements alive at once, at most
+    largest: int  # elements of the largest tensor
+    steps: tuple
+    start: dict
+    # (kernel path, limb setting) -> (per step: (node, index, shapes, metering, bound function or None), the function)
+    bound: dict = field(default_factory=dict)
+
+
+# what an op finds in its inputs (the metered loop's _call reports the same)
+RUN_ERRORS = (ValueError, IndexError, ZeroDivisionError, OverflowError)
+
+
+def run_error(node, exc: Exception) -> ProgramRunError:
+    return ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}")
+
+
+def replay_function(replay: Replay, plans: list, path: str, setting: str, feed_names, output_names,
+                    meter: Callable, unbound: Callable) -> Callable:
+    """The replay's function for this kernel path and limb setting (made on first use): feeds -> outputs, or None
+    when a node's input shapes (or a value-sized op's metering) differ from the recorded run's. meter(node, inputs)
+    is the interpreter's metering; unbound(node, index, inputs, pending) runs a node that has no bound function."""
+    key = (path, setting)
+    made = replay.bound.get(key)
+    if made is None:
+        steps = [(plans[index], index, shapes, metered, _bind(plans[index], shapes, replay.start) if path == "fast"
+                  else None) for index, shapes, metered in replay.steps]
+        made = replay.bound[key] = (steps, _generated(steps, replay.start, tuple(feed_names), tuple(output_names),
+                                                      meter, unbound))
+    return made[1]
+
+
+def _bind(node, shapes: tuple, start: dict):
+    """The node's op bound to these input shapes (op.bind), or None when it has no bind or declines. Inputs the
+    replay starts from (constants, cached shape-only outputs: the same values on every replay) are given as `fixed`."""
+    bind = getattr(node.op, "bind", None)
+    if bind is None or node.relu or node.into is not None or node.gathers:
+        return None
+    fixed = {position: start[name] for position, name in enumerate(node.inputs) if name and name in start}
+    try:
+        return bind(shapes, node.attrs, node.consts, fixed, **node.hints)
+    except Exception:  # (attributes a hostile program broke: the op's run, the authority, reports them)
+        return None
+
+
+def _generated(steps: list, start: dict, feed_names: tuple, output_names: tuple, meter: Callable,
+               unbound: Callable) -> Callable:
+    """Source text for the steps, compiled: one statement group per node."""
+    namespace = {"meter": meter, "unbound": unbound, "run_error": run_error, "RUN_ERRORS": RUN_ERRORS}
+
+    def constant(value) -> str:
+        name = f"k{len(namespace)}"
+        namespace[name] = value
+        return name
+
+    local: dict[str, str] = {}  # tensor name -> its variable, while it lives
+    variables = (f"t{number}" for number in itertools.count())
+    lines = ["def replay(feeds):", "    pending = {}"]
+    for name in feed_names:
+        local[name] = next(variables)
+        lines.append(f"    {local[name]} = feeds[{constant(name)}]")
+    for node, index, shapes, metered, step in steps:
+        arguments, checks = [], []
+        for name, shape in zip(node.inputs, shapes):
+            if not name:
+                arguments.append("None")
+            elif name in local:
+                arguments.append(local[name])
+                checks.append(f"{local[name]}.shape != {constant(shape)}")
+            else:  # (a constant or a cached shape-only output: the same array on every replay)
+                arguments.append(constant(start[name]))
+        inputs = "[" + ", ".join(arguments) + "]"
+        if checks:
+            lines.append(f"    if {' or '.join(checks)}:")
+            lines.append("        return None")
+        node_name = constant(node)
+        if metered is not None:  # (its output size follows from values: metered again)
+            lines.append(f"    if meter({node_name}, {inputs}) != {constant(metered)}:")
+            lines.append("        return None")
+        if step is None:
+            lines.append(f"    out = unbound({node_name}, {index}, {inputs}, pending)")
+        else:
+            lines += ["    try:", f"        out = {constant(step)}({inputs})", "    except RUN_ERRORS as exc:",
+                      f"        raise run_error({node_name}, exc) from exc"]
+        for position, name in enumerate(node.outputs):
+            if name:
+                local[name] = next(variables)
+                lines.append(f"    {local[name]} = out[{position}]")
+        dead = [local.pop(name) for name in node.dies if name in local]
+        if dead:
+            lines.append(f"    del {', '.join(dead)}")
+    results = [f"{constant(name)}: {local[name] if name in local else constant(start[name])}" for name in output_names]
+    lines.append("    return {" + ", ".join(results) + "}")
+    exec(compile("\n".join(lines), "<vinfer replay>", "exec"), namespace)  # noqa: S102 (indices only: see above)
+    return namespace["replay"]
