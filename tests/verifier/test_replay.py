@@ -351,8 +351,39 @@ def test_a_bound_gather_equals_its_run(indices):
         attrs = {"axis": axis}
         bound = Gather.bind([data.shape, indices.shape], attrs, {}, {1: indices})
         assert np.array_equal(bound([data, indices])[0], Gather.run([data, indices], attrs, {})[0])
+        at_run_time = Gather.bind([data.shape, indices.shape], attrs, {}, {})  # (token ids: indices given at run time)
+        assert np.array_equal(at_run_time([data, indices])[0], Gather.run([data, indices], attrs, {})[0])
     assert Gather.bind([data.shape, (1,)], {"axis": 0}, {}, {1: np.array([3])}) is None  # (out of range: run's error)
-    assert Gather.bind([data.shape, indices.shape], {"axis": 0}, {}, {}) is None  # (indices given at run time)
+    for outside in (np.array([0, 3]), np.array(-4)):  # (at run time: run's error, in its words)
+        with pytest.raises(IndexError, match=r"Gather index outside \[-3, 3\)"):
+            Gather.bind([data.shape, outside.shape], {"axis": 0}, {}, {})([data, outside])
+
+
+@pytest.mark.parametrize("op,attrs,x_shape", [
+    ("Flatten", {"axis": 2}, (2, 3, 4, 5)), ("Flatten", {"axis": -1}, (3, 0, 2)), ("Flatten", {"axis": 0}, (2, 3)),
+    ("Squeeze", {"axes": [1, -1]}, (4, 1, 3, 1)), ("Squeeze", {}, (1, 2, 1)),
+    ("Unsqueeze", {"axes": [0, -1]}, (2, 3)), ("Unsqueeze", {"axes": [1]}, ()),
+    ("Transpose", {"perm": [2, 0, 1]}, (2, 3, 4)), ("Transpose", {}, (2, 3, 4)),
+])
+def test_bound_shape_ops_equal_their_runs_on_any_layout(op, attrs, x_shape):
+    """Flatten, Squeeze, Unsqueeze and Transpose bound to an input shape: the values and shape of run's output, for a
+    contiguous input and a transposed one (a view run may have to copy)."""
+    from verifier.ops import lookup
+
+    kind = lookup(op)
+    x = np.arange(math.prod(x_shape), dtype=np.int64).reshape(x_shape)
+    for value in (x, np.ascontiguousarray(x.T).T) if x.ndim > 1 else (x,):
+        expected, got = kind.run([value], attrs, {})[0], kind.bind([x_shape], attrs, {}, {})([value])[0]
+        assert got.shape == expected.shape and np.array_equal(got, expected)
+
+
+def test_a_shape_op_refusing_its_input_shape_is_left_to_run():
+    """A Squeeze of an axis that is not 1 raises where it is bound, so the replay keeps the op's run (interpreter._bind),
+    which reports it."""
+    from verifier.ops.squeeze import Squeeze
+
+    with pytest.raises(ValueError):
+        Squeeze.bind([(2, 3)], {"axes": [0]}, {}, {})
 
 
 @pytest.mark.parametrize("x_shape,kernel,strides,pads,dilations,ceil_mode", [

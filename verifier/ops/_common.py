@@ -237,6 +237,14 @@ def or_run(compute, op, attrs: dict, consts: dict):
     return bound
 
 
+def reshaped(run, shape: tuple, attrs: dict, consts: dict):
+    """A bound function (interpreter replays) for an op whose output is its input's values in another shape (Flatten,
+    Squeeze, Unsqueeze): that shape worked out once, by the op's own `run` on a stand-in of the input's shape (zero
+    strides: nothing allocated). A shape run refuses raises here, and the replay then keeps run, which reports it."""
+    target = run([np.broadcast_to(np.int64(0), shape)], attrs, consts)[0].shape
+    return lambda inputs: [inputs[0].reshape(target)]
+
+
 def kernel_path() -> str:
     """The execution path of GEMM/conv kernels: a forced one (tests, `--path`) or the fast exact plan."""
     return _forced_path()() or "fast"

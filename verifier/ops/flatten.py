@@ -1,6 +1,7 @@
 import math
 
 from verifier.ops import CompileContext, Lowering
+from verifier.ops._common import reshaped
 from verifier.ops._ranges import of_first_input
 
 
@@ -17,4 +18,9 @@ class Flatten:
     def run(inputs, attrs, consts):
         x = inputs[0]
         axis = attrs["axis"] % x.ndim if x.ndim and attrs["axis"] < 0 else attrs["axis"]
-        return [x.reshape(math.prod(x.shape[:axis]), -1)]
+        return [x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))]  # (not -1: an empty x has a shape)
+
+    @staticmethod
+    def bind(shapes, attrs, consts, fixed=None):
+        """run for an input of this shape (interpreter replays): the output shape worked out once."""
+        return reshaped(Flatten.run, shapes[0], attrs, consts)

@@ -27,11 +27,14 @@ class Gather:
 
     @staticmethod
     def bind(shapes, attrs, consts, fixed=None):
-        """run for data of this shape and indices that are, in `fixed`, the same on every run (interpreter replays):
-        the indices checked and made non-negative once; None otherwise (or for indices run refuses)."""
-        if not fixed or 1 not in fixed or shapes[0] is None or not len(shapes[0]):
+        """run for data of this shape (interpreter replays): indices that are, in `fixed`, the same on every run are
+        checked and made non-negative once (None for indices run refuses); others are taken at run time."""
+        if shapes[0] is None or not len(shapes[0]):
             return None
-        indices, axis = fixed[1], attrs["axis"] % len(shapes[0])
+        axis = attrs["axis"] % len(shapes[0])
+        if not fixed or 1 not in fixed:
+            return _gather_at_run_time(axis, attrs, consts)
+        indices = fixed[1]
         try:
             positions = _positions(indices, shapes[0][axis])
         except IndexError:
@@ -47,6 +50,19 @@ class Gather:
     def output_size(inputs, attrs, consts):
         data, indices = inputs
         return int(indices.size) * (int(data.size) // max(int(data.shape[attrs["axis"] % data.ndim]), 1))
+
+
+def _gather_at_run_time(axis: int, attrs: dict, consts: dict):
+    """Gather of indices known only at run time (token ids): np.take, which takes negative indices as Gather does and
+    raises IndexError for one outside the axis; run then reports it in Gather's words."""
+
+    def gathered(inputs):
+        try:
+            return [np.take(inputs[0], inputs[1], axis=axis)]
+        except IndexError:
+            return Gather.run(inputs, attrs, consts)
+
+    return gathered
 
 
 def _positions(indices: np.ndarray, size: int) -> np.ndarray:

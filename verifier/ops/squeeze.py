@@ -1,5 +1,5 @@
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import const_ints
+from verifier.ops._common import const_ints, reshaped
 from verifier.ops._ranges import of_first_input
 
 
@@ -23,3 +23,8 @@ class Squeeze:
         if axes is None:
             return [x.squeeze()]
         return [x.squeeze(axis=tuple(a % x.ndim for a in axes))]
+
+    @staticmethod
+    def bind(shapes, attrs, consts, fixed=None):
+        """run for an input of this shape (interpreter replays): the output shape worked out once."""
+        return reshaped(Squeeze.run, shapes[0], attrs, consts)

@@ -1,7 +1,7 @@
 import numpy as np
 
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import const_ints
+from verifier.ops._common import const_ints, reshaped
 from verifier.ops._ranges import of_first_input
 
 
@@ -22,3 +22,8 @@ class Unsqueeze:
         x = inputs[0]
         rank = x.ndim + len(attrs["axes"])
         return [np.expand_dims(x, tuple(sorted(a % rank for a in attrs["axes"])))]
+
+    @staticmethod
+    def bind(shapes, attrs, consts, fixed=None):
+        """run for an input of this shape (interpreter replays): the output shape worked out once."""
+        return reshaped(Unsqueeze.run, shapes[0], attrs, consts)
