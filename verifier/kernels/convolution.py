@@ -259,8 +259,7 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
     if plan.algorithm == "depthwise" and len(x_shape) in (3, 4) and (fusable or requantize.fits_int64(bound)):
         weight = w if fusable else w_values
         return lambda x, out, pool: depthwise.conv_compiled(x, weight, requantize, fusable, *geometry, out=out)
-    if (plan.algorithm == "im2col" and len(x_shape) in (3, 4) and isinstance(w, Prepared)
-            and direct.applies(x_shape[0] * math.prod(out_shape) * K * OC, direct.CONV_MAX_WORK, bound, requantize)):
+    if _direct(x_shape, w, plan, geometry, bound, requantize):
         small = direct.conv_kernel(tuple(x_shape), w, group, geometry, requantize)
         return lambda x, out, pool: small(x, out)
     if not fusable:
@@ -272,6 +271,13 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
     if plan.path == "float64" or (plan.path == "float32" and plan.algorithm == "im2col"):
         return _im2col_kernel(tuple(x_shape), w, w_values, plan, geometry, group, requantize)
     return None  # (float32 depthwise: unfused)
+
+
+def _direct(x_shape: tuple, w, plan: GemmPlan, geometry: tuple, acc_bound: int, requantize) -> bool:
+    """Whether the convolution runs in direct.py's one compiled loop (which leaves a fused MaxPool to its caller)."""
+    work = x_shape[0] * math.prod(geometry[3]) * math.prod(w.shape[1:]) * w.shape[0]
+    return (plan.algorithm == "im2col" and len(x_shape) in (3, 4) and isinstance(w, Prepared)
+            and direct.applies(work, direct.CONV_MAX_WORK, acc_bound, requantize))
 
 
 def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int, x_bound: int,
@@ -294,6 +300,9 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
     pooling_arguments = None if pool is None else pooling.pool_arguments(pool)
     pooled = (pooling_arguments and pooling.bind_max_pool((x_shape[0], OC) + tuple(out_shape), pooling_arguments[0],
                                                           **pooling_arguments[1]))
+    if not on_limbs and (pool is None or (pooled and _direct(x_shape, w, plan, geometry, K * x_bound * w.bound,
+                                                             requantize))):  # (a kernel that never pools)
+        return (lambda x: fused(x, None, None)) if pool is None else (lambda x: pooled(fused(x, None, None)))
 
     def convolved(x: np.ndarray) -> np.ndarray:
         result = _conv_limbs(x, w, K, None, geometry, requantize, None, plan.path) if on_limbs else None

@@ -44,7 +44,21 @@ def bind_max_pool(x_shape: tuple, kernel_shape, *, strides=None, pads=None, dila
         geometry = _max_geometry(tuple(x_shape), kernel_shape, strides, pads, dilations, ceil_mode)
     except ValueError:
         return None
-    return lambda x: _max_pool_compiled(_as_int64(x), *geometry)
+    if len(x_shape) == 3:
+        return lambda x: _max_pool_compiled(_as_int64(x), *geometry)
+    kernel, strides, pads, dilations, out_shape = geometry  # (2-D: _pooled's arguments, worked out once)
+    H, W = x_shape[2:]
+    width = max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W)
+    arguments = (H, W, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]), tuple(out_shape))
+    result_shape = tuple(x_shape[:2]) + tuple(out_shape)
+
+    def pooled(x: np.ndarray) -> np.ndarray:
+        out = np.empty(result_shape, dtype=np.int64)
+        loops.max_pool(np.ascontiguousarray(x, dtype=np.int64).reshape(-1), *arguments,
+                       np.full(width, _EMPTY, dtype=np.int64), out.reshape(-1))
+        return out
+
+    return pooled
 
 
 def pool_arguments(attrs: dict) -> tuple[tuple, dict]:
