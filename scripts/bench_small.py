@@ -12,7 +12,8 @@ best of N. Three tables:
   layout   a float64 product of activations by a weight stored in rows (C order) against the same weight as a
            transposed view: why fused GEMMs keep their doubled weights in rows (exact_gemm._doubled_rows).
 
-    .venv/bin/python scripts/bench_small.py [--tables run,limbs,direct,layout] [--models digits_mlp,digits_cnn] [--repeat 2000]
+    .venv/bin/python scripts/bench_small.py [--tables run,limbs,direct,layout] [--models digits_mlp,digits_cnn]
+                                            [--repeat 2000]
 """
 
 from __future__ import annotations

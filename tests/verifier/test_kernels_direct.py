@@ -110,3 +110,17 @@ def test_the_direct_loops_take_only_products_exact_in_float64_with_a_shifting_ep
     assert direct.applies(10, direct.GEMM_MAX_WORK, acc_bound, spec) is applies
     assert not direct.applies(direct.GEMM_MAX_WORK, direct.GEMM_MAX_WORK, 1, Requantize(9))
     assert not direct.applies(10, direct.GEMM_MAX_WORK, 1, None)
+
+
+def test_inspect_says_which_products_run_directly(example_program):
+    """`vinfer inspect`'s epilogue line: a Gemm's rows that fit under GEMM_MAX_WORK, a convolution's limit."""
+    from verifier.ops._common import epilogue_plan
+
+    for node in example_program.nodes:
+        plan = epilogue_plan(node.op, node.attrs, node.consts)
+        if node.op == "Gemm":
+            K, N = node.consts["weight"].shape
+            rows = (direct.GEMM_MAX_WORK - 1) // (K * N)
+            assert f"up to {rows} rows, products and epilogue in one compiled loop" in plan
+        elif node.op == "Conv":
+            assert f"fewer than {direct.CONV_MAX_WORK} multiply-adds" in plan

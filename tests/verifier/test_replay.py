@@ -378,7 +378,7 @@ def test_bound_shape_ops_equal_their_runs_on_any_layout(op, attrs, x_shape):
 
 
 def test_a_shape_op_refusing_its_input_shape_is_left_to_run():
-    """A Squeeze of an axis that is not 1 raises where it is bound, so the replay keeps the op's run (interpreter._bind),
+    """A Squeeze of an axis that is not 1 raises where it is bound, so the replay keeps the op's run (replays._bind),
     which reports it."""
     from verifier.ops.squeeze import Squeeze
 

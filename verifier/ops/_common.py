@@ -166,7 +166,21 @@ def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
     if attrs.get("path") not in ("float64", "float32") or spec is None or not spec.fusable(bound):
         return unfused
     where = "summed onto the bias in float64 and finished there" if float32 else "fused into the product"
-    return f"{where}: |acc| + |bias| + 1 <= {bound + spec.bias_bound + 1} < 2**{FUSED_LIMIT.bit_length() - 1}"
+    return (f"{where}: |acc| + |bias| + 1 <= {bound + spec.bias_bound + 1} < 2**{FUSED_LIMIT.bit_length() - 1}"
+            + _direct_note(op, weight, int(K) * int(channels), bound, spec))
+
+
+def _direct_note(op: str, weight: np.ndarray, per_row: int, bound: int, spec) -> str:
+    """When a node's products are small enough for kernels/direct.py's one compiled loop, for epilogue_plan."""
+    from verifier.kernels import direct
+
+    if not direct.applies(0, 1, bound, spec) or (op == "Conv" and weight.ndim not in (3, 4)):  # (work 0: the rest)
+        return ""
+    if op == "Conv":
+        return (f"; a run of fewer than {direct.CONV_MAX_WORK} multiply-adds (images x positions x K x channels) "
+                f"takes products and epilogue in one compiled loop")
+    rows = (direct.GEMM_MAX_WORK - 1) // max(per_row, 1)
+    return f"; up to {rows} rows, products and epilogue in one compiled loop" if rows else ""
 
 
 def limb_plan(op: str, attrs: dict, consts: dict) -> str | None:
