@@ -171,12 +171,7 @@ def _replayed(program: Program, plans: list[NodePlan], replay: Replay, cached: "
     """The replay's function under the kernel path and limb setting in force (ops bind only the fast path, and the
     limb setting decides their kernels): feeds -> outputs, or None when a node's input shapes differ from the
     recorded ones (then the same run on the metered loop gives the same result: nothing the replay did is kept)."""
-
-    def unbound(node: NodePlan, index: int, inputs: list, pending: dict) -> list:
-        return _outputs(node, index, inputs, cached, pending)
-
-    return replay_function(replay, plans, kernel_path(), limbs.setting(), cached.feed_names,
-                           [info.name for info in program.outputs], _meter, unbound)
+    return replay_function(replay, (kernel_path(), limbs.setting()), program, plans, cached, _meter, _outputs)
 
 
 def _run(node: NodePlan, inputs: list, out: np.ndarray | None = None) -> list:

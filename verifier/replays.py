@@ -40,18 +40,23 @@ def run_error(node, exc: Exception) -> ProgramRunError:
     return ProgramRunError(f"node {node.name!r} ({node.op.__name__}) cannot run on these inputs: {exc}")
 
 
-def replay_function(replay: Replay, plans: list, path: str, setting: str, feed_names, output_names,
-                    meter: Callable, unbound: Callable) -> Callable:
-    """The replay's function for this kernel path and limb setting (made on first use): feeds -> outputs, or None
-    when a node's input shapes (or a value-sized op's metering) differ from the recorded run's. meter(node, inputs)
-    is the interpreter's metering; unbound(node, index, inputs, pending) runs a node that has no bound function."""
-    key = (path, setting)
+def replay_function(replay: Replay, key: tuple, program, plans: list, cached, meter: Callable,
+                    outputs: Callable) -> Callable:
+    """The replay's function for key = (kernel path, limb setting), made on first use: feeds -> outputs, or None
+    when a node's input shapes (or a value-sized op's metering) differ from the recorded run's. `cached`: the
+    interpreter's entry for these feed shapes; meter(node, inputs) its metering and outputs(node, index, inputs,
+    cached, pending) its run of a node that has no bound function."""
     made = replay.bound.get(key)
     if made is None:
-        steps = [(plans[index], index, shapes, metered, _bind(plans[index], shapes, replay.start) if path == "fast"
-                  else None) for index, shapes, metered in replay.steps]
-        made = replay.bound[key] = (steps, _generated(steps, replay.start, tuple(feed_names), tuple(output_names),
-                                                      meter, unbound))
+        fast = key[0] == "fast"
+        steps = [(plans[index], index, shapes, metered, _bind(plans[index], shapes, replay.start) if fast else None)
+                 for index, shapes, metered in replay.steps]
+
+        def unbound(node, index: int, inputs: list, pending: dict) -> list:
+            return outputs(node, index, inputs, cached, pending)
+
+        made = replay.bound[key] = (steps, _generated(steps, replay.start, cached.feed_names,
+                                                      tuple(info.name for info in program.outputs), meter, unbound))
     return made[1]
 
 
