@@ -4,6 +4,8 @@ where the CPU's kernels allow, 8-bit) activation limbs and 8-bit weight limbs. T
 pairs - is checked against the int64 reference, bit for bit, at the values that stress it most, with each
 activation limb width this machine can take."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -166,6 +168,19 @@ def test_the_limb_path_is_off_when_asked_and_on_machines_without_amx(monkeypatch
     monkeypatch.setenv(limbs.ENVIRONMENT, "sometimes")
     with pytest.warns(RuntimeWarning, match="taken as auto"):
         assert limbs.setting() == ("on" if limbs._hardware_has_amx() else "off")
+
+
+def test_the_setting_follows_the_environment_as_it_changes(monkeypatch):
+    """Set, changed, deleted: each read the moment it changes, by os.environ and by a process's own putenv'd copy."""
+    monkeypatch.setenv(limbs.ENVIRONMENT, "always")
+    assert limbs.setting() == ("always" if limbs._onnxruntime() else "off")
+    os.environ[limbs.ENVIRONMENT] = " OFF "
+    assert limbs.setting() == "off"
+    monkeypatch.delenv(limbs.ENVIRONMENT)
+    assert limbs.setting() == ("on" if limbs._hardware_has_amx() else "off")  # (unset: auto)
+    monkeypatch.setattr(limbs.os, "name", "nt")  # (elsewhere: os.environ.get)
+    monkeypatch.setenv(limbs.ENVIRONMENT, "off")
+    assert limbs.setting() == "off"
 
 
 def test_short_products_keep_the_float_paths_unless_forced(monkeypatch):
