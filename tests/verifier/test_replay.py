@@ -13,7 +13,7 @@ from test_kernels_conv import (CASES, WINOGRAD_CASES, edge_values, winograd_for_
 from verifier import InferenceSession, Program, interpreter
 from verifier.errors import CostLimitError, ProgramRunError
 from verifier.feeds import integer_feeds
-from verifier.fixedpoint import qmax
+from verifier.fixedpoint import INT64_SAFE, qmax
 from verifier.interpreter import execute
 from verifier.kernels import conv, gemm, limbs, plan_conv, prepare
 from verifier.kernels.convolution import bind_conv
@@ -108,6 +108,31 @@ def test_a_bound_product_of_two_runtime_operands_equals_gemm(a_shape, b_shape):
     bound = bind_product(a_shape, b_shape, Q15, Q15, spec)
     a, b = edge_values(rng, a_shape, Q15), edge_values(rng, b_shape, Q15)
     assert np.array_equal(bound(a, b), gemm(a, b, a_bound=Q15, b_bound=Q15, requantize=spec, path="reference"))
+
+
+@pytest.mark.parametrize("bound_bits", [8, 16])  # (float32 and float64 products)
+@pytest.mark.parametrize("shift,relu", [(-1, False), (-2, True), (-9, False)])
+def test_a_product_whose_epilogue_shifts_left_is_scaled_and_saturated(bound_bits, shift, relu):
+    """8-bit attention's A V: the output finer than the product (a left shift, no rounding), bound and unbound, the
+    integers of the reference epilogue, saturation included (9 bits left: most values saturate)."""
+    rng = np.random.default_rng(bound_bits - shift)
+    bound = qmax(bound_bits)
+    spec = Requantize(shift, 16, relu)
+    a, b = edge_values(rng, (2, 4, 16, 8), bound), edge_values(rng, (2, 4, 8, 16), bound)
+    assert spec.scales_exactly(8 * bound * bound)
+    expected = gemm(a, b, a_bound=bound, b_bound=bound, requantize=spec, path="reference")
+    bound_kernel = bind_product(a.shape, b.shape, bound, bound, spec)
+    assert np.array_equal(bound_kernel(a, b), expected)
+    assert np.array_equal(gemm(a, b, a_bound=bound, b_bound=bound, requantize=spec), expected)
+    assert shift == -1 or np.any(np.abs(expected) == qmax(16))  # (saturated values among them)
+
+
+def test_a_left_shift_past_the_int64_headroom_is_left_to_the_checked_epilogue():
+    spec = Requantize(-20, 16)
+    assert not spec.scales_exactly(INT64_SAFE >> 20) and spec.scales_exactly((INT64_SAFE >> 20) - 1)
+    wide = Requantize(-31, 16)  # (5 * Q15**2 > 2**31: run checks each value against the headroom)
+    assert not wide.scales_exactly(5 * Q15 * Q15) and bind_product((3, 5), (5, 6), Q15, Q15, wide) is None
+    assert not Requantize(-2, 16, False, np.array([1])).scales_exactly(1)  # (with a bias: not this form)
 
 
 def test_operands_too_wide_for_a_float_product_are_not_bound():

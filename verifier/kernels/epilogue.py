@@ -128,6 +128,12 @@ class Requantize:
     def fusable(self, acc_bound: int) -> bool:
         return bool(self._forms) and int(acc_bound) + self.bias_bound + 1 < FUSED_LIMIT
 
+    def scales_exactly(self, acc_bound: int) -> bool:
+        """A left shift without bias (the output finer than the accumulator: 8-bit attention's A V) that no
+        accumulator bounded by acc_bound takes past the int64 headroom the integer form checks: an exact float
+        accumulator then needs only scaling by 2**-shift (exact), saturating and converting - no rounding."""
+        return self.shift < 0 and self.bias is None and 0 <= int(acc_bound) < (fixedpoint.INT64_SAFE >> -self.shift)
+
     def fits_int64(self, acc_bound: int) -> bool:
         """The integer form of the epilogue (an int64 accumulator and bias, rounded by shifting: loops.depthwise)
         applies: a right shift of 1..62 and |acc| + |bias| below 2**62, so adding the half cannot wrap."""

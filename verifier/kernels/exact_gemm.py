@@ -163,6 +163,9 @@ def gemm(a, b, *, a_bound: int | None = None, b_bound: int | None = None, path: 
                 return _activations_kernel(a_values.shape, b, plan, requantize, a_bound)(a_values)
             if requantize.bias is None:  # two run-time operands (attention): the float product, finished
                 return _product_kernel(a_values.shape, b_values.shape, plan, requantize)(a_values, b_values)
+        if (path == "fast" and plan.path != "int64" and not isinstance(a, Prepared) and not isinstance(b, Prepared)
+                and requantize.scales_exactly(K * a_bound * b_bound)):  # (a left shift: scaled, not rounded)
+            return _scaled_product_kernel(a_values.shape, b_values.shape, plan, requantize)(a_values, b_values)
         return requantize.apply(gemm(a, b, a_bound=a_bound, b_bound=b_bound, path=path), -1)
     if path == "reference":
         return np.matmul(a_values, b_values)
@@ -219,10 +222,11 @@ def bind_product(a_shape: tuple, b_shape: tuple, a_bound: int, b_bound: int, req
     if requantize is None or requantize.bias is not None or len(b_shape) < 2 or b_shape[-2] != K:
         return None
     plan = plan_gemm(K, a_bound, b_bound)
-    if plan.path == "int64" or not requantize.fusable(K * a_bound * b_bound):
+    scaled = requantize.scales_exactly(K * a_bound * b_bound)
+    if plan.path == "int64" or not (scaled or requantize.fusable(K * a_bound * b_bound)):
         return None
     np.broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2]))  # (ValueError, as np.matmul's, when they differ)
-    return _product_kernel(tuple(a_shape), tuple(b_shape), plan, requantize)
+    return (_scaled_product_kernel if scaled else _product_kernel)(tuple(a_shape), tuple(b_shape), plan, requantize)
 
 
 def _activations_kernel(a_shape: tuple, b: "Prepared", plan: GemmPlan, requantize, a_bound: int) -> Callable:
@@ -304,21 +308,46 @@ def _float32_activations(a_shape: tuple, b: "Prepared", plan: GemmPlan, requanti
 def _product_kernel(a_shape: tuple, b_shape: tuple, plan: GemmPlan, requantize) -> Callable:
     """The fused product of two run-time operands of these shapes (np.matmul broadcasting; no bias): the exact float
     product, finished with 1/4 added in the same pass."""
-    dtype = np.float64 if plan.path == "float64" else np.float32
+    product_of = _exact_product(a_shape, b_shape, plan)
     out_shape = np.broadcast_shapes(a_shape[:-2], b_shape[:-2]) + (a_shape[-2], b_shape[-1])
     rounding, offset = requantize.rounding(False), epilogue.spread_value(0.25, epilogue.three_axes_shape(out_shape))
 
     def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a_float = window.scratch("gemm_a", a_shape, dtype)
-        a_float[...] = a
-        b_float = window.scratch("gemm_b", b_shape, dtype)
-        b_float[...] = b
-        product = epilogue.float_product(a_float, b_float, plan.chunk)
+        product = product_of(a, b)
         out = np.empty(out_shape, dtype=np.int64)
         loops.finish(product.reshape(offset.shape), offset, *rounding, out.reshape(offset.shape), False)
         return out
 
     return kernel
+
+
+def _scaled_product_kernel(a_shape: tuple, b_shape: tuple, plan: GemmPlan, requantize) -> Callable:
+    """The product of two run-time operands whose epilogue shifts left (Requantize.scales_exactly): the exact float
+    product times 2**-shift (a power of two: exact), saturated, converted to int64 (exact: integers)."""
+    product_of = _exact_product(a_shape, b_shape, plan)
+    scale, (low, high) = 2.0 ** -requantize.shift, requantize.limits()
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        product = product_of(a, b)  # (scratch space, or a fresh sum of chunks: either is ours to scale)
+        np.multiply(product, scale, out=product)
+        return np.clip(product, low, high, out=product).astype(np.int64)
+
+    return kernel
+
+
+def _exact_product(a_shape: tuple, b_shape: tuple, plan: GemmPlan) -> Callable:
+    """(a, b) -> the exact float product of two run-time integer operands of these shapes (epilogue.float_product:
+    scratch space, valid until the next call)."""
+    dtype = np.float64 if plan.path == "float64" else np.float32
+
+    def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a_float = window.scratch("gemm_a", a_shape, dtype)
+        a_float[...] = a
+        b_float = window.scratch("gemm_b", b_shape, dtype)
+        b_float[...] = b
+        return epilogue.float_product(a_float, b_float, plan.chunk)
+
+    return product
 
 
 def matmul_chunked(a_float, b_float, K: int, chunk: int, b_k_axis: int) -> np.ndarray:
