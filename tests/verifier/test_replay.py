@@ -65,12 +65,16 @@ def test_a_bound_winograd_convolution_equals_conv(case, winograd_variant):
     assert np.array_equal(bound(x), conv(x, w, pads=pads, x_bound=Q15, requantize=spec, path="reference"))
 
 
+@pytest.mark.parametrize("pool", [
+    {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [0, 0, 1, 1], "dilations": [1, 1], "ceil_mode": 0},
+    {"kernel_shape": [3, 2], "strides": [1, 2], "pads": [1, 0, 1, 1], "dilations": [2, 1], "ceil_mode": 1},
+])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_a_bound_convolution_with_its_max_pool_equals_conv(batch, limb_setting):
+def test_a_bound_convolution_with_its_max_pool_equals_conv(batch, pool, limb_setting, small_products):
+    """Pooled by the kernel (the direct loop, or the fused float product), or after it (the limb path)."""
     rng = np.random.default_rng(batch)
     w = prepare(edge_values(rng, (8, 4, 3, 3), Q15 // 8))
-    spec = _epilogue(rng, 8, True)
-    pool = {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [0, 0, 1, 1], "dilations": [1, 1], "ceil_mode": 0}
+    spec = _epilogue(rng, 8, batch == 1)
     x_shape = (batch, 4, 9, 8)
     bound = bind_conv(x_shape, w, (1, 1), (1, 1, 1, 1), (1, 1), 1, Q15, spec, pool)
     x = edge_values(rng, x_shape, Q15)

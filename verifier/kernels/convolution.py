@@ -8,7 +8,8 @@ Fast paths, each an exact float computation under a proven bound (see exact_gemm
              (loops.depthwise); otherwise per-channel products over stride-phase columns;
   im2col     everything else: columns gathered into a reused buffer (one compiled loop for 2-D at stride
              1 or small inputs, loops.im2col; else one vectorized copy per kernel offset), then one
-             batched BLAS product per group.
+             batched BLAS product per group; below direct.CONV_MAX_WORK multiply-adds, one compiled loop
+             with the epilogue and any fused MaxPool instead (direct.py).
 On a machine that takes the limb path (limbs.py: 8-bit integer products, AMX), an ungrouped 1-D or 2-D
 convolution with a long enough K gathers rows of 7-bit limbs instead (loops.limb_planes, limb_gather).
 Reference path: the direct definition, out[n, o, p] = sum over kernel offsets and input channels of
@@ -260,8 +261,7 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
         weight = w if fusable else w_values
         return lambda x, out, pool: depthwise.conv_compiled(x, weight, requantize, fusable, *geometry, out=out)
     if _direct(x_shape, w, plan, geometry, bound, requantize):
-        small = direct.conv_kernel(tuple(x_shape), w, group, geometry, requantize)
-        return lambda x, out, pool: small(x, out)
+        return _direct_kernel(tuple(x_shape), w, group, geometry, requantize)
     if not fusable:
         return None
     if plan.path == "float64" and plan.algorithm == "depthwise":
@@ -278,6 +278,21 @@ def _direct(x_shape: tuple, w, plan: GemmPlan, geometry: tuple, acc_bound: int, 
     work = x_shape[0] * math.prod(geometry[3]) * math.prod(w.shape[1:]) * w.shape[0]
     return (plan.algorithm == "im2col" and len(x_shape) in (3, 4) and isinstance(w, Prepared)
             and direct.applies(work, direct.CONV_MAX_WORK, acc_bound, requantize))
+
+
+def _direct_kernel(x_shape: tuple, w: Prepared, group: int, geometry: tuple, requantize: Requantize):
+    """direct.conv_kernel as a function of (x, out, pool): a 2-D MaxPool asked (a _Pool) is taken in its loop."""
+    small = direct.conv_kernel(x_shape, w, group, geometry, requantize)
+
+    def kernel(x: np.ndarray, out: np.ndarray | None, pool: _Pool | None) -> np.ndarray:
+        windows = pool and pooling.max_pool_geometry((x_shape[0], w.shape[0]) + tuple(geometry[3]), pool.kernel,
+                                                     **pool.geometry)
+        if not windows:  # (none asked, or one max_pool refuses: it says why, after)
+            return small(x, out)
+        pool.done = True
+        return direct.conv_kernel(x_shape, w, group, geometry, requantize, windows)(x, None)
+
+    return kernel
 
 
 def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int, x_bound: int,
@@ -300,9 +315,13 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
     pooling_arguments = None if pool is None else pooling.pool_arguments(pool)
     pooled = (pooling_arguments and pooling.bind_max_pool((x_shape[0], OC) + tuple(out_shape), pooling_arguments[0],
                                                           **pooling_arguments[1]))
-    if not on_limbs and (pool is None or (pooled and _direct(x_shape, w, plan, geometry, K * x_bound * w.bound,
-                                                             requantize))):  # (a kernel that never pools)
-        return (lambda x: fused(x, None, None)) if pool is None else (lambda x: pooled(fused(x, None, None)))
+    windows = pooling_arguments and pooling.max_pool_geometry((x_shape[0], OC) + tuple(out_shape),
+                                                               pooling_arguments[0], **pooling_arguments[1])
+    if not on_limbs and windows and _direct(x_shape, w, plan, geometry, K * x_bound * w.bound, requantize):
+        pooled_directly = direct.conv_kernel(tuple(x_shape), w, group, geometry, requantize, windows)
+        return lambda x: pooled_directly(x, None)  # (the direct loop, pooling its own output)
+    if not on_limbs and pool is None:
+        return lambda x: fused(x, None, None)
 
     def convolved(x: np.ndarray) -> np.ndarray:
         result = _conv_limbs(x, w, K, None, geometry, requantize, None, plan.path) if on_limbs else None

@@ -51,31 +51,38 @@ def gemm_kernel(a_shape: tuple, b: "Prepared", requantize) -> Callable:
     return kernel
 
 
-def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requantize) -> Callable:
+def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requantize,
+                pool: tuple | None = None) -> Callable:
     """The requantized convolution of inputs of x_shape (N, C, W) or (N, C, H, W) by a prepared weight, as a function
     of (x, out) (`out`: an int64 array of the result's shape to write into, or None); geometry: (strides, pads,
-    dilations, out_shape), normalized (convolution._planned)."""
+    dilations, out_shape), normalized (convolution._planned). `pool`: a 2-D max pool of the result, its geometry
+    (pooling.max_pool_geometry), taken in the same loop: the result is then the pooled one, in a new array."""
     strides, pads, dilations, out_shape = geometry
     OC, kernel = int(w.values.shape[0]), tuple(int(k) for k in w.values.shape[2:])
-    result_shape = (int(x_shape[0]), OC) + tuple(out_shape)
+    result_shape = (int(x_shape[0]), OC) + tuple(out_shape if pool is None else pool[4])
     if len(x_shape) == 3:  # 1-D: a unit height
         kernel, strides, dilations, pads = (1,) + kernel, (1,) + tuple(strides), (1,) + tuple(dilations), (0, pads[0])
-        image_shape = (x_shape[0], x_shape[1], 1, x_shape[2])
+        image_shape, out_shape = (x_shape[0], x_shape[1], 1, x_shape[2]), (1,) + tuple(out_shape)
     else:
         image_shape, pads = tuple(x_shape), tuple(pads[:2])
-    planes = (result_shape[0], OC, 1 if len(x_shape) == 3 else out_shape[0], out_shape[-1])
+    planes = result_shape[:2] + (1,) * (4 - len(result_shape)) + result_shape[2:]
     weights = _filter_rows(w, group)
     bias, (shift, low, high, correct) = _integer_form(requantize, OC)
-    geometry = (kernel, tuple(strides), tuple(dilations), tuple(pads))
+    windows = NO_POOL if pool is None else tuple(int(v) for part in (pool[0], pool[1], pool[3], pool[2][:2])
+                                                 for v in part)
+    geometry = (kernel, tuple(strides), tuple(dilations), tuple(pads), tuple(out_shape))
 
     def kernel_call(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         if out is None:
             out = np.empty(result_shape, dtype=np.int64)
-        loops.conv_requantize(x.reshape(image_shape), weights, *geometry, bias, shift, low, high, correct,
+        loops.conv_requantize(x.reshape(image_shape), weights, *geometry, bias, shift, low, high, correct, windows,
                               out.reshape(planes))
         return out
 
     return kernel_call
+
+
+NO_POOL = (1, 1, 1, 1, 1, 1, 0, 0)  # loops.conv_requantize's pool argument for none: (kernel, strides, dilations, pads)
 
 
 def _integer_form(requantize, channels: int) -> tuple:

@@ -61,6 +61,18 @@ def bind_max_pool(x_shape: tuple, kernel_shape, *, strides=None, pads=None, dila
     return pooled
 
 
+def max_pool_geometry(x_shape: tuple, kernel_shape, *, strides=None, pads=None, dilations=None,
+                      ceil_mode: bool = False) -> tuple | None:
+    """(kernel, strides, pads, dilations, out_shape) of a 2-D max_pool on inputs of x_shape, for a kernel that pools
+    its own output (kernels/direct.py); None where max_pool would refuse it (its call then says why) or not 2-D."""
+    if len(x_shape) != 4:
+        return None
+    try:
+        return _max_geometry(tuple(x_shape), kernel_shape, strides, pads, dilations, ceil_mode)
+    except ValueError:
+        return None
+
+
 def pool_arguments(attrs: dict) -> tuple[tuple, dict]:
     """(kernel, keyword arguments) of max_pool / max_pool_floats from a MaxPool node's attributes (kernel_shape,
     strides, pads, dilations, ceil_mode)."""

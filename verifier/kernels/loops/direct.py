@@ -32,27 +32,33 @@ def gemm_requantize(a, w, bias, shift, low, high, correct, out):  # pragma: no c
 
 
 @compiled
-def conv_requantize(x, w, kernel, strides, dilations, pads, bias, shift, low, high, correct,
+def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shift, low, high, correct, pool,
                     out):  # pragma: no cover - compiled
-    """A 2-D convolution with its epilogue: out[n, g * OCg + o, oh, ow] = _requantized(acc + bias[g * OCg + o]),
-    acc = sum over c < Cg and taps (i, j) of w[g, o, (c * KH + i) * KW + j] * x[n, g * Cg + c, h, v] where
-    h = oh * SH + i * DH - PH and v = ow * SW + j * DW - PW (0 where that lies in the padding). x: int64
-    (N, C, H, W); w: float64 (group, OCg rounded up to a multiple of 4, Cg * KH * KW), the filters' integers (rows
-    past OCg: zeros); bias: int64 (OC,); out: int64 (N, OC, OH, OW), any strides. Each image's columns are gathered
-    first (as loops.im2col), then summed along its output positions, contiguous - the loop the compiler vectorizes -
-    for four output channels at a time, each column read once for the four."""
+    """A 2-D convolution with its epilogue, then a max pool: y[n, g * OCg + o, oh, ow] = _requantized(acc +
+    bias[g * OCg + o]), acc = sum over c < Cg and taps (i, j) of w[g, o, (c * KH + i) * KW + j] *
+    x[n, g * Cg + c, h, v] where h = oh * SH + i * DH - PH and v = ow * SW + j * DW - PW (0 where that lies in the
+    padding), for (oh, ow) in out_shape; out[n, c] = the maxima of y[n, c] over the windows of pool = (kernel,
+    strides, dilations, begin pads: 8 ints; windows lie partly inside y, as pooling._max_geometry checks), or y
+    itself for the pool (1, 1, 1, 1, 1, 1, 0, 0). x: int64 (N, C, H, W); w: float64 (group, OCg rounded up to a
+    multiple of 4, Cg * KH * KW), the filters' integers (rows past OCg: zeros); bias: int64 (OC,); out: int64
+    (N, OC, pooled height, pooled width), any strides. Each image's columns are gathered first (as loops.im2col),
+    then summed along its output positions, contiguous - the loop the compiler vectorizes - for four output
+    channels at a time, each column read once for the four."""
     N, C, H, W = x.shape
     group, _, K = w.shape
     KH, KW = kernel
-    OC, OH, OW = out.shape[1], out.shape[2], out.shape[3]
+    OH, OW = out_shape
+    OC = out.shape[1]
     Cg, OCg = C // group, OC // group
+    pooled = not (pool[0] == pool[1] == pool[2] == pool[3] == 1 and pool[6] == pool[7] == 0)
     rounding = _rounding(shift, correct)
     columns = np.empty((K, OH * OW), dtype=np.float64)
     acc = np.empty((4, OH * OW), dtype=np.float64)
+    plane = np.empty((OH, OW), dtype=np.int64)
     for n in range(N):
         for g in range(group):
             for c in range(Cg):
-                plane = x[n, g * Cg + c]
+                image = x[n, g * Cg + c]
                 for i in range(KH):
                     for j in range(KW):
                         row = columns[(c * KH + i) * KW + j]
@@ -62,18 +68,38 @@ def conv_requantize(x, w, kernel, strides, dilations, pads, bias, shift, low, hi
                             for ow in range(OW):
                                 v = ow * strides[1] + left
                                 inside = 0 <= h < H and 0 <= v < W
-                                row[oh * OW + ow] = plane[h, v] if inside else 0
+                                row[oh * OW + ow] = image[h, v] if inside else 0
             for first in range(0, OCg, 4):
                 acc[:] = 0.0
                 for k in range(K):
                     _accumulate4(acc, w[g, first, k], w[g, first + 1, k], w[g, first + 2, k], w[g, first + 3, k],
                                  columns[k])
                 for o in range(first, min(first + 4, OCg)):
-                    channel, sums, target = g * OCg + o, acc[o - first], out[n, g * OCg + o]
+                    channel, sums = g * OCg + o, acc[o - first]
+                    target = plane if pooled else out[n, channel]
                     for oh in range(OH):
                         for ow in range(OW):
                             total = np.int64(sums[oh * OW + ow]) + bias[channel]
                             target[oh, ow] = _requantized(total, rounding, low, high)
+                    if pooled:
+                        _max_pooled(plane, pool, out[n, channel])
+
+
+@inlined
+def _max_pooled(plane, pool, out):  # pragma: no cover - compiled
+    """out[ph, pw] = the maximum of plane over the window of (ph, pw): pool = (KH, KW, SH, SW, DH, DW, PH, PW)."""
+    H, W = plane.shape
+    for ph in range(out.shape[0]):
+        for pw in range(out.shape[1]):
+            best = np.iinfo(np.int64).min
+            for i in range(pool[0]):
+                h = ph * pool[2] + i * pool[4] - pool[6]
+                if 0 <= h < H:
+                    for j in range(pool[1]):
+                        v = pw * pool[3] + j * pool[5] - pool[7]
+                        if 0 <= v < W and plane[h, v] > best:
+                            best = plane[h, v]
+            out[ph, pw] = best
 
 
 @inlined
