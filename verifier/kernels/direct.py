@@ -19,9 +19,10 @@ from verifier.kernels.loops.rows import FLOAT64_EXACT
 
 # Multiply-adds (M K N for a GEMM; images, positions, K and OC for a convolution) below which the direct loop runs:
 # where it stops beating the fused float kernels, bound as replays bind them (scripts/bench_small.py --tables direct,
-# 16-bit, single-threaded). GEMMs: 4K-16K took 0.44-0.74 of the general kernel's time, 32K 0.99, 64K 1.3-1.4.
-# Convolutions: 4.6K took 0.34, 74K 0.83, 110K 1.04, 147K 1.12. Both lie below limbs.LIMB_MIN_WORK: no product
-# is a candidate for both.
+# 16-bit, single-threaded, two runs). GEMMs: 4K-16K took 0.44-0.74 of the general kernel's time, 32K (one row)
+# 0.70-0.99, 64K 0.77-1.28 as one row and 1.44-1.45 as 16 rows.
+# Convolutions: 4.6K took 0.34-0.37, 74K 0.83-0.84, 110K 1.04-1.06, 147K 1.12-1.13. Both limits lie below
+# limbs.LIMB_MIN_WORK: no product is a candidate for both.
 GEMM_MAX_WORK = 1 << 15
 CONV_MAX_WORK = 3 << 15
 
