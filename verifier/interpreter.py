@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verifier import replays
 from verifier.cost import MAX_COST, MAX_ELEMENTS, MAX_LIVE_ELEMENTS, MAX_NODES  # noqa: F401 (re-exported)
 from verifier.encoding import encode_tensors, keccak_hex
 from verifier.errors import CostLimitError, ProgramFormatError
@@ -103,7 +104,8 @@ def _metered(program: Program, plans: list[NodePlan], cached: "_ShapeValues", fe
     live = {name: int(np.size(value)) for name, value in feeds.items()}
     live_total = sum(live.values())
     spent = peak = largest = 0
-    steps: list | None = [] if cached.replay is None and program._replayable else None  # for the replay
+    replayable = cached.replay is None and program._replayable and len(plans) <= replays.REPLAY_MAX_NODES
+    steps: list | None = [] if replayable else None  # for the replay
     pending: dict = {}  # Concat node index -> (its output, {input position: the slice given to that input's node})
     for index, node in enumerate(plans):
         hit = cached.get(index) if node.shape_only else None

@@ -32,6 +32,11 @@ class Replay:
     bound: dict = field(default_factory=dict)
 
 
+# Programs of more nodes stay on the metered loop: making a replay's code costs about 45 us a node, once per program
+# and feed shapes - 3.5 times a first, metered run of as many Relus on tiny tensors (scripts/bench_replay.py --chain
+# 4000) - which a hostile program of MAX_NODES could otherwise multiply; real models have tens to a few thousand.
+REPLAY_MAX_NODES = 4096
+
 # what an op finds in its inputs (the metered loop's _call reports the same)
 RUN_ERRORS = (ValueError, IndexError, ZeroDivisionError, OverflowError)
 

@@ -437,3 +437,22 @@ def test_a_max_pool_run_refuses_is_not_bound():
     assert MaxPool.bind([(1, 1, 4, 4)], attrs, {}, {}) is None
     with pytest.raises(ValueError, match="padding"):
         MaxPool.run([np.zeros((1, 1, 4, 4), dtype=np.int64)], attrs, {})
+
+
+def test_programs_past_the_replay_limit_stay_on_the_metered_loop(monkeypatch):
+    """A program of more than REPLAY_MAX_NODES nodes records no replay (making its code would cost more than the
+    run it saves, for a hostile program of many cheap nodes): the same outputs, run after run."""
+    from verifier import replays
+
+    nodes = [ProgramNode(op="Relu", name=f"relu{i}", inputs=[f"t{i}"], outputs=[f"t{i + 1}"], attrs={}, consts={},
+                         out_fracs=[8]) for i in range(6)]
+    program = Program(inputs=[TensorInfo("t0", [2, 3], "float32", 8)], outputs=[TensorInfo("t6", [2, 3], "float32", 8)],
+                      nodes=nodes, constants={}, meta={})
+    feeds = {"t0": np.arange(-3, 3, dtype=np.int64).reshape(2, 3)}
+    monkeypatch.setattr(replays, "REPLAY_MAX_NODES", 5)
+    first, second = execute(program, feeds), execute(program, feeds)
+    assert interpreter._shape_values(program, feeds).replay is None
+    assert np.array_equal(first["t6"], np.maximum(feeds["t0"], 0)) and np.array_equal(second["t6"], first["t6"])
+    monkeypatch.setattr(replays, "REPLAY_MAX_NODES", 6)
+    execute(program, feeds)
+    assert isinstance(interpreter._shape_values(program, feeds).replay, replays.Replay)
