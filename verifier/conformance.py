@@ -156,7 +156,11 @@ def _run(case: Case, model, data_sets) -> Outcome:
                 return Outcome(case.name, case.ops, "unsupported", "non-tensor or non-numeric input")
             program = compile_model(model, calibration=feeds)
             session = InferenceSession(program)
-            results = session.run(None, {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in feeds.items()})
+            floats = {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in feeds.items()}
+            results = session.run(None, floats)
+            replayed = session.run(None, floats)  # (the same feed shapes: the interpreter's replay of the first run)
+            if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(results, replayed)):
+                return Outcome(case.name, case.ops, "fail", "a replay of the run gave other outputs")
             fracs = {o.name: o.frac for o in program.outputs}
             expected = [np.asarray(w) if isinstance(w, np.generic) else w for w in expected]
             if any(not isinstance(want, np.ndarray) for want in expected):

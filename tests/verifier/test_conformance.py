@@ -1,7 +1,8 @@
 """The ONNX conformance run (verifier/conformance.py) over the node cases and pytorch-converted/-operator data
 shipped in the onnx package, driven by the checked-in allow-list: every case whose ops are all supported
 passes at the scale-derived tolerance unless the allow-list gives a reason, and the passing count never
-falls below the allow-list's floor."""
+falls below the allow-list's floor. Each case runs twice, the second time as a replay of the first (bound
+kernels, generated code: verifier/replays.py), which must give the same outputs."""
 
 import json
 from pathlib import Path
@@ -70,5 +71,6 @@ def test_conformance_case_with_8_bit_products_runs_the_same_on_both_paths(name):
         feeds = {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in feeds.items()}
         fast = InferenceSession(program, path="fast").run_fixed(feeds)
         assert fast.commitment == InferenceSession(program, path="reference").run_fixed(feeds).commitment
+        assert InferenceSession(program).run_fixed(feeds).commitment == fast.commitment  # (a replay, bound kernels)
         return
     pytest.skip("compiles at neither form")
