@@ -189,6 +189,27 @@ def test_replays_of_an_8_bit_program_narrow_their_operands_as_the_metered_loop(e
     assert set(_bound_ops(replay)) >= {"Conv", "Gemm"}
 
 
+@pytest.mark.parametrize("layout", ["rows", "transposed"])
+def test_a_bound_operand_is_narrowed_and_checked_as_the_metered_loop_narrows_it(layout):
+    """entering's compiled narrowing: narrowed's integers for any layout, and its OutOfRangeError, in its words, for
+    a value past the 16-bit activation range (a hostile program's)."""
+    from verifier.errors import OutOfRangeError
+    from verifier.ops._operands import entering, narrowed
+
+    attrs = {"operand_bits": 8, "a_shift": 7}
+    x = edge_values(np.random.default_rng(9), (12, 5), Q15)
+    x = x if layout == "rows" else np.ascontiguousarray(x.T).T
+    take = entering(attrs, "a_shift", 16)
+    assert np.array_equal(take(x), narrowed(x, attrs, "a_shift", "fast", 16)[0])
+    wide = x.copy()
+    wide[3, 2] = Q15 + 1
+    with pytest.raises(OutOfRangeError) as metered:
+        narrowed(wide, attrs, "a_shift", "fast", 16)
+    with pytest.raises(OutOfRangeError) as bound:
+        take(wide)
+    assert str(bound.value) == str(metered.value)
+
+
 def test_a_replay_stops_at_the_same_node_as_the_metered_loop(example_program, example_inputs):
     program = _fresh(example_program)
     feeds = integer_feeds(program, example_inputs)

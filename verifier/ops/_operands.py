@@ -59,7 +59,21 @@ def entering(attrs: dict, shift_key: str, proven_bits: int):
     bits): for a node's bound kernels (interpreter replays). The identity where it enters unchecked."""
     if enters_unchecked(attrs, shift_key, proven_bits):
         return _unchanged
-    return lambda x: narrowed(x, attrs, shift_key, "fast", proven_bits, with_range=False)[0]
+    bits, shift = operand_bits(attrs), int(attrs.get(shift_key, 0))
+    if bits == ACT_BITS or not 0 < shift <= 62:  # (a 16-bit check, or a form compile_model never sets)
+        return lambda x: narrowed(x, attrs, shift_key, "fast", proven_bits, with_range=False)[0]
+    from verifier.kernels import loops
+
+    limit, activation_limit = qmax(bits), qmax(ACT_BITS)
+
+    def narrowed_operand(x: np.ndarray) -> np.ndarray:  # (narrowed's compiled pass, its constants taken once)
+        out = np.empty(x.shape, dtype=np.int64)
+        low, high = loops.narrow(np.ascontiguousarray(x).reshape(-1), shift, limit, out.reshape(-1))
+        if low < -activation_limit or high > activation_limit:
+            checked_range(x, (low, high))  # (raises, in its words)
+        return out
+
+    return narrowed_operand
 
 
 def _unchanged(x):
