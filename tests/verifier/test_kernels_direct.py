@@ -19,7 +19,7 @@ from verifier.kernels.exact_gemm import FLOAT64_EXACT
 
 def _epilogue(draw, channels: int, rng) -> Requantize:
     bias = None if draw(st.booleans()) else rng.integers(-(1 << 40), 1 << 40, channels)
-    return Requantize(draw(st.integers(1, 62)), 16, draw(st.booleans()), bias)
+    return Requantize(draw(st.integers(0, 62)), 16, draw(st.booleans()), bias)
 
 
 @settings(max_examples=120, deadline=None)
@@ -100,7 +100,8 @@ def test_a_convolution_runs_directly_below_its_work_limit(images, monkeypatch):
 @pytest.mark.parametrize("acc_bound,shift,bias,applies", [
     (FLOAT64_EXACT - 1, 9, None, True),
     (FLOAT64_EXACT, 9, None, False),  # a sum float64 may not hold exactly
-    (1 << 40, 0, None, False),  # no shift: the epilogue's integer form rounds by shifting 1..62
+    (1 << 40, 0, None, True),  # no shift: saturation alone
+    (1 << 40, -1, None, False),  # a left shift: not the loops' integer form
     (1 << 40, 63, None, False),
     (1 << 40, 9, 1 << 62, False),  # acc + bias could pass the int64 accumulator
 ])

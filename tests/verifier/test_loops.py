@@ -141,7 +141,7 @@ digest.update(wide.tobytes())
 small_filters = np.zeros((2, 4, 2 * 3 * 2))  # (group, OCg rounded up to 4, Cg * KH * KW)
 small_filters[:, :3] = edge(6 * 2 * 3 * 2, 1 << 20).reshape(2, 3, 2 * 3 * 2)
 small_images = edge(2 * 4 * 7 * 6, 32767).reshape(2, 4, 7, 6)
-for shift, low, correct in ((1, -32767, True), (20, 0, False), (62, -32767, True)):
+for shift, low, correct in ((0, -32767, True), (1, -32767, True), (20, 0, False), (62, -32767, True)):
     small_conv, small_pooled = np.empty((2, 6, 4, 3), np.int64), np.empty((2, 6, 2, 3), np.int64)
     for pool, out in (((1, 1, 1, 1, 1, 1, 0, 0), small_conv), ((2, 2, 2, 1, 1, 2, 0, 1), small_pooled)):
         loops.conv_requantize(small_images, small_filters, (3, 2), (2, 1), (1, 2), (1, 0), (4, 3), edge(6, 1 << 40),

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from verifier.kernels import loops
+from verifier.fixedpoint import INT64_SAFE
 from verifier.kernels.loops.rows import FLOAT64_EXACT
 
 # Multiply-adds (M K N for a GEMM; images, positions, K and OC for a convolution) below which the direct loop runs:
@@ -29,9 +30,10 @@ CONV_MAX_WORK = 3 << 15
 
 def applies(work: int, limit: int, acc_bound: int, requantize) -> bool:
     """Whether a product of `work` multiply-adds whose sums are bounded by acc_bound runs directly: small enough,
-    exact in float64, and an epilogue with an integer form (a right shift of 1..62, |acc| + |bias| < 2**62)."""
-    return (requantize is not None and work < limit and acc_bound < FLOAT64_EXACT
-            and requantize.fits_int64(acc_bound))
+    exact in float64, and an epilogue the loops' integer form computes (a right shift of 0..62 - 0: saturation
+    alone - with |acc| + |bias| below 2**62, so adding the bias and the half cannot wrap)."""
+    return (requantize is not None and work < limit and acc_bound < FLOAT64_EXACT and 0 <= requantize.shift <= 62
+            and acc_bound + requantize.bias_bound < INT64_SAFE)
 
 
 def gemm_kernel(a_shape: tuple, b: "Prepared", requantize) -> Callable:
@@ -87,7 +89,7 @@ NO_POOL = (1, 1, 1, 1, 1, 1, 0, 0)  # loops.conv_requantize's pool argument for 
 
 
 def _integer_form(requantize, channels: int) -> tuple:
-    """(bias, (shift, low, high, correct)): the loops' arguments for the epilogue's integer form (shift 1..62, as
+    """(bias, (shift, low, high, correct)): the loops' arguments for the epilogue's integer form (shift 0..62, as
     applies() checked; the sign correction skipped with a fused Relu, which clips at 0)."""
     bias = np.zeros(channels, dtype=np.int64) if requantize.bias is None else requantize.bias
     return bias, (requantize.shift, *requantize.limits(), not requantize.relu)

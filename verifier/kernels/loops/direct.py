@@ -15,7 +15,7 @@ from verifier.kernels.loops.rows import _requantized, _rounding  # noqa: F401 (i
 
 @compiled
 def gemm_requantize(a, w, bias, shift, low, high, correct, out):  # pragma: no cover - compiled
-    """out[m, n] = _requantized(sum_k a[m, k] * w[k, n] + bias[n]) into [low, high], shift 1..62 (the correction
+    """out[m, n] = _requantized(sum_k a[m, k] * w[k, n] + bias[n]) into [low, high], shift 0..62 (the correction
     skipped when not `correct`: a fused Relu, low = 0). a: int64 (M, K), any strides; w: float64 (K, N), the
     weight's integers, rows contiguous; bias: int64 (N,); out: int64 (M, N)."""
     M, K = a.shape
