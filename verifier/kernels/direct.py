@@ -11,12 +11,16 @@ measures both sides of each limit).
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from verifier.kernels import loops
 from verifier.fixedpoint import INT64_SAFE
+from verifier.kernels import loops
 from verifier.kernels.loops.rows import FLOAT64_EXACT
+
+if TYPE_CHECKING:  # (exact_gemm imports this module)
+    from verifier.kernels.exact_gemm import Prepared
 
 # Multiply-adds (M K N for a GEMM; images, positions, K and OC for a convolution) below which the direct loop runs:
 # where it stops beating the fused float kernels, bound as replays bind them (scripts/bench_small.py --tables direct,
