@@ -4,9 +4,11 @@ import functools
 
 import numpy as np
 
+from verifier.errors import OutOfRangeError
 from verifier.fixedpoint import ACT_BITS, WEIGHT_BITS, frac_for_range, qmax, quantize, requantize, round_shift
 
 MAX_SHIFT = 62
+ACTIVATION_LIMIT = qmax(ACT_BITS)  # |value| of every fixed-point activation (checked_range)
 
 
 def weight_frac(value: np.ndarray, bits: int = WEIGHT_BITS) -> int:
@@ -73,17 +75,16 @@ def checked_range(x: np.ndarray, value_range: tuple[int, int] | None = None) -> 
     already). A GEMM/conv plans and is costed with the 16-bit activation range every fixed-point tensor
     lies in; a value outside it (only a hostile program's) is refused with OutOfRangeError rather than
     silently taking a slower path than the cost charged for."""
-    from verifier.errors import OutOfRangeError
-    from verifier.kernels import loops
-
-    limit = qmax(ACT_BITS)
     if not x.size:
         return 0, 0
     if value_range is None:
+        from verifier.kernels import loops
+
         value_range = loops.value_range(np.asarray(x, dtype=np.int64).reshape(-1))
     low, high = int(value_range[0]), int(value_range[1])
-    if high > limit or low < -limit:
-        raise OutOfRangeError(f"a matrix operand holds values beyond the 16-bit activation range ±{limit}")
+    if high > ACTIVATION_LIMIT or low < -ACTIVATION_LIMIT:
+        raise OutOfRangeError(f"a matrix operand holds values beyond the 16-bit activation range "
+                              f"±{ACTIVATION_LIMIT}")
     return low, high
 
 

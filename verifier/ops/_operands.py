@@ -13,6 +13,7 @@ import numpy as np
 
 from verifier import fixedpoint
 from verifier.fixedpoint import ACT_BITS, frac_for_range, qmax
+from verifier.kernels import loops
 from verifier.ops._common import checked_range
 
 
@@ -62,18 +63,8 @@ def entering(attrs: dict, shift_key: str, proven_bits: int):
     bits, shift = operand_bits(attrs), int(attrs.get(shift_key, 0))
     if bits == ACT_BITS or not 0 < shift <= 62:  # (a 16-bit check, or a form compile_model never sets)
         return lambda x: narrowed(x, attrs, shift_key, "fast", proven_bits, with_range=False)[0]
-    from verifier.kernels import loops
-
-    limit, activation_limit = qmax(bits), qmax(ACT_BITS)
-
-    def narrowed_operand(x: np.ndarray) -> np.ndarray:  # (narrowed's compiled pass, its constants taken once)
-        out = np.empty(x.shape, dtype=np.int64)
-        low, high = loops.narrow(np.ascontiguousarray(x).reshape(-1), shift, limit, out.reshape(-1))
-        if low < -activation_limit or high > activation_limit:
-            checked_range(x, (low, high))  # (raises, in its words)
-        return out
-
-    return narrowed_operand
+    limit = qmax(bits)
+    return lambda x: _narrowed_in_one_pass(x, shift, limit)[0]  # (narrowed's fast path, its constants taken once)
 
 
 def _unchanged(x):
@@ -106,13 +97,16 @@ def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str, proven_bits:
             return x, qmax(bits), value_range  # (already narrow: produced at its 8-bit scale, output_scale)
         out = fixedpoint.requantize(x, shift, 0, bits)  # (also a shift compile_model never sets)
     else:
-        from verifier.kernels import loops
-
-        flat = np.ascontiguousarray(x, dtype=np.int64).reshape(-1)
-        out = np.empty(flat.shape, dtype=np.int64)
-        value_range = checked_range(x, loops.narrow(flat, shift, qmax(bits), out))
-        out = out.reshape(np.shape(x))
+        out, value_range = _narrowed_in_one_pass(x, shift, qmax(bits))
     if not with_range:
         return out, qmax(bits), None
     low, high = (int(v) for v in fixedpoint.requantize(np.array(value_range, dtype=np.int64), shift, 0, bits))
     return out, qmax(bits), (low, high)
+
+
+def _narrowed_in_one_pass(x: np.ndarray, shift: int, limit: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(requantize(x, shift, 0, bits) saturated at +-limit, x's range checked: checked_range) by one compiled pass
+    that narrows x and takes its range (kernels.loops.narrow)."""
+    out = np.empty(np.shape(x), dtype=np.int64)
+    value_range = loops.narrow(np.ascontiguousarray(x, dtype=np.int64).reshape(-1), shift, limit, out.reshape(-1))
+    return out, checked_range(x, value_range)
