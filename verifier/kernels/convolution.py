@@ -245,9 +245,9 @@ def _finished_columns(buffer, weights, requantize, chunk: int, N: int, out_shape
 def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, group: int, bounds: tuple,
                   requantize: Requantize | None):
     """The fast path's kernel with the epilogue for an input of x_shape, as a function of (x, out, pool) (`out`: where
-    the kernel can write its result; `pool`: a _Pool the fused float64 im2col product may take first); None where the
-    fast path has none and sums an accumulator instead (no epilogue, or one too wide for every kernel). Shapes,
-    bounds and the epilogue decide it: _convolve asks it on every call, bind_conv once."""
+    the kernel can write its result; `pool`: a _Pool the direct loop or the fused float64 im2col product may take);
+    None where the fast path has none and sums an accumulator instead (no epilogue, or one too wide for every
+    kernel). Shapes, bounds and the epilogue decide it: _convolve asks it on every call, bind_conv once."""
     if requantize is None:
         return None
     pads, out_shape = geometry[1], geometry[3]
@@ -274,7 +274,7 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
 
 
 def _direct(x_shape: tuple, w, plan: GemmPlan, geometry: tuple, acc_bound: int, requantize) -> bool:
-    """Whether the convolution runs in direct.py's one compiled loop (which leaves a fused MaxPool to its caller)."""
+    """Whether the convolution runs in direct.py's one compiled loop (which takes a fused 2-D MaxPool too)."""
     work = x_shape[0] * math.prod(geometry[3]) * math.prod(w.shape[1:]) * w.shape[0]
     return (plan.algorithm == "im2col" and len(x_shape) in (3, 4) and isinstance(w, Prepared)
             and direct.applies(work, direct.CONV_MAX_WORK, acc_bound, requantize))
@@ -313,15 +313,15 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
                 and limbs.may_take(K, w.values, x_shape[0] * math.prod(out_shape) * K * OC,
                                    x_shape[0] * math.prod(out_shape), taps, plan.path))
     pooling_arguments = None if pool is None else pooling.pool_arguments(pool)
-    pooled = (pooling_arguments and pooling.bind_max_pool((x_shape[0], OC) + tuple(out_shape), pooling_arguments[0],
-                                                          **pooling_arguments[1]))
-    windows = pooling_arguments and pooling.max_pool_geometry((x_shape[0], OC) + tuple(out_shape),
-                                                               pooling_arguments[0], **pooling_arguments[1])
+    result_shape = (x_shape[0], OC) + tuple(out_shape)
+    windows = pooling_arguments and pooling.max_pool_geometry(result_shape, pooling_arguments[0],
+                                                               **pooling_arguments[1])
     if not on_limbs and windows and _direct(x_shape, w, plan, geometry, K * x_bound * w.bound, requantize):
         pooled_directly = direct.conv_kernel(tuple(x_shape), w, group, geometry, requantize, windows)
         return lambda x: pooled_directly(x, None)  # (the direct loop, pooling its own output)
     if not on_limbs and pool is None:
         return lambda x: fused(x, None, None)
+    pooled = pooling_arguments and pooling.bind_max_pool(result_shape, pooling_arguments[0], **pooling_arguments[1])
 
     def convolved(x: np.ndarray) -> np.ndarray:
         result = _conv_limbs(x, w, K, None, geometry, requantize, None, plan.path) if on_limbs else None

@@ -40,17 +40,12 @@ def bind_max_pool(x_shape: tuple, kernel_shape, *, strides=None, pads=None, dila
     not empty) or refuses the geometry (its call then says why)."""
     if len(x_shape) not in (3, 4) or 0 in x_shape:
         return None
-    try:
-        geometry = _max_geometry(tuple(x_shape), kernel_shape, strides, pads, dilations, ceil_mode)
-    except ValueError:
+    geometry = _accepted_geometry(x_shape, kernel_shape, strides, pads, dilations, ceil_mode)
+    if geometry is None:
         return None
     if len(x_shape) == 3:
         return lambda x: _max_pool_compiled(_as_int64(x), *geometry)
-    kernel, strides, pads, dilations, out_shape = geometry  # (2-D: _pooled's arguments, worked out once)
-    H, W = x_shape[2:]
-    width = max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W)
-    arguments = (H, W, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]), tuple(out_shape))
-    result_shape = tuple(x_shape[:2]) + tuple(out_shape)
+    arguments, width, result_shape = _loop_arguments(x_shape, *geometry)  # (2-D: _pooled's, worked out once)
 
     def pooled(x: np.ndarray) -> np.ndarray:
         out = np.empty(result_shape, dtype=np.int64)
@@ -67,6 +62,11 @@ def max_pool_geometry(x_shape: tuple, kernel_shape, *, strides=None, pads=None, 
     its own output (kernels/direct.py); None where max_pool would refuse it (its call then says why) or not 2-D."""
     if len(x_shape) != 4:
         return None
+    return _accepted_geometry(x_shape, kernel_shape, strides, pads, dilations, ceil_mode)
+
+
+def _accepted_geometry(x_shape, kernel_shape, strides, pads, dilations, ceil_mode) -> tuple | None:
+    """_max_geometry, or None where it refuses the pool."""
     try:
         return _max_geometry(tuple(x_shape), kernel_shape, strides, pads, dilations, ceil_mode)
     except ValueError:
@@ -104,12 +104,22 @@ def _pooled(loop, x, kernel, strides, pads, dilations, out_shape, fill, *counts)
         x, counts = x[:, :, None], tuple(c[None] for c in counts)
         kernel, strides, dilations = (1,) + tuple(kernel), (1,) + tuple(strides), (1,) + tuple(dilations)
         pads, out_shape = (0, pads[0], 0, pads[1]), (1,) + tuple(out_shape)
-    H, W = x.shape[2:]
-    row = np.full(max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W), fill, dtype=x.dtype)
-    out = np.empty(x.shape[:2] + tuple(out_shape), dtype=x.dtype)
-    loop(np.ascontiguousarray(x).reshape(-1), H, W, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]),
-         tuple(out_shape), *(np.ascontiguousarray(c) for c in counts), row, out.reshape(-1))
+    arguments, width, result_shape = _loop_arguments(x.shape, kernel, strides, pads, dilations, out_shape)
+    row = np.full(width, fill, dtype=x.dtype)
+    out = np.empty(result_shape, dtype=x.dtype)
+    loop(np.ascontiguousarray(x).reshape(-1), *arguments, *(np.ascontiguousarray(c) for c in counts), row,
+         out.reshape(-1))
     return out[:, :, 0] if one_dimensional else out
+
+
+def _loop_arguments(shape, kernel, strides, pads, dilations, out_shape) -> tuple[tuple, int, tuple]:
+    """A 2-D pooling loop's geometry arguments for an input of `shape` (N, C, H, W): (H, W, kernel, strides,
+    dilations, begin pads, out_shape), the width of its row buffer (through the last window, or the padded row),
+    and the result's shape."""
+    H, W = shape[2:]
+    width = max(_reach(kernel, strides, dilations, out_shape, 1), pads[1] + W)
+    arguments = (H, W, tuple(kernel), tuple(strides), tuple(dilations), tuple(pads[:2]), tuple(out_shape))
+    return arguments, width, tuple(shape[:2]) + tuple(out_shape)
 
 
 @functools.lru_cache(maxsize=256)
