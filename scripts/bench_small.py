@@ -24,8 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from bench_replay import _best  # (this directory is on the path of a script run from it)
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # (before numpy loads its BLAS)
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
+from bench_replay import _best  # noqa: E402 (this directory is on the path of a script run from it)
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMB_GEMMS = [(1, 256, 32), (1, 512, 10), (1, 512, 128), (1, 1024, 256), (4, 512, 128), (16, 512, 64),
@@ -33,10 +36,13 @@ LIMB_GEMMS = [(1, 256, 32), (1, 512, 10), (1, 512, 128), (1, 1024, 256), (4, 512
 LIMB_CONVS = [((1, 8, 8, 8), (16, 8, 3, 3)), ((1, 16, 8, 8), (32, 16, 3, 3)), ((1, 32, 13, 13), (64, 32, 1, 1)),
               ((1, 64, 13, 13), (64, 64, 3, 3)), ((4, 16, 8, 8), (32, 16, 3, 3))]  # (x, w), pads keep the size
 DIRECT_GEMMS = [(1, 64, 64), (1, 256, 32), (4, 64, 64), (1, 512, 64), (16, 64, 64), (1, 512, 128), (32, 64, 64),
-                (64, 64, 64)]  # (M, K, N)
+                (64, 64, 64), (256, 64, 64), (1, 2048, 256), (64, 256, 256), (256, 512, 256)]  # (M, K, N)
 DIRECT_CONVS = [((1, 1, 8, 8), (8, 1, 3, 3)), ((1, 8, 8, 8), (16, 8, 3, 3)), ((1, 3, 16, 16), (16, 3, 3, 3)),
                 ((2, 8, 8, 8), (16, 8, 3, 3)), ((1, 16, 8, 8), (16, 16, 3, 3)), ((1, 16, 8, 8), (32, 16, 3, 3)),
-                ((1, 32, 13, 13), (32, 32, 1, 1))]  # (x, w), pads keep the size
+                ((1, 32, 13, 13), (32, 32, 1, 1)), ((8, 8, 8, 8), (16, 8, 3, 3)), ((1, 64, 13, 13), (64, 64, 1, 1)),
+                ((1, 32, 8, 8), (32, 32, 3, 3)), ((1, 16, 16, 16), (32, 16, 3, 3)), ((1, 32, 13, 13), (32, 32, 3, 3)),
+                ((1, 32, 13, 13), (64, 32, 3, 3)), ((1, 64, 28, 28), (64, 64, 3, 3)),
+                ((1, 3, 56, 56), (32, 3, 3, 3))]  # (x, w), pads keep the size
 LAYOUTS = [(256, 65, 64), (256, 65, 32), (256, 33, 10), (16, 65, 192), (1024, 65, 192)]  # (M, K + 1, N)
 
 
@@ -46,8 +52,6 @@ def main() -> None:
     parser.add_argument("--models", default="digits_mlp,digits_cnn,transformer,embedding")
     parser.add_argument("--repeat", type=int, default=2000)
     args = parser.parse_args()
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")
     from verifier.kernels import keep_freed_memory
 
     keep_freed_memory()

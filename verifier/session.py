@@ -98,6 +98,9 @@ def _thread_limit(threads: int | None):
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
 
+    from verifier.kernels import load_blas
+
+    load_blas()
     return threadpool_limits(limits=threads)
 
 

@@ -47,6 +47,11 @@ for relu in (False, True):  # the epilogue fused into the float product (unfused
                        requantize=Requantize(9, 16, relu, rng.integers(-2**40, 2**40, 48))).tobytes())
     digest.update(gemm(a8, prepare(b8), a_bound=127, path=sys.argv[1],
                        requantize=Requantize(12, 16, relu, rng.integers(-2**40, 2**40, 160))).tobytes())
+    # the compiled direct products (kernels/direct.py): scipy's BLAS, through numba
+    digest.update(gemm(a[:16], prepare(b), path=sys.argv[1],
+                       requantize=Requantize(25, 16, relu, rng.integers(-2**40, 2**40, 160))).tobytes())
+    digest.update(conv(x[:1, :, :9, :9], prepare(w), pads=(1, 1, 1, 1), path=sys.argv[1],
+                       requantize=Requantize(21, 16, relu, rng.integers(-2**40, 2**40, 48))).tobytes())
 threads = max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 print(threads, digest.hexdigest())
 """
@@ -92,6 +97,25 @@ def test_single_threaded_limits_blas_inside_the_block_only():
     with single_threaded():
         assert all(info["num_threads"] == 1 for info in threadpool_info())
     assert [info["num_threads"] for info in threadpool_info()] == before
+
+
+SCIPY_BLAS_PROBE = r"""
+import numpy as np
+from threadpoolctl import threadpool_info
+from verifier.kernels import gemm, prepare, single_threaded
+from verifier.kernels.epilogue import Requantize
+with single_threaded():  # numba and scipy's BLAS load inside the block, on the first direct product
+    gemm(np.ones((4, 64), dtype=np.int64), prepare(np.ones((64, 64), dtype=np.int64)), requantize=Requantize(3))
+    print(sorted({info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}))
+"""
+
+
+def test_single_threaded_covers_the_blas_the_direct_products_load():
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", SCIPY_BLAS_PROBE], env=env, capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.split("\n")[-2] == "[1]"
 
 
 def test_limb_products_give_the_bits_of_the_float_paths_at_any_thread_count():

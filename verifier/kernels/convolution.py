@@ -254,14 +254,14 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
     K, OC, kernel = math.prod(w_values.shape[1:]), w_values.shape[0], tuple(w_values.shape[2:])
     bound = K * bounds[0] * bounds[1]
     fusable = requantize.fusable(bound)
+    if _direct(x_shape, w, plan, geometry, bound, requantize):
+        return _direct_kernel(tuple(x_shape), w, group, geometry, requantize)
     if plan.algorithm in WINOGRAD:
         weight = w if isinstance(w, Prepared) else w_values
         return lambda x, out, pool: winograd.conv3x3(x, weight, plan, bounds, pads, out_shape, requantize, out)
     if plan.algorithm == "depthwise" and len(x_shape) in (3, 4) and (fusable or requantize.fits_int64(bound)):
         weight = w if fusable else w_values
         return lambda x, out, pool: depthwise.conv_compiled(x, weight, requantize, fusable, *geometry, out=out)
-    if _direct(x_shape, w, plan, geometry, bound, requantize):
-        return _direct_kernel(tuple(x_shape), w, group, geometry, requantize)
     if not fusable:
         return None
     if plan.path == "float64" and plan.algorithm == "depthwise":
@@ -276,7 +276,7 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
 def _direct(x_shape: tuple, w, plan: GemmPlan, geometry: tuple, acc_bound: int, requantize) -> bool:
     """Whether the convolution runs in direct.py's one compiled loop (which takes a fused 2-D MaxPool too)."""
     work = x_shape[0] * math.prod(geometry[3]) * math.prod(w.shape[1:]) * w.shape[0]
-    return (plan.algorithm == "im2col" and len(x_shape) in (3, 4) and isinstance(w, Prepared)
+    return (plan.algorithm in ("im2col",) + WINOGRAD and len(x_shape) in (3, 4) and isinstance(w, Prepared)
             and direct.applies(work, direct.CONV_MAX_WORK, acc_bound, requantize))
 
 

@@ -1,12 +1,10 @@
-"""Small GEMMs and convolutions in one compiled loop each, with their epilogue (loops/direct.py).
+"""GEMMs and convolutions in one compiled call each, with their epilogue (loops/direct.py).
 
-A layer of a few thousand multiply-adds - a batch-1 classifier's Dense layers, a small image's first
-convolution - spends a few microseconds in the general kernels' Python, buffers and BLAS call for well under one
-of arithmetic. Below the work limits here such a product runs as one compiled call instead: the activations'
-integers times the weight's, summed exactly in float64 under the same bound as the float path
-(K |a| |w| < 2**53), then the epilogue's integer form. The same integers as every other path; faster only while
-the arithmetic is small, since BLAS multiplies faster per multiply-add (scripts/bench_small.py --tables direct
-measures both sides of each limit).
+Through the general kernels a layer of a few thousand multiply-adds - a batch-1 classifier's Dense layers, a small
+image's convolutions - spends several microseconds in their Python, buffers and passes for well under one of
+arithmetic. Below the work limits here such a product runs as one compiled call instead: the activations' integers
+in float64 (a convolution's columns gathered), one BLAS product of them by the weight's, exact under the same bound
+as the float path (K |a| |w| < 2**53), then the epilogue's integer form. The same integers as every other path.
 """
 
 import math
@@ -22,14 +20,14 @@ from verifier.kernels.loops.rows import FLOAT64_EXACT
 if TYPE_CHECKING:  # (exact_gemm imports this module)
     from verifier.kernels.exact_gemm import Prepared
 
-# Multiply-adds (M K N for a GEMM; images, positions, K and OC for a convolution) below which the direct loop runs:
-# where it stops beating the fused float kernels, bound as replays bind them (scripts/bench_small.py --tables direct,
-# 16-bit, single-threaded, two runs). GEMMs: 4K-16K took 0.44-0.74 of the general kernel's time, 32K (one row)
-# 0.70-0.99, 64K 0.77-1.28 as one row and 1.44-1.45 as 16 rows.
-# Convolutions: 4.6K took 0.34-0.37, 74K 0.83-0.84, 110K 1.04-1.06, 147K 1.12-1.13. Both limits lie below
-# limbs.LIMB_MIN_WORK: no product is a candidate for both.
-GEMM_MAX_WORK = 1 << 15
-CONV_MAX_WORK = 3 << 15
+# Multiply-adds (M K N for a GEMM; images, positions, K and OC for a convolution) below which the direct call runs
+# (scripts/bench_small.py --tables direct: both bound kernels, 16-bit, single-threaded, alternating). GEMMs of 4K
+# to 4M took 0.44-0.99 of the general kernel's time and 33M 0.96: past 4M the fixed costs it saves are noise, and
+# its temporaries are not reused as the general kernel's scratch is. Convolutions of 4.6K-1.2M took 0.35-0.92; past
+# that Winograd's fewer products win (1.5M: 1.25, 29M: 2.0), while im2col-planned ones still tie (2.7M: 0.86-0.92).
+# The limb path (kernels/limbs.py), where a machine and a product's K take it, is asked first.
+GEMM_MAX_WORK = 1 << 22
+CONV_MAX_WORK = 1 << 20
 
 
 def applies(work: int, limit: int, acc_bound: int, requantize) -> bool:
@@ -100,14 +98,10 @@ def _integer_form(requantize, channels: int) -> tuple:
 
 
 def _filter_rows(w: "Prepared", group: int) -> np.ndarray:
-    """The weight as the loop reads it (made once, kept on w): float64 (group, OC / group rounded up to a multiple of
-    4, K), zero rows past each group's channels."""
+    """The weight as the loop reads it (made once, kept on w): float64 (group, OC / group, K), C-contiguous."""
     key = ("direct filters", group)
     rows = w.cache.get(key)
     if rows is None:
-        OC = w.values.shape[0]
-        filters = w.values.reshape(group, OC // group, -1)
-        rows = np.zeros((group, -(-filters.shape[1] // 4) * 4, filters.shape[2]), dtype=np.float64)
-        rows[:, :filters.shape[1]] = filters
-        rows = w.cache.setdefault(key, rows)
+        rows = w.cache.setdefault(key, np.ascontiguousarray(w.values.reshape(group, w.values.shape[0] // group, -1),
+                                                            dtype=np.float64))
     return rows

@@ -1,11 +1,14 @@
-"""Compiled loops for small products with their epilogue, each one call: a GEMM of a few rows and a 2-D convolution
-of a small image. Through the general kernels such a layer's run is mostly their Python, their BLAS call and the
-passes between them; here it is one loop (kernels/direct.py says when they run).
+"""Compiled loops for products with their epilogue, each one call: a GEMM, and a 2-D convolution (with a max pool of
+its output). Through the general kernels a small layer's run is mostly their Python, their buffers and the passes
+between them; here it is one call: the operand converted to float64 (a convolution's columns gathered, as
+loops.im2col), one BLAS product (np.dot, which numba hands to scipy's BLAS), and the epilogue (kernels/direct.py
+says when they run).
 
-Each product is summed in float64: every product of two integers below 2**26 is exact, and every partial sum is an
-integer below 2**53 when the caller's bound K |a| |w| < 2**53 holds, so the sum is exact whatever the order (the
-exact_gemm argument). It is then converted to int64 (exact), the int64 bias added and the epilogue's integer form
-applied (_requantized, as loops.depthwise): the integers of the int64 reference product and epilogue.requantize."""
+The product is exact: every product of two integers below 2**26 is, and every partial sum is an integer below 2**53
+when the caller's bound K |a| |w| < 2**53 holds, so the sum is exact whatever the order, blocking or FMA of the BLAS
+(the exact_gemm argument). It is then converted to int64 (exact), the int64 bias added and the epilogue's integer
+form applied (_requantized, as loops.depthwise): the integers of the int64 reference product and
+epilogue.requantize."""
 
 import numpy as np
 
@@ -17,18 +20,21 @@ from verifier.kernels.loops.rows import _requantized, _rounding  # noqa: F401 (i
 def gemm_requantize(a, w, bias, shift, low, high, correct, out):  # pragma: no cover - compiled
     """out[m, n] = _requantized(sum_k a[m, k] * w[k, n] + bias[n]) into [low, high], shift 0..62 (the correction
     skipped when not `correct`: a fused Relu, low = 0). a: int64 (M, K), any strides; w: float64 (K, N), the
-    weight's integers, rows contiguous; bias: int64 (N,); out: int64 (M, N)."""
+    weight's integers, C-contiguous; bias: int64 (N,); out: int64 (M, N). The sums are one BLAS product (np.dot:
+    exact, as above) of a's integers in float64."""
     M, K = a.shape
     N = w.shape[1]
     rounding = _rounding(shift, correct)
-    acc = np.empty(N, dtype=np.float64)
+    rows = np.empty((M, K), dtype=np.float64)
     for m in range(M):
-        acc[:] = 0.0
         for k in range(K):
-            _accumulate(acc, np.float64(a[m, k]), w[k])
-        target = out[m]
+            rows[m, k] = a[m, k]
+    acc = np.empty((M, N), dtype=np.float64)
+    np.dot(rows, w, acc)
+    for m in range(M):
+        sums, target = acc[m], out[m]
         for n in range(N):
-            target[n] = _requantized(np.int64(acc[n]) + bias[n], rounding, low, high)
+            target[n] = _requantized(np.int64(sums[n]) + bias[n], rounding, low, high)
 
 
 @compiled
@@ -39,11 +45,9 @@ def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shi
     x[n, g * Cg + c, h, v] where h = oh * SH + i * DH - PH and v = ow * SW + j * DW - PW (0 where that lies in the
     padding), for (oh, ow) in out_shape; out[n, c] = the maxima of y[n, c] over the windows of pool = (kernel,
     strides, dilations, begin pads: 8 ints; windows lie partly inside y, as pooling._max_geometry checks), or y
-    itself for the pool (1, 1, 1, 1, 1, 1, 0, 0). x: int64 (N, C, H, W); w: float64 (group, OCg rounded up to a
-    multiple of 4, Cg * KH * KW), the filters' integers (rows past OCg: zeros); bias: int64 (OC,); out: int64
-    (N, OC, pooled height, pooled width), any strides. Each image's columns are gathered first (as loops.im2col),
-    then summed along its output positions, contiguous - the loop the compiler vectorizes - for four output
-    channels at a time, each column read once for the four."""
+    itself for the pool (1, 1, 1, 1, 1, 1, 0, 0). x: int64 (N, C, H, W); w: float64 (group, OCg, Cg * KH * KW),
+    the filters' integers, C-contiguous; bias: int64 (OC,); out: int64 (N, OC, pooled height, pooled width), any
+    strides. Each image's columns (as loops.im2col) are multiplied by each group's filters in one BLAS product."""
     N, C, H, W = x.shape
     group, _, K = w.shape
     KH, KW = kernel
@@ -53,7 +57,7 @@ def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shi
     pooled = not (pool[0] == pool[1] == pool[2] == pool[3] == 1 and pool[6] == pool[7] == 0)
     rounding = _rounding(shift, correct)
     columns = np.empty((K, OH * OW), dtype=np.float64)
-    acc = np.empty((4, OH * OW), dtype=np.float64)
+    acc = np.empty((w.shape[1], OH * OW), dtype=np.float64)
     plane = np.empty((OH, OW), dtype=np.int64)
     for n in range(N):
         for g in range(group):
@@ -69,20 +73,16 @@ def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shi
                                 v = ow * strides[1] + left
                                 inside = 0 <= h < H and 0 <= v < W
                                 row[oh * OW + ow] = image[h, v] if inside else 0
-            for first in range(0, OCg, 4):
-                acc[:] = 0.0
-                for k in range(K):
-                    _accumulate4(acc, w[g, first, k], w[g, first + 1, k], w[g, first + 2, k], w[g, first + 3, k],
-                                 columns[k])
-                for o in range(first, min(first + 4, OCg)):
-                    channel, sums = g * OCg + o, acc[o - first]
-                    target = plane if pooled else out[n, channel]
-                    for oh in range(OH):
-                        for ow in range(OW):
-                            total = np.int64(sums[oh * OW + ow]) + bias[channel]
-                            target[oh, ow] = _requantized(total, rounding, low, high)
-                    if pooled:
-                        _max_pooled(plane, pool, out[n, channel])
+            np.dot(w[g], columns, acc)
+            for o in range(OCg):
+                channel, sums = g * OCg + o, acc[o]
+                target = plane if pooled else out[n, channel]
+                for oh in range(OH):
+                    for ow in range(OW):
+                        total = np.int64(sums[oh * OW + ow]) + bias[channel]
+                        target[oh, ow] = _requantized(total, rounding, low, high)
+                if pooled:
+                    _max_pooled(plane, pool, out[n, channel])
 
 
 @inlined
@@ -100,23 +100,3 @@ def _max_pooled(plane, pool, out):  # pragma: no cover - compiled
                         if 0 <= v < W and plane[h, v] > best:
                             best = plane[h, v]
             out[ph, pw] = best
-
-
-@inlined
-def _accumulate4(acc, t0, t1, t2, t3, row):  # pragma: no cover - compiled
-    """acc[q] += t_q * row for the four rows of acc: one exact float64 multiply and add per entry."""
-    first, second, third, fourth = acc[0], acc[1], acc[2], acc[3]
-    for index in range(row.shape[0]):
-        value = row[index]
-        first[index] += t0 * value
-        second[index] += t1 * value
-        third[index] += t2 * value
-        fourth[index] += t3 * value
-
-
-@inlined
-def _accumulate(acc, value, row):  # pragma: no cover - compiled
-    """acc += value * row: one exact float64 multiply and add per entry (no FMA: numba compiles without fast-math,
-    and the integers are exact either way)."""
-    for index in range(acc.shape[0]):
-        acc[index] += value * row[index]
