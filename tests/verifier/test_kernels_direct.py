@@ -42,8 +42,9 @@ def test_a_direct_convolution_equals_the_reference_on_random_geometries(data):
     x, w = edge_values(rng, x_shape, bound), prepare(edge_values(rng, w_shape, Q15))
     spec = _epilogue(draw, w_shape[0], rng)
     plan, geometry = _planned(x_shape, w, w.values, group, bound, Q15, strides, pads, dilations)
-    assert direct.applies(1, direct.CONV_MAX_WORK, math.prod(w_shape[1:]) * bound * Q15, spec)
-    out = direct.conv_kernel(x_shape, w, group, geometry, spec)(x, None)
+    acc_bound = math.prod(w_shape[1:]) * bound * Q15  # (below 2**24 for the small bounds: summed in float32)
+    assert direct.applies(1, direct.CONV_MAX_WORK, acc_bound, spec)
+    out = direct.conv_kernel(x_shape, w, group, geometry, spec, acc_bound)(x, None)
     reference = conv(x, w.values, strides=strides, pads=pads, dilations=dilations, group=group, path="reference")
     assert np.array_equal(out, expected(reference, spec, 1))
 
@@ -51,17 +52,36 @@ def test_a_direct_convolution_equals_the_reference_on_random_geometries(data):
 @settings(max_examples=80, deadline=None)
 @given(data=st.data())
 def test_a_direct_gemm_equals_the_reference_with_any_leading_axes_and_weight_layout(data):
-    """Activations with leading axes, and weights in rows or as a transposed view (the loop makes its rows)."""
+    """Activations with leading axes, and weights in rows or as a transposed view (the loop makes its rows); 8- and
+    16-bit operands (sums in float32 or float64)."""
     draw = data.draw
     lead = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
     K, N = draw(st.integers(1, 40)), draw(st.integers(1, 20))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    a = edge_values(rng, lead + (K,), Q15)
-    values = edge_values(rng, (K, N), Q15)
+    a_bound, w_bound = draw(st.sampled_from([qmax(8), Q15])), draw(st.sampled_from([qmax(8), Q15]))
+    a = edge_values(rng, lead + (K,), a_bound)
+    values = edge_values(rng, (K, N), w_bound)
     weight = prepare(np.ascontiguousarray(values.T).T if draw(st.booleans()) else values)
     spec = _epilogue(draw, N, rng)
-    out = direct.gemm_kernel(a.shape, weight, spec)(a)
+    out = direct.gemm_kernel(a.shape, weight, spec, K * a_bound * w_bound)(a)
     assert np.array_equal(out, expected(gemm(a, values, path="reference"), spec, -1))
+
+
+@pytest.mark.parametrize("w_bound,summed_in", [(258, np.float32), (259, np.float64)])
+def test_direct_products_sum_in_float32_only_while_every_sum_is_below_2_to_the_24(w_bound, summed_in):
+    """K = 255 products of 255 by w_bound, all of one sign: sums of 16,776,450 (below 2**24: float32 holds them) or
+    16,841,475 (odd and past 2**24, which float32 would round) - exact either way, in the type each bound allows."""
+    rng = np.random.default_rng(w_bound)
+    a = np.full((3, 255), 255) * rng.choice([-1, 1], (3, 1))
+    values = np.full((255, 4), w_bound) * np.array([1, -1, 1, -1])
+    weight, spec = prepare(values), Requantize(0, 32)  # (shift 0: the sums themselves, saturated at 2**31 - 1)
+    out = direct.gemm_kernel(a.shape, weight, spec, 255 * 255 * w_bound)(a)
+    assert np.array_equal(out, gemm(a, values, path="reference"))
+    assert weight.cache[("direct rows", summed_in)].dtype == summed_in
+    x, filters = a.reshape(3, 255, 1, 1)[:1], prepare(values.T.reshape(4, 255, 1, 1).copy())
+    convolved = direct.conv_kernel(x.shape, filters, 1, _planned(x.shape, filters, filters.values, 1, 255, w_bound,
+                                                                 None, None, None)[1], spec, 255 * 255 * w_bound)
+    assert np.array_equal(convolved(x, None), conv(x, values.T.reshape(4, 255, 1, 1), path="reference"))
 
 
 def _calls(monkeypatch, name: str) -> list:

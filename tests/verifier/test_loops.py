@@ -138,18 +138,18 @@ wide_products = edge(12 * 2 * 2 * 300, 1 << 30).astype(np.int32).reshape(12 * 2,
 wide = np.empty((2, 300, 6), np.int64)
 loops.limb_combine(wide_products, 2, 8, 2, 0, edge(300, 1 << 40), 21, -32767, 32767, True, wide)  # (channel chunks)
 digest.update(wide.tobytes())
-small_filters = np.zeros((2, 4, 2 * 3 * 2))  # (group, OCg rounded up to 4, Cg * KH * KW)
-small_filters[:, :3] = edge(6 * 2 * 3 * 2, 1 << 20).reshape(2, 3, 2 * 3 * 2)
-small_images = edge(2 * 4 * 7 * 6, 32767).reshape(2, 4, 7, 6)
-for shift, low, correct in ((0, -32767, True), (1, -32767, True), (20, 0, False), (62, -32767, True)):
-    small_conv, small_pooled = np.empty((2, 6, 4, 3), np.int64), np.empty((2, 6, 2, 3), np.int64)
-    for pool, out in (((1, 1, 1, 1, 1, 1, 0, 0), small_conv), ((2, 2, 2, 1, 1, 2, 0, 1), small_pooled)):
-        loops.conv_requantize(small_images, small_filters, (3, 2), (2, 1), (1, 2), (1, 0), (4, 3), edge(6, 1 << 40),
-                              shift, low, 32767, correct, pool, out)
-    small_gemm = np.empty((7, 5), np.int64)
-    loops.gemm_requantize(edge(7 * 9, 32767).reshape(7, 9), edge(9 * 5, 1 << 20).astype(np.float64).reshape(9, 5),
-                          edge(5, 1 << 40), shift, low, 32767, correct, small_gemm)
-    digest.update(small_conv.tobytes() + small_pooled.tobytes() + small_gemm.tobytes())
+for dtype, values in ((np.float64, (32767, 1 << 20)), (np.float32, (127, 127))):  # (float32: sums below 2**24)
+    small_filters = edge(2 * 3 * 2 * 3 * 2, values[1]).astype(dtype).reshape(2, 3, 2 * 3 * 2)  # (group, OCg, K)
+    small_images = edge(2 * 4 * 7 * 6, values[0]).reshape(2, 4, 7, 6)
+    for shift, low, correct in ((0, -32767, True), (1, -32767, True), (20, 0, False), (62, -32767, True)):
+        small_conv, small_pooled = np.empty((2, 6, 4, 3), np.int64), np.empty((2, 6, 2, 3), np.int64)
+        for pool, out in (((1, 1, 1, 1, 1, 1, 0, 0), small_conv), ((2, 2, 2, 1, 1, 2, 0, 1), small_pooled)):
+            loops.conv_requantize(small_images, small_filters, (3, 2), (2, 1), (1, 2), (1, 0), (4, 3),
+                                  edge(6, 1 << 40), shift, low, 32767, correct, pool, out)
+        small_gemm = np.empty((7, 5), np.int64)
+        loops.gemm_requantize(edge(7 * 9, values[0]).reshape(7, 9), edge(9 * 5, values[1]).astype(dtype).reshape(9, 5),
+                              edge(5, 1 << 40), shift, low, 32767, correct, small_gemm)
+        digest.update(small_conv.tobytes() + small_pooled.tobytes() + small_gemm.tobytes())
 from verifier.nonlinear.exp_log import spec_constants
 c = spec_constants()
 squares, normalised = np.empty(5, np.int64), np.empty((2, 7, 5), np.int64)

@@ -255,7 +255,7 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
     bound = K * bounds[0] * bounds[1]
     fusable = requantize.fusable(bound)
     if _direct(x_shape, w, plan, geometry, bound, requantize):
-        return _direct_kernel(tuple(x_shape), w, group, geometry, requantize)
+        return _direct_kernel(tuple(x_shape), w, group, geometry, requantize, bound)
     if plan.algorithm in WINOGRAD:
         weight = w if isinstance(w, Prepared) else w_values
         return lambda x, out, pool: winograd.conv3x3(x, weight, plan, bounds, pads, out_shape, requantize, out)
@@ -280,9 +280,9 @@ def _direct(x_shape: tuple, w, plan: GemmPlan, geometry: tuple, acc_bound: int, 
             and direct.applies(work, direct.CONV_MAX_WORK, acc_bound, requantize))
 
 
-def _direct_kernel(x_shape: tuple, w: Prepared, group: int, geometry: tuple, requantize: Requantize):
+def _direct_kernel(x_shape: tuple, w: Prepared, group: int, geometry: tuple, requantize: Requantize, acc_bound: int):
     """direct.conv_kernel as a function of (x, out, pool): a 2-D MaxPool asked (a _Pool) is taken in its loop."""
-    small = direct.conv_kernel(x_shape, w, group, geometry, requantize)
+    small = direct.conv_kernel(x_shape, w, group, geometry, requantize, acc_bound)
 
     def kernel(x: np.ndarray, out: np.ndarray | None, pool: _Pool | None) -> np.ndarray:
         windows = pool and pooling.max_pool_geometry((x_shape[0], w.shape[0]) + tuple(geometry[3]), pool.kernel,
@@ -290,7 +290,7 @@ def _direct_kernel(x_shape: tuple, w: Prepared, group: int, geometry: tuple, req
         if not windows:  # (none asked, or one max_pool refuses: it says why, after)
             return small(x, out)
         pool.done = True
-        return direct.conv_kernel(x_shape, w, group, geometry, requantize, windows)(x, None)
+        return direct.conv_kernel(x_shape, w, group, geometry, requantize, acc_bound, windows)(x, None)
 
     return kernel
 
@@ -317,7 +317,8 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
     windows = pooling_arguments and pooling.max_pool_geometry(result_shape, pooling_arguments[0],
                                                                **pooling_arguments[1])
     if not on_limbs and windows and _direct(x_shape, w, plan, geometry, K * x_bound * w.bound, requantize):
-        pooled_directly = direct.conv_kernel(tuple(x_shape), w, group, geometry, requantize, windows)
+        pooled_directly = direct.conv_kernel(tuple(x_shape), w, group, geometry, requantize, K * x_bound * w.bound,
+                                             windows)
         return lambda x: pooled_directly(x, None)  # (the direct loop, pooling its own output)
     if not on_limbs and pool is None:
         return lambda x: fused(x, None, None)

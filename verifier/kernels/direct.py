@@ -4,7 +4,8 @@ Through the general kernels a layer of a few thousand multiply-adds - a batch-1 
 image's convolutions - spends several microseconds in their Python, buffers and passes for well under one of
 arithmetic. Below the work limits here such a product runs as one compiled call instead: the activations' integers
 in float64 (a convolution's columns gathered), one BLAS product of them by the weight's, exact under the same bound
-as the float path (K |a| |w| < 2**53), then the epilogue's integer form. The same integers as every other path.
+as the float path (K |a| |w| < 2**53; in float32, twice as fast, where it is below 2**24: an 8-bit program's
+products), then the epilogue's integer form. The same integers as every other path.
 """
 
 import math
@@ -16,6 +17,8 @@ import numpy as np
 from verifier.fixedpoint import INT64_SAFE
 from verifier.kernels import loops
 from verifier.kernels.loops.rows import FLOAT64_EXACT
+
+FLOAT32_EXACT = 1 << 24  # (exact_gemm's, which imports this module)
 
 if TYPE_CHECKING:  # (exact_gemm imports this module)
     from verifier.kernels.exact_gemm import Prepared
@@ -38,14 +41,16 @@ def applies(work: int, limit: int, acc_bound: int, requantize) -> bool:
             and acc_bound + requantize.bias_bound < INT64_SAFE)
 
 
-def gemm_kernel(a_shape: tuple, b: "Prepared", requantize) -> Callable:
+def gemm_kernel(a_shape: tuple, b: "Prepared", requantize, acc_bound: int) -> Callable:
     """The requantized a @ b for activations a of a_shape (..., K) against a prepared 2-D b, as a function of a
-    (applies() holds for it)."""
+    (applies() holds for it and acc_bound)."""
     lead, K = tuple(a_shape[:-1]), int(a_shape[-1])
     M, N = math.prod(lead), int(b.values.shape[1])
-    weights = b.cache.get("direct rows")
+    dtype = _float_type(acc_bound)
+    key = ("direct rows", dtype)
+    weights = b.cache.get(key)
     if weights is None:  # (the weight may be a transposed view: its rows made contiguous, once)
-        weights = b.cache.setdefault("direct rows", np.ascontiguousarray(b.values, dtype=np.float64))
+        weights = b.cache.setdefault(key, np.ascontiguousarray(b.values, dtype=dtype))
     bias, (shift, low, high, correct) = _integer_form(requantize, N)
 
     def kernel(a: np.ndarray) -> np.ndarray:
@@ -56,10 +61,11 @@ def gemm_kernel(a_shape: tuple, b: "Prepared", requantize) -> Callable:
     return kernel
 
 
-def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requantize,
+def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requantize, acc_bound: int,
                 pool: tuple | None = None) -> Callable:
-    """The requantized convolution of inputs of x_shape (N, C, W) or (N, C, H, W) by a prepared weight, as a function
-    of (x, out) (`out`: an int64 array of the result's shape to write into, or None); geometry: (strides, pads,
+    """The requantized convolution of inputs of x_shape (N, C, W) or (N, C, H, W) by a prepared weight whose sums
+    are bounded by acc_bound, as a function of (x, out) (`out`: an int64 array of the result's shape to write into,
+    or None); geometry: (strides, pads,
     dilations, out_shape), normalized (convolution._planned). `pool`: a 2-D max pool of the result, its geometry
     (pooling.max_pool_geometry), taken in the same loop: the result is then the pooled one, in a new array."""
     strides, pads, dilations, out_shape = geometry
@@ -71,7 +77,7 @@ def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requ
     else:
         image_shape, pads = tuple(x_shape), tuple(pads[:2])
     planes = result_shape[:2] + (1,) * (4 - len(result_shape)) + result_shape[2:]
-    weights = _filter_rows(w, group)
+    weights = _filter_rows(w, group, _float_type(acc_bound))
     bias, (shift, low, high, correct) = _integer_form(requantize, OC)
     windows = NO_POOL if pool is None else tuple(int(v) for part in (pool[0], pool[1], pool[3], pool[2][:2])
                                                  for v in part)
@@ -97,11 +103,16 @@ def _integer_form(requantize, channels: int) -> tuple:
     return bias, (requantize.shift, *requantize.limits(), not requantize.relu)
 
 
-def _filter_rows(w: "Prepared", group: int) -> np.ndarray:
-    """The weight as the loop reads it (made once, kept on w): float64 (group, OC / group, K), C-contiguous."""
-    key = ("direct filters", group)
+def _float_type(acc_bound: int) -> type:
+    """The float type the loops sum in: float32 where every partial sum is an integer below 2**24, else float64."""
+    return np.float32 if acc_bound < FLOAT32_EXACT else np.float64
+
+
+def _filter_rows(w: "Prepared", group: int, dtype: type) -> np.ndarray:
+    """The weight as the loop reads it (made once, kept on w): (group, OC / group, K) in dtype, C-contiguous."""
+    key = ("direct filters", group, dtype)
     rows = w.cache.get(key)
     if rows is None:
         rows = w.cache.setdefault(key, np.ascontiguousarray(w.values.reshape(group, w.values.shape[0] // group, -1),
-                                                            dtype=np.float64))
+                                                            dtype=dtype))
     return rows

@@ -238,9 +238,9 @@ def _activations_kernel(a_shape: tuple, b: "Prepared", plan: GemmPlan, requantiz
     kept = b.cache.get(key)
     if kept is not None and kept[0] is requantize:
         return kept[1]
-    if direct.applies(math.prod(a_shape) * b.values.shape[1], direct.GEMM_MAX_WORK, a_shape[-1] * a_bound * b.bound,
-                      requantize):
-        kernel = direct.gemm_kernel(a_shape, b, requantize)
+    acc_bound = a_shape[-1] * a_bound * b.bound
+    if direct.applies(math.prod(a_shape) * b.values.shape[1], direct.GEMM_MAX_WORK, acc_bound, requantize):
+        kernel = direct.gemm_kernel(a_shape, b, requantize, acc_bound)
     else:
         kernel = (_float64_activations if plan.path == "float64" else _float32_activations)(a_shape, b, plan,
                                                                                               requantize)

@@ -19,17 +19,17 @@ from verifier.kernels.loops.rows import _requantized, _rounding  # noqa: F401 (i
 @compiled
 def gemm_requantize(a, w, bias, shift, low, high, correct, out):  # pragma: no cover - compiled
     """out[m, n] = _requantized(sum_k a[m, k] * w[k, n] + bias[n]) into [low, high], shift 0..62 (the correction
-    skipped when not `correct`: a fused Relu, low = 0). a: int64 (M, K), any strides; w: float64 (K, N), the
-    weight's integers, C-contiguous; bias: int64 (N,); out: int64 (M, N). The sums are one BLAS product (np.dot:
-    exact, as above) of a's integers in float64."""
+    skipped when not `correct`: a fused Relu, low = 0). a: int64 (M, K), any strides; w: float64 or float32 (K, N),
+    the weight's integers, C-contiguous (float32 when K |a| |w| < 2**24: then exact as well); bias: int64 (N,);
+    out: int64 (M, N). The sums are one BLAS product (np.dot: exact, as above) of a's integers in w's type."""
     M, K = a.shape
     N = w.shape[1]
     rounding = _rounding(shift, correct)
-    rows = np.empty((M, K), dtype=np.float64)
+    rows = np.empty((M, K), dtype=w.dtype)
     for m in range(M):
         for k in range(K):
             rows[m, k] = a[m, k]
-    acc = np.empty((M, N), dtype=np.float64)
+    acc = np.empty((M, N), dtype=w.dtype)
     np.dot(rows, w, acc)
     for m in range(M):
         sums, target = acc[m], out[m]
@@ -45,9 +45,10 @@ def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shi
     x[n, g * Cg + c, h, v] where h = oh * SH + i * DH - PH and v = ow * SW + j * DW - PW (0 where that lies in the
     padding), for (oh, ow) in out_shape; out[n, c] = the maxima of y[n, c] over the windows of pool = (kernel,
     strides, dilations, begin pads: 8 ints; windows lie partly inside y, as pooling._max_geometry checks), or y
-    itself for the pool (1, 1, 1, 1, 1, 1, 0, 0). x: int64 (N, C, H, W); w: float64 (group, OCg, Cg * KH * KW),
-    the filters' integers, C-contiguous; bias: int64 (OC,); out: int64 (N, OC, pooled height, pooled width), any
-    strides. Each image's columns (as loops.im2col) are multiplied by each group's filters in one BLAS product."""
+    itself for the pool (1, 1, 1, 1, 1, 1, 0, 0). x: int64 (N, C, H, W); w: float64 or float32 (group, OCg,
+    Cg * KH * KW), the filters' integers, C-contiguous (as gemm_requantize's); bias: int64 (OC,); out: int64
+    (N, OC, pooled height, pooled width), any strides. Each image's columns (as loops.im2col) are multiplied by each
+    group's filters in one BLAS product."""
     N, C, H, W = x.shape
     group, _, K = w.shape
     KH, KW = kernel
@@ -56,8 +57,8 @@ def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shi
     Cg, OCg = C // group, OC // group
     pooled = not (pool[0] == pool[1] == pool[2] == pool[3] == 1 and pool[6] == pool[7] == 0)
     rounding = _rounding(shift, correct)
-    columns = np.empty((K, OH * OW), dtype=np.float64)
-    acc = np.empty((w.shape[1], OH * OW), dtype=np.float64)
+    columns = np.empty((K, OH * OW), dtype=w.dtype)
+    acc = np.empty((w.shape[1], OH * OW), dtype=w.dtype)
     plane = np.empty((OH, OW), dtype=np.int64)
     for n in range(N):
         for g in range(group):
