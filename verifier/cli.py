@@ -156,6 +156,8 @@ def _print_report(report: dict) -> None:
             scale = f"  scale 2^-{t['frac']}" if t.get("frac") is not None else ""
             if t.get("feature_shifts") is not None:
                 scale += f", feature f at 2^-({t['frac']} + shift[f]), shift {t['feature_shifts']}"
+            if kind == "outputs" and report["kind"] == "program":
+                scale += f"  committed as int{t.get('bits', 64)}"
             typer.echo(f"{kind[:-1]:7} {t['name']}  shape {_dims(t['shape'])}  {t.get('dtype', '')}{scale}")
     typer.echo(f"parameters {report['parameters']}")
     typer.echo("ops " + ", ".join(f"{op} x{count}" for op, count in report["ops"].items()))

@@ -49,8 +49,9 @@ import numpy as np
 from verifier import replays
 from verifier.cost import MAX_COST, MAX_ELEMENTS, MAX_LIVE_ELEMENTS, MAX_NODES  # noqa: F401 (re-exported)
 from verifier.encoding import encode_tensors, keccak_hex
-from verifier.errors import CostLimitError, ProgramFormatError
-from verifier.kernels import limbs
+from verifier.errors import CostLimitError, ProgramFormatError, ProgramRunError
+from verifier.fixedpoint import qmax
+from verifier.kernels import limbs, loops
 from verifier.node_plans import NodePlan, plan
 from verifier.ops import op_cost
 from verifier.ops._common import kernel_path
@@ -77,7 +78,8 @@ def current_forced_path() -> str | None:
 def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: list | None = None,
             stats: dict | None = None, replay: bool = True) -> dict:
     """Run on integer feeds (name -> int64 array, validated by verifier/feeds.py: integer_feeds or check_encoded,
-    so fixed-point feeds lie in the 16-bit activation range); returns output name -> int64 array.
+    so fixed-point feeds lie in the 16-bit activation range); returns output name -> integer array, int64 or the
+    output's committed width (TensorInfo.bits: `committed`).
     With `trace` (a list), appends (node name, [(output name, keccak of its canonical bytes)]) per node.
     With `stats` (a dict), sets "units" (the cost charged), "nodes" and "peak_live_elements".
     replay=False runs the metered loop even where a replay is recorded (the same results: benchmarks compare them)."""
@@ -90,9 +92,48 @@ def execute(program: Program, feeds: dict, *, max_cost: int = MAX_COST, trace: l
         if outputs is not None:
             if stats is not None:
                 stats.update(units=recorded.units, nodes=len(program.nodes), peak_live_elements=recorded.peak)
-            return outputs
+            return committed(program, outputs)
         cached.replay = False  # (shapes that follow from values changed: the metered loop keeps these feed shapes)
-    return _metered(program, plans, cached, feeds, max_cost, trace, stats)
+    return committed(program, _metered(program, plans, cached, feeds, max_cost, trace, stats))
+
+
+def committed(program: Program, outputs: dict) -> dict:
+    """The outputs at their committed widths (program format 4: int8, int16 or int32 where the compiler proved the
+    range; int64 otherwise). Where this verifier's range rules prove an output within its width (node_plans: the
+    facts the fast path already relies on for its operands) the fast path narrows it as it is; elsewhere, and on
+    the reference path, every value is checked: a program claiming a width its values break fails the run
+    (ProgramRunError, on every machine alike) rather than wrapping them."""
+    checked = kernel_path() == "reference"
+    for name, dtype, bits, proven in _committed_widths(program):
+        if proven and not checked:
+            outputs[name] = outputs[name].astype(dtype)
+        else:
+            outputs[name] = _narrowed_output(name, outputs[name], bits)
+    return outputs
+
+
+def _committed_widths(program: Program) -> tuple:
+    """(name, dtype, bits, proven within bits) per output with committed bits, worked out once per program."""
+    widths = getattr(program, "_committed_widths", None)
+    if widths is None:
+        plan(program)
+        proven = program._proven_widths
+        widths = program._committed_widths = tuple(
+            (info.name, np.dtype(f"int{info.bits}"), info.bits, 0 < proven.get(info.name, 0) <= info.bits)
+            for info in program.outputs if info.bits is not None)
+    return widths
+
+
+def _narrowed_output(name: str, values: np.ndarray, bits: int) -> np.ndarray:
+    """values at int{bits}, after checking they lie within +-qmax(bits): the range the compiler proved (symmetric,
+    as every activation's)."""
+    limit = qmax(bits)
+    narrow = np.empty(values.shape, dtype=f"int{bits}")
+    low, high = loops.narrow(np.ascontiguousarray(values, dtype=np.int64).reshape(-1), 0, limit, narrow.reshape(-1))
+    if values.size and (low < -limit or high > limit):
+        raise ProgramRunError(f"output {name!r}: value {low if low < -limit else high} is outside +-{limit}, the "
+                              f"int{bits} range the program commits it at")
+    return narrow
 
 
 def _metered(program: Program, plans: list[NodePlan], cached: "_ShapeValues", feeds: dict, max_cost: int,

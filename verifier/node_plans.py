@@ -60,7 +60,7 @@ def plan(program: Program) -> list[NodePlan]:
             fixed.update(name for name in node.outputs if name)
     keep = {info.name for info in program.outputs}
     _plan_placements(plans, keep | set(program.constants))
-    _plan_ranges(plans, {info.name: ACT_BITS for info in program.inputs if info.frac is not None})
+    program._proven_widths = _plan_ranges(plans, _feed_widths(program))
     last: dict[str, int] = {}
     for index, node in enumerate(plans):
         for name in node.inputs + node.outputs:
@@ -76,6 +76,19 @@ def plan(program: Program) -> list[NodePlan]:
     program._replayable = _names_made_once(program, plans)
     program._shape_values = {}  # (node indices of these plans: interpreter._shape_values)
     return plans
+
+
+def proven_widths(program: Program) -> dict[str, int]:
+    """Tensor name -> the width (1 to ACT_BITS) its values are proven within, |v| <= qmax(width), for the tensors
+    _plan_ranges proves: the fixed-point feeds and the first outputs of ops with a range rule, each name as its
+    last maker leaves it (what a program output holds)."""
+    plan(program)
+    return dict(program._proven_widths)
+
+
+def _feed_widths(program: Program) -> dict[str, int]:
+    """The fixed-point feeds' width: execute takes validated feeds, checked within 16 bits by verifier/feeds.py."""
+    return {info.name: ACT_BITS for info in program.inputs if info.frac is not None}
 
 
 def _names_made_once(program: Program, plans: list[NodePlan]) -> bool:
@@ -100,13 +113,13 @@ def _sized_by_values(op) -> bool:
 # -- range facts -----------------------------------------------------------------------------------------------
 
 
-def _plan_ranges(plans: list[NodePlan], feeds: dict[str, int]) -> None:
+def _plan_ranges(plans: list[NodePlan], feeds: dict[str, int]) -> dict[str, int]:
     """Give each op that takes them (`takes_proven_ranges`) the widths its inputs are proven within: the fixed-point
-    feeds (`feeds`: execute takes validated feeds, checked within 16 bits by verifier/feeds.py), and tensors made by
-    an op whose `range_bits` rule (verifier/ops/_ranges.py) proves its first output within qmax(width), for widths
-    of 1 to ACT_BITS. Facts follow the nodes in order, as the tensors they name are made (a name made again takes
-    the new maker's fact); constants have none. The fast path then skips checking those operands' range (nothing
-    out of range can reach them); the reference path checks the facts (ops/_operands.narrowed)."""
+    feeds (`feeds`, _feed_widths), and tensors made by an op whose `range_bits` rule (verifier/ops/_ranges.py)
+    proves its first output within qmax(width), for widths of 1 to ACT_BITS. Facts follow the nodes in order, as
+    the tensors they name are made (a name made again takes the new maker's fact); constants have none. The fast
+    path then skips checking those operands' range (nothing out of range can reach them); the reference path
+    checks the facts (ops/_operands.narrowed). Returns the facts as the last node leaves them."""
     proven: dict[str, int] = dict(feeds)
     for node in plans:
         widths = tuple(proven.get(name, 0) for name in node.inputs)
@@ -118,6 +131,7 @@ def _plan_ranges(plans: list[NodePlan], feeds: dict[str, int]) -> None:
                 proven[name] = width
             elif name:
                 proven.pop(name, None)
+    return proven
 
 
 def _range_bits(node: NodePlan, widths: tuple) -> int:

@@ -1,7 +1,8 @@
 """The compiled program: its parts, and its frozen bytes (docs/fixed-point.md, "Program bytes").
 
-    magic    b"VFP" + version byte: 1, or 2 for a program with 8-bit products (NARROWING_ATTRS), or 3 for one
-             with per-feature input scales (TensorInfo.feature_shifts)
+    magic    b"VFP" + version byte: 1, or 2 for a program with 8-bit products (NARROWING_ATTRS), 3 for one
+             with per-feature input scales (TensorInfo.feature_shifts), or 4 for one that commits an output at
+             fewer than 64 bits (TensorInfo.bits)
     header   u32 length + UTF-8 JSON, keys sorted, no whitespace, integers and strings only
     tensors  canonical tensor bytes (verifier.encoding) of every integer array the program carries:
              "c/<name>" for constant tensors, "n<index>/<key>" for node constants (weights, tables)
@@ -24,10 +25,11 @@ from verifier.errors import ProgramFormatError, VerifierError
 from verifier.fixedpoint import MATMUL_BITS
 
 MAGIC = b"VFP"
-VERSION = 3  # the newest format this verifier reads and writes; it writes the oldest a program fits
+VERSION = 4  # the newest format this verifier reads and writes; it writes the oldest a program fits
 NARROWING_ATTRS = ("operand_bits", "out_bits")  # 8-bit products (format 2): a format-1 reader would ignore them
 MAX_HEADER = 64 << 20
 MAX_FEATURE_SHIFT = 32
+COMMITTED_BITS = (8, 16, 32)  # output widths below int64 (format 4): the canonical dtypes int8, int16, int32
 
 _ONNX_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "float16": "tensor(float16)",
                "int64": "tensor(int64)", "int32": "tensor(int32)", "int8": "tensor(int8)", "uint8": "tensor(uint8)",
@@ -39,13 +41,17 @@ class TensorInfo:
     """A program input or output. `dtype` is the model's own dtype (what `run` takes and returns);
     `frac` is the fixed-point fraction bits of its integer form (None for plain integer tensors).
     `feature_shifts` (inputs only, format 3): feature f of the last axis is quantized at frac + shift[f]
-    (compiler/feature_scales.py); None when every feature shares `frac`."""
+    (compiler/feature_scales.py); None when every feature shares `frac`.
+    `bits` (outputs only, format 4): the width the output's integers are committed at - returned, encoded and
+    hashed as int8, int16 or int32, the narrowest that holds the range the compiler proved for them
+    (compiler/committed.py); None: int64, as in the older formats."""
 
     name: str
     shape: tuple
     dtype: str
     frac: int | None
     feature_shifts: tuple | None = None
+    bits: int | None = None
 
     @property
     def scale(self) -> float | None:
@@ -66,6 +72,8 @@ class TensorInfo:
         data = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "frac": self.frac}
         if self.feature_shifts is not None:  # (absent otherwise: older programs keep their bytes)
             data["feature_shifts"] = list(self.feature_shifts)
+        if self.bits is not None:  # (as feature_shifts)
+            data["bits"] = self.bits
         return data
 
     @classmethod
@@ -77,7 +85,10 @@ class TensorInfo:
                     or not all(type(s) is int and 0 <= s <= MAX_FEATURE_SHIFT for s in shifts)):
                 raise ProgramFormatError(f"input {data['name']!r}: malformed feature_shifts")
             shifts = tuple(shifts)
-        return cls(data["name"], tuple(data["shape"]), data["dtype"], data["frac"], shifts)
+        bits = data.get("bits")
+        if bits is not None and (type(bits) is not int or bits not in COMMITTED_BITS):
+            raise ProgramFormatError(f"output {data['name']!r}: committed bits {bits!r}, not one of {COMMITTED_BITS}")
+        return cls(data["name"], tuple(data["shape"]), data["dtype"], data["frac"], shifts, bits)
 
 
 @dataclass
@@ -181,8 +192,10 @@ class Program:
         constants = {name: arrays.pop(f"c/{name}").astype(np.int64) for name in header["constants"]}
         if arrays:
             raise ProgramFormatError(f"unreferenced arrays in program: {sorted(arrays)[:3]}")
-        return cls(inputs=[TensorInfo.from_json(t) for t in header["inputs"]],
-                   outputs=[TensorInfo.from_json(t) for t in header["outputs"]],
+        inputs = [TensorInfo.from_json(t) for t in header["inputs"]]
+        if any(info.bits is not None for info in inputs):
+            raise ProgramFormatError("committed bits are for outputs; an input has them")
+        return cls(inputs=inputs, outputs=[TensorInfo.from_json(t) for t in header["outputs"]],
                    nodes=nodes, constants=constants, fracs=dict(header["fracs"]), meta=dict(header["meta"]))
 
     def validate(self) -> None:
@@ -247,9 +260,12 @@ def _check_integer_only(value, where: str = "header") -> None:
 
 
 def _format_version(program: Program) -> int:
-    """The oldest program format that holds the program: 3 when an input has per-feature scales, 2 when a
-    node narrows its products to 8 bits, else 1 (so every program keeps the bytes, and the hash, it had
-    before the newer formats; an older verifier refuses a program whose meaning it would miss)."""
+    """The oldest program format that holds the program: 4 when an output is committed at fewer than 64 bits, 3
+    when an input has per-feature scales, 2 when a node narrows its products to 8 bits, else 1 (so every program
+    keeps the bytes, and the hash, it had before the newer formats; an older verifier refuses a program whose
+    meaning it would miss)."""
+    if any(info.bits is not None for info in program.outputs):
+        return 4
     if any(info.feature_shifts is not None for info in program.inputs):
         return 3
     return 2 if any(key in node.attrs for node in program.nodes for key in NARROWING_ATTRS) else 1

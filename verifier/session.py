@@ -17,7 +17,7 @@ from verifier.program import Program
 
 @dataclass
 class FixedResult:
-    outputs: dict  # name -> int64 array
+    outputs: dict  # name -> integer array, at the output's committed width (TensorInfo.bits; else int64)
     output_bytes: bytes  # canonical bytes of the outputs, in program order
     commitment: str  # keccak256 of output_bytes, "0x…"
 

@@ -12,13 +12,15 @@ from verifier.encoding import encode_tensors
 
 
 def _header_and_rest(data: bytes):
+    """(header, rest): rest is the bytes after the header, with the magic and format version kept in front."""
     (length,) = struct.unpack("<I", data[4:8])
-    return json.loads(data[8 : 8 + length]), data[8 + length :]
+    return json.loads(data[8 : 8 + length]), (data[:4], data[8 + length :])
 
 
-def _with_header(header: dict, rest: bytes) -> bytes:
+def _with_header(header: dict, rest: tuple) -> bytes:
+    """The program bytes with this header, in the original's format version (so that only the edit differs)."""
     raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    return b"VFP\x01" + struct.pack("<I", len(raw)) + raw + rest
+    return rest[0] + struct.pack("<I", len(raw)) + raw + rest[1]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

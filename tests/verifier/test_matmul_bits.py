@@ -187,17 +187,24 @@ def test_a_shift_0_operand_beyond_8_bits_is_saturated_before_the_product(path):
 
 
 def test_8_bit_programs_are_format_2_and_a_mislabelled_one_is_refused(example_calibration, example_program):
+    from dataclasses import replace
+
     from verifier.errors import ProgramFormatError
 
-    narrow = compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration, matmul_bits=8)
+    compiled = compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration, matmul_bits=8)
+    assert compiled.to_bytes()[:4] == b"VFP\x04"  # (its outputs committed at 16 bits: format 4, which reads 2's too)
+    narrow = Program(compiled.inputs, [replace(info, bits=None) for info in compiled.outputs], compiled.nodes,
+                     compiled.constants, compiled.fracs, compiled.meta)  # (the same products, int64 outputs)
+    wide = Program(example_program.inputs, [replace(info, bits=None) for info in example_program.outputs],
+                   example_program.nodes, example_program.constants, example_program.fracs, example_program.meta)
     data = narrow.to_bytes()
-    assert data[:4] == b"VFP\x02" and example_program.to_bytes()[:4] == b"VFP\x01"
+    assert data[:4] == b"VFP\x02" and wide.to_bytes()[:4] == b"VFP\x01"
     assert Program.from_bytes(data).hash == narrow.hash
     for version in (1, 3, 0):  # a format-1 reader would run it without narrowing: refused, not misread
         with pytest.raises(ProgramFormatError, match="format version"):
             Program.from_bytes(data[:3] + bytes([version]) + data[4:])
     with pytest.raises(ProgramFormatError, match="does not match"):
-        Program.from_bytes(example_program.to_bytes()[:3] + b"\x02" + example_program.to_bytes()[4:])
+        Program.from_bytes(wide.to_bytes()[:3] + b"\x02" + wide.to_bytes()[4:])
 
 
 @pytest.mark.parametrize("width", [12, 40, 0, -3, True])

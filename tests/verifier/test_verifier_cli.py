@@ -70,6 +70,7 @@ def test_inspect_program_shows_ops_scales_parameters_and_paths(app, compiled):
     assert result.exit_code == 0, result.output
     assert "Conv x2" in result.output and "scale 2^-" in result.output and "parameters" in result.output
     assert "path float" in result.output and "< 2**" in result.output
+    assert "output  logits  shape (?, 10)  float32  scale 2^-9  committed as int16" in result.output
 
 
 def test_inspect_json_says_where_each_epilogue_runs(app, compiled):

@@ -13,7 +13,9 @@
     lower.py      each op's compile step -> Program
     fuse.py       a constant bias Add after a MatMul by a constant weight folded into the MatMul (torch's Linear
                   on 3-D input); Relu fused into the Conv/Gemm/MatMul/Add before it; a 2-D MaxPool into the Conv
-                  before it; then the bytes are frozen
+                  before it
+    committed.py  each output's committed width: int16 (int8) for outputs proven within 16 (8) bits; then the
+                  bytes are frozen
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from verifier.compiler.batchnorm import fold_batchnorm
+from verifier.compiler.committed import commit_output_widths
 from verifier.compiler.feature_scales import scale_input_features
 from verifier.compiler.fold import fold_constants, refresh_shapes
 from verifier.compiler.fuse import fuse_matmul_bias, fuse_max_pool, fuse_relu
@@ -72,6 +75,6 @@ def compile_model(model_or_path, calibration: dict | None = None, matmul_bits: i
     graph = fuse_tables(graph)
     ranges = share_concat_scales(graph, ranges)
     program = lower(graph, ranges, input_ranges, calibrated=calibration is not None, matmul_bits=matmul_bits)
-    program = fuse_max_pool(fuse_relu(fuse_matmul_bias(program)))
+    program = commit_output_widths(fuse_max_pool(fuse_relu(fuse_matmul_bias(program))))
     program.to_bytes()  # freeze now: a program that cannot serialize fails at compile time
     return program
