@@ -229,6 +229,32 @@ def test_a_gemm_with_enough_work_takes_the_limb_path_from_a_shorter_k(monkeypatc
     assert 2 * 256 * 32 < limbs.GEMM_MIN_WORK <= 512 * 256 * 32
 
 
+def _8_bit_rows_on_limbs(monkeypatch, K: int, N: int, row_counts) -> list[int]:
+    """_rows_on_limbs for 8-bit operands (float32 products: the direct call's), with a_bound given as an 8-bit
+    program's products give it."""
+    monkeypatch.setenv(limbs.ENVIRONMENT, "on")
+    taken_rows = []
+    monkeypatch.setattr(limbs, "gemm", lambda a, *rest, limb_gemm=limbs.gemm: taken_rows.append(len(a))
+                        or limb_gemm(a, *rest))
+    rng = np.random.default_rng(K)
+    weights = edge_values(rng, (K, N), -127, 127)
+    for rows in row_counts:
+        a, b = edge_values(rng, (rows, K), -127, 127), prepare(weights)
+        product = gemm(a, b, a_bound=127, requantize=Requantize(9, 16))
+        assert np.array_equal(product, gemm(a, weights, path="reference", requantize=Requantize(9, 16)))
+    return taken_rows
+
+
+def test_8_bit_gemms_take_the_limb_path_only_from_float32_s_thresholds(monkeypatch):
+    """Against a float32 product a GEMM needs FLOAT32_MIN_WORK multiply-adds and K >= 240 per product: K = 256 by
+    256 columns takes the limb path from 16 rows (1M multiply-adds), not at 8; K = 64 by 64 columns (digits_mlp's
+    first layer) keeps float32 at 256 rows (1M) too."""
+    assert _8_bit_rows_on_limbs(monkeypatch, 256, 256, (8, 16)) == [16]
+    assert 8 * 256 * 256 < limbs.FLOAT32_MIN_WORK <= 16 * 256 * 256
+    assert _8_bit_rows_on_limbs(monkeypatch, 64, 64, (256,)) == []
+    assert 64 < limbs.FLOAT32_GEMM_MIN_K_PER_PRODUCT <= 256 <= limbs.MAX_K and 256 * 64 * 64 >= limbs.FLOAT32_MIN_WORK
+
+
 def test_a_conv_with_few_output_positions_takes_the_limb_path_from_a_shorter_k(monkeypatch):
     """K = 432 (a 1x1 convolution of 432 channels at stride 2, which gathers its rows) against weights of two limbs
     and activations of three is 72 a product: below the threshold of 85, above the one of 60 for convolutions of up

@@ -78,6 +78,13 @@ GEMM_MIN_WORK = 1 << 18
 # GEMMs of 5K-66K took 1.3-2.3x the float time (K 256 and 512; 16- and 8-bit), a 3x3 convolution of 74K 1.0-1.5x;
 # from 262K on the results were mixed (0.43-1.65)
 LIMB_MIN_WORK = 1 << 17
+# Against a float32 product (8-bit operands), which the direct call (kernels/direct.py) runs below 1M multiply-adds
+# (4M for a GEMM) with no Python between its passes, the limb path pays later (bench_small.py --tables limbs,
+# 8-bit, limbs "always" against "off"): convolutions of 74K-346K took 1.38-1.94x the float time, of 1.2M 0.78 and
+# 6.2M 0.39; GEMMs took 1.14-2.39x below 1M, and from 1M 0.65 at K = 256 (16 rows by 256 columns), 1.01 at K = 256
+# (64 rows by 64) and 1.2 at K = 64 (digits_mlp's first layer at batch 256: 31 us against 25)
+FLOAT32_MIN_WORK = 1 << 20
+FLOAT32_GEMM_MIN_K_PER_PRODUCT = 240
 ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | always | off (setting)
 _ENVIRONMENT_KEY = os.fsencode(ENVIRONMENT)  # (os.environ's key for it on POSIX)
 
@@ -274,8 +281,9 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work:
             channels_first: bool = False) -> tuple[tuple[int, int, int], LimbWeights] | None:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
-    K <= max_k) and pays for it (at least LIMB_MIN_WORK multiply-adds, `work`, and K >= MIN_K_PER_PRODUCT per limb
-    product, or GEMM_MIN_K_PER_PRODUCT for a GEMM (no `columns`) of work >= GEMM_MIN_WORK,
+    K <= max_k) and pays for it (at least least_work(float_path) multiply-adds, `work`, and K >= MIN_K_PER_PRODUCT
+    per limb product, or GEMM_MIN_K_PER_PRODUCT (FLOAT32_GEMM_MIN_K_PER_PRODUCT against float32) for a GEMM (no
+    `columns`) of work >= GEMM_MIN_WORK,
     FEW_COLUMNS_MIN_K_PER_PRODUCT for a convolution of 1..FEW_COLUMNS
     output `columns`, WINDOWED_MIN_K_PER_PRODUCT for one whose kernel has more than one of `taps` and whose float
     path, `float_path`, is float64; anything when the setting is "always"), else None. The weights are
@@ -311,16 +319,22 @@ def _threshold(K: int, work: int, columns: int, taps: int, float_path: str) -> i
     """The least K per limb product from which this process takes the limb path for such a product, or None where it
     never does (the setting is off, fewer than LIMB_MIN_WORK multiply-adds, K past MAX_K or below that least)."""
     chosen = setting()
-    if chosen == "off" or K > MAX_K or (chosen == "on" and work < LIMB_MIN_WORK):
+    if chosen == "off" or K > MAX_K or (chosen == "on" and work < least_work(float_path)):
         return None
     least = 0 if chosen == "always" else _least_per_product(work, columns, taps, float_path)
     return least if K >= least else None
 
 
+def least_work(float_path: str) -> int:
+    """The multiply-adds below which a product keeps its float path under "on": LIMB_MIN_WORK against float64,
+    FLOAT32_MIN_WORK against float32."""
+    return FLOAT32_MIN_WORK if float_path == "float32" else LIMB_MIN_WORK
+
+
 def _least_per_product(work: int, columns: int, taps: int = 1, float_path: str = "float64") -> int:
     """The K per limb product from which the limb path pays (see the constants above)."""
     if not columns and work >= GEMM_MIN_WORK:  # (a GEMM: no output positions given)
-        return GEMM_MIN_K_PER_PRODUCT
+        return FLOAT32_GEMM_MIN_K_PER_PRODUCT if float_path == "float32" else GEMM_MIN_K_PER_PRODUCT
     if 0 < columns <= FEW_COLUMNS:
         return FEW_COLUMNS_MIN_K_PER_PRODUCT
     return WINDOWED_MIN_K_PER_PRODUCT if taps > 1 and float_path == "float64" else MIN_K_PER_PRODUCT
@@ -346,11 +360,11 @@ def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: boo
     float_path = plan_gemm(K, bound, max(-weight_range[0], weight_range[1])).path
     least = 0 if chosen == "always" else _least_per_product(0, 0, 1 if gemm else taps, float_path) * products
     taken = f"{shape} of {bits}-bit by 8-bit limbs on this machine (onnxruntime MatMulInteger, exact; K = {K})"
-    smallest = f" of at least {LIMB_MIN_WORK} multiply-adds" if chosen == "on" else ""
+    smallest = f" of at least {least_work(float_path)} multiply-adds" if chosen == "on" else ""
     if K >= least:
         return f"{taken} for runs{smallest}, else float" if smallest else taken
-    if gemm and K >= _least_per_product(GEMM_MIN_WORK, 0) * products:
-        return f"{taken} for runs of at least {GEMM_MIN_WORK} multiply-adds, else float"
+    if gemm and K >= _least_per_product(GEMM_MIN_WORK, 0, 1, float_path) * products:
+        return f"{taken} for runs of at least {max(GEMM_MIN_WORK, least_work(float_path))} multiply-adds, else float"
     if not gemm and K >= _least_per_product(0, FEW_COLUMNS) * products:
         return f"{taken} for runs{smallest} of at most {FEW_COLUMNS} output positions, else float"
     return f"float here: K = {K} < {least}, too short to pay for {shape}"
