@@ -92,8 +92,9 @@ def _out_of_range(info: TensorInfo, value: np.ndarray, limit: int) -> str:
 
 def _check_integers(info: TensorInfo, value: np.ndarray) -> np.ndarray:
     value = value.astype(np.int64)
-    if info.frac is not None:
+    if info.frac is not None and value.size:
         limit = qmax(ACT_BITS)
-        if value.size and int(np.max(np.abs(value))) > limit:
+        low, high = loops.value_range(np.ascontiguousarray(value).reshape(-1))  # (not max |v|: |INT64_MIN| wraps)
+        if low < -limit or high > limit:
             raise OutOfRangeError(f"input {info.name!r}: encoded values must lie in ±{limit}")
     return value

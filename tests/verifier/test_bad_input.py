@@ -89,6 +89,26 @@ def test_encoded_feed_outside_16_bits_is_out_of_range(session):
         session.run_fixed({"x": np.full((1, 4), 40000, np.int64)})
 
 
+@pytest.mark.parametrize("huge", [1e19, -3e30, np.finfo(np.float32).max])
+@pytest.mark.parametrize("rows", [1, 64])  # (4 values: the loop's scalar tail; 256: its vector body too)
+def test_a_float_feed_too_large_for_int64_is_out_of_range_not_wrapped(session, huge, rows):
+    x = np.full((rows, 4), 0.5, np.float32)
+    x[-1, 2] = huge
+    with pytest.raises(OutOfRangeError, match="outside the program's range"):
+        session.run_fixed({"x": x})
+
+
+@pytest.mark.parametrize("wrong", [np.iinfo(np.int64).min, np.iinfo(np.int64).max, -32768])
+def test_encoded_feed_bytes_outside_16_bits_are_the_out_of_range_outcome(session, wrong):
+    """|INT64_MIN| wraps to itself: a check of max |v| would let it in, past the range the fast path relies on."""
+    x = np.full((2, 4), 100, np.int64)
+    x[1, 3] = wrong
+    with pytest.raises(OutOfRangeError, match="encoded values must lie"):
+        session.run_fixed({"x": x})
+    outcome = execute_job(session.program.to_bytes(), encode_tensors({"x": x}))
+    assert not outcome.ok and outcome.error_code == 5
+
+
 def test_unknown_output_name_is_a_feed_error(session):
     with pytest.raises(FeedError, match="unknown output"):
         session.run(["nope"], {"x": np.zeros((1, 4), np.float32)})

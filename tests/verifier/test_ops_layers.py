@@ -151,6 +151,11 @@ def test_einsum_of_int64_past_the_accumulator_bound_is_a_clear_error():
     model = graph_model([helper.make_node("Einsum", ["a", "b"], ["y"], equation="ij,jk->ik")], feeds, opset=12)
     with pytest.raises(OutOfRangeError, match="exceed int64"):
         InferenceSession(compile_model(model, calibration=feeds)).run(None, feeds)
+    feeds["a"][1, 2] = np.iinfo(np.int64).min  # (|INT64_MIN| wraps to itself: the bound must not take max |x|)
+    feeds["a"][0, 0], feeds["b"][...] = 5, 3
+    with pytest.raises(OutOfRangeError, match="exceed int64"):
+        InferenceSession(compile_model(model, calibration={"a": np.ones((2, 3), np.int64), "b": feeds["b"]})).run(
+            None, feeds)
 
 
 # InstanceNormalization -------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ class Einsum:
     @staticmethod
     def run(inputs, attrs, consts):
         loop, output = _volumes(attrs["equation"], [x.shape for x in inputs])
-        bound = (loop // max(output, 1)) * math.prod(int(np.max(np.abs(x), initial=0)) for x in inputs)
+        bound = (loop // max(output, 1)) * math.prod(max(int(x.max(initial=0)), -int(x.min(initial=0))) for x in inputs)
         if bound >= 1 << 63:
             raise OutOfRangeError(f"Einsum {attrs['equation']} could exceed int64: bound {bound} >= 2**63")
         acc = np.einsum(attrs["equation"], *inputs, dtype=np.int64)
