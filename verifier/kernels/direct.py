@@ -24,10 +24,11 @@ if TYPE_CHECKING:  # (exact_gemm imports this module)
     from verifier.kernels.exact_gemm import Prepared
 
 # Multiply-adds (M K N for a GEMM; images, positions, K and OC for a convolution) below which the direct call runs
-# (scripts/bench_small.py --tables direct: both bound kernels, 16-bit, single-threaded, alternating). GEMMs of 4K
-# to 4M took 0.44-0.99 of the general kernel's time and 33M 0.96: past 4M the fixed costs it saves are noise, and
-# its temporaries are not reused as the general kernel's scratch is. Convolutions of 4.6K-1.2M took 0.35-0.92; past
-# that Winograd's fewer products win (1.5M: 1.25, 29M: 2.0), while im2col-planned ones still tie (2.7M: 0.86-0.92).
+# (scripts/bench_small.py --tables direct: both bound kernels, 16-bit, single-threaded, alternating, two runs).
+# GEMMs of 4K to 4M took 0.43-0.99 of the general kernel's time (once 1.10: one row by 512 x 128, 8.5 us against
+# 7.8), 33M 0.96-0.99: past 4M the fixed costs it saves are noise, and its temporaries are not reused as the general
+# kernel's scratch is. Convolutions of 4.6K-692K took 0.35-0.89 and 1.2M 0.91-1.05; past that Winograd's fewer
+# products win (1.6M: 1.24-1.25, 29M: 1.88-2.02), while im2col-planned ones still tie (2.7M: 0.86-0.89).
 # The limb path (kernels/limbs.py), where a machine and a product's K take it, is asked first.
 GEMM_MAX_WORK = 1 << 22
 CONV_MAX_WORK = 1 << 20
