@@ -21,6 +21,7 @@ PROBE = r"""
 import hashlib
 import numpy as np
 from verifier.kernels import loops
+from verifier.kernels.direct import NO_POOL, window_indices
 from verifier.kernels.epilogue import Requantize
 rng = np.random.default_rng(7)
 digest = hashlib.sha256()
@@ -143,9 +144,10 @@ for dtype, values in ((np.float64, (32767, 1 << 20)), (np.float32, (127, 127))):
     small_images = edge(2 * 4 * 7 * 6, values[0]).reshape(2, 4, 7, 6)
     for shift, low, correct in ((0, -32767, True), (1, -32767, True), (20, 0, False), (62, -32767, True)):
         small_conv, small_pooled = np.empty((2, 6, 4, 3), np.int64), np.empty((2, 6, 2, 3), np.int64)
-        for pool, out in (((1, 1, 1, 1, 1, 1, 0, 0), small_conv), ((2, 2, 2, 1, 1, 2, 0, 1), small_pooled)):
+        pool = ((2, 2), (2, 1), (0, 1, 0, 0), (1, 2), (2, 3))  # (kernel, strides, pads, dilations, pooled shape)
+        for windows, out in ((NO_POOL, small_conv), (window_indices((4, 3), pool), small_pooled)):
             loops.conv_requantize(small_images, small_filters, (3, 2), (2, 1), (1, 2), (1, 0), (4, 3),
-                                  edge(6, 1 << 40), shift, low, 32767, correct, pool, out)
+                                  edge(6, 1 << 40), shift, low, 32767, correct, windows, out)
         small_gemm = np.empty((7, 5), np.int64)
         loops.gemm_requantize(edge(7 * 9, values[0]).reshape(7, 9), edge(9 * 5, values[1]).astype(dtype).reshape(9, 5),
                               edge(5, 1 << 40), shift, low, 32767, correct, small_gemm)

@@ -80,8 +80,7 @@ def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requ
     planes = result_shape[:2] + (1,) * (4 - len(result_shape)) + result_shape[2:]
     weights = _filter_rows(w, group, _float_type(acc_bound))
     bias, (shift, low, high, correct) = _integer_form(requantize, OC)
-    windows = NO_POOL if pool is None else tuple(int(v) for part in (pool[0], pool[1], pool[3], pool[2][:2])
-                                                 for v in part)
+    windows = NO_POOL if pool is None else window_indices(tuple(out_shape), pool)
     geometry = (kernel, tuple(strides), tuple(dilations), tuple(pads), tuple(out_shape))
 
     def kernel_call(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -94,7 +93,26 @@ def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requ
     return kernel_call
 
 
-NO_POOL = (1, 1, 1, 1, 1, 1, 0, 0)  # loops.conv_requantize's pool argument for none: (kernel, strides, dilations, pads)
+NO_POOL = np.zeros((0, 0), dtype=np.int64)  # loops.conv_requantize's windows for no pool
+
+
+def window_indices(plane: tuple, pool: tuple) -> np.ndarray:
+    """A 2-D max pool's windows over a plane of shape `plane` (OH, OW) as loops.conv_requantize takes them: int64
+    (taps, pooled positions), the flat index of each window's tap; a tap in the padding repeats the window's first
+    tap inside (a maximum is unchanged by a repeat; every window holds one: pooling.max_pool_geometry). pool: that
+    geometry (kernel, strides, pads, dilations, pooled shape)."""
+    (KH, KW), (SH, SW), pads, (DH, DW), pooled = pool[0], pool[1], pool[2], pool[3], pool[4]
+    rows = np.arange(pooled[0])[:, None] * SH - pads[0]
+    columns = np.arange(pooled[1])[None, :] * SW - pads[1]
+    taps = []
+    for i in range(KH):
+        for j in range(KW):
+            h, v = rows + i * DH, columns + j * DW
+            inside = (0 <= h) & (h < plane[0]) & (0 <= v) & (v < plane[1])
+            taps.append(np.where(inside, h * plane[1] + v, -1).reshape(-1))
+    windows = np.stack(taps)
+    first_inside = windows[np.argmax(windows >= 0, axis=0), np.arange(windows.shape[1])]
+    return np.ascontiguousarray(np.where(windows >= 0, windows, first_inside), dtype=np.int64)
 
 
 def _integer_form(requantize, channels: int) -> tuple:

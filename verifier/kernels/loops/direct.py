@@ -38,28 +38,28 @@ def gemm_requantize(a, w, bias, shift, low, high, correct, out):  # pragma: no c
 
 
 @compiled
-def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shift, low, high, correct, pool,
+def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shift, low, high, correct, windows,
                     out):  # pragma: no cover - compiled
     """A 2-D convolution with its epilogue, then a max pool: y[n, g * OCg + o, oh, ow] = _requantized(acc +
     bias[g * OCg + o]), acc = sum over c < Cg and taps (i, j) of w[g, o, (c * KH + i) * KW + j] *
     x[n, g * Cg + c, h, v] where h = oh * SH + i * DH - PH and v = ow * SW + j * DW - PW (0 where that lies in the
-    padding), for (oh, ow) in out_shape; out[n, c] = the maxima of y[n, c] over the windows of pool = (kernel,
-    strides, dilations, begin pads: 8 ints; windows lie partly inside y, as pooling._max_geometry checks), or y
-    itself for the pool (1, 1, 1, 1, 1, 1, 0, 0). x: int64 (N, C, H, W); w: float64 or float32 (group, OCg,
-    Cg * KH * KW), the filters' integers, C-contiguous (as gemm_requantize's); bias: int64 (OC,); out: int64
-    (N, OC, pooled height, pooled width), any strides. Each image's columns (as loops.im2col) are multiplied by each
-    group's filters in one BLAS product."""
+    padding), for (oh, ow) in out_shape; out[n, c] = the maxima of y[n, c] over a max pool's windows (`windows`:
+    int64 (taps, pooled positions), each window's flat indices into the (OH, OW) plane: direct.window_indices), or
+    y itself for windows of shape (0, 0). x: int64 (N, C, H, W); w: float64 or float32 (group, OCg, Cg * KH * KW),
+    the filters' integers, C-contiguous (as gemm_requantize's); bias: int64 (OC,); out: int64 (N, OC, pooled
+    height, pooled width), any strides. Each image's columns (as loops.im2col) are multiplied by each group's
+    filters in one BLAS product."""
     N, C, H, W = x.shape
     group, _, K = w.shape
     KH, KW = kernel
     OH, OW = out_shape
     OC = out.shape[1]
     Cg, OCg = C // group, OC // group
-    pooled = not (pool[0] == pool[1] == pool[2] == pool[3] == 1 and pool[6] == pool[7] == 0)
+    pooled = windows.shape[0] > 0
     rounding = _rounding(shift, correct)
     columns = np.empty((K, OH * OW), dtype=w.dtype)
     acc = np.empty((w.shape[1], OH * OW), dtype=w.dtype)
-    plane = np.empty((OH, OW), dtype=np.int64)
+    best = np.empty(windows.shape[1], dtype=w.dtype)
     for n in range(N):
         for g in range(group):
             for c in range(Cg):
@@ -77,27 +77,35 @@ def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shi
             np.dot(w[g], columns, acc)
             for o in range(OCg):
                 channel, sums = g * OCg + o, acc[o]
-                target = plane if pooled else out[n, channel]
+                if pooled:
+                    _max_pooled(sums, windows, bias[channel], rounding, low, high, out[n, channel], best)
+                    continue
+                target = out[n, channel]
                 for oh in range(OH):
                     for ow in range(OW):
                         total = np.int64(sums[oh * OW + ow]) + bias[channel]
                         target[oh, ow] = _requantized(total, rounding, low, high)
-                if pooled:
-                    _max_pooled(plane, pool, out[n, channel])
 
 
 @inlined
-def _max_pooled(plane, pool, out):  # pragma: no cover - compiled
-    """out[ph, pw] = the maximum of plane over the window of (ph, pw): pool = (KH, KW, SH, SW, DH, DW, PH, PW)."""
-    H, W = plane.shape
+def _max_pooled(sums, windows, bias, rounding, low, high, out, best):  # pragma: no cover - compiled
+    """out[ph, pw] = _requantized(the maximum of `sums` over the window of (ph, pw), + bias): windows[t, q] is the
+    flat index in sums of tap t of the window of output q = ph * PW + pw (kernels/direct.window_indices). The
+    epilogue's integer form is non-decreasing in the sum (the rounding correction moves a negative sum down by one
+    before a floor, never past a larger sum's result; the clip keeps order), so this is the maximum of the
+    requantized plane over the window: max_pool's integers. Tap by tap over all outputs (`best`: float scratch of
+    Q), so that no output's maximum waits on another's."""
+    T, Q = windows.shape
+    first = windows[0]
+    for q in range(Q):
+        best[q] = sums[first[q]]
+    for t in range(1, T):
+        taps = windows[t]
+        for q in range(Q):
+            value = sums[taps[q]]
+            best[q] = value if value > best[q] else best[q]
+    q = 0
     for ph in range(out.shape[0]):
         for pw in range(out.shape[1]):
-            best = np.iinfo(np.int64).min
-            for i in range(pool[0]):
-                h = ph * pool[2] + i * pool[4] - pool[6]
-                if 0 <= h < H:
-                    for j in range(pool[1]):
-                        v = pw * pool[3] + j * pool[5] - pool[7]
-                        if 0 <= v < W and plane[h, v] > best:
-                            best = plane[h, v]
-            out[ph, pw] = best
+            out[ph, pw] = _requantized(np.int64(best[q]) + bias, rounding, low, high)
+            q += 1
