@@ -196,20 +196,23 @@ def test_short_products_keep_the_float_paths_unless_forced(monkeypatch):
     assert ("limbs", "gemm") in b.cache
 
 
-def _rows_on_limbs(monkeypatch, seed: int, K: int, N: int, row_counts) -> list[int]:
+def _rows_on_limbs(monkeypatch, seed: int, K: int, N: int, row_counts, bits: int = 16) -> list[int]:
     """Of GEMMs of each of row_counts rows by one (K, N) weight under `on`, each equal to the reference, the row
-    counts that took the limb path."""
+    counts that took the limb path. bits=8: 8-bit operands, a_bound given as an 8-bit program's products give it
+    (float32 products: the direct call's)."""
     monkeypatch.setenv(limbs.ENVIRONMENT, "on")
-    pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
+    if bits == 16:
+        pin_limb_width(monkeypatch, limbs.X_LIMB_BITS)
     taken_rows = []
     monkeypatch.setattr(limbs, "gemm", lambda a, *rest, limb_gemm=limbs.gemm: taken_rows.append(len(a))
                         or limb_gemm(a, *rest))
     rng = np.random.default_rng(seed)
-    weights = edge_values(rng, (K, N), -30000, 30000)
+    (w_bound, a_bound), spec = ((30000, Q15), Requantize(20, 16)) if bits == 16 else ((127, 127), Requantize(9, 16))
+    weights = edge_values(rng, (K, N), -w_bound, w_bound)
     for rows in row_counts:
-        a, b = edge_values(rng, (rows, K), -Q15, Q15), prepare(weights)
-        product = gemm(a, b, requantize=Requantize(20, 16))
-        assert np.array_equal(product, gemm(a, weights, path="reference", requantize=Requantize(20, 16)))
+        a, b = edge_values(rng, (rows, K), -a_bound, a_bound), prepare(weights)
+        product = gemm(a, b, a_bound=a_bound, requantize=spec)
+        assert np.array_equal(product, gemm(a, weights, path="reference", requantize=spec))
     return taken_rows
 
 
@@ -229,29 +232,13 @@ def test_a_gemm_with_enough_work_takes_the_limb_path_from_a_shorter_k(monkeypatc
     assert 2 * 256 * 32 < limbs.GEMM_MIN_WORK <= 512 * 256 * 32
 
 
-def _8_bit_rows_on_limbs(monkeypatch, K: int, N: int, row_counts) -> list[int]:
-    """_rows_on_limbs for 8-bit operands (float32 products: the direct call's), with a_bound given as an 8-bit
-    program's products give it."""
-    monkeypatch.setenv(limbs.ENVIRONMENT, "on")
-    taken_rows = []
-    monkeypatch.setattr(limbs, "gemm", lambda a, *rest, limb_gemm=limbs.gemm: taken_rows.append(len(a))
-                        or limb_gemm(a, *rest))
-    rng = np.random.default_rng(K)
-    weights = edge_values(rng, (K, N), -127, 127)
-    for rows in row_counts:
-        a, b = edge_values(rng, (rows, K), -127, 127), prepare(weights)
-        product = gemm(a, b, a_bound=127, requantize=Requantize(9, 16))
-        assert np.array_equal(product, gemm(a, weights, path="reference", requantize=Requantize(9, 16)))
-    return taken_rows
-
-
 def test_8_bit_gemms_take_the_limb_path_only_from_float32_s_thresholds(monkeypatch):
     """Against a float32 product a GEMM needs FLOAT32_MIN_WORK multiply-adds and K >= 240 per product: K = 256 by
     256 columns takes the limb path from 16 rows (1M multiply-adds), not at 8; K = 64 by 64 columns (digits_mlp's
     first layer) keeps float32 at 256 rows (1M) too."""
-    assert _8_bit_rows_on_limbs(monkeypatch, 256, 256, (8, 16)) == [16]
+    assert _rows_on_limbs(monkeypatch, 256, 256, 256, (8, 16), bits=8) == [16]
     assert 8 * 256 * 256 < limbs.FLOAT32_MIN_WORK <= 16 * 256 * 256
-    assert _8_bit_rows_on_limbs(monkeypatch, 64, 64, (256,)) == []
+    assert _rows_on_limbs(monkeypatch, 64, 64, 64, (256,), bits=8) == []
     assert 64 < limbs.FLOAT32_GEMM_MIN_K_PER_PRODUCT <= 256 <= limbs.MAX_K and 256 * 64 * 64 >= limbs.FLOAT32_MIN_WORK
 
 
