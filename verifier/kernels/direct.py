@@ -8,6 +8,7 @@ as the float path (K |a| |w| < 2**53; in float32, twice as fast, where it is bel
 products), then the epilogue's integer form. The same integers as every other path.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -100,7 +101,13 @@ def window_indices(plane: tuple, pool: tuple) -> np.ndarray:
     """A 2-D max pool's windows over a plane of shape `plane` (OH, OW) as loops.conv_requantize takes them: int64
     (taps, pooled positions), the flat index of each window's tap; a tap in the padding repeats the window's first
     tap inside (a maximum is unchanged by a repeat; every window holds one: pooling.max_pool_geometry). pool: that
-    geometry (kernel, strides, pads, dilations, pooled shape)."""
+    geometry (kernel, strides, pads, dilations, pooled shape). Worked out once per geometry (read-only): metered
+    runs ask for it on every call."""
+    return _window_indices(tuple(int(v) for v in plane), tuple(tuple(int(v) for v in part) for part in pool))
+
+
+@functools.lru_cache(maxsize=256)
+def _window_indices(plane: tuple, pool: tuple) -> np.ndarray:
     (KH, KW), (SH, SW), pads, (DH, DW), pooled = pool[0], pool[1], pool[2], pool[3], pool[4]
     rows = np.arange(pooled[0])[:, None] * SH - pads[0]
     columns = np.arange(pooled[1])[None, :] * SW - pads[1]
@@ -112,7 +119,9 @@ def window_indices(plane: tuple, pool: tuple) -> np.ndarray:
             taps.append(np.where(inside, h * plane[1] + v, -1).reshape(-1))
     windows = np.stack(taps)
     first_inside = windows[np.argmax(windows >= 0, axis=0), np.arange(windows.shape[1])]
-    return np.ascontiguousarray(np.where(windows >= 0, windows, first_inside), dtype=np.int64)
+    windows = np.ascontiguousarray(np.where(windows >= 0, windows, first_inside), dtype=np.int64)
+    windows.flags.writeable = False
+    return windows
 
 
 def _integer_form(requantize, channels: int) -> tuple:
