@@ -1,5 +1,6 @@
-"""Small GEMMs and convolutions in one compiled loop (verifier/kernels/direct.py): the integers of the int64 reference
-product and epilogue, for any geometry the loop takes, and taken exactly where its limits say."""
+"""GEMMs and convolutions in one compiled call (verifier/kernels/direct.py): the integers of the int64 reference
+product and epilogue, for any geometry the call takes, in float64 or float32, and taken exactly where its limits
+say."""
 
 import math
 
@@ -142,6 +143,6 @@ def test_inspect_says_which_products_run_directly(example_program):
         if node.op == "Gemm":
             K, N = node.consts["weight"].shape
             rows = (direct.GEMM_MAX_WORK - 1) // (K * N)
-            assert f"up to {rows} rows, products and epilogue in one compiled loop" in plan
+            assert f"up to {rows} rows, product and epilogue in one compiled call" in plan
         elif node.op == "Conv":
             assert f"fewer than {direct.CONV_MAX_WORK} multiply-adds" in plan

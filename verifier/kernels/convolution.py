@@ -8,8 +8,9 @@ Fast paths, each an exact float computation under a proven bound (see exact_gemm
              (loops.depthwise); otherwise per-channel products over stride-phase columns;
   im2col     everything else: columns gathered into a reused buffer (one compiled loop for 2-D at stride
              1 or small inputs, loops.im2col; else one vectorized copy per kernel offset), then one
-             batched BLAS product per group; below direct.CONV_MAX_WORK multiply-adds, one compiled loop
-             with the epilogue and any fused MaxPool instead (direct.py).
+             batched BLAS product per group.
+Below direct.CONV_MAX_WORK multiply-adds a 1-D or 2-D convolution planned im2col or Winograd runs as one compiled
+call instead - its columns, a BLAS product and the epilogue, with any fused MaxPool (direct.py).
 On a machine that takes the limb path (limbs.py: 8-bit integer products, AMX), an ungrouped 1-D or 2-D
 convolution with a long enough K gathers rows of 7-bit limbs instead (loops.limb_planes, limb_gather).
 Reference path: the direct definition, out[n, o, p] = sum over kernel offsets and input channels of
@@ -274,7 +275,7 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
 
 
 def _direct(x_shape: tuple, w, plan: GemmPlan, geometry: tuple, acc_bound: int, requantize) -> bool:
-    """Whether the convolution runs in direct.py's one compiled loop (which takes a fused 2-D MaxPool too)."""
+    """Whether the convolution runs in direct.py's one compiled call (which takes a fused 2-D MaxPool too)."""
     work = x_shape[0] * math.prod(geometry[3]) * math.prod(w.shape[1:]) * w.shape[0]
     return (plan.algorithm in ("im2col",) + WINOGRAD and len(x_shape) in (3, 4) and isinstance(w, Prepared)
             and direct.applies(work, direct.CONV_MAX_WORK, acc_bound, requantize))

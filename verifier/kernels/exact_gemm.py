@@ -231,9 +231,9 @@ def bind_product(a_shape: tuple, b_shape: tuple, a_bound: int, b_bound: int, req
 
 def _activations_kernel(a_shape: tuple, b: "Prepared", plan: GemmPlan, requantize, a_bound: int) -> Callable:
     """The fused product of activations of a_shape (|a| <= a_bound) by a prepared 2-D b (made once per shape, kept on
-    b): a small product in one compiled loop (direct.py); else float64 folds the epilogue into the product (a gets a
-    column of ones, b a row holding the bias, both doubled) and finishes it into int64 activations, and float32
-    finishes the exact product with the bias added in float64."""
+    b): a product below direct.GEMM_MAX_WORK in one compiled call (direct.py); else float64 folds the epilogue into
+    the product (a gets a column of ones, b a row holding the bias, both doubled) and finishes it into int64
+    activations, and float32 finishes the exact product with the bias added in float64."""
     key = ("activations", a_shape, plan, a_bound, id(requantize))
     kept = b.cache.get(key)
     if kept is not None and kept[0] is requantize:

@@ -172,16 +172,16 @@ def epilogue_plan(op: str, attrs: dict, consts: dict) -> str | None:
 
 
 def _direct_note(op: str, weight: np.ndarray, per_row: int, bound: int, spec) -> str:
-    """When a node's products are small enough for kernels/direct.py's one compiled loop, for epilogue_plan."""
+    """When a node's products are small enough for kernels/direct.py's one compiled call, for epilogue_plan."""
     from verifier.kernels import direct
 
     if not direct.applies(0, 1, bound, spec) or (op == "Conv" and weight.ndim not in (3, 4)):  # (work 0: the rest)
         return ""
     if op == "Conv":
         return (f"; a run of fewer than {direct.CONV_MAX_WORK} multiply-adds (images x positions x K x channels) "
-                f"takes products and epilogue in one compiled loop")
+                f"takes product and epilogue in one compiled call")
     rows = (direct.GEMM_MAX_WORK - 1) // max(per_row, 1)
-    return f"; up to {rows} rows, products and epilogue in one compiled loop" if rows else ""
+    return f"; up to {rows} rows, product and epilogue in one compiled call" if rows else ""
 
 
 def limb_plan(op: str, attrs: dict, consts: dict) -> str | None:
