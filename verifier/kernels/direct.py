@@ -67,9 +67,9 @@ def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requ
                 pool: tuple | None = None) -> Callable:
     """The requantized convolution of inputs of x_shape (N, C, W) or (N, C, H, W) by a prepared weight whose sums
     are bounded by acc_bound, as a function of (x, out) (`out`: an int64 array of the result's shape to write into,
-    or None); geometry: (strides, pads,
-    dilations, out_shape), normalized (convolution._planned). `pool`: a 2-D max pool of the result, its geometry
-    (pooling.max_pool_geometry), taken in the same loop: the result is then the pooled one, in a new array."""
+    or None); geometry: (strides, pads, dilations, out_shape), normalized (convolution._planned). `pool`: a 2-D max
+    pool of the result, its geometry (pooling.max_pool_geometry), taken in the same call: the result is then the
+    pooled one, in a new array."""
     strides, pads, dilations, out_shape = geometry
     OC, kernel = int(w.values.shape[0]), tuple(int(k) for k in w.values.shape[2:])
     result_shape = (int(x_shape[0]), OC) + tuple(out_shape if pool is None else pool[4])
