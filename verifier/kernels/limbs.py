@@ -42,7 +42,7 @@ import os
 
 import numpy as np
 
-from verifier.kernels import loops, window
+from verifier.kernels import direct, loops, window
 from verifier.kernels.epilogue import finished_in_loop, integer_epilogue
 
 X_LIMB_BITS = 7  # activation limbs in [0, 127], exact on every MLAS kernel
@@ -82,7 +82,9 @@ LIMB_MIN_WORK = 1 << 17
 # (4M for a GEMM) with no Python between its passes, the limb path pays later (bench_small.py --tables limbs,
 # 8-bit, limbs "always" against "off"): convolutions of 74K-346K took 1.38-1.94x the float time, of 1.2M 0.78 and
 # 6.2M 0.39; GEMMs took 1.14-2.39x below 1M, and from 1M 0.65 at K = 256 (16 rows by 256 columns), 1.01 at K = 256
-# (64 rows by 64) and 1.2 at K = 64 (digits_mlp's first layer at batch 256: 31 us against 25)
+# (64 rows by 64) and 1.2 at K = 64 (digits_mlp's first layer at batch 256: 31 us against 25). A GEMM past the
+# direct call's limit keeps GEMM_MIN_K_PER_PRODUCT: the transformer's at batch 64 (K = 64, 4M-13M) took 2.34-2.42x
+# onnxruntime's time with the limb path, 2.77-2.81x without (bench_verifier.py --models transformer --matmul-bits 8)
 FLOAT32_MIN_WORK = 1 << 20
 FLOAT32_GEMM_MIN_K_PER_PRODUCT = 240
 ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | always | off (setting)
@@ -282,8 +284,8 @@ def planned(prepared, layout: str, matrix, K: int, x: np.ndarray, x_range, work:
     """(x limbs, packed weights) of a product with inner dimension K of run-time x by a constant `prepared`
     weight, when this machine takes the limb path and the product fits it (at most MAX_LIMBS limbs a side,
     K <= max_k) and pays for it (at least least_work(float_path) multiply-adds, `work`, and K >= MIN_K_PER_PRODUCT
-    per limb product, or GEMM_MIN_K_PER_PRODUCT (FLOAT32_GEMM_MIN_K_PER_PRODUCT against float32) for a GEMM (no
-    `columns`) of work >= GEMM_MIN_WORK,
+    per limb product, or GEMM_MIN_K_PER_PRODUCT (FLOAT32_GEMM_MIN_K_PER_PRODUCT against a float32 direct call) for a
+    GEMM (no `columns`) of work >= GEMM_MIN_WORK,
     FEW_COLUMNS_MIN_K_PER_PRODUCT for a convolution of 1..FEW_COLUMNS
     output `columns`, WINDOWED_MIN_K_PER_PRODUCT for one whose kernel has more than one of `taps` and whose float
     path, `float_path`, is float64; anything when the setting is "always"), else None. The weights are
@@ -334,7 +336,8 @@ def least_work(float_path: str) -> int:
 def _least_per_product(work: int, columns: int, taps: int = 1, float_path: str = "float64") -> int:
     """The K per limb product from which the limb path pays (see the constants above)."""
     if not columns and work >= GEMM_MIN_WORK:  # (a GEMM: no output positions given)
-        return FLOAT32_GEMM_MIN_K_PER_PRODUCT if float_path == "float32" else GEMM_MIN_K_PER_PRODUCT
+        direct_call = float_path == "float32" and work < direct.GEMM_MAX_WORK
+        return FLOAT32_GEMM_MIN_K_PER_PRODUCT if direct_call else GEMM_MIN_K_PER_PRODUCT
     if 0 < columns <= FEW_COLUMNS:
         return FEW_COLUMNS_MIN_K_PER_PRODUCT
     return WINDOWED_MIN_K_PER_PRODUCT if taps > 1 and float_path == "float64" else MIN_K_PER_PRODUCT
