@@ -80,11 +80,11 @@ GEMM_MIN_WORK = 1 << 18
 LIMB_MIN_WORK = 1 << 17
 # Against a float32 product (8-bit operands), which the direct call (kernels/direct.py) runs below 1M multiply-adds
 # (4M for a GEMM) with no Python between its passes, the limb path pays later (bench_small.py --tables limbs,
-# 8-bit, limbs "always" against "off"): convolutions of 74K-346K took 1.38-1.94x the float time, of 1.2M 0.78 and
-# 6.2M 0.39; GEMMs took 1.14-2.39x below 1M, and from 1M 0.65 at K = 256 (16 rows by 256 columns), 1.01 at K = 256
-# (64 rows by 64) and 1.2 at K = 64 (digits_mlp's first layer at batch 256: 31 us against 25). A GEMM past the
-# direct call's limit keeps GEMM_MIN_K_PER_PRODUCT: the transformer's at batch 64 (K = 64, 4M-13M) took 2.34-2.42x
-# onnxruntime's time with the limb path, 2.77-2.81x without (bench_verifier.py --models transformer --matmul-bits 8)
+# 8-bit, limbs "always" against "off", two runs): convolutions of 74K-346K took 1.52-1.94x the float time, of 1.2M
+# 0.78-0.89 and 6.2M 0.39-0.41; GEMMs took 1.14-3.55x below 1M, and at 1M 0.63-0.65 at K = 256 (16 rows by 256
+# columns), 0.98-1.01 at K = 256 (64 rows by 64) and 1.20 at K = 64 (256 rows by 64: digits_mlp's first layer at
+# batch 256). Past the direct call's GEMM limit the general float path competes, and GEMM_MIN_K_PER_PRODUCT holds:
+# 1024 rows by 64 at K = 64 (4M) took 0.42
 FLOAT32_MIN_WORK = 1 << 20
 FLOAT32_GEMM_MIN_K_PER_PRODUCT = 240
 ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | always | off (setting)
