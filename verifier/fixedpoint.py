@@ -18,6 +18,8 @@ ACT_BITS = 16
 WEIGHT_BITS = 16
 MATMUL_BITS = (16, 8)  # operand widths of a program's Conv/Gemm/MatMul products: 16, or 8 (opt-in, faster)
 INT64_SAFE = (1 << 62) - 1  # intermediates stay below this so one more addition cannot wrap
+FLOAT64_EXACT = 1 << 53  # every integer of magnitude <= 2**53 is a float64: the float paths' exactness bound
+FLOAT32_EXACT = 1 << 24  # (the same for float32)
 MAX_FRAC = 48  # the finest scale a tensor gets, 2**-48, whatever its (tiny) range
 
 

@@ -15,11 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from verifier.fixedpoint import INT64_SAFE
+from verifier.fixedpoint import FLOAT32_EXACT, FLOAT64_EXACT, INT64_SAFE
 from verifier.kernels import loops
-from verifier.kernels.loops.rows import FLOAT64_EXACT
-
-FLOAT32_EXACT = 1 << 24  # (exact_gemm's, which imports this module)
 
 if TYPE_CHECKING:  # (exact_gemm imports this module)
     from verifier.kernels.exact_gemm import Prepared

@@ -22,11 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from verifier.errors import OutOfRangeError
-from verifier.fixedpoint import INT64_SAFE
+from verifier.fixedpoint import FLOAT32_EXACT, FLOAT64_EXACT, INT64_SAFE  # noqa: F401 (re-exported)
 from verifier.kernels import direct, epilogue, limbs, loops, window  # (epilogue by module: it imports this one)
 
-FLOAT64_EXACT = 1 << 53  # every integer of magnitude <= 2**53 is a float64
-FLOAT32_EXACT = 1 << 24
 # A chunked float path pays one int64 conversion and addition of the M x N result per chunk. float32
 # BLAS runs about 2x float64 here: measured, float32 in chunks of 64 still beats one float64 pass and
 # chunks of 32 break even. float64 in chunks of 16 (only for operands wider than 16 bits) still does

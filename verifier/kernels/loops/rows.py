@@ -4,6 +4,7 @@ affine maps, float feeds, LayerNormalization and Softmax rows (the package docst
 
 import numpy as np
 
+from verifier.fixedpoint import FLOAT64_EXACT
 from verifier.kernels.loops._compile import compiled, inlined
 
 
@@ -38,9 +39,6 @@ def _rounded(v, correct, threshold, lo, hi, magic, inverse):  # pragma: no cover
         v -= 1.0
     v = min(max(v, lo), hi)
     return np.int64(((v + magic) - magic) * inverse)
-
-
-FLOAT64_EXACT = 1 << 53
 
 
 @inlined
