@@ -96,12 +96,9 @@ def _thread_limit(threads: int | None):
         import contextlib
 
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
+    from verifier.kernels import thread_limit
 
-    from verifier.kernels import load_blas
-
-    load_blas()
-    return threadpool_limits(limits=threads)
+    return thread_limit(threads)
 
 
 def _as_program(source, calibration, matmul_bits: int = 16) -> Program:

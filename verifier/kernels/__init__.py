@@ -18,7 +18,8 @@ from verifier.kernels.window import release_scratch, scratch_bytes
 
 __all__ = [
     "GemmPlan", "Prepared", "avg_pool", "avg_pool_sum", "conv", "gemm", "max_pool", "plan_conv", "plan_gemm",
-    "keep_freed_memory", "load_blas", "prepare", "release_scratch", "requantize", "scratch_bytes", "single_threaded",
+    "keep_freed_memory", "prepare", "release_scratch", "requantize", "scratch_bytes", "single_threaded",
+    "thread_limit",
 ]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
@@ -47,14 +48,15 @@ def keep_freed_memory() -> bool:
 def single_threaded():
     """Limit BLAS and OpenMP pools to one thread inside the block (a worker runs jobs side by side).
     Results are identical at any thread count (the kernels are exact); this is for throughput."""
-    from threadpoolctl import threadpool_limits
-
-    load_blas()
-    with threadpool_limits(limits=1):
+    with thread_limit(1):
         yield
 
 
-def load_blas() -> None:
-    """Load every BLAS the kernels call - numpy's, and scipy's, which the compiled direct products call through
-    numba - so that a thread limit set now covers both (threadpoolctl limits the libraries loaded when it is set)."""
+def thread_limit(threads: int):
+    """threadpoolctl's limit of BLAS and OpenMP pools to `threads`, as a context manager, set after loading every BLAS
+    the kernels call - numpy's, and scipy's, which the compiled direct products call through numba - since
+    threadpoolctl limits the libraries loaded when it is set."""
     import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads)
