@@ -52,7 +52,7 @@ from verifier.encoding import encode_tensors, keccak_hex
 from verifier.errors import CostLimitError, ProgramFormatError, ProgramRunError
 from verifier.fixedpoint import qmax
 from verifier.kernels import limbs, loops
-from verifier.node_plans import NodePlan, plan
+from verifier.node_plans import NodePlan, plan, proven_widths
 from verifier.ops import op_cost
 from verifier.ops._common import kernel_path
 from verifier.program import Program
@@ -116,8 +116,7 @@ def _committed_widths(program: Program) -> tuple:
     """(name, dtype, bits, proven within bits) per output with committed bits, worked out once per program."""
     widths = getattr(program, "_committed_widths", None)
     if widths is None:
-        plan(program)
-        proven = program._proven_widths
+        proven = proven_widths(program)
         widths = program._committed_widths = tuple(
             (info.name, np.dtype(f"int{info.bits}"), info.bits, 0 < proven.get(info.name, 0) <= info.bits)
             for info in program.outputs if info.bits is not None)
