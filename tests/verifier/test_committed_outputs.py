@@ -12,12 +12,7 @@ from verifier.compiler.committed import committed_bits
 from verifier.encoding import decode_tensors, encode_tensors
 from verifier.errors import ProgramFormatError, ProgramRunError
 from verifier.interpreter import committed, forced_path
-
-
-def _with_bits(program: Program, bits) -> Program:
-    """The same program with every output committed at `bits` (None: int64, formats 1-3)."""
-    return Program(program.inputs, [replace(info, bits=bits) for info in program.outputs], program.nodes,
-                   program.constants, program.fracs, program.meta)
+from verifier_helpers import with_output_bits
 
 
 def _classifier_with_a_label():
@@ -40,7 +35,7 @@ def test_outputs_proven_within_16_bits_are_committed_as_int16_with_the_int64_val
                                                                                      example_inputs):
     assert [info.bits for info in example_program.outputs] == [16] and example_program.to_bytes()[3] == 4
     narrow = InferenceSession(example_program).run_fixed(example_inputs)
-    wide = InferenceSession(_with_bits(example_program, None)).run_fixed(example_inputs)
+    wide = InferenceSession(with_output_bits(example_program, None)).run_fixed(example_inputs)
     assert narrow.outputs["logits"].dtype == np.int16 and wide.outputs["logits"].dtype == np.int64
     assert np.array_equal(narrow.outputs["logits"], wide.outputs["logits"])
     assert narrow.output_bytes == encode_tensors({"logits": wide.outputs["logits"].astype(np.int16)})
@@ -69,12 +64,12 @@ def test_a_width_the_values_break_fails_the_run_on_every_path(example_program, e
     values; at 32 bits they fit: int32, the same values."""
     expected = InferenceSession(example_program).run_fixed(example_inputs).outputs["logits"]
     assert np.abs(expected).max() > 127  # (the digits logits need more than int8)
-    too_narrow = Program.from_bytes(_with_bits(example_program, 8).to_bytes())
+    too_narrow = Program.from_bytes(with_output_bits(example_program, 8).to_bytes())
     with forced_path(path), pytest.raises(ProgramRunError, match=r"'logits': value -?\d+ is outside \+-127, the int8"):
         InferenceSession(too_narrow).run_fixed(example_inputs)
     outcome = execute_job(too_narrow.to_bytes(), InferenceSession(example_program).encode_inputs(example_inputs))
     assert not outcome.ok and "the int8 range" in outcome.error
-    wide = InferenceSession(Program.from_bytes(_with_bits(example_program, 32).to_bytes()), path=path)
+    wide = InferenceSession(Program.from_bytes(with_output_bits(example_program, 32).to_bytes()), path=path)
     outputs = wide.run_fixed(example_inputs).outputs["logits"]
     assert outputs.dtype == np.int32 and np.array_equal(outputs, expected)
 

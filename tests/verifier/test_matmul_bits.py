@@ -18,7 +18,7 @@ from verifier import InferenceSession, Program, compile_model, cost
 from verifier.errors import CompileError
 from verifier.feeds import integer_feeds
 from verifier.interpreter import execute
-from verifier_helpers import EXAMPLES, ort_run
+from verifier_helpers import EXAMPLES, ort_run, with_output_bits
 
 PRODUCTS = ("Conv", "Gemm", "MatMul")
 
@@ -187,16 +187,12 @@ def test_a_shift_0_operand_beyond_8_bits_is_saturated_before_the_product(path):
 
 
 def test_8_bit_programs_are_format_2_and_a_mislabelled_one_is_refused(example_calibration, example_program):
-    from dataclasses import replace
-
     from verifier.errors import ProgramFormatError
 
     compiled = compile_model(EXAMPLES / "digits_cnn.onnx", calibration=example_calibration, matmul_bits=8)
     assert compiled.to_bytes()[:4] == b"VFP\x04"  # (its outputs committed at 16 bits: format 4, which reads 2's too)
-    narrow = Program(compiled.inputs, [replace(info, bits=None) for info in compiled.outputs], compiled.nodes,
-                     compiled.constants, compiled.fracs, compiled.meta)  # (the same products, int64 outputs)
-    wide = Program(example_program.inputs, [replace(info, bits=None) for info in example_program.outputs],
-                   example_program.nodes, example_program.constants, example_program.fracs, example_program.meta)
+    narrow = with_output_bits(compiled, None)  # (the same products, int64 outputs)
+    wide = with_output_bits(example_program, None)
     data = narrow.to_bytes()
     assert data[:4] == b"VFP\x02" and wide.to_bytes()[:4] == b"VFP\x01"
     assert Program.from_bytes(data).hash == narrow.hash

@@ -15,3 +15,13 @@ def ort_run(path_or_model, feeds):
     session = ort.InferenceSession(str(source) if isinstance(source, Path) else source, options,
                                    providers=["CPUExecutionProvider"])
     return session.run(None, feeds)
+
+
+def with_output_bits(program, bits):
+    """The same program with every output committed at `bits` (None: int64, as formats 1-3 commit them)."""
+    from dataclasses import replace
+
+    from verifier.program import Program
+
+    return Program(program.inputs, [replace(info, bits=bits) for info in program.outputs], program.nodes,
+                   program.constants, program.fracs, program.meta)
