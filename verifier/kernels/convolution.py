@@ -101,7 +101,7 @@ def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, req
     if x.size == 0 or w_values.size == 0:  # an empty batch or channel set: nothing to sum
         acc = np.zeros((x.shape[0], w_values.shape[0]) + tuple(out_shape), dtype=np.int64)
         return acc if requantize is None else requantize.apply(acc, 1)
-    K, OC = math.prod(w_values.shape[1:]), w_values.shape[0]
+    K = math.prod(w_values.shape[1:])
     if (path == "fast" and group == 1 and x.ndim in (3, 4) and isinstance(w, Prepared)
             and (requantize is None or requantize.fits_int64(K * x_bound * w_bound))):
         on_limbs = _conv_limbs(x, w, K, x_range, geometry, requantize, out, plan.path)
