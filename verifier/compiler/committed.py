@@ -4,8 +4,9 @@ Every run returns, encodes and hashes its outputs, and the gateway stores them; 
 commitment. An output proven to lie within 16 bits - every requantized activation is - is committed as int16
 (int8 within 8 bits) rather than int64: a quarter (an eighth) of the bytes to hash, store and fetch, and the same
 values. The widths are the interpreter's own range facts (node_plans.proven_widths), frozen into the program here,
-so that a program's output bytes never depend on which verifier's rules proved them; the interpreter still checks
-every value against its width as it narrows it (a program that claims too narrow a width fails the run).
+so that a program's output bytes never depend on which verifier's rules proved them. The interpreter checks the
+values against the width wherever its own rules do not prove it, and always on the reference path (a program that
+claims too narrow a width fails the run: interpreter.committed).
 """
 
 from __future__ import annotations
