@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from verifier.errors import ProgramRunError
+from verifier.kernels import direct
 
 
 @dataclass
@@ -56,6 +57,7 @@ def replay_function(replay: Replay, key: tuple, program, plans: list, cached, me
         fast = key[0] == "fast"
         steps = [(plans[index], index, shapes, metered, _bind(plans[index], shapes, replay.start) if fast else None)
                  for index, shapes, metered in replay.steps]
+        steps = _chained(steps)
 
         def unbound(node, index: int, inputs: list, pending: dict) -> list:
             return outputs(node, index, inputs, cached, pending)
@@ -76,6 +78,54 @@ def _bind(node, shapes: tuple, start: dict):
         return bind(shapes, node.attrs, node.consts, fixed, **node.hints)
     except Exception:  # (attributes a hostile program broke: the op's run, the authority, reports them)
         return None
+
+
+@dataclass
+class Chain:
+    """Consecutive nodes run as one step (_chained): the first's inputs, the last's outputs, the tensors that die
+    in any of them; named and reported as its first node."""
+
+    nodes: tuple
+    name: str
+    op: type
+    inputs: tuple
+    outputs: tuple
+    dies: tuple
+
+
+def _chained(steps: list) -> list:
+    """The steps with each run of bound direct GEMMs (direct.Link) where a node's one output is the next node's
+    operand alone and dies there - a Dense stack's layers - made one step: direct.chain_kernel, the same integers
+    without the int64 tensors between them."""
+    runs: list[list] = []
+    for step in steps:
+        link = getattr(step[4], "link", None)
+        before = runs[-1][-1] if runs else None
+        if link is not None and before is not None and _passes_to(before, step):
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    return [run[0] if len(run) == 1 else _chain_step(run) for run in runs]
+
+
+def _passes_to(before: tuple, step: tuple) -> bool:
+    """Whether `before`'s node hands its one output to `step`'s node alone, as the operand of a link its link feeds."""
+    previous, node = before[0], step[0]
+    link = getattr(before[4], "link", None)
+    named = [name for name in previous.outputs if name]
+    return (link is not None and before[3] is None and step[3] is None and len(named) == 1
+            and node.inputs[:1] == (named[0],) and named[0] not in node.inputs[1:] and named[0] in node.dies
+            and link.feeds(step[4].link))
+
+
+def _chain_step(run: list) -> tuple:
+    kernel = direct.chain_kernel([step[4].link for step in run])
+    nodes = tuple(step[0] for step in run)
+    inside = {name for node in nodes[:-1] for name in node.outputs if name}
+    dies = tuple(name for node in nodes for name in node.dies if name not in inside)
+    chain = Chain(nodes, nodes[0].name, nodes[0].op, nodes[0].inputs, nodes[-1].outputs, dies)
+    first = run[0]
+    return chain, first[1], first[2], None, lambda inputs: [kernel(inputs[0])]
 
 
 def _generated(steps: list, start: dict, feed_names: tuple, output_names: tuple, meter: Callable,

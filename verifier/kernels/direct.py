@@ -11,11 +11,12 @@ products), then the epilogue's integer form. The same integers as every other pa
 import functools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from verifier.fixedpoint import FLOAT32_EXACT, FLOAT64_EXACT, INT64_SAFE
+from verifier.fixedpoint import ACT_BITS, FLOAT32_EXACT, FLOAT64_EXACT, INT64_SAFE, qmax
 from verifier.kernels import loops
 
 if TYPE_CHECKING:  # (exact_gemm imports this module)
@@ -55,6 +56,59 @@ def gemm_kernel(a_shape: tuple, b: "Prepared", requantize, acc_bound: int) -> Ca
     def kernel(a: np.ndarray) -> np.ndarray:
         out = np.empty(lead + (N,), dtype=np.int64)
         loops.gemm_requantize(a.reshape(M, K), weights, bias, shift, low, high, correct, out.reshape(M, N))
+        return out
+
+    kernel.link = Link(weights, bias, (shift, low, high, correct), lead)
+    return kernel
+
+
+@dataclass(frozen=True)
+class Link:
+    """A direct GEMM kernel's part in a chain (chain_kernel): its weight's integers (K, N) in the float type, its
+    int64 bias, its epilogue's integer form (shift, low, high, correct) and the activations' leading axes; the op
+    that binds it adds how its operand enters: `take` (ops/_operands.entering) and the narrowing that is,
+    (shift, limit), (0, 0) for none."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    epilogue: tuple
+    lead: tuple
+    take: Callable | None = None
+    narrowing: tuple | None = None
+
+    def feeds(self, successor: "Link") -> bool:
+        """Whether this link's result can be `successor`'s operand inside a chain: the same rows and float type,
+        this link's N its K, results saturated within 16 bits (the range an operand's entering checks, so the
+        chain need not), and an operand entering as it is or by a narrowing."""
+        low, high = self.epilogue[1:3]
+        return (successor.narrowing is not None and successor.lead == self.lead and -qmax(ACT_BITS) <= low
+                and high <= qmax(ACT_BITS)
+                and successor.weights.dtype == self.weights.dtype
+                and successor.weights.shape[0] == self.weights.shape[1])
+
+
+def chain_kernel(links: list) -> Callable:
+    """Direct GEMMs where each link's result is the next one's operand alone (Link.feeds), as one compiled call
+    (loops.gemm_chain): a function of the first link's operand (taken as it enters) giving the last link's result.
+    The same integers as the links' kernels one after another, less their int64 results between links and a call
+    each."""
+    weights = np.concatenate([link.weights.reshape(-1) for link in links])
+    biases = np.concatenate([link.bias for link in links])
+    table = np.zeros((len(links), 10), dtype=np.int64)
+    at = bias_at = 0
+    for row, link in enumerate(links):
+        K, N = link.weights.shape
+        entering = links[row + 1].narrowing if row + 1 < len(links) else (0, 0)
+        table[row] = (K, N, at, bias_at, *link.epilogue, *entering)
+        at, bias_at = at + K * N, bias_at + N
+    first, last = links[0], links[-1]
+    M, K = math.prod(first.lead), first.weights.shape[0]
+    shape = last.lead + (last.weights.shape[1],)
+    take = first.take
+
+    def kernel(a: np.ndarray) -> np.ndarray:
+        out = np.empty(shape, dtype=np.int64)
+        loops.gemm_chain(take(a).reshape(M, K), weights, biases, table, out.reshape(M, shape[-1]))
         return out
 
     return kernel

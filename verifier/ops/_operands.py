@@ -9,6 +9,9 @@ rounding rule, saturating at +-127 - with `shift` fixed at compile time from the
 of up to 1040 products stay below 2**24), about twice float64's speed on half the bytes.
 """
 
+import dataclasses
+from collections.abc import Callable
+
 import numpy as np
 
 from verifier import fixedpoint
@@ -63,12 +66,37 @@ def entering(attrs: dict, shift_key: str, proven_bits: int):
     bits, shift = operand_bits(attrs), int(attrs.get(shift_key, 0))
     if bits == ACT_BITS or not 0 < shift <= 62:  # (a 16-bit check, or a form compile_model never sets)
         return lambda x: narrowed(x, attrs, shift_key, "fast", proven_bits, with_range=False)[0]
-    limit = qmax(bits)
-    return lambda x: _narrowed_in_one_pass(x, shift, limit)[0]  # (narrowed's fast path, its constants taken once)
+    return _Narrowing(shift, qmax(bits))
+
+
+def bound_activations(kernel: Callable, take: Callable) -> Callable:
+    """A node's bound run [kernel(take(a))] for a product of activations a by a constant, carrying the kernel's
+    direct.Link (where it is a direct call) with how a enters - as it is, or by a narrowing - so that replays may
+    chain it with its neighbours (direct.chain_kernel)."""
+
+    def run(inputs: list) -> list:
+        return [kernel(take(inputs[0]))]
+
+    link = getattr(kernel, "link", None)
+    narrowing = (0, 0) if take is _unchanged else getattr(take, "narrowing", None)
+    if link is not None and narrowing is not None:
+        run.link = dataclasses.replace(link, take=take, narrowing=narrowing)
+    return run
 
 
 def _unchanged(x):
     return x
+
+
+class _Narrowing:
+    """entering's 8-bit narrowing of an operand (narrowed's fast path, its constants taken once): the operand
+    checked within 16 bits, then requantized by 2**-shift and saturated at +-limit."""
+
+    def __init__(self, shift: int, limit: int):
+        self.narrowing = (shift, limit)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return _narrowed_in_one_pass(x, *self.narrowing)[0]
 
 
 def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str, proven_bits: int = 0,

@@ -9,7 +9,7 @@ from verifier.kernels.exact_gemm import bind_gemm
 from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac
 from verifier.ops._ranges import proven_width as _proven, saturated
-from verifier.ops._operands import (entering, narrowed, narrowing, operand_bits, operand_bound,
+from verifier.ops._operands import (bound_activations, entering, narrowed, narrowing, operand_bits, operand_bound,
                                     output_scale)
 
 BIAS_BITS = 61  # a bias may dwarf the products at the accumulator scale; int64 still holds the sum
@@ -110,7 +110,7 @@ class Gemm:
         take = entering(attrs, "a_shift", _proven(proven, 0))
         if transposed:
             return lambda inputs: [kernel(take(inputs[0].T))]
-        return lambda inputs: [kernel(take(inputs[0]))]
+        return bound_activations(kernel, take)
 
     @staticmethod
     def cost(shapes, attrs, consts):

@@ -10,7 +10,7 @@ from verifier.ops import CompileContext, Lowering
 from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, runtime_spec,
                                   weight_frac)
 from verifier.ops._ranges import proven_width as _proven, saturated
-from verifier.ops._operands import (entering, narrowed, narrowing, operand_bits, operand_bound,
+from verifier.ops._operands import (bound_activations, entering, narrowed, narrowing, operand_bits, operand_bound,
                                     output_scale)
 
 
@@ -87,7 +87,7 @@ class MatMul:
             weight = prepared(consts["k1"])
             spec = requantize_spec(weight, attrs, consts.get("bias"), b_shape[-1])
             kernel = spec and bind_gemm(a_shape, weight, operand_bound(attrs), spec)
-            return (lambda inputs: [kernel(take_a(inputs[0]))]) if kernel else None
+            return bound_activations(kernel, take_a) if kernel else None
         if "bias" in consts:
             return None
         bound, take_b = operand_bound(attrs), entering(attrs, "b_shift", _proven(proven, 1))

@@ -1,14 +1,14 @@
-"""Compiled loops for products with their epilogue, each one call: a GEMM, and a 2-D convolution (with a max pool of
-its output). Through the general kernels a small layer's run is mostly their Python, their buffers and the passes
-between them; here it is one call: the operand converted to the weight's float type (a convolution's columns
-gathered, as loops.im2col), one BLAS product (np.dot, which numba hands to scipy's BLAS), and the epilogue
-(kernels/direct.py says when they run, and in which type).
+"""Compiled loops for products with their epilogue, each one call: a GEMM, a chain of GEMMs each feeding the next,
+and a 2-D convolution (with a max pool of its output). Through the general kernels a small layer's run is mostly
+their Python, their buffers and the passes between them; here it is one call: the operand converted to the weight's
+float type (a convolution's columns gathered, as loops.im2col), one BLAS product (np.dot, which numba hands to
+scipy's BLAS), and the epilogue (kernels/direct.py says when they run, and in which type).
 
 The product is exact: every product of two integers below 2**26 is, and every partial sum is an integer below 2**53
 when the caller's bound K |a| |w| < 2**53 holds (in float32: 2**24), so the sum is exact whatever the order,
-blocking or FMA of the BLAS (the exact_gemm argument). It is then converted to int64 (exact), the int64 bias added and the epilogue's integer
-form applied (_requantized, as loops.depthwise): the integers of the int64 reference product and
-epilogue.requantize."""
+blocking or FMA of the BLAS (the exact_gemm argument). It is then converted to int64 (exact), the int64 bias added
+and the epilogue's integer form applied (_requantized, as loops.depthwise): the integers of the int64 reference
+product and epilogue.requantize."""
 
 import numpy as np
 
@@ -35,6 +35,47 @@ def gemm_requantize(a, w, bias, shift, low, high, correct, out):  # pragma: no c
         sums, target = acc[m], out[m]
         for n in range(N):
             target[n] = _requantized(np.int64(sums[n]) + bias[n], rounding, low, high)
+
+
+
+@compiled
+def gemm_chain(a, weights, biases, links, out):  # pragma: no cover - compiled
+    """Consecutive gemm_requantize products in one call, each link's requantized integers the next one's operand,
+    kept in w's float type (exact: within 16 bits) rather than made int64 and converted again. a: int64 (M, K0),
+    any strides; weights: one flat float64 or float32 array holding each link's (K, N) weight, C order; biases: one
+    flat int64 array holding each link's (N,) bias; links: int64 (L, 10), per link (K, N, its weight's offset in
+    weights, its bias's offset in biases, shift, low, high, correct, then the narrowing its integers take to enter
+    the next link: shift, limit; limit 0 for none), the epilogue and narrowing as _requantized's (shift 0..62;
+    narrowing shifts 1..62, rounded with the sign correction: loops.narrow's); out: int64 (M, N of the last link).
+    Each link's integers are gemm_requantize's, then narrow's where a narrowing follows."""
+    M, K = a.shape
+    rows = np.empty((M, K), dtype=weights.dtype)
+    for m in range(M):
+        for k in range(K):
+            rows[m, k] = a[m, k]
+    last = links.shape[0] - 1
+    for link in range(last + 1):
+        K, N, at, bias_at, shift, low, high = links[link, 0], links[link, 1], links[link, 2], links[link, 3], \
+            links[link, 4], links[link, 5], links[link, 6]
+        correct, narrow_shift, narrow_limit = links[link, 7] != 0, links[link, 8], links[link, 9]
+        acc = np.empty((M, N), dtype=weights.dtype)
+        np.dot(rows, weights[at:at + K * N].reshape((K, N)), acc)
+        rounding, bias = _rounding(shift, correct), biases[bias_at:bias_at + N]
+        if link == last:
+            for m in range(M):
+                sums, target = acc[m], out[m]
+                for n in range(N):
+                    target[n] = _requantized(np.int64(sums[n]) + bias[n], rounding, low, high)
+            return
+        narrowing = _rounding(max(narrow_shift, 1), True)
+        for m in range(M):
+            sums = acc[m]
+            for n in range(N):
+                value = _requantized(np.int64(sums[n]) + bias[n], rounding, low, high)
+                if narrow_limit:
+                    value = _requantized(value, narrowing, -narrow_limit, narrow_limit)
+                sums[n] = value
+        rows = acc
 
 
 @compiled
