@@ -186,7 +186,7 @@ def test_chain_kernel_equals_its_links_one_after_another(seed, rows, length, dty
             loops.narrow(expected.reshape(-1), link.narrowing[0], link.narrowing[1], narrowed.reshape(-1))
             expected = narrowed
         out = np.empty((rows, link.weights.shape[1]), dtype=np.int64)
-        loops.gemm_requantize(expected, link.weights, link.bias, *link.epilogue, out)
+        loops.gemm_requantize(expected, link.weights, link.bias, *link.epilogue, rows, out)
         expected = out
     assert all(before.feeds(after) for before, after in zip(links, links[1:]))
     assert np.array_equal(direct.chain_kernel(links)(a), expected)

@@ -85,6 +85,39 @@ def test_direct_products_sum_in_float32_only_while_every_sum_is_below_2_to_the_2
     assert np.array_equal(convolved(x, None), conv(x, values.T.reshape(4, 255, 1, 1), path="reference"))
 
 
+@pytest.mark.parametrize("M,K,N,block", [
+    (244, 64, 64, 244),  # 999,424 multiply-adds: one call
+    (245, 64, 64, 123),  # just past 10**6: two equal blocks
+    (1000, 16, 64, 500),  # 1,024,000 of narrow operands: two blocks
+    (62, 128, 128, 62),  # K N = 16384: too wide to split, one call
+    (4096, 64, 16, 820),  # 4,194,304: five blocks
+])
+def test_a_product_past_the_blas_small_kernels_is_made_in_equal_row_blocks(M, K, N, block):
+    assert direct.row_block(M, K, N) == block
+    if K * N <= direct.BLAS_SMALL_WIDTH:
+        assert block * K * N <= direct.BLAS_SMALL_WORK < M * K * N or block == M
+
+
+@pytest.mark.parametrize("dtype,bound", [(np.float64, Q15), (np.float32, qmax(8))])
+def test_a_product_gives_the_same_integers_in_any_row_blocks(dtype, bound):
+    """gemm_requantize with blocks of 1, 7, 150 and all 300 rows (the last block short), and a direct GEMM whose
+    rule splits it (300 x 64 x 64: two blocks) against the reference."""
+    rng = np.random.default_rng(3)
+    a, values = edge_values(rng, (300, 64), bound), edge_values(rng, (64, 64), bound)
+    bias = rng.integers(-(1 << 40), 1 << 40, 64)
+    outs = []
+    for block in (1, 7, 150, 300):
+        out = np.empty((300, 64), dtype=np.int64)
+        loops.gemm_requantize(a, values.astype(dtype), bias, 17, -Q15, Q15, True, block, out)
+        outs.append(out)
+    assert all(np.array_equal(out, outs[0]) for out in outs[1:])
+    spec = Requantize(17, 16, False, bias)
+    assert direct.row_block(300, 64, 64) == 150
+    out = direct.gemm_kernel(a.shape, prepare(values), spec, 64 * bound * bound)(a)
+    assert np.array_equal(out, expected(gemm(a, values, path="reference"), spec, -1))
+    assert np.array_equal(out, outs[0])
+
+
 def _calls(monkeypatch, name: str) -> list:
     calls, original = [], getattr(loops, name)
     monkeypatch.setattr(loops, name, lambda *args: calls.append(name) or original(*args))

@@ -150,13 +150,13 @@ for dtype, values in ((np.float64, (32767, 1 << 20)), (np.float32, (127, 127))):
                                   edge(6, 1 << 40), shift, low, 32767, correct, windows, out)
         small_gemm = np.empty((7, 5), np.int64)
         loops.gemm_requantize(edge(7 * 9, values[0]).reshape(7, 9), edge(9 * 5, values[1]).astype(dtype).reshape(9, 5),
-                              edge(5, 1 << 40), shift, low, 32767, correct, small_gemm)
+                              edge(5, 1 << 40), shift, low, 32767, correct, 3, small_gemm)  # (3 rows a BLAS call)
         digest.update(small_conv.tobytes() + small_pooled.tobytes() + small_gemm.tobytes())
         chained = np.empty((7, 3), np.int64)
         narrowing = (5, 127) if dtype is np.float32 else (0, 0)  # (float32: every link's operand within 8 bits)
-        links = np.array([[9, 6, 0, 0, shift, low, 32767, correct, 3, 127],
-                          [6, 4, 54, 6, 1, -32767, 32767, 1, *narrowing],
-                          [4, 3, 78, 10, shift, low, 32767, correct, 0, 0]], dtype=np.int64)
+        links = np.array([[9, 6, 0, 0, shift, low, 32767, correct, 3, 127, 7],
+                          [6, 4, 54, 6, 1, -32767, 32767, 1, *narrowing, 2],
+                          [4, 3, 78, 10, shift, low, 32767, correct, 0, 0, 5]], dtype=np.int64)
         loops.gemm_chain(edge(7 * 9, values[0]).reshape(7, 9), edge(90, values[1]).astype(dtype), edge(13, 1 << 40),
                          links, chained)
         digest.update(chained.tobytes())

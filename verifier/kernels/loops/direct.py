@@ -17,11 +17,12 @@ from verifier.kernels.loops.rows import _requantized, _rounding  # noqa: F401 (i
 
 
 @compiled
-def gemm_requantize(a, w, bias, shift, low, high, correct, out):  # pragma: no cover - compiled
+def gemm_requantize(a, w, bias, shift, low, high, correct, block, out):  # pragma: no cover - compiled
     """out[m, n] = _requantized(sum_k a[m, k] * w[k, n] + bias[n]) into [low, high], shift 0..62 (the correction
     skipped when not `correct`: a fused Relu, low = 0). a: int64 (M, K), any strides; w: float64 or float32 (K, N),
     the weight's integers, C-contiguous (float32 when K |a| |w| < 2**24: then exact as well); bias: int64 (N,);
-    out: int64 (M, N). The sums are one BLAS product (np.dot: exact, as above) of a's integers in w's type."""
+    out: int64 (M, N). The sums are BLAS products (np.dot: exact, as above) of a's integers in w's type, `block`
+    rows a call (_product)."""
     M, K = a.shape
     N = w.shape[1]
     rounding = _rounding(shift, correct)
@@ -30,7 +31,7 @@ def gemm_requantize(a, w, bias, shift, low, high, correct, out):  # pragma: no c
         for k in range(K):
             rows[m, k] = a[m, k]
     acc = np.empty((M, N), dtype=w.dtype)
-    np.dot(rows, w, acc)
+    _product(rows, w, acc, block)
     for m in range(M):
         sums, target = acc[m], out[m]
         for n in range(N):
@@ -43,10 +44,11 @@ def gemm_chain(a, weights, biases, links, out):  # pragma: no cover - compiled
     """Consecutive gemm_requantize products in one call, each link's requantized integers the next one's operand,
     kept in w's float type (exact: within 16 bits) rather than made int64 and converted again. a: int64 (M, K0),
     any strides; weights: one flat float64 or float32 array holding each link's (K, N) weight, C order; biases: one
-    flat int64 array holding each link's (N,) bias; links: int64 (L, 10), per link (K, N, its weight's offset in
+    flat int64 array holding each link's (N,) bias; links: int64 (L, 11), per link (K, N, its weight's offset in
     weights, its bias's offset in biases, shift, low, high, correct, then the narrowing its integers take to enter
-    the next link: shift, limit; limit 0 for none), the epilogue and narrowing as _requantized's (shift 0..62;
-    narrowing shifts 1..62, rounded with the sign correction: loops.narrow's); out: int64 (M, N of the last link).
+    the next link: shift, limit; limit 0 for none; then its product's rows a BLAS call: _product), the epilogue and
+    narrowing as _requantized's (shift 0..62; narrowing shifts 1..62, rounded with the sign correction:
+    loops.narrow's); out: int64 (M, N of the last link).
     Each link's integers are gemm_requantize's, then narrow's where a narrowing follows."""
     M, K = a.shape
     rows = np.empty((M, K), dtype=weights.dtype)
@@ -59,7 +61,7 @@ def gemm_chain(a, weights, biases, links, out):  # pragma: no cover - compiled
             links[link, 4], links[link, 5], links[link, 6]
         correct, narrow_shift, narrow_limit = links[link, 7] != 0, links[link, 8], links[link, 9]
         acc = np.empty((M, N), dtype=weights.dtype)
-        np.dot(rows, weights[at:at + K * N].reshape((K, N)), acc)
+        _product(rows, weights[at:at + K * N].reshape((K, N)), acc, links[link, 10])
         rounding, bias = _rounding(shift, correct), biases[bias_at:bias_at + N]
         if link == last:
             for m in range(M):
@@ -126,6 +128,16 @@ def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shi
                     for ow in range(OW):
                         total = np.int64(sums[oh * OW + ow]) + bias[channel]
                         target[oh, ow] = _requantized(total, rounding, low, high)
+
+
+@inlined
+def _product(rows, w, acc, block):  # pragma: no cover - compiled
+    """acc = rows @ w, one BLAS call (np.dot) per `block` rows of `rows` (the last block may hold fewer; kernels/
+    direct.row_block says why a product is split). Each row's sums are the same, exact, whichever call makes them."""
+    M = rows.shape[0]
+    for start in range(0, M, block):
+        stop = min(start + block, M)
+        np.dot(rows[start:stop], w, acc[start:stop])
 
 
 @inlined
