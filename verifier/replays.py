@@ -1,7 +1,8 @@
 """Replays: the runs whose feed shapes a completed run has seen (verifier/interpreter.py says why they need no
 metering). A replay runs its nodes as one Python function made for it: straight-line code that reads each tensor
 from a local variable, checks the input shapes the recorded run saw, calls each node's bound function (its op's
-`bind` for those shapes) or its run, and frees each tensor after its last reader, as the metered loop does. A
+`bind` for those shapes) or its run, and frees each tensor after its last reader, as the metered loop does.
+Consecutive bound Dense layers, each handing its one result to the next alone, run as one chain (_chained). A
 small model's run is then its kernels and little else.
 
 The function is generated as source text from indices alone - tensors are t0, t1, ...; constants, shapes, nodes and

@@ -175,8 +175,7 @@ def test_chain_kernel_equals_its_links_one_after_another(seed, rows, length, dty
         narrowing = (int(rng.integers(1, 12)), 127) if float32 or rng.integers(0, 2) else (0, 0)
         links.append(direct.Link(weights.astype(dtype), rng.integers(-(1 << 40), 1 << 40, n),
                                  (shift, 0 if relu else -Q15, Q15, not relu), (rows,), narrowing=narrowing))
-    links[0] = direct.Link(links[0].weights, links[0].bias, links[0].epilogue, (rows,), take=lambda a: a,
-                           narrowing=(0, 0))
+    links[0] = direct.Link(links[0].weights, links[0].bias, links[0].epilogue, (rows,), narrowing=(0, 0))
     a = rng.integers(-(127 if float32 else Q15), (127 if float32 else Q15) + 1, (rows, widths[0]))
     a[0] = -(127 if float32 else Q15)
     expected = a

@@ -118,6 +118,25 @@ def test_a_product_gives_the_same_integers_in_any_row_blocks(dtype, bound):
     assert np.array_equal(out, outs[0])
 
 
+@pytest.mark.parametrize("bound", [Q15, qmax(8)])
+def test_a_gemm_past_the_direct_limit_is_blocked_on_the_general_paths_with_the_reference_bits(bound, monkeypatch):
+    """1100 x 64 x 64 (4.5M multiply-adds, past GEMM_MAX_WORK): the general float64 path (16-bit: its doubled
+    operands, K + 1 = 65) or float32 path (8-bit, the limb path off) makes it in row blocks (exact_gemm.matmul_rows),
+    with the reference's integers."""
+    from verifier.kernels import limbs
+
+    monkeypatch.setenv(limbs.ENVIRONMENT, "off")
+    calls, original = [], np.matmul
+    monkeypatch.setattr(np, "matmul", lambda a, b, **kw: calls.append(a.shape) or original(a, b, **kw))
+    rng = np.random.default_rng(bound)
+    a, values = edge_values(rng, (1100, 64), bound), edge_values(rng, (64, 64), bound)
+    spec = Requantize(19, 16, True, rng.integers(-(1 << 40), 1 << 40, 64))
+    reference = expected(gemm(a, values, path="reference"), spec, -1)
+    calls.clear()
+    assert np.array_equal(gemm(a, prepare(values), a_bound=bound, requantize=spec), reference)
+    assert len(calls) == 5 and sum(shape[0] for shape in calls) == 1100  # (rows of at most 10**6 multiply-adds)
+
+
 def _calls(monkeypatch, name: str) -> list:
     calls, original = [], getattr(loops, name)
     monkeypatch.setattr(loops, name, lambda *args: calls.append(name) or original(*args))

@@ -32,14 +32,16 @@ if TYPE_CHECKING:  # (exact_gemm imports this module)
 GEMM_MAX_WORK = 1 << 22
 CONV_MAX_WORK = 1 << 20
 
-# scipy's OpenBLAS multiplies a product of at most 10**6 multiply-adds (M N K) by its small-matrix kernels (on
-# SkylakeX and later x86 cores), which are much faster for narrow operands than its packed path above that: 244 rows
-# by 64 x 64 took 26.7 us in float64, 245 rows 34.8. So a GEMM past it, of operands narrow enough that each part
-# still holds many rows (K N <= 4096), is made in row blocks of at most 10**6 (row_block). From a grid of K and N
-# (16-256) at 1.05M, 2.1M and 4.2M multiply-adds, blocks against one call: K N <= 4096 took 0.67-0.82 of the time
-# in float64 and 0.57-0.79 in float32; at K N = 8192, 0.68-1.14; past that, up to 1.22.
+# OpenBLAS (scipy's and numpy's) multiplies a product of at most 10**6 multiply-adds (M N K) by its small-matrix
+# kernels (on SkylakeX and later x86 cores), which are much faster for narrow operands than its packed path above
+# that: 244 rows by 64 x 64 took 26.7 us in float64, 245 rows 34.8. So a GEMM past it, of operands narrow enough
+# that each part still holds a few hundred rows (K N <= 4608), is made in row blocks of at most 10**6 (row_block),
+# here and on the general float paths (exact_gemm.matmul_rows). From a grid of K and N (16-256) at 1.05M, 2.1M and
+# 4.2M multiply-adds, blocks against one call (numba's np.dot): K N <= 4096 took 0.67-0.82 of the time in float64
+# and 0.57-0.79 in float32; at K N = 8192, 0.68-1.14; past that, up to 1.22. Through np.matmul, with the general
+# path's column of ones (K + 1), 2.1M-17M multiply-adds at K N of 650-4224 took 0.58-0.80.
 BLAS_SMALL_WORK = 10**6
-BLAS_SMALL_WIDTH = 4096
+BLAS_SMALL_WIDTH = 4608
 
 
 def applies(work: int, limit: int, acc_bound: int, requantize) -> bool:
@@ -76,8 +78,8 @@ def gemm_kernel(a_shape: tuple, b: "Prepared", requantize, acc_bound: int) -> Ca
 class Link:
     """A direct GEMM kernel's part in a chain (chain_kernel): its weight's integers (K, N) in the float type, its
     int64 bias, its epilogue's integer form (shift, low, high, correct) and the activations' leading axes; the op
-    that binds it adds how its operand enters: `take` (ops/_operands.entering) and the narrowing that is,
-    (shift, limit), (0, 0) for none."""
+    that binds it adds how its operand enters: `take` (ops/_operands.entering; None: as it is) and the narrowing
+    that is, (shift, limit), (0, 0) for none."""
 
     weights: np.ndarray
     bias: np.ndarray
@@ -119,7 +121,8 @@ def chain_kernel(links: list) -> Callable:
 
     def kernel(a: np.ndarray) -> np.ndarray:
         out = np.empty(shape, dtype=np.int64)
-        loops.gemm_chain(take(a).reshape(M, K), weights, biases, table, out.reshape(M, shape[-1]))
+        operand = a if take is None else take(a)
+        loops.gemm_chain(operand.reshape(M, K), weights, biases, table, out.reshape(M, shape[-1]))
         return out
 
     return kernel

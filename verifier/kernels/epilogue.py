@@ -239,7 +239,10 @@ def float_product(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
     is (exact_gemm.plan_gemm): one product in the operands' type (scratch space, valid until the next call)
     when a single chunk covers K, else the chunks summed in float64 (a new array)."""
     if chunk >= a.shape[-1]:
-        return np.matmul(a, b, out=exact_gemm.product_buffer(a, b, "fused_product"))
+        out = exact_gemm.product_buffer(a, b, "fused_product")
+        if a.ndim == b.ndim == 2:
+            return exact_gemm.matmul_rows(a, b, out)
+        return np.matmul(a, b, out=out)
     return exact_gemm.matmul_float_sum(a, b, chunk)
 
 

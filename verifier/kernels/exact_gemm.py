@@ -258,7 +258,7 @@ def _float64_activations(a_shape: tuple, b: "Prepared", plan: GemmPlan, requanti
         rows = window.scratch("gemm_a", (M, K + 1), np.float64)
         rows[:, :K] = a.reshape(M, K)
         rows[:, K] = 1.0
-        product = np.matmul(rows, weights, out=window.scratch("gemm_product", (M, N), np.float64))
+        product = matmul_rows(rows, weights, window.scratch("gemm_product", (M, N), np.float64))
         out = np.empty(lead + (N,), dtype=np.int64)
         loops.finish(product.reshape(1, M, N), offset, *rounding, out.reshape(1, M, N), False)
         return out
@@ -382,6 +382,19 @@ def matmul_float_sum(a_float, b_float, chunk: int) -> np.ndarray:
         else:
             total += part
     return total
+
+
+def matmul_rows(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """np.matmul(a, b, out=out) of 2-D float operands, in the row blocks direct.row_block gives the product (one
+    call where it gives all rows). Each row's sums are made by one call either way, exact under the caller's bound,
+    so the values are the same."""
+    M, K = a.shape
+    block = direct.row_block(M, K, b.shape[1])
+    if block >= M:
+        return np.matmul(a, b, out=out)
+    for start in range(0, M, block):
+        np.matmul(a[start:start + block], b, out=out[start:start + block])
+    return out
 
 
 def product_buffer(a, b, name: str = "gemm_product"):

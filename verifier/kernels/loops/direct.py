@@ -38,7 +38,6 @@ def gemm_requantize(a, w, bias, shift, low, high, correct, block, out):  # pragm
             target[n] = _requantized(np.int64(sums[n]) + bias[n], rounding, low, high)
 
 
-
 @compiled
 def gemm_chain(a, weights, biases, links, out):  # pragma: no cover - compiled
     """Consecutive gemm_requantize products in one call, each link's requantized integers the next one's operand,
