@@ -147,7 +147,7 @@ def test_a_result_read_by_a_second_node_ends_the_chain():
     assert_bits_agree(program, x)
 
 
-def test_the_reference_path_and_a_forced_fast_session_agree_on_the_bench_mlp(digits_models, digits):
+def test_the_bench_mlp_chains_its_three_layers_with_the_reference_bits(digits_models, digits):
     x = digits[0][:256]
     program = compile_model(digits_models["mlp_torchscript"], calibration={"input": x})
     feeds = integer_feeds(program, {"input": x})
