@@ -100,15 +100,16 @@ def test_a_product_past_the_blas_small_kernels_is_made_in_equal_row_blocks(M, K,
 
 @pytest.mark.parametrize("dtype,bound", [(np.float64, Q15), (np.float32, qmax(8))])
 def test_a_product_gives_the_same_integers_in_any_row_blocks(dtype, bound):
-    """gemm_requantize with blocks of 1, 7, 150 and all 300 rows (the last block short), and a direct GEMM whose
-    rule splits it (300 x 64 x 64: two blocks) against the reference."""
+    """loops.gemm_chain with blocks of 1, 7, 150 and all 300 rows (the last block short), and a direct GEMM whose
+    rule splits it (300 x 64 x 64: two blocks, in scratch buffers) against the reference."""
     rng = np.random.default_rng(3)
     a, values = edge_values(rng, (300, 64), bound), edge_values(rng, (64, 64), bound)
     bias = rng.integers(-(1 << 40), 1 << 40, 64)
     outs = []
     for block in (1, 7, 150, 300):
         out = np.empty((300, 64), dtype=np.int64)
-        loops.gemm_requantize(a, values.astype(dtype), bias, 17, -Q15, Q15, True, block, out)
+        link = np.array([[64, 64, 0, 0, 17, -Q15, Q15, 1, 0, 0, block]])
+        loops.gemm_chain(a, values.astype(dtype).reshape(-1), bias, link, np.empty((2, 0), dtype), out)
         outs.append(out)
     assert all(np.array_equal(out, outs[0]) for out in outs[1:])
     spec = Requantize(17, 16, False, bias)
@@ -120,12 +121,13 @@ def test_a_product_gives_the_same_integers_in_any_row_blocks(dtype, bound):
 
 @pytest.mark.parametrize("bound", [Q15, qmax(8)])
 def test_a_gemm_past_the_direct_limit_is_blocked_on_the_general_paths_with_the_reference_bits(bound, monkeypatch):
-    """1100 x 64 x 64 (4.5M multiply-adds, past GEMM_MAX_WORK): the general float64 path (16-bit: its doubled
-    operands, K + 1 = 65) or float32 path (8-bit, the limb path off) makes it in row blocks (exact_gemm.matmul_rows),
-    with the reference's integers."""
+    """1100 x 64 x 64 (4.5M multiply-adds, past a GEMM_MAX_WORK of 4M): the general float64 path (16-bit: its
+    doubled operands, K + 1 = 65) or float32 path (8-bit, the limb path off) makes it in row blocks
+    (exact_gemm.matmul_rows), with the reference's integers."""
     from verifier.kernels import limbs
 
     monkeypatch.setenv(limbs.ENVIRONMENT, "off")
+    monkeypatch.setattr(direct, "GEMM_MAX_WORK", 1 << 22)
     calls, original = [], np.matmul
     monkeypatch.setattr(np, "matmul", lambda a, b, **kw: calls.append(a.shape) or original(a, b, **kw))
     rng = np.random.default_rng(bound)
@@ -146,14 +148,14 @@ def _calls(monkeypatch, name: str) -> list:
 @pytest.mark.parametrize("rows", [1, 2])
 def test_a_gemm_runs_directly_below_its_work_limit_and_on_blas_from_it(rows, monkeypatch):
     """(rows, 64) @ (64, GEMM_MAX_WORK / 128): half the limit, then the limit itself; the same bits either way."""
-    calls = _calls(monkeypatch, "gemm_requantize")
+    calls = _calls(monkeypatch, "gemm_chain")
     rng = np.random.default_rng(rows)
     N = direct.GEMM_MAX_WORK // 128
     a, values = edge_values(rng, (rows, 64), Q15), edge_values(rng, (64, N), Q15)
     spec = Requantize(20, 16, False, rng.integers(-(1 << 40), 1 << 40, N))
     out = gemm(a, prepare(values), a_bound=Q15, requantize=spec)
     assert np.array_equal(out, expected(gemm(a, values, path="reference"), spec, -1))
-    assert calls == (["gemm_requantize"] if rows == 1 else [])
+    assert calls == (["gemm_chain"] if rows == 1 else [])
 
 
 @pytest.mark.parametrize("images", [1, 2])

@@ -235,13 +235,13 @@ def test_a_gemm_with_enough_work_takes_the_limb_path_from_a_shorter_k(monkeypatc
 def test_8_bit_gemms_take_the_limb_path_only_from_float32_s_thresholds(monkeypatch):
     """Against a float32 direct call a GEMM needs FLOAT32_MIN_WORK multiply-adds and K >= 240 per product: K = 256
     by 256 columns takes the limb path from 16 rows (1M multiply-adds), not at 8; K = 64 by 64 columns (digits_mlp's
-    first layer) keeps float32 at 256 rows (1M), and takes the limb path at 1024 (4M: past the direct call's limit,
-    where GEMM_MIN_K_PER_PRODUCT holds)."""
+    first layer) keeps float32 at 256 and 1024 rows (1M, 4M), and takes the limb path at 16384 (64M: at the direct
+    call's limit, where the general float path competes and GEMM_MIN_K_PER_PRODUCT holds)."""
     assert _rows_on_limbs(monkeypatch, 256, 256, 256, (8, 16), bits=8) == [16]
     assert 8 * 256 * 256 < limbs.FLOAT32_MIN_WORK <= 16 * 256 * 256
-    assert _rows_on_limbs(monkeypatch, 64, 64, 64, (256, 1024), bits=8) == [1024]
+    assert _rows_on_limbs(monkeypatch, 64, 64, 64, (256, 1024, 16384), bits=8) == [16384]
     assert limbs.GEMM_MIN_K_PER_PRODUCT <= 64 < limbs.FLOAT32_GEMM_MIN_K_PER_PRODUCT
-    assert 256 * 64 * 64 < direct.GEMM_MAX_WORK <= 1024 * 64 * 64
+    assert 1024 * 64 * 64 < direct.GEMM_MAX_WORK <= 16384 * 64 * 64
 
 
 def test_a_conv_with_few_output_positions_takes_the_limb_path_from_a_shorter_k(monkeypatch):

@@ -148,17 +148,18 @@ for dtype, values in ((np.float64, (32767, 1 << 20)), (np.float32, (127, 127))):
         for windows, out in ((NO_POOL, small_conv), (window_indices((4, 3), pool), small_pooled)):
             loops.conv_requantize(small_images, small_filters, (3, 2), (2, 1), (1, 2), (1, 0), (4, 3),
                                   edge(6, 1 << 40), shift, low, 32767, correct, windows, out)
-        small_gemm = np.empty((7, 5), np.int64)
-        loops.gemm_requantize(edge(7 * 9, values[0]).reshape(7, 9), edge(9 * 5, values[1]).astype(dtype).reshape(9, 5),
-                              edge(5, 1 << 40), shift, low, 32767, correct, 3, small_gemm)  # (3 rows a BLAS call)
+        small_gemm = np.empty((7, 5), np.int64)  # (one link, 3 rows a BLAS call, its buffers allocated)
+        loops.gemm_chain(edge(7 * 9, values[0]).reshape(7, 9), edge(9 * 5, values[1]).astype(dtype), edge(5, 1 << 40),
+                         np.array([[9, 5, 0, 0, shift, low, 32767, correct, 0, 0, 3]]), np.empty((2, 0), dtype),
+                         small_gemm)
         digest.update(small_conv.tobytes() + small_pooled.tobytes() + small_gemm.tobytes())
-        chained = np.empty((7, 3), np.int64)
+        chained = np.empty((7, 3), np.int64)  # (three links in scratch buffers)
         narrowing = (5, 127) if dtype is np.float32 else (0, 0)  # (float32: every link's operand within 8 bits)
         links = np.array([[9, 6, 0, 0, shift, low, 32767, correct, 3, 127, 7],
                           [6, 4, 54, 6, 1, -32767, 32767, 1, *narrowing, 2],
                           [4, 3, 78, 10, shift, low, 32767, correct, 0, 0, 5]], dtype=np.int64)
         loops.gemm_chain(edge(7 * 9, values[0]).reshape(7, 9), edge(90, values[1]).astype(dtype), edge(13, 1 << 40),
-                         links, chained)
+                         links, np.full((2, 7 * 9), np.nan, dtype), chained)
         digest.update(chained.tobytes())
 from verifier.nonlinear.exp_log import spec_constants
 c = spec_constants()

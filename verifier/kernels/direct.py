@@ -17,19 +17,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from verifier.fixedpoint import ACT_BITS, FLOAT32_EXACT, FLOAT64_EXACT, INT64_SAFE, qmax
-from verifier.kernels import loops
+from verifier.kernels import loops, window
 
 if TYPE_CHECKING:  # (exact_gemm imports this module)
     from verifier.kernels.exact_gemm import Prepared
 
 # Multiply-adds (M K N for a GEMM; images, positions, K and OC for a convolution) below which the direct call runs
-# (scripts/bench_small.py --tables direct: both bound kernels, 16-bit, single-threaded, alternating, two runs).
-# GEMMs of 4K to 4M took 0.43-0.99 of the general kernel's time (once 1.10: one row by 512 x 128, 8.5 us against
-# 7.8), 33M 0.96-0.99: past 4M the fixed costs it saves are noise, and its temporaries are not reused as the general
-# kernel's scratch is. Convolutions of 4.6K-692K took 0.35-0.89 and 1.2M 0.91-1.05; past that Winograd's fewer
+# (scripts/bench_small.py --tables direct: both bound kernels, 16-bit, single-threaded, alternating). GEMMs of 4K to
+# 67M took 0.39-0.99 of the general kernel's time, in row blocks and reused scratch (chain_kernel); the largest
+# measured is the limit. Convolutions of 4.6K-692K took 0.35-0.89 and 1.2M 0.91-1.05; past that Winograd's fewer
 # products win (1.6M: 1.24-1.25, 29M: 1.88-2.02), while im2col-planned ones still tie (2.7M: 0.86-0.89).
 # The limb path (kernels/limbs.py), where a machine and a product's K take it, is asked first.
-GEMM_MAX_WORK = 1 << 22
+GEMM_MAX_WORK = 1 << 26
 CONV_MAX_WORK = 1 << 20
 
 # OpenBLAS (scipy's and numpy's) multiplies a product of at most 10**6 multiply-adds (M N K) by its small-matrix
@@ -43,6 +42,9 @@ CONV_MAX_WORK = 1 << 20
 BLAS_SMALL_WORK = 10**6
 BLAS_SMALL_WIDTH = 4608
 
+SCRATCH_BYTES = 1 << 16  # a chain's buffers from this size are the thread's reused scratch (window.scratch): fresh
+# ones past malloc's mmap threshold cost a page fault a page on every call
+
 
 def applies(work: int, limit: int, acc_bound: int, requantize) -> bool:
     """Whether a product of `work` multiply-adds whose sums are bounded by acc_bound runs directly: small enough,
@@ -54,32 +56,28 @@ def applies(work: int, limit: int, acc_bound: int, requantize) -> bool:
 
 def gemm_kernel(a_shape: tuple, b: "Prepared", requantize, acc_bound: int) -> Callable:
     """The requantized a @ b for activations a of a_shape (..., K) against a prepared 2-D b, as a function of a
-    (applies() holds for it and acc_bound)."""
-    lead, K = tuple(a_shape[:-1]), int(a_shape[-1])
-    M, N = math.prod(lead), int(b.values.shape[1])
+    (applies() holds for it and acc_bound): a chain of one link, which it carries (`link`) for replays to chain
+    with its neighbours."""
+    lead = tuple(a_shape[:-1])
+    N = int(b.values.shape[1])
     dtype = _float_type(acc_bound)
     key = ("direct rows", dtype)
     weights = b.cache.get(key)
     if weights is None:  # (the weight may be a transposed view: its rows made contiguous, once)
         weights = b.cache.setdefault(key, np.ascontiguousarray(b.values, dtype=dtype))
-    bias, (shift, low, high, correct) = _integer_form(requantize, N)
-    block = row_block(M, K, N)
-
-    def kernel(a: np.ndarray) -> np.ndarray:
-        out = np.empty(lead + (N,), dtype=np.int64)
-        loops.gemm_requantize(a.reshape(M, K), weights, bias, shift, low, high, correct, block, out.reshape(M, N))
-        return out
-
-    kernel.link = Link(weights, bias, (shift, low, high, correct), lead)
+    bias, epilogue = _integer_form(requantize, N)
+    link = Link(weights, bias, epilogue, lead)
+    kernel = chain_kernel([link])
+    kernel.link = link
     return kernel
 
 
 @dataclass(frozen=True)
 class Link:
-    """A direct GEMM kernel's part in a chain (chain_kernel): its weight's integers (K, N) in the float type, its
-    int64 bias, its epilogue's integer form (shift, low, high, correct) and the activations' leading axes; the op
-    that binds it adds how its operand enters: `take` (ops/_operands.entering; None: as it is) and the narrowing
-    that is, (shift, limit), (0, 0) for none."""
+    """A direct GEMM's part in a chain (chain_kernel): its weight's integers (K, N) in the float type, its int64
+    bias, its epilogue's integer form (shift, low, high, correct) and the activations' leading axes; the op that
+    binds it adds how its operand enters: `take` (ops/_operands.entering; None: as it is) and the narrowing that
+    is, (shift, limit), (0, 0) for none."""
 
     weights: np.ndarray
     bias: np.ndarray
@@ -94,17 +92,17 @@ class Link:
         chain need not), and an operand entering as it is or by a narrowing."""
         low, high = self.epilogue[1:3]
         return (successor.narrowing is not None and successor.lead == self.lead and -qmax(ACT_BITS) <= low
-                and high <= qmax(ACT_BITS)
-                and successor.weights.dtype == self.weights.dtype
+                and high <= qmax(ACT_BITS) and successor.weights.dtype == self.weights.dtype
                 and successor.weights.shape[0] == self.weights.shape[1])
 
 
 def chain_kernel(links: list) -> Callable:
-    """Direct GEMMs where each link's result is the next one's operand alone (Link.feeds), as one compiled call
+    """GEMMs where each link's result is the next one's operand alone (Link.feeds) as one compiled call
     (loops.gemm_chain): a function of the first link's operand (taken as it enters) giving the last link's result.
     The same integers as the links' kernels one after another, less their int64 results between links and a call
-    each."""
-    weights = np.concatenate([link.weights.reshape(-1) for link in links])
+    each. Buffers past SCRATCH_BYTES are the thread's scratch space, reused from call to call."""
+    weights = links[0].weights.reshape(-1) if len(links) == 1 else np.concatenate(
+        [link.weights.reshape(-1) for link in links])
     biases = np.concatenate([link.bias for link in links])
     table = np.zeros((len(links), 11), dtype=np.int64)
     M = math.prod(links[0].lead)
@@ -117,12 +115,17 @@ def chain_kernel(links: list) -> Callable:
     first, last = links[0], links[-1]
     K = first.weights.shape[0]
     shape = last.lead + (last.weights.shape[1],)
+    size = M * max([K] + [link.weights.shape[1] for link in links])
+    dtype = weights.dtype
+    use_scratch = size * dtype.itemsize >= SCRATCH_BYTES
+    none = np.empty((2, 0), dtype=dtype)
     take = first.take
 
     def kernel(a: np.ndarray) -> np.ndarray:
-        out = np.empty(shape, dtype=np.int64)
         operand = a if take is None else take(a)
-        loops.gemm_chain(operand.reshape(M, K), weights, biases, table, out.reshape(M, shape[-1]))
+        out = np.empty(shape, dtype=np.int64)
+        scratch = window.scratch("direct products", (2, size), dtype) if use_scratch else none
+        loops.gemm_chain(operand.reshape(M, K), weights, biases, table, scratch, out.reshape(M, shape[-1]))
         return out
 
     return kernel

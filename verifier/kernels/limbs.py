@@ -79,12 +79,14 @@ GEMM_MIN_WORK = 1 << 18
 # from 262K on the results were mixed (0.43-1.65)
 LIMB_MIN_WORK = 1 << 17
 # Against a float32 product (8-bit operands), which the direct call (kernels/direct.py) runs below 1M multiply-adds
-# (4M for a GEMM) with no Python between its passes, the limb path pays later (bench_small.py --tables limbs,
+# (64M for a GEMM) with no Python between its passes, the limb path pays later (bench_small.py --tables limbs,
 # 8-bit, limbs "always" against "off", two runs): convolutions of 74K-346K took 1.52-1.94x the float time, of 1.2M
 # 0.78-0.89 and 6.2M 0.39-0.41; GEMMs took 1.14-3.55x below 1M, and at 1M 0.63-0.65 at K = 256 (16 rows by 256
 # columns), 0.98-1.01 at K = 256 (64 rows by 64) and 1.20 at K = 64 (256 rows by 64: digits_mlp's first layer at
-# batch 256). Past the direct call's GEMM limit the general float path competes, and GEMM_MIN_K_PER_PRODUCT holds:
-# 1024 rows by 64 at K = 64 (4M) took 0.42
+# batch 256); from 4M, where the direct call makes its products in row blocks, 1.06-1.08 at K = 64 (1024 and 4096
+# rows by 64), 0.83 at K = 64 by 128 columns, 0.75 at K = 128 and 0.60 at K = 256 (512 rows by 64). Past the direct
+# call's GEMM limit the general float path competes, and GEMM_MIN_K_PER_PRODUCT holds (against it, 1024 rows by 64 at
+# K = 64 took 0.42 when the direct call stopped at 4M)
 FLOAT32_MIN_WORK = 1 << 20
 FLOAT32_GEMM_MIN_K_PER_PRODUCT = 240
 ENVIRONMENT = "VINFER_LIMB_PRODUCTS"  # auto | on | always | off (setting)

@@ -23,13 +23,13 @@ limb products' splitting and recombining, kernels/limbs.py) and powers.py (integ
 
 from verifier.kernels.loops.rows import (affine_requantize, finish, layer_norm, multiply_requantize, narrow,
                                          quantize, softmax, sum_requantize, value_range)
-from verifier.kernels.loops.direct import conv_requantize, gemm_chain, gemm_requantize
+from verifier.kernels.loops.direct import conv_requantize, gemm_chain
 from verifier.kernels.loops.powers import lrn
 from verifier.kernels.loops.limbs import (limb_channels, limb_combine, limb_combine_rows, limb_gather, limb_planes,
                                           limb_rows)
 from verifier.kernels.loops.windows import avg_pool, depthwise, depthwise_fused, im2col, max_pool
 from verifier.kernels.loops.winograd import winograd4_input, winograd4_output, winograd_input, winograd_output
 
-__all__ = ["affine_requantize", "avg_pool", "conv_requantize", "depthwise", "depthwise_fused", "finish", "gemm_chain", "gemm_requantize", "im2col", "layer_norm", "limb_channels", "limb_combine", "limb_combine_rows", "limb_gather",
+__all__ = ["affine_requantize", "avg_pool", "conv_requantize", "depthwise", "depthwise_fused", "finish", "gemm_chain", "im2col", "layer_norm", "limb_channels", "limb_combine", "limb_combine_rows", "limb_gather",
            "limb_planes", "limb_rows", "lrn", "max_pool", "multiply_requantize", "narrow", "quantize", "softmax", "sum_requantize",
            "value_range", "winograd4_input", "winograd4_output", "winograd_input", "winograd_output"]

@@ -17,40 +17,22 @@ from verifier.kernels.loops.rows import _requantized, _rounding  # noqa: F401 (i
 
 
 @compiled
-def gemm_requantize(a, w, bias, shift, low, high, correct, block, out):  # pragma: no cover - compiled
-    """out[m, n] = _requantized(sum_k a[m, k] * w[k, n] + bias[n]) into [low, high], shift 0..62 (the correction
-    skipped when not `correct`: a fused Relu, low = 0). a: int64 (M, K), any strides; w: float64 or float32 (K, N),
-    the weight's integers, C-contiguous (float32 when K |a| |w| < 2**24: then exact as well); bias: int64 (N,);
-    out: int64 (M, N). The sums are BLAS products (np.dot: exact, as above) of a's integers in w's type, `block`
-    rows a call (_product)."""
+def gemm_chain(a, weights, biases, links, scratch, out):  # pragma: no cover - compiled
+    """GEMMs with their epilogue, each link's requantized integers the next one's operand (one link: one GEMM).
+    out[m, n] = _requantized(sum_k x[m, k] * w[k, n] + bias[n]) into [low, high] for each link's operand x and
+    weight w, the first operand being a; a link's integers enter the next link in the weights' float type (exact:
+    within 16 bits), narrowed first where the next link narrows its operand (loops.narrow's integers).
+    a: int64 (M, K0), any strides; weights: one flat float64 or float32 array holding each link's (K, N) weight's
+    integers, C order (float32 when every link's K |x| |w| < 2**24: then exact as well); biases: one flat int64
+    array holding each link's (N,) bias; links: int64 (L, 11), per link (K, N, its weight's offset in weights, its
+    bias's offset in biases, shift (0..62), low, high, correct (the sign correction, skipped for a fused Relu: low
+    = 0), then the narrowing of its integers for the next link, shift (1..62) and limit (0: none), then its
+    product's rows a BLAS call: _product); scratch: float (2, S) in the weights' type, S at least M times the widest
+    operand or result, where the operands and results live (a caller's reused buffers: large fresh ones cost page
+    faults), or (2, 0): allocated here; out: int64 (M, N of the last link). The sums are BLAS products (np.dot:
+    exact, as above)."""
     M, K = a.shape
-    N = w.shape[1]
-    rounding = _rounding(shift, correct)
-    rows = np.empty((M, K), dtype=w.dtype)
-    for m in range(M):
-        for k in range(K):
-            rows[m, k] = a[m, k]
-    acc = np.empty((M, N), dtype=w.dtype)
-    _product(rows, w, acc, block)
-    for m in range(M):
-        sums, target = acc[m], out[m]
-        for n in range(N):
-            target[n] = _requantized(np.int64(sums[n]) + bias[n], rounding, low, high)
-
-
-@compiled
-def gemm_chain(a, weights, biases, links, out):  # pragma: no cover - compiled
-    """Consecutive gemm_requantize products in one call, each link's requantized integers the next one's operand,
-    kept in w's float type (exact: within 16 bits) rather than made int64 and converted again. a: int64 (M, K0),
-    any strides; weights: one flat float64 or float32 array holding each link's (K, N) weight, C order; biases: one
-    flat int64 array holding each link's (N,) bias; links: int64 (L, 11), per link (K, N, its weight's offset in
-    weights, its bias's offset in biases, shift, low, high, correct, then the narrowing its integers take to enter
-    the next link: shift, limit; limit 0 for none; then its product's rows a BLAS call: _product), the epilogue and
-    narrowing as _requantized's (shift 0..62; narrowing shifts 1..62, rounded with the sign correction:
-    loops.narrow's); out: int64 (M, N of the last link).
-    Each link's integers are gemm_requantize's, then narrow's where a narrowing follows."""
-    M, K = a.shape
-    rows = np.empty((M, K), dtype=weights.dtype)
+    rows = _buffer(scratch, 0, M, K)
     for m in range(M):
         for k in range(K):
             rows[m, k] = a[m, k]
@@ -59,7 +41,7 @@ def gemm_chain(a, weights, biases, links, out):  # pragma: no cover - compiled
         K, N, at, bias_at, shift, low, high = links[link, 0], links[link, 1], links[link, 2], links[link, 3], \
             links[link, 4], links[link, 5], links[link, 6]
         correct, narrow_shift, narrow_limit = links[link, 7] != 0, links[link, 8], links[link, 9]
-        acc = np.empty((M, N), dtype=weights.dtype)
+        acc = _buffer(scratch, (link + 1) % 2, M, N)
         _product(rows, weights[at:at + K * N].reshape((K, N)), acc, links[link, 10])
         rounding, bias = _rounding(shift, correct), biases[bias_at:bias_at + N]
         if link == last:
@@ -79,6 +61,14 @@ def gemm_chain(a, weights, biases, links, out):  # pragma: no cover - compiled
         rows = acc
 
 
+@inlined
+def _buffer(scratch, half, M, N):  # pragma: no cover - compiled
+    """An (M, N) array in half `half` of scratch (gemm_chain's), or a new one where scratch has no room."""
+    if scratch.shape[1] < M * N:
+        return np.empty((M, N), dtype=scratch.dtype)
+    return scratch[half, :M * N].reshape((M, N))
+
+
 @compiled
 def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shift, low, high, correct, windows,
                     out):  # pragma: no cover - compiled
@@ -88,7 +78,7 @@ def conv_requantize(x, w, kernel, strides, dilations, pads, out_shape, bias, shi
     padding), for (oh, ow) in out_shape; out[n, c] = the maxima of y[n, c] over a max pool's windows (`windows`:
     int64 (taps, pooled positions), each window's flat indices into the (OH, OW) plane: direct.window_indices), or
     y itself for windows of shape (0, 0). x: int64 (N, C, H, W); w: float64 or float32 (group, OCg, Cg * KH * KW),
-    the filters' integers, C-contiguous (as gemm_requantize's); bias: int64 (OC,); out: int64 (N, OC, pooled
+    the filters' integers, C-contiguous (as gemm_chain's); bias: int64 (OC,); out: int64 (N, OC, pooled
     height, pooled width), any strides. Each image's columns (as loops.im2col) are multiplied by each group's
     filters in one BLAS product."""
     N, C, H, W = x.shape
