@@ -4,11 +4,13 @@ model and runs it once, so the numbers do not include each other).
 
     .venv/bin/python scripts/bench_verifier.py [--models digits_cnn,light_resnet50] [--repeat 10] [--no-memory]
                                                [--path fast|reference] [--drop-final-softmax] [--matmul-bits 16,8]
+                                               [--batches 16,1024,4096]
 
 Models (MODELS below; add an entry to extend): the bundled digits CNN and a digits MLP trained here
 (batch 1 and 256), light_squeezenet, light_shufflenet, light_resnet50 from the onnx wheel (random uniform
 [0, 1) input, calibrated on 4 such), and a small transformer encoder classifier exported from torch
-(random weights, batch 1 and 64). Any other light_* name of the wheel (light_inception_v1,
+(random weights, batch 1 and 64); --batches sets other batch sizes for these and `embedding` (the digits data
+repeated where a batch passes its 1797 rows). Any other light_* name of the wheel (light_inception_v1,
 light_densenet121, ...), `embedding` (Embedding + LayerNorm + Dense on int64 token ids), or the path of an
 .onnx file (random input of its declared shape, symbolic dims 1) may be passed to --models; `--models all`
 runs every model issue 3 names (ALL_MODELS: the heavy light_* models take a few minutes more).
@@ -69,7 +71,12 @@ def main() -> None:
                         help="bench light_* models without their last Softmax node")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     parser.add_argument("--matmul-bits", default="16,8", help="operand widths of the products to compile at")
+    parser.add_argument("--batches", default=None,
+                        help="batch sizes of the digits, transformer and embedding models, e.g. 16,1024,4096 (default: "
+                             "1 and 256; the transformer 1 and 64)")
     args = parser.parse_args()
+    if args.batches:
+        BATCHES[:] = [int(batch) for batch in args.batches.split(",")]
     widths = [int(bits) for bits in args.matmul_bits.split(",")]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -164,7 +171,7 @@ def _transformer_cases(name: str, work: Path):
                       dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     rng = np.random.default_rng(0)
     calibration = {"x": rng.standard_normal((64, 16, 64)).astype(np.float32)}
-    for batch in (1, 64):
+    for batch in _batches((1, 64)):
         yield f"{name} b={batch}", path, {"x": rng.standard_normal((batch, 16, 64)).astype(np.float32)}, calibration
 
 
@@ -194,8 +201,8 @@ def _embedding_cases(name: str, work: Path):
                       dynamic_axes={"ids": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     tokens = load_digits().data.astype(np.int64)  # (1797, 64) intensities 0..16
     calibration = {"ids": tokens[:256]}
-    for batch in (1, 256):
-        yield f"{name} b={batch}", path, {"ids": tokens[-batch:]}, calibration
+    for batch in _batches((1, 256)):
+        yield f"{name} b={batch}", path, {"ids": _last_rows(tokens, batch)}, calibration
 
 
 def _onnx_file_case(path: Path):
@@ -222,12 +229,24 @@ ALL_MODELS = DEFAULT_MODELS + ("embedding", "light_inception_v1", "light_incepti
                                "light_bvlc_alexnet", "light_zfnet512", "light_vgg19")
 
 
+BATCHES: list[int] = []  # --batches (empty: each model's own)
+
+
+def _batches(default: tuple) -> list[int]:
+    return BATCHES or list(default)
+
+
+def _last_rows(data: np.ndarray, batch: int) -> np.ndarray:
+    """The last `batch` rows of data, repeated from the start where it holds fewer."""
+    return data[-batch:] if batch <= len(data) else np.resize(data, (batch,) + data.shape[1:])
+
+
 def _digits_batches(name, path, calibration):
     from sklearn.datasets import load_digits
 
     images = (load_digits().images / 16.0).astype(np.float32)[:, None]
-    for batch in (1, 256):
-        yield f"{name} b={batch}", path, {"input": images[-batch:]}, calibration
+    for batch in _batches((1, 256)):
+        yield f"{name} b={batch}", path, {"input": _last_rows(images, batch)}, calibration
 
 
 def _bench(case, work: Path, args, matmul_bits: int = 16) -> dict:
