@@ -1,8 +1,9 @@
-"""Compiled loops for products with their epilogue, each one call: a GEMM, a chain of GEMMs each feeding the next,
-and a 2-D convolution (with a max pool of its output). Through the general kernels a small layer's run is mostly
+"""Compiled loops for products with their epilogue, each one call: GEMMs, each feeding the next (one: a GEMM), and
+a 2-D convolution (with a max pool of its output). Through the general kernels a small layer's run is mostly
 their Python, their buffers and the passes between them; here it is one call: the operand converted to the weight's
-float type (a convolution's columns gathered, as loops.im2col), one BLAS product (np.dot, which numba hands to
-scipy's BLAS), and the epilogue (kernels/direct.py says when they run, and in which type).
+float type (a convolution's columns gathered, as loops.im2col), its BLAS product (np.dot, which numba hands to
+scipy's BLAS; a large GEMM's in row blocks: _product), and the epilogue (kernels/direct.py says when they run, and
+in which type).
 
 The product is exact: every product of two integers below 2**26 is, and every partial sum is an integer below 2**53
 when the caller's bound K |a| |w| < 2**53 holds (in float32: 2**24), so the sum is exact whatever the order,
