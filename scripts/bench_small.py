@@ -8,7 +8,7 @@ best of N. Three tables:
            the float path (off), and their ratio: the evidence for limbs.LIMB_MIN_WORK;
   direct   small GEMMs and convolutions with their epilogue in one compiled loop (kernels/direct.py) against the
            general float kernels they replace (limits 0), bound once as replays bind them: the evidence for
-           direct.GEMM_MAX_WORK and CONV_MAX_WORK;
+           direct.GEMM_MAX_WORK, CONV_MAX_WORK and CONV_BATCH_MAX_WORK;
   layout   a float64 product of activations by a weight stored in rows (C order) against the same weight as a
            transposed view: why fused GEMMs keep their doubled weights in rows (exact_gemm._doubled_rows).
 
@@ -44,7 +44,9 @@ DIRECT_CONVS = [((1, 1, 8, 8), (8, 1, 3, 3)), ((1, 8, 8, 8), (16, 8, 3, 3)), ((1
                 ((1, 32, 13, 13), (32, 32, 1, 1)), ((8, 8, 8, 8), (16, 8, 3, 3)), ((1, 64, 13, 13), (64, 64, 1, 1)),
                 ((1, 32, 8, 8), (32, 32, 3, 3)), ((1, 16, 16, 16), (32, 16, 3, 3)), ((1, 32, 13, 13), (32, 32, 3, 3)),
                 ((1, 32, 13, 13), (64, 32, 3, 3)), ((1, 64, 28, 28), (64, 64, 3, 3)),
-                ((1, 3, 56, 56), (32, 3, 3, 3))]  # (x, w), pads keep the size
+                ((1, 3, 56, 56), (32, 3, 3, 3)), ((16, 8, 8, 8), (16, 8, 3, 3)), ((64, 8, 8, 8), (16, 8, 3, 3)),
+                ((256, 8, 8, 8), (16, 8, 3, 3)), ((1, 16, 55, 55), (64, 16, 1, 1)), ((1, 64, 56, 56), (64, 64, 1, 1)),
+                ((1, 16, 55, 55), (64, 16, 3, 3)), ((8, 16, 16, 16), (32, 16, 3, 3))]  # (x, w), pads keep the size
 LAYOUTS = [(256, 65, 64), (256, 65, 32), (256, 33, 10), (16, 65, 192), (1024, 65, 192)]  # (M, K + 1, N)
 
 
@@ -147,7 +149,7 @@ def _limb_table(repeat: int) -> None:
 
 
 def _direct_table(repeat: int) -> None:
-    from verifier.kernels import direct, prepare
+    from verifier.kernels import direct, plan_conv, prepare
     from verifier.kernels.convolution import bind_conv
     from verifier.kernels.epilogue import Requantize
     from verifier.kernels.exact_gemm import bind_gemm
@@ -166,15 +168,16 @@ def _direct_table(repeat: int) -> None:
         x, w = rng.integers(-bound, bound + 1, x_shape), prepare(rng.integers(-bound, bound + 1, w_shape))
         spec = Requantize(20, 16, False, rng.integers(-1000, 1000, w_shape[0]))
         pads = [w_shape[2] // 2] * 4
-        cases.append((f"conv {x_shape[1:]}->{w_shape[0]} {w_shape[2]}x{w_shape[3]} n={x_shape[0]}",
+        plan = plan_conv(x_shape, w_shape, 1, bound, bound, strides=[1, 1], pads=pads, dilations=[1, 1]).algorithm
+        cases.append((f"conv {x_shape[1:]}->{w_shape[0]} {w_shape[2]}x{w_shape[3]} n={x_shape[0]} {plan}",
                       x_shape[0] * x_shape[2] * x_shape[3] * int(np.prod(w_shape)),
                       lambda x=x, w=w, spec=spec, pads=pads: bind_conv(x.shape, w, [1, 1], pads, [1, 1], 1, bound,
                                                                        spec), x))
-    limits = direct.GEMM_MAX_WORK, direct.CONV_MAX_WORK
+    limits = direct.GEMM_MAX_WORK, direct.CONV_MAX_WORK, direct.CONV_BATCH_MAX_WORK
     for label, macs, bind, operand in cases:
-        direct.GEMM_MAX_WORK = direct.CONV_MAX_WORK = 1 << 40
+        direct.GEMM_MAX_WORK = direct.CONV_MAX_WORK = direct.CONV_BATCH_MAX_WORK = 1 << 40
         on_loop = bind()
-        direct.GEMM_MAX_WORK = direct.CONV_MAX_WORK = 0
+        direct.GEMM_MAX_WORK = direct.CONV_MAX_WORK = direct.CONV_BATCH_MAX_WORK = 0
         general = bind()
         best = [np.inf, np.inf]
         for _ in range(3):  # alternating: both see the same stretch of the machine
@@ -182,7 +185,7 @@ def _direct_table(repeat: int) -> None:
                 kernel(operand)
                 best[side] = min(best[side], _best(lambda kernel=kernel: kernel(operand), repeat))
         print(f"{label:40s} {macs:9d} {best[0] * 1e6:10.1f} {best[1] * 1e6:11.1f} {best[0] / best[1]:6.2f}")
-    direct.GEMM_MAX_WORK, direct.CONV_MAX_WORK = limits
+    direct.GEMM_MAX_WORK, direct.CONV_MAX_WORK, direct.CONV_BATCH_MAX_WORK = limits
     os.environ.pop("VINFER_LIMB_PRODUCTS", None)
 
 

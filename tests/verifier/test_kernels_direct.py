@@ -12,7 +12,7 @@ from test_kernels_conv import Q15, edge_values
 from test_kernels_fused import expected
 
 from verifier.fixedpoint import qmax
-from verifier.kernels import conv, direct, gemm, loops, prepare
+from verifier.kernels import conv, direct, gemm, loops, plan_conv, prepare
 from verifier.kernels.convolution import _planned
 from verifier.kernels.epilogue import Requantize
 from verifier.kernels.exact_gemm import FLOAT64_EXACT
@@ -158,18 +158,28 @@ def test_a_gemm_runs_directly_below_its_work_limit_and_on_blas_from_it(rows, mon
     assert calls == (["gemm_chain"] if rows == 1 else [])
 
 
-@pytest.mark.parametrize("images", [1, 2])
-def test_a_convolution_runs_directly_below_its_work_limit(images, monkeypatch):
-    """(images, 8, 8, 8) by (OC, 8, 3, 3), same size, OC = 2/3 of the limit's channels: an image below the limit,
-    two past it (the general kernels)."""
-    OC = 2 * direct.CONV_MAX_WORK // (3 * 64 * 72)
+@pytest.mark.parametrize("channels,side,images,third,direct_call", [
+    (8, 8, 1, 2, True),  # im2col-planned (8 input channels): an image below CONV_MAX_WORK
+    (8, 8, 1, 4, False),  # an image past it: the general kernels
+    (8, 8, 2, 2, True),  # a batch of images each below it, in all below CONV_BATCH_MAX_WORK (here 2**21)
+    (8, 8, 4, 2, False),  # ... in all past it
+    (16, 16, 2, 2, False),  # Winograd-planned (16 channels, 16x16): CONV_MAX_WORK in all
+])
+def test_a_convolution_runs_directly_below_its_work_limits(channels, side, images, third, direct_call, monkeypatch):
+    """(images, channels, side, side) by (OC, channels, 3, 3), same size, OC = third / 3 of CONV_MAX_WORK's channels
+    an image; the same bits whichever kernel runs it."""
+    monkeypatch.setattr(direct, "CONV_BATCH_MAX_WORK", 1 << 21)
+    OC = third * direct.CONV_MAX_WORK // (3 * side * side * 9 * channels)
+    plan = plan_conv((images, channels, side, side), (OC, channels, 3, 3), 1, Q15, Q15, strides=(1, 1),
+                     pads=(1, 1, 1, 1), dilations=(1, 1))
+    assert plan.algorithm == ("im2col" if channels == 8 else "winograd")
     calls = _calls(monkeypatch, "conv_requantize")
     rng = np.random.default_rng(images)
-    x, values = edge_values(rng, (images, 8, 8, 8), Q15), edge_values(rng, (OC, 8, 3, 3), Q15)
+    x, values = edge_values(rng, (images, channels, side, side), Q15), edge_values(rng, (OC, channels, 3, 3), Q15)
     spec = Requantize(22, 16, True, rng.integers(-(1 << 40), 1 << 40, OC))
     out = conv(x, prepare(values), pads=(1, 1, 1, 1), x_bound=Q15, requantize=spec)
     assert np.array_equal(out, expected(conv(x, values, pads=(1, 1, 1, 1), path="reference"), spec, 1))
-    assert calls == (["conv_requantize"] if images == 1 else [])
+    assert calls == (["conv_requantize"] if direct_call else [])
 
 
 @pytest.mark.parametrize("acc_bound,shift,bias,applies", [

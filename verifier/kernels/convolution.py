@@ -9,8 +9,9 @@ Fast paths, each an exact float computation under a proven bound (see exact_gemm
   im2col     everything else: columns gathered into a reused buffer (one compiled loop for 2-D at stride
              1 or small inputs, loops.im2col; else one vectorized copy per kernel offset), then one
              batched BLAS product per group.
-Below direct.CONV_MAX_WORK multiply-adds a 1-D or 2-D convolution planned im2col or Winograd runs as one compiled
-call instead - its columns, a BLAS product and the epilogue, with any fused MaxPool (direct.py).
+Below direct.CONV_MAX_WORK multiply-adds (planned im2col: an image, and CONV_BATCH_MAX_WORK in all) a 1-D or 2-D
+convolution planned im2col or Winograd runs as one compiled call instead - its columns, a BLAS product and the
+epilogue, image by image, with any fused MaxPool (direct.py).
 On a machine that takes the limb path (limbs.py: 8-bit integer products, AMX), an ungrouped 1-D or 2-D
 convolution with a long enough K gathers rows of 7-bit limbs instead (loops.limb_planes, limb_gather).
 Reference path: the direct definition, out[n, o, p] = sum over kernel offsets and input channels of
@@ -276,9 +277,12 @@ def _fused_kernel(x_shape: tuple, w, w_values, plan: GemmPlan, geometry: tuple, 
 
 def _direct(x_shape: tuple, w, plan: GemmPlan, geometry: tuple, acc_bound: int, requantize) -> bool:
     """Whether the convolution runs in direct.py's one compiled call (which takes a fused 2-D MaxPool too)."""
-    work = x_shape[0] * math.prod(geometry[3]) * math.prod(w.shape[1:]) * w.shape[0]
+    image = math.prod(geometry[3]) * math.prod(w.shape[1:]) * w.shape[0]
+    work = x_shape[0] * image
+    batch = plan.algorithm == "im2col" and image < direct.CONV_MAX_WORK  # (im2col-planned: a batch of small images)
+    limit = direct.CONV_BATCH_MAX_WORK if batch else direct.CONV_MAX_WORK
     return (plan.algorithm in ("im2col",) + WINOGRAD and len(x_shape) in (3, 4) and isinstance(w, Prepared)
-            and direct.applies(work, direct.CONV_MAX_WORK, acc_bound, requantize))
+            and direct.applies(work, limit, acc_bound, requantize))
 
 
 def _direct_kernel(x_shape: tuple, w: Prepared, group: int, geometry: tuple, requantize: Requantize, acc_bound: int):

@@ -25,11 +25,14 @@ if TYPE_CHECKING:  # (exact_gemm imports this module)
 # Multiply-adds (M K N for a GEMM; images, positions, K and OC for a convolution) below which the direct call runs
 # (scripts/bench_small.py --tables direct: both bound kernels, 16-bit, single-threaded, alternating). GEMMs of 4K to
 # 67M took 0.39-0.99 of the general kernel's time, in row blocks and reused scratch (chain_kernel); the largest
-# measured is the limit. Convolutions of 4.6K-692K took 0.35-0.89 and 1.2M 0.91-1.05; past that Winograd's fewer
-# products win (1.6M: 1.24-1.25, 29M: 1.88-2.02), while im2col-planned ones still tie (2.7M: 0.86-0.89).
+# measured is the limit. Convolutions of 4.6K-692K took 0.33-0.87; past 1.2M (0.90-1.05) Winograd's fewer products
+# win (1.6M: 1.21-1.25, 29M: 1.88-2.02): a convolution runs directly below CONV_MAX_WORK. An im2col-planned one,
+# which the loop takes image by image, below CONV_MAX_WORK an image and CONV_BATCH_MAX_WORK in all: batches of 8x8
+# images (16, 64 and 256: 1.2M-18.9M) took 0.90-0.94, and then take a fused MaxPool in the same call.
 # The limb path (kernels/limbs.py), where a machine and a product's K take it, is asked first.
 GEMM_MAX_WORK = 1 << 26
 CONV_MAX_WORK = 1 << 20
+CONV_BATCH_MAX_WORK = 1 << 25
 
 # OpenBLAS (scipy's and numpy's) multiplies a product of at most 10**6 multiply-adds (M N K) by its small-matrix
 # kernels (on SkylakeX and later x86 cores), which are much faster for narrow operands than its packed path above

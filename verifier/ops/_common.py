@@ -178,8 +178,9 @@ def _direct_note(op: str, weight: np.ndarray, per_row: int, bound: int, spec) ->
     if not direct.applies(0, 1, bound, spec) or (op == "Conv" and weight.ndim not in (3, 4)):  # (work 0: the rest)
         return ""
     if op == "Conv":
-        return (f"; a run of fewer than {direct.CONV_MAX_WORK} multiply-adds (images x positions x K x channels) "
-                f"takes product and epilogue in one compiled call")
+        return (f"; a run of fewer than {direct.CONV_MAX_WORK} multiply-adds (images x positions x K x channels; "
+                f"planned im2col: an image, and {direct.CONV_BATCH_MAX_WORK} in all) takes product and epilogue in "
+                f"one compiled call")
     rows = (direct.GEMM_MAX_WORK - 1) // max(per_row, 1)
     return f"; up to {rows} rows, product and epilogue in one compiled call" if rows else ""
 
