@@ -13,13 +13,14 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from verifier.kernels import conv, gemm, single_threaded
 
 PROBE = r"""
-import hashlib, sys
+import dataclasses, hashlib, sys
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
-from verifier.kernels import conv, gemm, prepare
+from verifier.kernels import conv, direct, gemm, prepare
 from verifier.kernels.epilogue import Requantize
 rng = np.random.default_rng(2024)
+direct_limit, direct.GEMM_MAX_WORK = direct.GEMM_MAX_WORK, 1 << 22  # (the general float paths' GEMMs first)
 def edge(shape):
     values = np.where(rng.random(shape) < 0.5, 32767, rng.integers(-32767, 32768, shape))
     return values * rng.choice([-1, 1], shape)
@@ -47,12 +48,24 @@ for relu in (False, True):  # the epilogue fused into the float product (unfused
                        requantize=Requantize(9, 16, relu, rng.integers(-2**40, 2**40, 48))).tobytes())
     digest.update(gemm(a8, prepare(b8), a_bound=127, path=sys.argv[1],
                        requantize=Requantize(12, 16, relu, rng.integers(-2**40, 2**40, 160))).tobytes())
-    # the compiled direct products (kernels/direct.py, below their limits: 3.1M and 0.9M multiply-adds): scipy's
-    # BLAS, through numba
+    # the compiled direct products (kernels/direct.py, below their limits: 3.1M, 57.6M in row blocks and 0.9M
+    # multiply-adds), and a chain of two: scipy's BLAS, through numba
+    direct.GEMM_MAX_WORK = direct_limit
     digest.update(gemm(a[:16], prepare(b), path=sys.argv[1],
+                       requantize=Requantize(25, 16, relu, rng.integers(-2**40, 2**40, 160))).tobytes())
+    digest.update(gemm(a, prepare(b), path=sys.argv[1],
                        requantize=Requantize(25, 16, relu, rng.integers(-2**40, 2**40, 160))).tobytes())
     digest.update(conv(x[:1, :, :8, :8], prepare(w), pads=(1, 1, 1, 1), path=sys.argv[1],
                        requantize=Requantize(21, 16, relu, rng.integers(-2**40, 2**40, 48))).tobytes())
+    specs, b2 = (Requantize(25, 16, relu), Requantize(20, 16)), b[:160, :64]
+    if sys.argv[1] == "fast":  # the two GEMMs as one chain (replays' _chained: kernels/direct.chain_kernel)
+        links = [direct.gemm_kernel(a.shape, prepare(b), specs[0], 1200 * 32767 ** 2).link,
+                 direct.gemm_kernel((300, 160), prepare(b2), specs[1], 160 * 32767 ** 2).link]
+        chained = direct.chain_kernel([links[0], dataclasses.replace(links[1], narrowing=(0, 0))])(a)
+    else:
+        chained = gemm(gemm(a, b, path="reference", requantize=specs[0]), b2, path="reference", requantize=specs[1])
+    digest.update(chained.tobytes())
+    direct.GEMM_MAX_WORK = 1 << 22
 threads = max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 print(threads, digest.hexdigest())
 """
