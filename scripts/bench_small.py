@@ -1,5 +1,5 @@
 """Where a small model's time goes, and the small-product choices made for it. Single-threaded, in this process,
-best of N. Three tables:
+best of N. Tables:
 
   run      per model and batch (scripts/bench_verifier.py's models): the parts of InferenceSession.run_fixed -
            quantizing the feeds, the replayed execution, encoding the outputs, their keccak - each timed alone and
@@ -10,9 +10,11 @@ best of N. Three tables:
            general float kernels they replace (limits 0), bound once as replays bind them: the evidence for
            direct.GEMM_MAX_WORK, CONV_MAX_WORK and CONV_BATCH_MAX_WORK;
   layout   a float64 product of activations by a weight stored in rows (C order) against the same weight as a
-           transposed view: why fused GEMMs keep their doubled weights in rows (exact_gemm._doubled_rows).
+           transposed view: why fused GEMMs keep their doubled weights in rows (exact_gemm._doubled_rows);
+  blocks   a GEMM in one BLAS call against direct.row_block's row blocks, through np.matmul and through the direct
+           loop: the evidence for direct.BLAS_SMALL_WORK and BLAS_SMALL_WIDTH.
 
-    .venv/bin/python scripts/bench_small.py [--tables run,limbs,direct,layout] [--models digits_mlp,digits_cnn]
+    .venv/bin/python scripts/bench_small.py [--tables run,limbs,direct,layout,blocks] [--models digits_mlp,digits_cnn]
                                             [--repeat 2000]
 """
 
@@ -48,11 +50,14 @@ DIRECT_CONVS = [((1, 1, 8, 8), (8, 1, 3, 3)), ((1, 8, 8, 8), (16, 8, 3, 3)), ((1
                 ((256, 8, 8, 8), (16, 8, 3, 3)), ((1, 16, 55, 55), (64, 16, 1, 1)), ((1, 64, 56, 56), (64, 64, 1, 1)),
                 ((1, 16, 55, 55), (64, 16, 3, 3)), ((8, 16, 16, 16), (32, 16, 3, 3))]  # (x, w), pads keep the size
 LAYOUTS = [(256, 65, 64), (256, 65, 32), (256, 33, 10), (16, 65, 192), (1024, 65, 192)]  # (M, K + 1, N)
+BLOCKS = [(244, 64, 64), (245, 64, 64), (256, 64, 64), (1024, 64, 64), (4096, 64, 64), (513, 64, 32), (257, 128, 32),
+          (1026, 16, 64), (129, 64, 128), (257, 64, 128), (65, 128, 128), (257, 128, 128), (65, 256, 64),
+          (1024, 65, 64), (2048, 65, 32), (4096, 65, 64)]  # (M, K, N)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", default="run,limbs,direct,layout")
+    parser.add_argument("--tables", default="run,limbs,direct,layout,blocks")
     parser.add_argument("--models", default="digits_mlp,digits_cnn,transformer,embedding")
     parser.add_argument("--repeat", type=int, default=2000)
     args = parser.parse_args()
@@ -68,6 +73,8 @@ def main() -> None:
         _direct_table(max(args.repeat // 4, 20))
     if "layout" in tables:
         _layout_table(max(args.repeat // 4, 20))
+    if "blocks" in tables:
+        _blocks_table(max(args.repeat // 20, 10))
 
 
 def _run_table(models, repeat: int) -> None:
@@ -198,6 +205,40 @@ def _layout_table(repeat: int) -> None:
         in_rows = _best(lambda: np.matmul(a, rows, out=out), repeat)
         in_columns = _best(lambda: np.matmul(a, transposed, out=out), repeat)
         print(f"{f'{m} x {k} x {n}':28s} {in_rows * 1e6:8.1f} {in_columns * 1e6:14.1f} {in_columns / in_rows:6.2f}")
+
+
+def _blocks_table(repeat: int) -> None:
+    """A float GEMM in one BLAS call against direct.row_block's row blocks (the evidence for BLAS_SMALL_WORK and
+    BLAS_SMALL_WIDTH): numpy's np.matmul (the general paths: exact_gemm.matmul_rows) and numba's np.dot in the
+    direct loop (loops.gemm_chain with one link), float64 and float32, alternating."""
+    from verifier.kernels import direct, loops
+    from verifier.kernels.exact_gemm import matmul_rows
+
+    rng = np.random.default_rng(3)
+    print(f"\n{'GEMM M x K x N, one call vs row blocks':40s} {'rows':>5s} {'matmul':>7s} {'blocks':>7s} {'ratio':>6s}"
+          f" {'loop':>7s} {'blocks':>7s} {'ratio':>6s}")
+    for dtype in (np.float64, np.float32):
+        bound = 32767 if dtype == np.float64 else 127
+        for m, k, n in BLOCKS:
+            a, b = rng.integers(-bound, bound + 1, (m, k)), rng.integers(-bound, bound + 1, (k, n))
+            a_float, b_float, out = a.astype(dtype), b.astype(dtype), np.empty((m, n), dtype)
+            block = direct.row_block(m, k, n)
+            blocked = (lambda: matmul_rows(a_float, b_float, out))
+            result, scratch = np.empty((m, n), np.int64), np.empty((2, 0), dtype)
+            links = {rows: np.array([[k, n, 0, 0, 20, -32767, 32767, 1, 0, 0, rows]]) for rows in (m, block)}
+            flat = b_float.reshape(-1)
+            loop = {rows: (lambda table=table: loops.gemm_chain(a, flat, np.zeros(n, np.int64), table, scratch, result))
+                    for rows, table in links.items()}
+            best = {}
+            for _ in range(3):  # alternating: each side sees the same stretch of the machine
+                for name, run in (("one", lambda: np.matmul(a_float, b_float, out=out)), ("rows", blocked),
+                                  ("loop one", loop[m]), ("loop rows", loop[block])):
+                    run()
+                    best[name] = min(best.get(name, np.inf), _best(run, repeat))
+            label = f"{np.dtype(dtype).name} {m} x {k} x {n} ({m * k * n / 1e6:.2f}M)"
+            print(f"{label:40s} {block:5d} {best['one'] * 1e6:7.1f} {best['rows'] * 1e6:7.1f} "
+                  f"{best['rows'] / best['one']:6.2f} {best['loop one'] * 1e6:7.1f} {best['loop rows'] * 1e6:7.1f} "
+                  f"{best['loop rows'] / best['loop one']:6.2f}")
 
 
 if __name__ == "__main__":
