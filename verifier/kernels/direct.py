@@ -36,12 +36,12 @@ CONV_BATCH_MAX_WORK = 1 << 25
 
 # OpenBLAS (scipy's and numpy's) multiplies a product of at most 10**6 multiply-adds (M N K) by its small-matrix
 # kernels (on SkylakeX and later x86 cores), which are much faster for narrow operands than its packed path above
-# that: 244 rows by 64 x 64 took 26.7 us in float64, 245 rows 34.8. So a GEMM past it, of operands narrow enough
-# that each part still holds a few hundred rows (K N <= 4608), is made in row blocks of at most 10**6 (row_block),
-# here and on the general float paths (exact_gemm.matmul_rows). From a grid of K and N (16-256) at 1.05M, 2.1M and
-# 4.2M multiply-adds, blocks against one call (numba's np.dot): K N <= 4096 took 0.67-0.82 of the time in float64
-# and 0.57-0.79 in float32; at K N = 8192, 0.68-1.14; past that, up to 1.22. Through np.matmul, with the general
-# path's column of ones (K + 1), 2.1M-17M multiply-adds at K N of 650-4224 took 0.58-0.80.
+# that: one float64 call took 30.8 us for 244 rows by 64 x 64 and 45.0 for 245 rows (scripts/bench_small.py
+# --tables blocks). So a GEMM past it, of operands narrow enough that each part still holds a few hundred rows
+# (K N <= 4608), is made in row blocks of at most 10**6 (row_block), here and on the general float paths
+# (exact_gemm.matmul_rows). In that table the blocks took 0.55-0.85 of one call's time (one 0.93), 1M-17M
+# multiply-adds, float64 and float32, np.matmul and the direct loop. Grids of K and N (16-256) at 1M-4M put the width:
+# K N <= 4096 took 0.57-0.82, K N = 8192 0.68-1.14, wider up to 1.22.
 BLAS_SMALL_WORK = 10**6
 BLAS_SMALL_WIDTH = 4608
 
