@@ -39,7 +39,7 @@ CONV_BATCH_MAX_WORK = 1 << 25
 # that: one float64 call took 30.8 us for 244 rows by 64 x 64 and 45.0 for 245 rows (scripts/bench_small.py
 # --tables blocks). So a GEMM past it, of operands narrow enough that each part still holds a few hundred rows
 # (K N <= 4608), is made in row blocks of at most 10**6 (row_block), here and on the general float paths
-# (exact_gemm.matmul_rows). In that table the blocks took 0.55-0.85 of one call's time (one 0.93), 1M-17M
+# (exact_gemm.matmul_rows). In that table the blocks took 0.51-0.85 of one call's time (one 0.93), 1M-17M
 # multiply-adds, float64 and float32, np.matmul and the direct loop. Grids of K and N (16-256) at 1M-4M put the width:
 # K N <= 4096 took 0.57-0.82, K N = 8192 0.68-1.14, wider up to 1.22.
 BLAS_SMALL_WORK = 10**6
