@@ -73,7 +73,8 @@ def chains(program: Program, feeds: dict) -> list[tuple[str, ...]]:
 def assert_bits_agree(program: Program, x: np.ndarray) -> None:
     """The replay (chained), the metered loop and the reference path give the same bits on x, x's edges and x
     reversed: each output at its committed width."""
-    edges = np.where(x > 0, np.max(np.abs(x)), -np.max(np.abs(x))).astype(np.float32)  # (every value at the range's end)
+    peak = np.max(np.abs(x))
+    edges = np.where(x > 0, peak, -peak).astype(np.float32)  # (every value at the range's end)
     for values in (x, edges, x[::-1].copy(), x * 0.01):
         feeds = integer_feeds(program, {"x": values})
         metered = execute(Program.from_bytes(program.to_bytes()), feeds, replay=False)
