@@ -84,14 +84,26 @@ def _bind(node, shapes: tuple, start: dict):
 @dataclass
 class Chain:
     """Consecutive nodes run as one step (_chained): the first's inputs, the last's outputs, the tensors that die
-    in any of them; named and reported as its first node."""
+    in any of them (none made inside); named and reported as its first node."""
 
     nodes: tuple
-    name: str
-    op: type
-    inputs: tuple
-    outputs: tuple
     dies: tuple
+
+    @property
+    def name(self) -> str:
+        return self.nodes[0].name
+
+    @property
+    def op(self) -> type:
+        return self.nodes[0].op
+
+    @property
+    def inputs(self) -> tuple:
+        return self.nodes[0].inputs
+
+    @property
+    def outputs(self) -> tuple:
+        return self.nodes[-1].outputs
 
 
 def _chained(steps: list) -> list:
@@ -124,7 +136,7 @@ def _chain_step(run: list) -> tuple:
     nodes = tuple(step[0] for step in run)
     inside = {name for node in nodes[:-1] for name in node.outputs if name}
     dies = tuple(name for node in nodes for name in node.dies if name not in inside)
-    chain = Chain(nodes, nodes[0].name, nodes[0].op, nodes[0].inputs, nodes[-1].outputs, dies)
+    chain = Chain(nodes, dies)
     first = run[0]
     return chain, first[1], first[2], None, lambda inputs: [kernel(inputs[0])]
 
