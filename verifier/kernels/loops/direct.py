@@ -51,7 +51,7 @@ def gemm_chain(a, weights, biases, links, scratch, out):  # pragma: no cover - c
                 for n in range(N):
                     target[n] = _requantized(np.int64(sums[n]) + bias[n], rounding, low, high)
             return
-        narrowing = _rounding(max(narrow_shift, 1), True)
+        narrowing = _rounding(narrow_shift, True)
         for m in range(M):
             sums = acc[m]
             for n in range(N):
