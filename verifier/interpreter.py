@@ -199,11 +199,12 @@ def _metered(program: Program, plans: list[NodePlan], cached: "_ShapeValues", fe
     return {info.name: env[info.name] for info in program.outputs}
 
 
-def _outputs(node: NodePlan, index: int, inputs: list, cached: "_ShapeValues", pending: dict) -> list:
+def _outputs(node: NodePlan, index: int, inputs: list, cached: "_ShapeValues", pending: dict,
+             narrow: bool = False) -> list:
     """A node's outputs by its op's run, computed into its Concat's output where it is placed there (_slot,
-    _gather)."""
+    _gather); `narrow` (a replay's: replays.py) when that Concat's output is an int16 array."""
     if node.into is not None:
-        return _run(node, inputs, _slot(node.into, cached.layouts, pending))
+        return _run(node, inputs, _slot(node.into, cached.layouts, pending, narrow))
     if node.gathers:
         return _gather(node, index, inputs, cached.layouts, pending)
     return _run(node, inputs)
@@ -217,8 +218,8 @@ def _replayed(program: Program, plans: list[NodePlan], replay: Replay, cached: "
 
 
 def _run(node: NodePlan, inputs: list, out: np.ndarray | None = None) -> list:
-    """The node's outputs on these inputs, its fused Relu applied; the named ones as int64 arrays. `out`: an array
-    the op may compute its first output into (ops with `places_output`)."""
+    """The node's outputs on these inputs, its fused Relu applied; the named ones as int64 arrays, but for `out`: an
+    array the op may compute its first output into (ops with `places_output`), int64 or a replay's int16."""
     if out is None:
         outputs = _call(node, node.op.run, inputs, node.attrs, node.consts, **node.hints)
     else:
@@ -230,7 +231,7 @@ def _run(node: NodePlan, inputs: list, out: np.ndarray | None = None) -> list:
     outputs = list(outputs)
     for position, name in enumerate(node.outputs[:len(outputs)]):
         value = outputs[position]
-        if name and (type(value) is not np.ndarray or value.dtype != np.int64):
+        if name and (type(value) is not np.ndarray or value.dtype != np.int64) and value is not out:
             outputs[position] = np.asarray(value, dtype=np.int64)
     return outputs
 
@@ -319,6 +320,9 @@ def _output_size(op, inputs, shapes, node) -> int:
     return math.prod(int(d) for d in shape)  # Python ints: cannot wrap
 
 
+INTEGER_TYPES = (np.dtype(np.int64), np.dtype(np.int16))  # a tensor's array type: int16 for a replay's narrow ones
+
+
 # -- Concat inputs computed in place -------------------------------------------------------------------------
 
 
@@ -340,27 +344,28 @@ class _Layout:
         return _Layout(output.shape, tuple(slices))
 
 
-def _slot(into: tuple, layouts: dict, pending: dict) -> np.ndarray | None:
+def _slot(into: tuple, layouts: dict, pending: dict, narrow: bool = False) -> np.ndarray | None:
     """The slice of a Concat's output that the node marked `into` it computes its output into, when a run with
-    these feed shapes has laid that Concat out (the output is made by the first of its inputs' nodes to run)."""
+    these feed shapes has laid that Concat out (the output is made by the first of its inputs' nodes to run: int16
+    where `narrow`, a replay's narrow tensor, else int64)."""
     concat, position = into
     layout = layouts.get(concat)
     if layout is None:
         return None
     if concat not in pending:
-        pending[concat] = (np.empty(layout.shape, dtype=np.int64), {})
+        pending[concat] = (np.empty(layout.shape, dtype=np.int16 if narrow else np.int64), {})
     output, given = pending[concat]
     given[position] = output[layout.slices[position]]
     return given[position]
 
 
 def _gather(node: NodePlan, index: int, inputs: list, layouts: dict, pending: dict) -> list:
-    """A Concat some of whose inputs may already be in its output (_slot): the others are copied into their slices.
-    Inputs of other shapes than the layout's (shapes that follow from values) take the plain Concat, which then
-    lays it out again."""
+    """A Concat some of whose inputs may already be in its output (_slot): the others are copied into their slices
+    (an int16 output's inputs are proven within 16 bits: replays.py). Inputs of other shapes than the layout's
+    (shapes that follow from values) take the plain Concat, which then lays it out again."""
     output, given = pending.pop(index, (None, {}))
     layout = layouts.get(index)
-    if output is not None and all(type(x) is np.ndarray and x.dtype == np.int64 and x.shape == output[part].shape
+    if output is not None and all(type(x) is np.ndarray and x.dtype in INTEGER_TYPES and x.shape == output[part].shape
                                   for x, part in zip(inputs, layout.slices)):
         for position, (x, part) in enumerate(zip(inputs, layout.slices)):
             if x is not given.get(position):  # (not computed in place: its node could not, or ran without a slot)

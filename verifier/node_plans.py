@@ -35,6 +35,7 @@ class NodePlan:
     gathers: bool = False  # a Concat some of whose inputs are computed into its output (`into`)
     hints: dict = field(default_factory=dict)  # keywords for its op's run: {"proven": widths} (_plan_ranges)
     sized_by_values: bool = False  # its output size follows from input values, not shapes (metered on replays too)
+    width: int = 0  # the width (1 to ACT_BITS) its first output is proven within (_plan_ranges), 0 for none
 
 
 def plan(program: Program) -> list[NodePlan]:
@@ -125,7 +126,7 @@ def _plan_ranges(plans: list[NodePlan], feeds: dict[str, int]) -> dict[str, int]
         widths = tuple(proven.get(name, 0) for name in node.inputs)
         if getattr(node.op, "takes_proven_ranges", False) and any(widths):
             node.hints = {"proven": widths}
-        width = _range_bits(node, widths)
+        width = node.width = _range_bits(node, widths)
         for position, name in enumerate(node.outputs):
             if name and position == 0 and width:
                 proven[name] = width

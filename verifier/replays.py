@@ -5,6 +5,12 @@ from a local variable, checks the input shapes the recorded run saw, calls each 
 Consecutive bound Dense layers, each handing its one result to the next alone, run as one chain (_chained). A
 small model's run is then its kernels and little else.
 
+On the fast path a replay keeps some tensors as int16 arrays rather than int64 (_narrow_tensors): those proven within
+16 bits (the interpreter's range facts: NodePlan.width) whose maker can write them so (a bound function's `narrowed`,
+or a Concat whose inputs are computed into it) and whose every reader takes int16 as it takes int64 (ops marked
+`reads_narrow`: Conv, MaxPool, GlobalAveragePool, Concat, whose kernels widen each value as they read it). The values
+are the same, so are the bits; a CNN's activations then move a quarter of the bytes between its layers.
+
 The function is generated as source text from indices alone - tensors are t0, t1, ...; constants, shapes, nodes and
 bound functions are names in its namespace - so nothing a program holds (names, attributes) becomes code."""
 
@@ -15,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from verifier.errors import ProgramRunError
+from verifier.fixedpoint import ACT_BITS
 from verifier.kernels import direct
 
 
@@ -52,19 +59,27 @@ def replay_function(replay: Replay, key: tuple, program, plans: list, cached, me
     """The replay's function for key = (kernel path, limb setting), made on first use: feeds -> outputs, or None
     when a node's input shapes (or a value-sized op's metering) differ from the recorded run's. `cached`: the
     interpreter's entry for these feed shapes; meter(node, inputs) its metering and outputs(node, index, inputs,
-    cached, pending) its run of a node that has no bound function."""
+    cached, pending, narrow) its run of a node that has no bound function (`narrow`: its Concat's output is int16)."""
     made = replay.bound.get(key)
     if made is None:
         fast = key[0] == "fast"
         steps = [(plans[index], index, shapes, metered, _bind(plans[index], shapes, replay.start) if fast else None)
                  for index, shapes, metered in replay.steps]
         steps = _chained(steps)
+        output_names = tuple(info.name for info in program.outputs)
+        narrow = _narrow_tensors(steps, output_names) if fast else set()
+        steps = [step[:4] + (step[4].narrowed,) if step[0].outputs[:1] and step[0].outputs[0] in narrow
+                 and step[4] is not None else step for step in steps]
+        narrow_slots = {index for node, index, *_ in steps if node.outputs[:1] and node.outputs[0] in narrow
+                        and getattr(node, "gathers", False)}
+        narrow_slots |= {index for node, index, *_ in steps if getattr(node, "into", None) is not None
+                         and node.into[0] in narrow_slots}
 
-        def unbound(node, index: int, inputs: list, pending: dict) -> list:
-            return outputs(node, index, inputs, cached, pending)
+        def unbound(node, index: int, inputs: list, pending: dict, narrow: bool = False) -> list:
+            return outputs(node, index, inputs, cached, pending, narrow)
 
-        made = replay.bound[key] = (steps, _generated(steps, replay.start, cached.feed_names,
-                                                      tuple(info.name for info in program.outputs), meter, unbound))
+        made = replay.bound[key] = (steps, _generated(steps, replay.start, cached.feed_names, output_names, meter,
+                                                      unbound, narrow_slots))
     return made[1]
 
 
@@ -131,6 +146,28 @@ def _passes_to(before: tuple, step: tuple) -> bool:
             and link.feeds(step[4].link))
 
 
+def _narrow_tensors(steps: list, output_names: tuple) -> set:
+    """The tensors the replay keeps as int16 arrays (module docstring): each the first output of a node proven within
+    16 bits whose step makes it so - a bound function carrying `narrowed`, or a Concat gathering inputs computed into
+    it (interpreter._gather) - read by some node, by nodes whose op `reads_narrow` alone, and no program output."""
+    readers: dict[str, list] = {}
+    for node, *_ in steps:
+        for name in node.inputs:
+            if name:
+                readers.setdefault(name, []).append(node)
+    narrow = set()
+    for node, _, _, _, step in steps:
+        if isinstance(node, Chain) or not node.outputs or not 0 < node.width <= ACT_BITS:
+            continue
+        name = node.outputs[0]
+        makes = hasattr(step, "narrowed") if step is not None else node.gathers
+        if (makes and name and name not in output_names and name in readers
+                and all(type(reader) is not Chain and getattr(reader.op, "reads_narrow", False)
+                        for reader in readers[name])):
+            narrow.add(name)
+    return narrow
+
+
 def _chain_step(run: list) -> tuple:
     kernel = direct.chain_kernel([step[4].link for step in run])
     nodes = tuple(step[0] for step in run)
@@ -142,8 +179,9 @@ def _chain_step(run: list) -> tuple:
 
 
 def _generated(steps: list, start: dict, feed_names: tuple, output_names: tuple, meter: Callable,
-               unbound: Callable) -> Callable:
-    """Source text for the steps, compiled: one statement group per node."""
+               unbound: Callable, narrow_slots: set) -> Callable:
+    """Source text for the steps, compiled: one statement group per node (`narrow_slots`: the indices of the unbound
+    nodes run with narrow=True)."""
     namespace = {"meter": meter, "unbound": unbound, "run_error": run_error, "RUN_ERRORS": RUN_ERRORS}
 
     def constant(value) -> str:
@@ -176,7 +214,7 @@ def _generated(steps: list, start: dict, feed_names: tuple, output_names: tuple,
             lines.append(f"    if meter({node_name}, {inputs}) != {constant(metered)}:")
             lines.append("        return None")
         if step is None:
-            lines.append(f"    out = unbound({node_name}, {index}, {inputs}, pending)")
+            lines.append(f"    out = unbound({node_name}, {index}, {inputs}, pending{', True' * (index in narrow_slots)})")
         else:
             lines += ["    try:", f"        out = {constant(step)}({inputs})", "    except RUN_ERRORS as exc:",
                       f"        raise run_error({node_name}, exc) from exc"]

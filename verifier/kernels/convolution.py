@@ -56,7 +56,9 @@ def conv(x, w, *, strides=None, pads=None, dilations=None, group: int = 1,
          x_bound: int | None = None, w_bound: int | None = None, path: str = "fast",
          requantize: Requantize | None = None, x_range: tuple[int, int] | None = None,
          out: np.ndarray | None = None, pool: dict | None = None) -> np.ndarray:
-    """ONNX Conv on integers: x (N, C, *spatial), w (OC, C/group, *kernel) -> int64 (N, OC, *out).
+    """ONNX Conv on integers: x (N, C, *spatial), w (OC, C/group, *kernel) -> int64 (N, OC, *out). x is an integer
+    array; int16 (a replay's narrow tensor, replays.py) reaches the fused kernels as it is, whose compiled loops and
+    float conversions widen each value as they read it.
 
     pads in ONNX order [begin..., end...]; x_bound / w_bound are proven max |value| (computed from
     the data when None); x_range is x's (min, max) when the caller has it (the limb path needs it).
@@ -87,7 +89,7 @@ class _Pool:
 def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, requantize, x_range, out, pool=None):
     """conv without its MaxPool; `pool` (a _Pool) is offered to the fused im2col product, which sets pool.done
     when it pooled."""
-    x = _as_int64(x)
+    x = x if type(x) is np.ndarray and x.dtype == np.int16 else _as_int64(x)  # (int16: a replay's narrow tensor)
     w_values = w.values if isinstance(w, Prepared) else _as_int64(w)
     if x_bound is None:
         x_bound = _max_abs(x)
@@ -117,6 +119,7 @@ def _convolve(x, w, strides, pads, dilations, group, x_bound, w_bound, path, req
 
 
 def _accumulate(x, w, w_values, group, plan, bounds, geometry, path):
+    x = _as_int64(x)  # (these paths do int64 arithmetic on x: a narrow tensor widens here)
     if path == "reference" or plan.path == "int64":
         return _conv_reference(x, w_values, group, *geometry)
     if plan.algorithm in WINOGRAD:
@@ -303,9 +306,12 @@ def _direct_kernel(x_shape: tuple, w: Prepared, group: int, geometry: tuple, req
 def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int, x_bound: int,
               requantize: Requantize, pool: dict | None = None):
     """conv(x, w, ..., x_bound=x_bound, requantize=requantize, pool=pool) on the fast path for every x of shape
-    x_shape with |x| <= x_bound, as a function of x with conv's choices that shapes decide made once (the
+    x_shape with |x| <= x_bound, as a function of (x, out=None) with conv's choices that shapes decide made once (the
     interpreter's replays: a small layer's run is then mostly its product); the limb path, which x's range decides,
-    is still asked at each call where it may take the product. None where the choice is not a fused kernel."""
+    is still asked at each call where it may take the product. `out`, as conv's (int64 or int16, the result's shape:
+    window.fits_result), is where the kernel writes the result when it can; the result is then `out`, else a new
+    int64 array. The function's `result_shape` is its result's (None where a MaxPool's geometry is refused: its call
+    says why). None where the choice is not a fused kernel."""
     if requantize is None or not math.prod(x_shape) or not w.values.size:
         return None
     plan, geometry = _planned(tuple(x_shape), w, w.values, group, x_bound, w.bound, strides, pads, dilations)
@@ -322,21 +328,35 @@ def bind_conv(x_shape: tuple, w: Prepared, strides, pads, dilations, group: int,
     windows = pooling_arguments and pooling.max_pool_geometry(result_shape, pooling_arguments[0],
                                                                **pooling_arguments[1])
     if not on_limbs and windows and _direct(x_shape, w, plan, geometry, K * x_bound * w.bound, requantize):
-        pooled_directly = direct.conv_kernel(tuple(x_shape), w, group, geometry, requantize, K * x_bound * w.bound,
-                                             windows)
-        return lambda x: pooled_directly(x, None)  # (the direct loop, pooling its own output)
-    if not on_limbs and pool is None:
-        return lambda x: fused(x, None, None)
+        kernel = direct.conv_kernel(tuple(x_shape), w, group, geometry, requantize, K * x_bound * w.bound,
+                                    windows)  # (the direct loop, pooling its own output)
+    elif not on_limbs and pool is None:
+        def kernel(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+            return fused(x, out, None)
+    else:
+        kernel = _convolved_then_pooled(fused, w, K, geometry, requantize, plan.path if on_limbs else None,
+                                        pooling_arguments, result_shape)
+    kernel.result_shape = result_shape if pool is None else (windows and result_shape[:2] + tuple(windows[4]))
+    return kernel
+
+
+def _convolved_then_pooled(fused, w: Prepared, K: int, geometry: tuple, requantize: Requantize, limb_float_path,
+                           pooling_arguments, result_shape: tuple):
+    """bind_conv's kernel (x, out=None) where the limb path may take the product (limb_float_path: the float path it
+    would replace; None where it never does) or a MaxPool follows outside the kernel (pooling_arguments)."""
     pooled = pooling_arguments and pooling.bind_max_pool(result_shape, pooling_arguments[0], **pooling_arguments[1])
 
-    def convolved(x: np.ndarray) -> np.ndarray:
-        result = _conv_limbs(x, w, K, None, geometry, requantize, None, plan.path) if on_limbs else None
+    def convolved(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         request = None if pooling_arguments is None else _Pool(*pooling_arguments)
+        into = None if request else out  # (`out` has the pooled shape, not the convolution's)
+        result = None
+        if limb_float_path is not None:
+            result = _conv_limbs(x, w, K, None, geometry, requantize, into, limb_float_path)
         if result is None:
-            result = fused(x, None, request)
+            result = fused(x, into, request)
         if request is None or request.done:
             return result
-        return pooled(result) if pooled else pooling.max_pool(result, request.kernel, **request.geometry)
+        return pooled(result, out) if pooled else pooling.max_pool(result, request.kernel, **request.geometry)
 
     return convolved
 

@@ -137,10 +137,10 @@ def chain_kernel(links: list) -> Callable:
 def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requantize, acc_bound: int,
                 pool: tuple | None = None) -> Callable:
     """The requantized convolution of inputs of x_shape (N, C, W) or (N, C, H, W) by a prepared weight whose sums
-    are bounded by acc_bound, as a function of (x, out) (`out`: an int64 array of the result's shape to write into,
-    or None); geometry: (strides, pads, dilations, out_shape), normalized (convolution._planned). `pool`: a 2-D max
-    pool of the result, its geometry (pooling.max_pool_geometry), taken in the same call: the result is then the
-    pooled one, in a new array."""
+    are bounded by acc_bound, as a function of (x, out=None) (`out`: an int64 or int16 array of the result's shape
+    to write into: window.fits_result); geometry: (strides, pads, dilations, out_shape), normalized
+    (convolution._planned). `pool`: a 2-D max pool of the result, its geometry (pooling.max_pool_geometry), taken in
+    the same call: the result is then the pooled one (and `out` of its shape)."""
     strides, pads, dilations, out_shape = geometry
     OC, kernel = int(w.values.shape[0]), tuple(int(k) for k in w.values.shape[2:])
     result_shape = (int(x_shape[0]), OC) + tuple(out_shape if pool is None else pool[4])
@@ -155,7 +155,7 @@ def conv_kernel(x_shape: tuple, w: "Prepared", group: int, geometry: tuple, requ
     windows = NO_POOL if pool is None else window_indices(tuple(out_shape), pool)
     geometry = (kernel, tuple(strides), tuple(dilations), tuple(pads), tuple(out_shape))
 
-    def kernel_call(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    def kernel_call(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if out is None:
             out = np.empty(result_shape, dtype=np.int64)
         loops.conv_requantize(x.reshape(image_shape), weights, *geometry, bias, shift, low, high, correct, windows,

@@ -377,13 +377,15 @@ def describe(K: int, operand_bits: int, weight_range: tuple[int, int], gemm: boo
 
 def conv2d(x, kernel, limbs: tuple[int, int], packed: LimbWeights, strides, pads, dilations, out_shape,
            requantize, out=None) -> np.ndarray:
-    """An ungrouped 2-D convolution on the limb path: x int64 (N, C, H, W), a (KH, KW) kernel whose weights
+    """An ungrouped 2-D convolution on the limb path: x int64 or int16 (N, C, H, W), a (KH, KW) kernel whose weights
     are `packed` as conv_matrix gives them, `limbs` = x_limbs of x's range -> int64 (N, OC, *out_shape),
     finished by `requantize` (or the accumulator), in `out` when given (window.fits_result)."""
     count, offset, bits = limbs
     N, C, H, W = x.shape
     K = C * kernel[0] * kernel[1]
     positions = N * out_shape[0] * out_shape[1]
+    if requantize is None or not finished_in_loop(requantize):  # (`out` takes finished values only)
+        out = None
     out = window.result_array(out, (N, packed.column_sums.shape[0]) + tuple(out_shape))
     if pointwise(kernel, strides, (H, W), out_shape):  # the rows are x's positions
         _pointwise_products(x, limbs, packed, requantize, out.reshape(out.shape[:2] + (-1,)))

@@ -35,24 +35,29 @@ def max_pool(x, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_m
 
 
 def bind_max_pool(x_shape: tuple, kernel_shape, *, strides=None, pads=None, dilations=None, ceil_mode: bool = False):
-    """max_pool(x, kernel_shape, ...) for every x of shape x_shape, as a function of x with its geometry worked out
-    and checked once (the interpreter's replays); None where max_pool does not take its compiled loop (1-D and 2-D,
-    not empty) or refuses the geometry (its call then says why)."""
+    """max_pool(x, kernel_shape, ...) for every x of shape x_shape, as a function of (x, out=None) with its geometry
+    worked out and checked once (the interpreter's replays); None where max_pool does not take its compiled loop (1-D
+    and 2-D, not empty) or refuses the geometry (its call then says why). A 2-D pool reads an int16 x as it is (a
+    replay's narrow tensor) and writes into `out` (a new C-contiguous int64 or int16 array of the result's shape)
+    when given; the result is otherwise a new int64 array."""
     if len(x_shape) not in (3, 4) or 0 in x_shape:
         return None
     geometry = _accepted_geometry(x_shape, kernel_shape, strides, pads, dilations, ceil_mode)
     if geometry is None:
         return None
     if len(x_shape) == 3:
-        return lambda x: _max_pool_compiled(_as_int64(x), *geometry)
+        return lambda x, out=None: _max_pool_compiled(_as_int64(x), *geometry)
     arguments, width, result_shape = _loop_arguments(x_shape, *geometry)  # (2-D: _pooled's, worked out once)
 
-    def pooled(x: np.ndarray) -> np.ndarray:
-        out = np.empty(result_shape, dtype=np.int64)
-        loops.max_pool(np.ascontiguousarray(x, dtype=np.int64).reshape(-1), *arguments,
-                       np.full(width, _EMPTY, dtype=np.int64), out.reshape(-1))
+    def pooled(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None or out.shape != result_shape or not out.flags.c_contiguous:
+            out = np.empty(result_shape, dtype=np.int64)
+        x = window.loop_operand(x)
+        loops.max_pool(x.reshape(-1), *arguments, np.full(width, np.iinfo(x.dtype).min, dtype=x.dtype),
+                       out.reshape(-1))
         return out
 
+    pooled.result_shape = result_shape
     return pooled
 
 

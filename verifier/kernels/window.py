@@ -140,15 +140,25 @@ def release_scratch() -> None:
 
 
 def result_array(out: np.ndarray | None, shape) -> np.ndarray:
-    """A kernel's int64 result of `shape`: the caller's `out` when given (checked by fits_result), else a new array."""
+    """A kernel's result of `shape`: the caller's `out` when given (checked by fits_result), else a new int64 array."""
     return np.empty(shape, dtype=np.int64) if out is None else out
 
 
+RESULT_TYPES = (np.dtype(np.int64), np.dtype(np.int16))  # what a kernel's `out` may be
+
+
+def loop_operand(x: np.ndarray) -> np.ndarray:
+    """x as a compiled loop reads it: C-contiguous int64, or int16 as it is (a replay's narrow tensor, replays.py;
+    the loops widen each value as they read it)."""
+    return np.ascontiguousarray(x, dtype=np.int16 if x.dtype == np.int16 else np.int64)
+
+
 def fits_result(out: np.ndarray | None, shape) -> bool:
-    """Whether `out` can take a kernel's int64 result of `shape` in place: that shape, and contiguous past its first
-    axis (a channel slice of a larger tensor: the kernels reshape their results only across those axes, which is
-    then always a view)."""
-    if out is None or out.dtype != np.int64 or out.shape != tuple(shape) or not out.flags.writeable:
+    """Whether `out` can take a kernel's finished result of `shape` in place: int64, or int16 (a replay's narrow
+    tensor: replays.py; the kernels write only their epilogue's saturated values into `out`, never an accumulator),
+    that shape, and contiguous past its first axis (a channel slice of a larger tensor: the kernels reshape their
+    results only across those axes, which is then always a view)."""
+    if out is None or out.dtype not in RESULT_TYPES or out.shape != tuple(shape) or not out.flags.writeable:
         return False
     step = out.itemsize
     for axis in range(out.ndim - 1, 0, -1):

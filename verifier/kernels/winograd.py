@@ -95,7 +95,7 @@ def plan(channels: int, x_bound: int, w_bound: int) -> GemmPlan:
 
 
 def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None, out=None) -> np.ndarray:
-    """x int64 (N, C, H, W), w int64 array or Prepared (OC, C, 3, 3) -> int64 (N, OC, *out_shape).
+    """x int64 or int16 (N, C, H, W), w int64 array or Prepared (OC, C, 3, 3) -> int64 (N, OC, *out_shape).
     plan_: plan(C, *bounds), or plan_large(x.shape, pads, *bounds) for F(4x4, 3x3); bounds = (max |x|, max |w|).
     Large images go in bands of tile rows so the transformed tiles and their products stay in cache. With
     `requantize` (epilogue.Requantize) the result is the requantized activations; when `fusable` it is folded into
@@ -113,9 +113,9 @@ def conv3x3(x, w, plan_: GemmPlan, bounds, pads, out_shape, requantize=None, out
     out_bound = 9 * C * INPUT_GROWTH * FILTER_GROWTH * bounds[0] * bounds[1]
     transform_dtype = np.float64 if out_bound < FLOAT64_EXACT else np.int64
     rounding = requantize.rounding() if fused else (False, 0.0, 0.0, 0.0, 0.0, 1.0)  # (unused unless fused)
-    out = window.result_array(out, (N, OC, OH, OW))
+    out = window.result_array(out if fused else None, (N, OC, OH, OW))  # (`out` takes finished values only)
     band = _tile_rows_per_band(U, C, N, TW, TH)
-    x = np.ascontiguousarray(x, dtype=np.int64)
+    x = window.loop_operand(x)
     for top in range(0, TH, band):
         rows = min(band, TH - top)
         V = window.scratch("winograd_input", (4, 4, N, depth, rows, TW), dtype)
@@ -142,9 +142,9 @@ def _conv3x3_large(x, w, bounds, pads, out_shape, requantize=None, out=None) -> 
     OC = U.shape[2]
     fits = requantize is not None and requantize.fits_int64(9 * C * bounds[0] * bounds[1])
     bias, rounding = integer_epilogue(requantize if fits else None, np.zeros(OC, dtype=np.int64))
-    out = window.result_array(out, (N, OC, OH, OW))
+    out = window.result_array(out if fits else None, (N, OC, OH, OW))  # (`out` takes finished values only)
     band = _tile_rows_per_band(U, C, N, TW, TH)
-    x = np.ascontiguousarray(x, dtype=np.int64)
+    x = window.loop_operand(x)
     line = window.scratch("winograd_line", (4 * TW + 2,), np.float64)
     for top in range(0, TH, band):
         rows = min(band, TH - top)

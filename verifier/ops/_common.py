@@ -78,9 +78,9 @@ def checked_range(x: np.ndarray, value_range: tuple[int, int] | None = None) -> 
     if not x.size:
         return 0, 0
     if value_range is None:
-        from verifier.kernels import loops
+        from verifier.kernels import loops, window
 
-        value_range = loops.value_range(np.asarray(x, dtype=np.int64).reshape(-1))
+        value_range = loops.value_range(window.loop_operand(x).reshape(-1))
     low, high = int(value_range[0]), int(value_range[1])
     if high > ACTIVATION_LIMIT or low < -ACTIVATION_LIMIT:
         raise OutOfRangeError(f"a matrix operand holds values beyond the 16-bit activation range "
@@ -250,6 +250,25 @@ def or_run(compute, op, attrs: dict, consts: dict):
         out = compute(inputs[0])
         return [out] if out is not None else op.run(inputs, attrs, consts)
 
+    return bound
+
+
+def narrowable(kernel, result_shape: tuple | None):
+    """A bound function (interpreter replays) [kernel(x)] of a node's first input x, where kernel(x, out=None) takes
+    an int16 x as it is and writes its result into `out` where it can (else returns a new int64 array). With a
+    result_shape it carries `narrowed`: the same values as an int16 array (replays.py: a tensor proven within 16
+    bits that only ops reading int16 read), in a new one the kernel fills, or converted where it does not."""
+
+    def bound(inputs):
+        return [kernel(inputs[0])]
+
+    def narrowed(inputs):
+        out = np.empty(result_shape, dtype=np.int16)
+        result = kernel(inputs[0], out)
+        return [out if result is out else result.astype(np.int16)]
+
+    if result_shape is not None:
+        bound.narrowed = narrowed
     return bound
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from verifier import fixedpoint
 from verifier.fixedpoint import ACT_BITS, frac_for_range, qmax
-from verifier.kernels import loops
+from verifier.kernels import loops, window
 from verifier.ops._common import checked_range
 
 
@@ -123,7 +123,8 @@ def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str, proven_bits:
                                  "the interpreter's range facts (verifier/interpreter.py) are wrong")
         if bits == ACT_BITS or (shift == 0 and -qmax(bits) <= value_range[0] and value_range[1] <= qmax(bits)):
             return x, qmax(bits), value_range  # (already narrow: produced at its 8-bit scale, output_scale)
-        out = fixedpoint.requantize(x, shift, 0, bits)  # (also a shift compile_model never sets)
+        out = fixedpoint.requantize(x.astype(np.int64, copy=False), shift, 0, bits)  # (also a shift compile_model
+        # never sets; int64 arithmetic, whatever x's integer type)
     else:
         out, value_range = _narrowed_in_one_pass(x, shift, qmax(bits))
     if not with_range:
@@ -136,5 +137,5 @@ def _narrowed_in_one_pass(x: np.ndarray, shift: int, limit: int) -> tuple[np.nda
     """(requantize(x, shift, 0, bits) saturated at +-limit, x's range checked: checked_range) by one compiled pass
     that narrows x and takes its range (kernels.loops.narrow)."""
     out = np.empty(np.shape(x), dtype=np.int64)
-    value_range = loops.narrow(np.ascontiguousarray(x, dtype=np.int64).reshape(-1), shift, limit, out.reshape(-1))
+    value_range = loops.narrow(window.loop_operand(x).reshape(-1), shift, limit, out.reshape(-1))
     return out, checked_range(x, value_range)

@@ -9,8 +9,8 @@ from verifier.kernels.convolution import bind_conv
 from verifier.kernels.pooling import pool_arguments
 from verifier.kernels.window import kernel_size, normalize, output_shape
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import (epilogue, kernel_path, prepared, quantize_const, requantize_spec, weight_frac,
-                                  window_buffer_size, window_cost, window_geometry, window_output_shape)
+from verifier.ops._common import (epilogue, kernel_path, narrowable, prepared, quantize_const, requantize_spec,
+                                  weight_frac, window_buffer_size, window_cost, window_geometry, window_output_shape)
 from verifier.ops._ranges import proven_width as _proven, saturated
 from verifier.ops._operands import (entering, narrowed, narrowing, operand_bits, operand_bound,
                                     output_scale)
@@ -63,6 +63,7 @@ class Conv:
     range_bits = staticmethod(saturated)  # (its epilogue saturates: _ranges.py)
     takes_proven_ranges = True  # run(..., proven=): operands the program proves in range go unchecked
     places_output = True  # run(..., out=) writes into the caller's array where its kernel can (interpreter.py)
+    reads_narrow = True  # run and bind's function take an int16 x as it is (replays.py)
 
     @staticmethod
     def run(inputs, attrs, consts, out=None, proven=()):
@@ -87,7 +88,7 @@ class Conv:
     @staticmethod
     def bind(shapes, attrs, consts, fixed=None, proven=()):
         """run's fast path for an input of these shapes, its kernel chosen once (interpreter replays), where the kernel
-        is a fused one (convolution.bind_conv); else None."""
+        is a fused one (convolution.bind_conv); else None. It carries `narrowed` (_common.narrowable)."""
         weight = prepared(consts["weight"])
         spec = requantize_spec(weight, attrs, consts.get("bias"), weight.shape[0])
         kernel = spec and bind_conv(shapes[0], weight, attrs["strides"], attrs["pads"], attrs["dilations"],
@@ -95,7 +96,7 @@ class Conv:
         if not kernel:
             return None
         take = entering(attrs, "x_shift", _proven(proven, 0))
-        return lambda inputs: [kernel(take(inputs[0]))]
+        return narrowable(lambda x, out=None: kernel(take(x), out), kernel.result_shape)
 
     @staticmethod
     def cost(shapes, attrs, consts):

@@ -10,6 +10,7 @@ class GlobalAveragePool:
     dims. Output frac = input frac."""
 
     range_bits = staticmethod(of_first_input)  # (rounded averages of its input: _ranges.py)
+    reads_narrow = True  # run sums an int16 input in int64 (replays.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
@@ -20,4 +21,4 @@ class GlobalAveragePool:
         x = inputs[0]
         axes = tuple(range(2, x.ndim))
         count = int(np.prod(x.shape[2:], dtype=np.int64))
-        return [rounding_divide(x.sum(axis=axes, keepdims=True), max(count, 1))]
+        return [rounding_divide(x.sum(axis=axes, keepdims=True, dtype=np.int64), max(count, 1))]

@@ -1,7 +1,7 @@
 from verifier.kernels import max_pool
 from verifier.kernels.pooling import bind_max_pool, pool_arguments
 from verifier.ops import CompileContext, Lowering
-from verifier.ops._common import auto_pads, window_cost, window_output_size
+from verifier.ops._common import auto_pads, narrowable, window_cost, window_output_size
 from verifier.ops._ranges import of_first_input
 
 
@@ -10,6 +10,7 @@ class MaxPool:
     never wins. Output frac = input frac; no rounding. The Indices output is not supported."""
 
     range_bits = staticmethod(of_first_input)  # (its values are its input's: _ranges.py)
+    reads_narrow = True  # run and bind's function take an int16 input (replays.py)
 
     @staticmethod
     def compile(ctx: CompileContext) -> Lowering:
@@ -33,7 +34,7 @@ class MaxPool:
         """run for an input of this shape, its geometry worked out and checked once (interpreter replays)."""
         kernel, geometry = pool_arguments(attrs)
         pool = bind_max_pool(tuple(shapes[0]), kernel, **geometry)
-        return None if pool is None else lambda inputs: [pool(inputs[0])]
+        return None if pool is None else narrowable(pool, getattr(pool, "result_shape", None))
 
 
 MaxPool.cost = staticmethod(window_cost)  # work: output elements times the window, plus the input

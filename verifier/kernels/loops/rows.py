@@ -87,7 +87,7 @@ def value_range(x):  # pragma: no cover - compiled
 @compiled
 def narrow(x, shift, limit, out):  # pragma: no cover - compiled
     """out = fixedpoint.requantize(x, shift, 0, bits) for shift in 0..62, limit = qmax(bits) (_requantized);
-    returns (min, max) of x, taken in the same pass. x: flat int64; out: flat int64, or any narrower signed integer
+    returns (min, max) of x, taken in the same pass. x: flat int64 (or int16: widened as read); out: flat int64, or any narrower signed integer
     type that holds +-limit (a committed output: interpreter.committed).
     (Values whose rounding would wrap int64 give garbage here; callers refuse them by the range returned.)"""
     low, high = np.iinfo(np.int64).max, np.iinfo(np.int64).min
