@@ -214,7 +214,8 @@ def _replayed(program: Program, plans: list[NodePlan], replay: Replay, cached: "
     """The replay's function under the kernel path and limb setting in force (ops bind only the fast path, and the
     limb setting decides their kernels): feeds -> outputs, or None when a node's input shapes differ from the
     recorded ones (then the same run on the metered loop gives the same result: nothing the replay did is kept)."""
-    return replay_function(replay, (kernel_path(), limbs.setting()), program, plans, cached, _meter, _outputs)
+    return replay_function(replay, (kernel_path(), limbs.setting()), program, plans, cached, _meter, _outputs,
+                           _slot)
 
 
 def _run(node: NodePlan, inputs: list, out: np.ndarray | None = None) -> list:

@@ -55,11 +55,12 @@ def run_error(node, exc: Exception) -> ProgramRunError:
 
 
 def replay_function(replay: Replay, key: tuple, program, plans: list, cached, meter: Callable,
-                    outputs: Callable) -> Callable:
+                    outputs: Callable, slot: Callable) -> Callable:
     """The replay's function for key = (kernel path, limb setting), made on first use: feeds -> outputs, or None
     when a node's input shapes (or a value-sized op's metering) differ from the recorded run's. `cached`: the
     interpreter's entry for these feed shapes; meter(node, inputs) its metering and outputs(node, index, inputs,
-    cached, pending, narrow) its run of a node that has no bound function (`narrow`: its Concat's output is int16)."""
+    cached, pending, narrow) its run of a node that has no bound function (`narrow`: its Concat's output is int16),
+    and slot(into, layouts, pending, narrow) the slice a bound node computed into a Concat's output takes."""
     made = replay.bound.get(key)
     if made is None:
         fast = key[0] == "fast"
@@ -78,22 +79,28 @@ def replay_function(replay: Replay, key: tuple, program, plans: list, cached, me
         def unbound(node, index: int, inputs: list, pending: dict, narrow: bool = False) -> list:
             return outputs(node, index, inputs, cached, pending, narrow)
 
+        def place(into: tuple, pending: dict, narrow: bool = False):
+            return slot(into, cached.layouts, pending, narrow)
+
         made = replay.bound[key] = (steps, _generated(steps, replay.start, cached.feed_names, output_names, meter,
-                                                      unbound, narrow_slots))
+                                                      unbound, place, narrow_slots))
     return made[1]
 
 
 def _bind(node, shapes: tuple, start: dict):
     """The node's op bound to these input shapes (op.bind), or None when it has no bind or declines. Inputs the
-    replay starts from (constants, cached shape-only outputs: the same values on every replay) are given as `fixed`."""
+    replay starts from (constants, cached shape-only outputs: the same values on every replay) are given as `fixed`.
+    A node computed into its Concat's output (`into`) is bound where its function `places` its result: the replay
+    then calls it with its slice (interpreter._slot)."""
     bind = getattr(node.op, "bind", None)
-    if bind is None or node.relu or node.into is not None or node.gathers:
+    if bind is None or node.relu or node.gathers:
         return None
     fixed = {position: start[name] for position, name in enumerate(node.inputs) if name and name in start}
     try:
-        return bind(shapes, node.attrs, node.consts, fixed, **node.hints)
+        bound = bind(shapes, node.attrs, node.consts, fixed, **node.hints)
     except Exception:  # (attributes a hostile program broke: the op's run, the authority, reports them)
         return None
+    return bound if node.into is None or getattr(bound, "places", False) else None
 
 
 @dataclass
@@ -157,8 +164,8 @@ def _narrow_tensors(steps: list, output_names: tuple) -> set:
                 readers.setdefault(name, []).append(node)
     narrow = set()
     for node, _, _, _, step in steps:
-        if isinstance(node, Chain) or not node.outputs or not 0 < node.width <= ACT_BITS:
-            continue
+        if isinstance(node, Chain) or not node.outputs or not 0 < node.width <= ACT_BITS or node.into is not None:
+            continue  # (a node computed into a Concat's output: its storage is the Concat's)
         name = node.outputs[0]
         makes = hasattr(step, "narrowed") if step is not None else node.gathers
         if (makes and name and name not in output_names and name in readers
@@ -179,10 +186,11 @@ def _chain_step(run: list) -> tuple:
 
 
 def _generated(steps: list, start: dict, feed_names: tuple, output_names: tuple, meter: Callable,
-               unbound: Callable, narrow_slots: set) -> Callable:
-    """Source text for the steps, compiled: one statement group per node (`narrow_slots`: the indices of the unbound
-    nodes run with narrow=True)."""
-    namespace = {"meter": meter, "unbound": unbound, "run_error": run_error, "RUN_ERRORS": RUN_ERRORS}
+               unbound: Callable, place: Callable, narrow_slots: set) -> Callable:
+    """Source text for the steps, compiled: one statement group per node (`narrow_slots`: the indices of the nodes
+    whose Concat output, made by them or their slot, is int16)."""
+    namespace = {"meter": meter, "unbound": unbound, "place": place, "run_error": run_error,
+                 "RUN_ERRORS": RUN_ERRORS}
 
     def constant(value) -> str:
         name = f"k{len(namespace)}"
@@ -213,10 +221,12 @@ def _generated(steps: list, start: dict, feed_names: tuple, output_names: tuple,
         if metered is not None:  # (its output size follows from values: metered again)
             lines.append(f"    if meter({node_name}, {inputs}) != {constant(metered)}:")
             lines.append("        return None")
+        narrow = ", True" * (index in narrow_slots)
         if step is None:
-            lines.append(f"    out = unbound({node_name}, {index}, {inputs}, pending{', True' * (index in narrow_slots)})")
+            lines.append(f"    out = unbound({node_name}, {index}, {inputs}, pending{narrow})")
         else:
-            lines += ["    try:", f"        out = {constant(step)}({inputs})", "    except RUN_ERRORS as exc:",
+            into = "" if getattr(node, "into", None) is None else f", place({constant(node.into)}, pending{narrow})"
+            lines += ["    try:", f"        out = {constant(step)}({inputs}{into})", "    except RUN_ERRORS as exc:",
                       f"        raise run_error({node_name}, exc) from exc"]
         for position, name in enumerate(node.outputs):
             if name:

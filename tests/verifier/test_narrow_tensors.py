@@ -19,6 +19,7 @@ from verifier.fixedpoint import qmax
 from verifier.kernels import conv, limbs, prepare
 from verifier.kernels.convolution import bind_conv
 from verifier.kernels.epilogue import Requantize
+from verifier.ops import conv as conv_op
 from verifier.ops.maxpool import MaxPool
 
 Q15 = qmax(16)
@@ -152,21 +153,29 @@ def program(request):
 
 
 def _narrow_made(program, feeds, monkeypatch) -> tuple:
-    """(the tensors the fast replay of these feeds keeps narrow, (op, dtype of its first input) per unbound node it
-    ran, the third run's result)."""
+    """(the tensors the fast replay of these feeds keeps narrow, (dtype of x, dtype of out or None) per call of a bound
+    convolution, the third run's result)."""
     chosen, read = set(), []
-    choose, outputs = replays._narrow_tensors, interpreter._outputs
+    choose, bind = replays._narrow_tensors, conv_op.bind_conv
 
     def recording_choice(steps, output_names):
         chosen.update(choose(steps, output_names))
         return chosen
 
-    def recording_outputs(node, index, inputs, cached, pending, narrow=False):
-        read.append((node.op.__name__, None if inputs[0] is None else inputs[0].dtype))
-        return outputs(node, index, inputs, cached, pending, narrow)
+    def recording_bind(*arguments, **keywords):
+        kernel = bind(*arguments, **keywords)
+        if kernel is None:
+            return None
+
+        def reading(x, out=None):
+            read.append((x.dtype, None if out is None else out.dtype))
+            return kernel(x, out)
+
+        reading.result_shape = kernel.result_shape
+        return reading
 
     monkeypatch.setattr(replays, "_narrow_tensors", recording_choice)
-    monkeypatch.setattr(interpreter, "_outputs", recording_outputs)
+    monkeypatch.setattr(conv_op, "bind_conv", recording_bind)
     session = InferenceSession(Program.from_bytes(program.to_bytes()))  # (its own replays, made here)
     for _ in range(3):
         result = session.run_fixed(feeds)
@@ -198,7 +207,7 @@ def test_a_replay_keeps_narrow_the_tensors_only_narrow_readers_read(program, mon
     assert [readers[name] for name in sorted(chosen, key=made.get)] == [["MaxPool"], ["Conv", "Conv"]]
     assert all(set(readers[name]) <= {"Conv", "MaxPool", "GlobalAveragePool", "Concat"} for name in chosen)
     assert not chosen & {info.name for info in program.outputs}
-    assert ("Conv", np.dtype(np.int16)) in read  # (the expands, unbound, read the squeeze's output narrow)
+    assert (np.int16, np.int16) in read  # (an expand reads the squeeze's output narrow, into the Concat's slice)
 
 
 @pytest.mark.parametrize("scale", [1.0, 60.0, -60.0])  # (large inputs saturate the activations: int16's edge)

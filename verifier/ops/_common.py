@@ -6,6 +6,7 @@ import numpy as np
 
 from verifier.errors import OutOfRangeError
 from verifier.fixedpoint import ACT_BITS, WEIGHT_BITS, frac_for_range, qmax, quantize, requantize, round_shift
+from verifier.kernels import window
 
 MAX_SHIFT = 62
 ACTIVATION_LIMIT = qmax(ACT_BITS)  # |value| of every fixed-point activation (checked_range)
@@ -78,7 +79,7 @@ def checked_range(x: np.ndarray, value_range: tuple[int, int] | None = None) -> 
     if not x.size:
         return 0, 0
     if value_range is None:
-        from verifier.kernels import loops, window
+        from verifier.kernels import loops
 
         value_range = loops.value_range(window.loop_operand(x).reshape(-1))
     low, high = int(value_range[0]), int(value_range[1])
@@ -257,10 +258,14 @@ def narrowable(kernel, result_shape: tuple | None):
     """A bound function (interpreter replays) [kernel(x)] of a node's first input x, where kernel(x, out=None) takes
     an int16 x as it is and writes its result into `out` where it can (else returns a new int64 array). With a
     result_shape it carries `narrowed`: the same values as an int16 array (replays.py: a tensor proven within 16
-    bits that only ops reading int16 read), in a new one the kernel fills, or converted where it does not."""
+    bits that only ops reading int16 read), in a new one the kernel fills, or converted where it does not; and it
+    `places` its result: bound(inputs, out) computes it into `out` (a Concat's slice: window.fits_result) where the
+    kernel can."""
 
-    def bound(inputs):
-        return [kernel(inputs[0])]
+    def bound(inputs, out=None):
+        if out is not None and not window.fits_result(out, result_shape):
+            out = None
+        return [kernel(inputs[0], out)]
 
     def narrowed(inputs):
         out = np.empty(result_shape, dtype=np.int16)
@@ -268,7 +273,7 @@ def narrowable(kernel, result_shape: tuple | None):
         return [out if result is out else result.astype(np.int16)]
 
     if result_shape is not None:
-        bound.narrowed = narrowed
+        bound.narrowed, bound.places = narrowed, True
     return bound
 
 
