@@ -220,3 +220,19 @@ def test_narrow_replays_give_the_reference_bits(program, scale, monkeypatch):
     integers = integer_feeds(program, feeds)
     metered, replayed = interpreter.execute(program, integers, replay=False), interpreter.execute(program, integers)
     assert all(np.array_equal(metered[name], replayed[name]) for name in metered)
+
+
+@pytest.mark.parametrize("shift", [0, 1, 7, 9])
+@pytest.mark.parametrize("proven", [0, 16])
+def test_an_int16_operand_enters_an_8_bit_product_as_its_int64_values_do(shift, proven):
+    """The 8-bit narrowing of a run-time operand (its fast pass, a bound kernel's `entering`, the reference's) reads
+    int16 as it reads int64."""
+    from verifier.ops._operands import entering, narrowed
+
+    x = edge_values(np.random.default_rng(shift), (3, 50), Q15)
+    attrs = {"operand_bits": 8, "x_shift": shift}
+    for path in ("fast", "reference"):
+        wide, narrow = (narrowed(v, attrs, "x_shift", path, proven) for v in (x, x.astype(np.int16)))
+        assert np.array_equal(wide[0], narrow[0]) and wide[1:] == narrow[1:]
+    take = entering(attrs, "x_shift", proven)
+    assert np.array_equal(take(x.astype(np.int16)), take(x))

@@ -123,8 +123,7 @@ def narrowed(x: np.ndarray, attrs: dict, shift_key: str, path: str, proven_bits:
                                  "the interpreter's range facts (verifier/interpreter.py) are wrong")
         if bits == ACT_BITS or (shift == 0 and -qmax(bits) <= value_range[0] and value_range[1] <= qmax(bits)):
             return x, qmax(bits), value_range  # (already narrow: produced at its 8-bit scale, output_scale)
-        out = fixedpoint.requantize(x.astype(np.int64, copy=False), shift, 0, bits)  # (also a shift compile_model
-        # never sets; int64 arithmetic, whatever x's integer type)
+        out = fixedpoint.requantize(x, shift, 0, bits)  # (also a shift compile_model never sets)
     else:
         out, value_range = _narrowed_in_one_pass(x, shift, qmax(bits))
     if not with_range:

@@ -20,7 +20,7 @@ class Concat:
         return Lowering(out_fracs=[out_frac], attrs={"axis": axis, "fracs": fracs, "out_frac": out_frac})
 
     joins_in_place = True  # inputs may be computed straight into their slices of the output (interpreter.py)
-    reads_narrow = True  # run takes int16 inputs (replays.py); its output is then int16 where all of them are
+    reads_narrow = True  # run takes int16 inputs (replays.py): it copies them, or requantizes them in int64
 
     @staticmethod
     def range_bits(attrs, inputs) -> int:
@@ -40,7 +40,6 @@ class Concat:
     @staticmethod
     def run(inputs, attrs, consts):
         if "fracs" in attrs:
-            inputs = [x if f == attrs["out_frac"] else requantize(x.astype(np.int64, copy=False), f, attrs["out_frac"],
-                                                                  ACT_BITS)
+            inputs = [x if f == attrs["out_frac"] else requantize(x, f, attrs["out_frac"], ACT_BITS)
                       for x, f in zip(inputs, attrs["fracs"])]
         return [np.concatenate(inputs, axis=attrs["axis"])]
